@@ -1,0 +1,201 @@
+"""The Python API: load, predict, generate, evaluate and train without Typer or Rich.
+
+    import charnext
+    result = charnext.train("hihello", out="hi.pt", steps=200)
+    ckpt = charnext.load("hi.pt")
+    charnext.predict(ckpt, "hihell").prediction       # 'ihello'
+    charnext.generate(ckpt, "h", length=20)            # ['ihello...']
+    charnext.evaluate(ckpt, "hihello").bits_per_char
+
+The command line is a thin layer over exactly these functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from charnext.checkpoint import Checkpoint
+from charnext.checkpoint import load as _load_checkpoint
+from charnext.config import Cell, ModelConfig, SampleConfig, TrainConfig
+from charnext.errors import ConfigError
+from charnext.evaluate import EvalResult, evaluate_lines, evaluate_stream
+from charnext.loss import sequence_loss
+from charnext.model import CharModel as Model
+from charnext.predict import StepPrediction, predict_steps
+from charnext.predict import generate as _generate
+from charnext.train import Event, Trainer, TrainResult
+from charnext.vocab import Vocab
+
+__all__ = [
+    "Cell",
+    "Checkpoint",
+    "EvalResult",
+    "Model",
+    "ModelConfig",
+    "PredictResult",
+    "SampleConfig",
+    "TrainConfig",
+    "TrainResult",
+    "Vocab",
+    "evaluate",
+    "generate",
+    "generate_stream",
+    "load",
+    "predict",
+    "sequence_loss",
+    "train",
+]
+
+NEWLINE = "\n"
+
+
+def load(path: str | Path = "checkpoint.pt", device: str = "cpu") -> Checkpoint:
+    """Load a checkpoint (safely: no code in it runs) with its model on `device` (auto/cpu/...)."""
+    from charnext.device import resolve_device
+
+    return _load_checkpoint(path, resolve_device(device))
+
+
+def _text_for(ckpt: Checkpoint, text: str, skip_unknown: bool) -> tuple[str, list[str]]:
+    """The text with unknown characters dropped (if allowed), and the dropped characters."""
+    unknown = ckpt.vocab.unknown(text)
+    if unknown and not skip_unknown:
+        ckpt.vocab.encode(text)  # raises UnknownCharactersError with the standard message
+    if unknown:
+        text = "".join(c for c in text if c in ckpt.vocab)
+    return text, unknown
+
+
+@dataclass
+class PredictResult:
+    """Per-step predictions for a prefix."""
+
+    steps: list[StepPrediction]  # one per prefix character
+    skipped: list[str] = field(default_factory=list)  # unknown characters dropped from the prefix
+
+    @property
+    def prediction(self) -> str:
+        """The decoded prediction after each step (`ihello` for `hihell`)."""
+        return "".join(s.predicted for s in self.steps)
+
+    def to_dict(self) -> dict:
+        """Plain values, for JSON."""
+        return {
+            "prediction": self.prediction,
+            "steps": [
+                {
+                    "input": s.input,
+                    "predicted": s.predicted,
+                    "probability": s.probability,
+                    "top": [{"char": c, "probability": p} for c, p in s.top],
+                }
+                for s in self.steps
+            ],
+            "skipped": self.skipped,
+        }
+
+
+def predict(ckpt: Checkpoint, prefix: str, top_k: int = 3, skip_unknown: bool = False) -> PredictResult:
+    """Feed `prefix` one character at a time; the prediction and top-k after each."""
+    prefix, skipped = _text_for(ckpt, prefix, skip_unknown)
+    return PredictResult(predict_steps(ckpt.model, ckpt.vocab, prefix, top_k), skipped)
+
+
+def _line_mode(ckpt: Checkpoint) -> bool:
+    return bool(ckpt.train_config.get("lines"))
+
+
+def generate_stream(
+    ckpt: Checkpoint,
+    prefix: str = "",
+    length: int = 200,
+    sample: SampleConfig | None = None,
+    num_samples: int = 1,
+    skip_unknown: bool = False,
+) -> Iterator[list[str]]:
+    """Yield the next character of each sample, `length` times (state carried forward).
+
+    A line-mode checkpoint stops each sample at the end of its line.
+    """
+    if length < 0 or num_samples < 1:
+        raise ConfigError("length must be 0 or more and num-samples at least 1")
+    prefix, _ = _text_for(ckpt, prefix, skip_unknown)
+    stop = NEWLINE if _line_mode(ckpt) else None
+    yield from _generate(ckpt.model, ckpt.vocab, prefix, length, sample, num_samples, stop)
+
+
+def generate(
+    ckpt: Checkpoint,
+    prefix: str = "",
+    length: int = 200,
+    sample: SampleConfig | None = None,
+    num_samples: int = 1,
+    skip_unknown: bool = False,
+) -> list[str]:
+    """`num_samples` continuations of `prefix`, each up to `length` characters."""
+    out = [""] * num_samples
+    for chars in generate_stream(ckpt, prefix, length, sample, num_samples, skip_unknown):
+        out = [o + c for o, c in zip(out, chars)]
+    if _line_mode(ckpt):
+        out = [o.rstrip(NEWLINE) for o in out]
+    return out
+
+
+@dataclass
+class Evaluation(EvalResult):
+    """EvalResult plus the characters skipped as unknown."""
+
+    skipped: int = 0  # characters dropped because the vocabulary lacks them
+    skipped_chars: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """Plain values, for JSON."""
+        return {**super().to_dict(), "skipped": self.skipped, "skipped_chars": self.skipped_chars}
+
+
+def evaluate(ckpt: Checkpoint, text: str, skip_unknown: bool = False, precision: str = "fp32") -> Evaluation:
+    """Loss (nats/char), bits/char, perplexity and accuracy of the checkpoint on `text`."""
+    from charnext.data import text_lines
+    from charnext.device import resolve_precision
+
+    kept, unknown = _text_for(ckpt, text, skip_unknown)
+    skipped = len(text) - len(kept)
+    device = ckpt.model.head.weight.device
+    precision = resolve_precision(precision, device)
+    if _line_mode(ckpt):
+        lines = [ckpt.vocab.encode(line) for line in text_lines(kept)]
+        r = evaluate_lines(ckpt.model, lines, ckpt.vocab.chars.index(NEWLINE), precision=precision)
+    else:
+        if len(kept) < 2:
+            raise ConfigError("the text has fewer than 2 known characters; nothing to evaluate")
+        r = evaluate_stream(ckpt.model, ckpt.vocab.encode(kept), precision=precision)
+    return Evaluation(r.loss, r.accuracy, r.characters, skipped, unknown)
+
+
+def train(
+    text: str,
+    out: str | Path | None = "checkpoint.pt",
+    *,
+    model: ModelConfig | None = None,
+    config: TrainConfig | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    **options,
+) -> TrainResult:
+    """Train a model on `text` and write it to `out` (None: keep it in memory only).
+
+    `options` are ModelConfig fields (cell, hidden_size, num_layers, embedding_size, dropout)
+    and TrainConfig fields (steps, lr, seq_len, ...). `on_event` receives each event.
+    """
+    model_fields = set(ModelConfig.__dataclass_fields__) - {"vocab_size"}
+    model_options = {k: v for k, v in options.items() if k in model_fields}
+    train_options = {k: v for k, v in options.items() if k not in model_fields}
+    config = config or TrainConfig(**train_options)
+    trainer = Trainer.new(text, model, config, out, **model_options)
+    for event in trainer.run():
+        if on_event is not None:
+            on_event(event)
+    result = trainer.result
+    result.model = trainer.model  # type: ignore[attr-defined]
+    return result

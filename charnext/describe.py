@@ -1,0 +1,50 @@
+"""What a checkpoint holds, as plain data (for `charnext inspect` and its JSON)."""
+
+from __future__ import annotations
+
+import math
+
+from charnext.checkpoint import Checkpoint
+
+
+def _finite(values: list) -> list:
+    return [v if isinstance(v, (int, float)) and math.isfinite(v) else None for v in values]
+
+
+def describe(ckpt: Checkpoint) -> dict:
+    """Model, vocabulary, training and history of a checkpoint, as JSON-ready values."""
+    raw, model = ckpt.raw, ckpt.model
+    history = ckpt.history
+    summary = ckpt.summary
+    losses = [v for v in history.get("loss", []) if isinstance(v, float) and math.isfinite(v)]
+    val = [v for v in history.get("val_loss", []) if isinstance(v, float) and math.isfinite(v)]
+    return {
+        "path": str(ckpt.path) if ckpt.path else None,
+        "format_version": raw.get("format_version"),
+        "charnext_version": raw.get("charnext_version"),
+        "created": raw.get("created"),
+        "model": {
+            **model.config.to_dict(),
+            "parameters": model.num_parameters(),
+            "layers": [{"name": n, "shape": list(s), "parameters": c} for n, s, c in model.parameter_table()],
+        },
+        "vocabulary": list(ckpt.vocab.chars),
+        "vocabulary_counts": raw.get("vocab_counts"),
+        "training": {
+            "steps": ckpt.step,
+            "final_loss": losses[-1] if losses else None,
+            "best_loss": min(losses) if losses else None,
+            "accuracy": summary.get("accuracy"),
+            "val_loss": val[-1] if val else None,
+            "best_val_loss": min(val) if val else None,
+            "elapsed": summary.get("elapsed"),
+            "device": summary.get("device"),
+            "precision": summary.get("precision"),
+            "text": raw.get("text"),
+            "config": ckpt.train_config,
+            "resumable": isinstance(raw.get("resume"), dict) and raw.get("optimizer") is not None,
+        },
+        "history": _finite(history.get("loss", [])),
+        "history_steps": history.get("step", []),
+        "validation": {"steps": history.get("val_step", []), "loss": _finite(history.get("val_loss", []))},
+    }

@@ -1,0 +1,54 @@
+"""Choosing the device and the numeric precision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from charnext.config import DeviceName, Precision
+from charnext.errors import DeviceError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """`auto` picks CUDA, then MPS, then the CPU; an explicit device must be available."""
+    name = DeviceName(name).value
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("--device cuda was asked for, but this torch sees no CUDA GPU")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError("--device mps was asked for, but this machine has no usable MPS device")
+    return torch.device(name)
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True where the CPU computes bfloat16 natively (AVX512-BF16 or AMX), so autocast pays."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " amx_bf16" in flags or " avx512_bf16" in flags
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """`auto` picks bf16 where the device runs it fast, else fp32 (measured: see the README)."""
+    name = Precision(name).value
+    if name != "auto":
+        if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise DeviceError("this GPU does not support bfloat16; use --precision fp32")
+        return name
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        return "bf16" if cpu_has_fast_bf16() else "fp32"
+    return "fp32"
+
+
+def autocast(device: torch.device, precision: str):
+    """The autocast context for a forward pass at `precision`."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")

@@ -1,0 +1,39 @@
+"""Errors a user can act on. The CLI prints their message on one line and exits non-zero."""
+
+from __future__ import annotations
+
+
+class CharnextError(Exception):
+    """Base class for every error charnext reports to a user."""
+
+    exit_code = 1
+
+
+class TextError(CharnextError):
+    """The training or evaluation text is unusable (empty, too short, not UTF-8, missing)."""
+
+
+class UnknownCharactersError(CharnextError):
+    """A text holds characters the vocabulary does not know."""
+
+    def __init__(self, message: str, unknown: list[str]):
+        super().__init__(message)
+        self.unknown = unknown
+
+
+class CheckpointError(CharnextError):
+    """A checkpoint is missing, corrupt, hostile or from an unsupported version."""
+
+
+class ConfigError(CharnextError):
+    """An option or a combination of options makes no sense."""
+
+
+class DeviceError(CharnextError):
+    """The requested device is not available on this machine."""
+
+
+class Interrupted(CharnextError):
+    """Training was interrupted by the user (Ctrl-C); a resumable checkpoint was written."""
+
+    exit_code = 130

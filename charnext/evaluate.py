@@ -1,0 +1,128 @@
+"""Loss, bits per character and accuracy of a model on a text, carrying the state through."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from charnext.data import pad_lines
+from charnext.device import autocast
+from charnext.model import CharModel
+
+LN2 = math.log(2)
+
+
+@dataclass
+class EvalResult:
+    """How well a model predicts a text."""
+
+    loss: float  # mean negative log-likelihood, nats per character
+    accuracy: float  # fraction of characters predicted exactly (argmax)
+    characters: int  # characters scored
+
+    @property
+    def bits_per_char(self) -> float:
+        """Loss in bits per character."""
+        return self.loss / LN2
+
+    @property
+    def perplexity(self) -> float:
+        """exp(loss)."""
+        return math.exp(min(self.loss, 700.0))
+
+    def to_dict(self) -> dict:
+        """Plain values, for JSON."""
+        return {
+            "loss": self.loss,
+            "bits_per_char": self.bits_per_char,
+            "perplexity": self.perplexity,
+            "accuracy": self.accuracy,
+            "characters": self.characters,
+        }
+
+
+@torch.no_grad()
+def evaluate_stream(
+    model: CharModel,
+    data: torch.Tensor,
+    *,
+    device: torch.device | None = None,
+    precision: str = "fp32",
+    chunks: int = 32,
+    seq_len: int = 256,
+    warmup: int = 256,
+) -> EvalResult:
+    """Score every character of `data` but the first, given all that comes before it.
+
+    The text is cut into `chunks` parallel pieces read left to right with the state carried;
+    each piece but the first is first warmed up on the `warmup` characters before it (not
+    scored), so the result matches one sequential pass closely at a fraction of the time.
+    """
+    device = device or model.head.weight.device
+    was_training = model.training
+    model.eval()
+    n = len(data) - 1  # scored positions
+    if n < 1:
+        return EvalResult(float("nan"), float("nan"), 0)
+    chunks = max(1, min(chunks, n // max(seq_len, 1)))
+    size = math.ceil(n / chunks)
+    starts = list(range(0, n, size))
+    chunks = len(starts)
+    w = min(warmup, starts[1]) if chunks > 1 else 0
+    # row c holds inputs data[lo:end] with lo = s - w (warm-up, not scored) and targets shifted
+    # by one; the first row has no warm-up and starts from the zero state like a plain pass.
+    span = w + size
+    x = torch.zeros(chunks, span, dtype=torch.long)
+    y = torch.zeros(chunks, span, dtype=torch.long)
+    m = torch.zeros(chunks, span)  # 1 where a position is scored
+    for c, s in enumerate(starts):
+        lo, end = max(0, s - w), min(s + size, n)
+        x[c, : end - lo] = data[lo:end].long()
+        y[c, : end - lo] = data[lo + 1 : end + 1].long()
+        m[c, s - lo : end - lo] = 1.0
+    total, correct, count = 0.0, 0.0, 0.0
+    state = None
+    for t0 in range(0, span, seq_len):
+        xs, ys, ms = (a[:, t0 : t0 + seq_len].to(device) for a in (x, y, m))
+        with autocast(device, precision):
+            logits, state = model(xs, state)
+        nll = F.cross_entropy(logits.float().transpose(1, 2), ys, reduction="none")  # (C, t)
+        total += float((nll * ms).sum())
+        correct += float(((logits.argmax(-1) == ys).float() * ms).sum())
+        count += float(ms.sum())
+    model.train(was_training)
+    return EvalResult(total / count, correct / count, int(count))
+
+
+@torch.no_grad()
+def evaluate_lines(
+    model: CharModel,
+    lines: list[torch.Tensor],
+    boundary: int,
+    *,
+    device: torch.device | None = None,
+    precision: str = "fp32",
+    batch_size: int = 512,
+) -> EvalResult:
+    """Score lines as line mode trains them: each from the zero state, its end included."""
+    device = device or model.head.weight.device
+    was_training = model.training
+    model.eval()
+    total, correct, count = 0.0, 0.0, 0.0
+    order = sorted(range(len(lines)), key=lambda i: len(lines[i]))  # similar lengths together
+    for b in range(0, len(order), batch_size):
+        batch = pad_lines([lines[i] for i in order[b : b + batch_size]], boundary)
+        x, y, wts = batch.x.to(device), batch.y.to(device), batch.weights.to(device)
+        with autocast(device, precision):
+            logits, _ = model(x)
+        nll = F.cross_entropy(logits.float().transpose(1, 2), y, reduction="none")
+        total += float((nll * wts).sum())
+        correct += float(((logits.argmax(-1) == y).float() * wts).sum())
+        count += float(wts.sum())
+    model.train(was_training)
+    if not count:
+        return EvalResult(float("nan"), float("nan"), 0)
+    return EvalResult(total / count, correct / count, int(count))

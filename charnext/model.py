@@ -1,0 +1,70 @@
+"""The character model: input encoding, a recurrent cell (RNN, GRU or LSTM) and a linear head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from charnext.config import Cell, ModelConfig
+
+_CELLS = {Cell.rnn: nn.RNN, Cell.gru: nn.GRU, Cell.lstm: nn.LSTM}
+
+
+class CharModel(nn.Module):
+    """idx (B, T) -> logits (B, T, vocab), with a recurrent state carried between calls.
+
+    The state is one tensor (num_layers, B, state_size) for every cell: the LSTM's (h, c) pair
+    is concatenated on the last axis, so callers never branch on the cell type.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        self.embedding = nn.Embedding(c.vocab_size, c.embedding_size) if c.embedding_size else None
+        input_size = c.embedding_size or c.vocab_size
+        self.rnn = _CELLS[c.cell](
+            input_size,
+            c.hidden_size,
+            c.num_layers,
+            batch_first=True,
+            dropout=c.dropout if c.num_layers > 1 else 0.0,
+        )
+        self.drop = nn.Dropout(c.dropout)
+        self.head = nn.Linear(c.hidden_size, c.vocab_size)
+
+    @property
+    def state_size(self) -> int:
+        """Width of the state tensor's last axis."""
+        return self.config.hidden_size * (2 if self.config.cell is Cell.lstm else 1)
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> torch.Tensor:
+        """The zero state, (num_layers, B, state_size)."""
+        device = device if device is not None else self.head.weight.device
+        return torch.zeros(self.config.num_layers, batch_size, self.state_size, device=device)
+
+    def forward(
+        self, idx: torch.Tensor, state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """idx (B, T) integer, state (L, B, S) or None -> logits (B, T, V), new state (L, B, S)."""
+        idx = idx.long()
+        if self.embedding is not None:
+            x = self.embedding(idx)  # (B, T, E)
+        else:
+            x = nn.functional.one_hot(idx, self.config.vocab_size).to(self.head.weight.dtype)
+        if self.config.cell is Cell.lstm:
+            hx = None if state is None else tuple(s.contiguous() for s in state.chunk(2, dim=-1))
+            out, (h, c) = self.rnn(x, hx)  # out (B, T, H)
+            new_state = torch.cat([h, c], dim=-1)
+        else:
+            out, new_state = self.rnn(x, state)
+        logits = self.head(self.drop(out))  # (B, T, V)
+        return logits, new_state
+
+    def num_parameters(self) -> int:
+        """Trainable parameter count."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def parameter_table(self) -> list[tuple[str, tuple[int, ...], int]]:
+        """(name, shape, count) of every parameter tensor, in module order."""
+        return [(n, tuple(p.shape), p.numel()) for n, p in self.named_parameters()]
