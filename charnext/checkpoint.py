@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,7 +140,9 @@ def load_raw(path: str | Path) -> dict:
     try:
         # weights_only=True: the unpickler accepts tensors and plain values only, so a hostile
         # file cannot run code; anything it refuses is reported as not a charnext checkpoint.
-        raw = torch.load(path, weights_only=True, map_location="cpu")
+        with warnings.catch_warnings():  # torch warns about odd pickles; we report them ourselves
+            warnings.simplefilter("ignore")
+            raw = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as e:  # noqa: BLE001 - every failure here means "unusable file"
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "weights_only" in str(e) or "Unsupported global" in str(e) or "Unpickler" in str(e):

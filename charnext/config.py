@@ -50,7 +50,10 @@ class ModelConfig:
     dropout: float = 0.0  # dropout between recurrent layers and before the head, 0..1
 
     def __post_init__(self) -> None:
-        self.cell = Cell(self.cell)
+        try:
+            self.cell = Cell(self.cell)
+        except ValueError:
+            raise ConfigError(f"unknown cell {self.cell!r}; choose rnn, gru or lstm") from None
         for name in ("vocab_size", "hidden_size", "num_layers"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")

@@ -149,8 +149,8 @@ def train_summary(out: Console, r) -> None:
     """The table printed after training (a TrainResult)."""
     t = Table(title="training done" if r.reason != "interrupted" else "training interrupted",
               box=box.SIMPLE_HEAD, show_header=False, title_justify="left")  # fmt: skip
-    t.add_column(style="cyan")
-    t.add_column()
+    t.add_column(style="cyan", no_wrap=True)
+    t.add_column(overflow="fold")
     stopped = {"steps": "step budget reached", "max-time": "time budget reached",
                "patience": "no validation improvement (patience)", "interrupted": "Ctrl-C"}  # fmt: skip
     t.add_row("steps", f"{r.steps:,} ({stopped.get(r.reason, r.reason)})")

@@ -1,0 +1,138 @@
+"""Behaviour: models learn, runs resume bitwise, line mode, validation, init-from."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from charnext import api
+from charnext import checkpoint as ckpt
+from charnext.config import TrainConfig
+from charnext.errors import ConfigError, TextError, UnknownCharactersError
+from charnext.predict import SampleConfig
+from charnext.train import StepEvent, Trainer, best_path, lr_at
+
+SMALL = dict(hidden_size=32, num_layers=1, embedding_size=8)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_each_cell_learns_hihello(cell, tmp_path):
+    result = api.train("hihello", tmp_path / "m.pt", cell=cell, hidden_size=32, steps=150, lr=1e-2)
+    assert result.accuracy == 1.0
+    model = api.load(tmp_path / "m.pt")
+    assert api.predict(model, "hihell").prediction == "ihello"
+
+
+def test_default_one_hot_lecture_model_learns(tmp_path):
+    api.train("hihello", tmp_path / "m.pt", embedding_size=0, hidden_size=16, num_layers=1, steps=200, lr=1e-2)
+    assert api.predict(api.load(tmp_path / "m.pt"), "hihell").prediction == "ihello"
+
+
+def test_korean(tmp_path):
+    api.train("안녕하세요안녕", tmp_path / "k.pt", steps=150, lr=1e-2, **SMALL)
+    assert api.predict(api.load(tmp_path / "k.pt"), "안녕하세요안").prediction == "녕하세요안녕"
+
+
+def test_same_seed_same_weights(tmp_path):
+    a = api.train("hihello", tmp_path / "a.pt", steps=20, seed=3, **SMALL)
+    b = api.train("hihello", tmp_path / "b.pt", steps=20, seed=3, **SMALL)
+    assert a.loss == b.loss
+    sa, sb = ckpt.load(tmp_path / "a.pt").model.state_dict(), ckpt.load(tmp_path / "b.pt").model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_too_short_text():
+    with pytest.raises(TextError, match="at least 2"):
+        api.train("x", None)
+    with pytest.raises(TextError):
+        api.train("", None)
+
+
+@pytest.mark.parametrize("bad", [dict(steps=0), dict(seq_len=-1), dict(lr=0), dict(val_fraction=1.5)])
+def test_nonsense_options(bad):
+    with pytest.raises(ConfigError):
+        TrainConfig(**bad)
+
+
+def test_schedule_warms_up_then_decays():
+    c = TrainConfig(lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
+    assert lr_at(c, 0, 0.0) < lr_at(c, 9, 0.0) < 1.0
+    assert lr_at(c, 10, 0.0) == pytest.approx(1.0)
+    assert lr_at(c, 500, 0.5) == pytest.approx(0.55)
+    assert lr_at(c, 1000, 1.0) == pytest.approx(0.1)
+
+
+def test_validation_split_and_best_checkpoint(poem, tmp_path):
+    out = tmp_path / "p.pt"
+    config = TrainConfig(steps=30, seq_len=32, batch_size=8, val_fraction=0.2, eval_every=10)
+    trainer = Trainer.new(poem, None, config, out, **SMALL)
+    events = list(trainer.run())
+    evals = [e for e in events if type(e).__name__ == "EvalEvent"]
+    assert [e.step for e in evals] == [10, 20, 30]
+    assert trainer.val_chars == int(len(poem) * 0.2)
+    assert trainer.train_chars + trainer.val_chars == len(poem)
+    assert best_path(out).exists()
+    raw = ckpt.load_raw(out)
+    assert raw["history"]["val_step"] == [10, 20, 30]
+    assert raw["summary"]["best_val_loss"] == min(raw["history"]["val_loss"])
+
+
+def _weights(path):
+    return ckpt.load(path).model.state_dict()
+
+
+@pytest.mark.parametrize("random_windows", [False, True])
+def test_resume_is_bitwise_identical(poem, tmp_path, random_windows):
+    config = TrainConfig(
+        steps=24, seq_len=16, batch_size=4, val_fraction=0.1, eval_every=5, random_windows=random_windows
+    )
+    opts = dict(hidden_size=24, num_layers=2, embedding_size=8, dropout=0.1)
+    straight = Trainer.new(poem, None, config, tmp_path / "straight.pt", **opts)
+    list(straight.run())
+
+    first = Trainer.new(poem, None, config, tmp_path / "split.pt", **opts)
+    for event in first.run():
+        if isinstance(event, StepEvent) and event.step == 11:
+            first.stop()
+    assert first.result.reason == "interrupted" and first.result.steps == 11
+    second = Trainer.resume(tmp_path / "split.pt", poem)
+    list(second.run())
+    assert second.result.steps == 24
+    a, b = _weights(tmp_path / "straight.pt"), _weights(tmp_path / "split.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_refuses_another_text(poem, tmp_path):
+    api.train(poem, tmp_path / "p.pt", steps=2, **SMALL)
+    with pytest.raises(TextError, match="init-from"):
+        Trainer.resume(tmp_path / "p.pt", poem + "more")
+
+
+def test_line_mode_learns_names(names, tmp_path):
+    result = api.train(names, tmp_path / "n.pt", lines=True, steps=150, lr=1e-2, batch_size=16, **SMALL)
+    assert result.val_loss is not None  # 120 lines: 10% held out
+    model = api.load(tmp_path / "n.pt")
+    samples = api.generate(model, "", 30, SampleConfig(temperature=0.5, seed=0), num_samples=5)
+    assert all("\n" not in s and s for s in samples)
+    assert api.predict(model, "isabell").prediction.endswith("a")
+
+
+def test_init_from_and_extend_vocab(tmp_path):
+    api.train("hihello", tmp_path / "a.pt", steps=5, **SMALL)
+    with pytest.raises(UnknownCharactersError, match="extend-vocab"):
+        Trainer.new("hello world", init_from=tmp_path / "a.pt", out=None)
+    trainer = Trainer.new("hello world", init_from=tmp_path / "a.pt", extend_vocab=True, out=tmp_path / "b.pt")
+    assert trainer.vocab.chars[:5] == ("h", "i", "e", "l", "o")
+    assert set(trainer.vocab.chars[5:]) == {" ", "w", "r", "d"}
+    old = ckpt.load(tmp_path / "a.pt").model.state_dict()
+    new = trainer.model.state_dict()
+    assert torch.equal(new["embedding.weight"][:5], old["embedding.weight"])
+    assert torch.equal(new["head.weight"][:5], old["head.weight"])
+
+
+def test_max_time_stops_on_budget(poem):
+    config = TrainConfig(max_time=1.0, seq_len=16, batch_size=4)
+    trainer = Trainer.new(poem, None, config, None, **SMALL)
+    list(trainer.run())
+    assert trainer.result.reason == "max-time"
+    assert 1.0 <= trainer.result.elapsed < 3.0
