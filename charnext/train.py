@@ -148,14 +148,17 @@ class Trainer:
 
     def __init__(
         self,
-        text: str,
+        text: str | torch.Tensor,
         vocab: Vocab,
         model_config: ModelConfig,
         config: TrainConfig,
         out: Path | None,
         resume: dict | None = None,
         init_weights: dict | None = None,
+        text_fingerprint: dict | None = None,
     ):
+        """`text` is the training text, or the same already encoded with `vocab` (a 1-D integer
+        tensor, possibly memory-mapped), in which case `text_fingerprint` describes it."""
         self.config = config
         self.vocab = vocab
         self.out = Path(out) if out is not None else None
@@ -166,7 +169,7 @@ class Trainer:
         self.precision = resolve_precision(config.precision, self.device)
         self._stop_requested = False
         self._start: float | None = None  # perf_counter at the start of this session's loop
-        self.text_fingerprint = fingerprint(text)
+        self.text_fingerprint = text_fingerprint or fingerprint(text)
 
         torch.manual_seed(config.seed)
         self.model = CharModel(model_config)
@@ -239,14 +242,21 @@ class Trainer:
         return cls(text, vocab, model_config, config, Path(out) if out else None, None, init_weights)
 
     @classmethod
-    def resume(cls, path: str | Path, text: str, out: str | Path | None = None, **overrides) -> Trainer:
+    def resume(
+        cls,
+        path: str | Path,
+        text: str | torch.Tensor,
+        out: str | Path | None = None,
+        text_fingerprint: dict | None = None,
+        **overrides,
+    ) -> Trainer:
         """Continue the run saved in `path` on the same text; `overrides` may change
         steps, epochs, max_time, patience or device. The model, optimizer, schedule, step,
         random state and position in the data continue where they stopped."""
         raw = ckpt.load_raw(path)
         if not isinstance(raw.get("resume"), dict) or not isinstance(raw.get("train_config"), dict):
             raise ConfigError(f"{path} holds no resumable training state; use --init-from")
-        fp = fingerprint(text)
+        fp = text_fingerprint or fingerprint(text)
         if raw.get("text") and raw["text"].get("sha256") != fp["sha256"]:
             raise TextError(
                 f"the text differs from the one {path} was trained on "
@@ -262,12 +272,14 @@ class Trainer:
         )
         vocab = Vocab(tuple(raw["vocab"]))
         model_config = ModelConfig(**raw["model_config"])
-        return cls(text, vocab, model_config, config, Path(out or path), resume=raw)
+        return cls(text, vocab, model_config, config, Path(out or path), resume=raw, text_fingerprint=fp)
 
-    def _prepare_data(self, text: str) -> None:
+    def _prepare_data(self, text: str | torch.Tensor) -> None:
         c = self.config
         self.lines_mode = c.lines
         if c.lines:
+            if isinstance(text, torch.Tensor):
+                raise ConfigError("line mode trains on a text, not on prepared data")
             lines = text_lines(text)
             if len(lines) < 1:
                 raise TextError("line mode needs at least one non-empty line")
@@ -290,7 +302,7 @@ class Trainer:
             self.seq_len = max(len(x) for x in self.train_lines) + 1
             self.window = None
             return
-        data = self.vocab.encode(text)
+        data = text if isinstance(text, torch.Tensor) else self.vocab.encode(text)
         self.vocab_counts = count_indices(data, len(self.vocab))
         val_fraction = c.val_fraction if c.val_fraction is not None else (0.1 if len(data) >= 10_000 else 0.0)
         self.train_data, self.val_data = split_stream(data, val_fraction)
