@@ -169,3 +169,22 @@ def pad_lines(lines: list[torch.Tensor], boundary: int) -> Batch:
         y[i, :n] = line
         w[i, : n + 1] = 1.0
     return Batch(x, y, w, reset=True)
+
+
+def line_hash(line: str) -> int:
+    """A stable signed 64-bit hash of a line (blake2b), to recognise lines seen in training."""
+    digest = hashlib.blake2b(line.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
+def line_index(lines: list[str]) -> torch.Tensor:
+    """Sorted unique hashes of `lines`: 8 bytes a line, enough to tell whether a generated line
+    occurs in the training text without storing the text in the checkpoint."""
+    return torch.tensor(sorted({line_hash(line) for line in lines}), dtype=torch.int64)
+
+
+def in_line_index(index: torch.Tensor, line: str) -> bool:
+    """Whether `line` is one of the lines `index` was made from (up to hash collisions, ~2^-64)."""
+    h = torch.tensor([line_hash(line)], dtype=torch.int64)
+    pos = int(torch.searchsorted(index, h))
+    return pos < len(index) and int(index[pos]) == int(h)

@@ -54,12 +54,16 @@ def evaluate_stream(
     chunks: int = 32,
     seq_len: int = 256,
     warmup: int = 256,
+    part: tuple[int, int] = (0, 1),
 ) -> EvalResult:
     """Score every character of `data` but the first, given all that comes before it.
 
     The text is cut into `chunks` parallel pieces read left to right with the state carried;
     each piece but the first is first warmed up on the `warmup` characters before it (not
     scored), so the result matches one sequential pass closely at a fraction of the time.
+    `part=(i, k)` scores only pieces i, i+k, i+2k, ... (process i of k scores its share).
+    Inputs are cut from `data` one window at a time, so a large memory-mapped text is never
+    copied whole.
     """
     device = device or model.head.weight.device
     was_training = model.training
@@ -75,18 +79,21 @@ def evaluate_stream(
     # row c holds inputs data[lo:end] with lo = s - w (warm-up, not scored) and targets shifted
     # by one; the first row has no warm-up and starts from the zero state like a plain pass.
     span = w + size
-    x = torch.zeros(chunks, span, dtype=torch.long)
-    y = torch.zeros(chunks, span, dtype=torch.long)
-    m = torch.zeros(chunks, span)  # 1 where a position is scored
-    for c, s in enumerate(starts):
-        lo, end = max(0, s - w), min(s + size, n)
-        x[c, : end - lo] = data[lo:end].long()
-        y[c, : end - lo] = data[lo + 1 : end + 1].long()
-        m[c, s - lo : end - lo] = 1.0
+    rows = [(max(0, s - w), min(s + size, n), s) for s in starts][part[0] :: part[1]]
     total, correct, count = 0.0, 0.0, 0.0
     state = None
-    for t0 in range(0, span, seq_len):
-        xs, ys, ms = (a[:, t0 : t0 + seq_len].to(device) for a in (x, y, m))
+    for t0 in range(0, span if rows else 0, seq_len):
+        t1 = min(t0 + seq_len, span)
+        xs = torch.zeros(len(rows), t1 - t0, dtype=torch.long)
+        ys = torch.zeros(len(rows), t1 - t0, dtype=torch.long)
+        ms = torch.zeros(len(rows), t1 - t0)  # 1 where a position is scored
+        for r, (lo, end, s) in enumerate(rows):
+            a, b = lo + t0, min(lo + t1, end)  # this window of the row, as offsets in data
+            if b > a:
+                xs[r, : b - a] = data[a:b]
+                ys[r, : b - a] = data[a + 1 : b + 1]
+                ms[r, max(s - a, 0) : b - a] = 1.0
+        xs, ys, ms = xs.to(device), ys.to(device), ms.to(device)
         with autocast(device, precision):
             logits, state = model(xs, state)
         nll = F.cross_entropy(logits.float().transpose(1, 2), ys, reduction="none")  # (C, t)
@@ -94,6 +101,8 @@ def evaluate_stream(
         correct += float(((logits.argmax(-1) == ys).float() * ms).sum())
         count += float(ms.sum())
     model.train(was_training)
+    if not count:
+        return EvalResult(float("nan"), float("nan"), 0)
     return EvalResult(total / count, correct / count, int(count))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import signal
 import time
 from collections.abc import Iterator
@@ -14,17 +13,20 @@ from pathlib import Path
 import torch
 
 from charnext import checkpoint as ckpt
+from charnext import distributed
 from charnext.config import TrainConfig
-from charnext.data import LineBatches, StreamBatches, fingerprint, split_stream, text_lines
-from charnext.device import autocast, resolve_device, resolve_precision
+from charnext.data import LineBatches, StreamBatches, fingerprint, line_index, split_stream, text_lines
+from charnext.device import autocast, resolve_precision
 from charnext.errors import ConfigError, TextError, UnknownCharactersError
 from charnext.evaluate import EvalResult, evaluate_lines, evaluate_stream
 from charnext.loss import sequence_loss
 from charnext.model import CharModel, ModelConfig
 from charnext.predict import SampleConfig, generate
+from charnext.prepare import PreparedData
 from charnext.vocab import Vocab, count_indices, require_text
 
 NEWLINE = "\n"
+PERIODIC_VAL_CHARS = 2_000_000  # characters scored at each validation during training
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,16 +158,16 @@ class Trainer:
         resume: dict | None = None,
         init_weights: dict | None = None,
         text_fingerprint: dict | None = None,
+        vocab_counts: list[int] | None = None,
     ):
         """`text` is the training text, or the same already encoded with `vocab` (a 1-D integer
-        tensor, possibly memory-mapped), in which case `text_fingerprint` describes it."""
+        tensor, possibly memory-mapped), in which case `text_fingerprint` describes it and
+        `vocab_counts` may spare a pass over it."""
         self.config = config
         self.vocab = vocab
         self.out = Path(out) if out is not None else None
         self.rank, self.world = _distributed()
-        self.device = resolve_device(config.device)
-        if self.world > 1 and self.device.type == "cuda":
-            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        self.device = distributed.process_device(config.device, self.world)
         self.precision = resolve_precision(config.precision, self.device)
         self._stop_requested = False
         self._start: float | None = None  # perf_counter at the start of this session's loop
@@ -188,7 +190,7 @@ class Trainer:
             weight_decay=config.weight_decay,
             fused=self.device.type in ("cpu", "cuda"),
         )
-        self._prepare_data(text)
+        self._prepare_data(text, vocab_counts)
 
         self.step = 0
         self.elapsed_before = 0.0  # seconds trained in earlier sessions of this run
@@ -207,7 +209,7 @@ class Trainer:
     @classmethod
     def new(
         cls,
-        text: str,
+        text: str | PreparedData,
         model_config: ModelConfig | None = None,
         config: TrainConfig | None = None,
         out: str | Path | None = "checkpoint.pt",
@@ -217,9 +219,23 @@ class Trainer:
     ) -> Trainer:
         """A fresh run on `text` (its vocabulary built from it), or from `init_from`'s weights.
 
+        `text` may also be a prepared corpus (`charnext.prepare.load_prepared`), which brings
+        its own vocabulary and is read from its memory-mapped file, never loaded whole.
         `model_options` (cell, hidden_size, ...) build the ModelConfig when none is given.
         """
         config = config or TrainConfig()
+        if isinstance(text, PreparedData):
+            if init_from is not None:
+                raise ConfigError("--init-from trains on a text (--file), not on prepared data (--data)")
+            if config.lines:
+                raise ConfigError("line mode trains on a text (--file), not on prepared data (--data)")
+            vocab = text.vocab
+            options = model_config.to_dict() if model_config is not None else model_options
+            model_config = ModelConfig(**{**options, "vocab_size": len(vocab)})
+            return cls(
+                text.tokens, vocab, model_config, config, Path(out) if out else None,
+                text_fingerprint=text.fingerprint, vocab_counts=text.counts,
+            )  # fmt: skip
         require_text(text)
         init_weights = None
         if init_from is not None:
@@ -245,7 +261,7 @@ class Trainer:
     def resume(
         cls,
         path: str | Path,
-        text: str | torch.Tensor,
+        text: str | torch.Tensor | PreparedData,
         out: str | Path | None = None,
         text_fingerprint: dict | None = None,
         **overrides,
@@ -256,6 +272,10 @@ class Trainer:
         raw = ckpt.load_raw(path)
         if not isinstance(raw.get("resume"), dict) or not isinstance(raw.get("train_config"), dict):
             raise ConfigError(f"{path} holds no resumable training state; use --init-from")
+        counts = None
+        if isinstance(text, PreparedData):
+            text.require_vocab(raw["vocab"], path)
+            text, text_fingerprint, counts = text.tokens, text.fingerprint, text.counts
         fp = text_fingerprint or fingerprint(text)
         if raw.get("text") and raw["text"].get("sha256") != fp["sha256"]:
             raise TextError(
@@ -272,9 +292,12 @@ class Trainer:
         )
         vocab = Vocab(tuple(raw["vocab"]))
         model_config = ModelConfig(**raw["model_config"])
-        return cls(text, vocab, model_config, config, Path(out or path), resume=raw, text_fingerprint=fp)
+        return cls(
+            text, vocab, model_config, config, Path(out or path), resume=raw, text_fingerprint=fp,
+            vocab_counts=counts,
+        )  # fmt: skip
 
-    def _prepare_data(self, text: str | torch.Tensor) -> None:
+    def _prepare_data(self, text: str | torch.Tensor, vocab_counts: list[int] | None = None) -> None:
         c = self.config
         self.lines_mode = c.lines
         if c.lines:
@@ -289,6 +312,8 @@ class Trainer:
             n_val = int(len(lines) * val_fraction)
             encoded = [self.vocab.encode(line) for line in lines]
             self.train_lines, self.val_lines = encoded[: len(lines) - n_val], encoded[len(lines) - n_val :]
+            # lets `predict` say whether a generated line is new or one of the training lines
+            self.line_index = line_index(lines[: len(lines) - n_val]) if len(lines) <= 2_000_000 else None
             self.boundary = self.vocab.chars.index(NEWLINE)
             self.batch_size = max(self.world, c.batch_size // self.world * self.world)
             self.batches = LineBatches(
@@ -303,7 +328,7 @@ class Trainer:
             self.window = None
             return
         data = text if isinstance(text, torch.Tensor) else self.vocab.encode(text)
-        self.vocab_counts = count_indices(data, len(self.vocab))
+        self.vocab_counts = vocab_counts or count_indices(data, len(self.vocab))
         val_fraction = c.val_fraction if c.val_fraction is not None else (0.1 if len(data) >= 10_000 else 0.0)
         self.train_data, self.val_data = split_stream(data, val_fraction)
         n = len(self.train_data)
@@ -376,7 +401,7 @@ class Trainer:
         rate_t, rate_chars, rate = start, 0, 0.0
         next_time_eval = c.max_time / 10 if c.max_time else None
         next_time_report = 1
-        chars_per_step = self.batch_size * self.seq_len // self.world
+        chars_per_step = self.batch_size * self.seq_len  # over all processes
 
         session_start_step = self.step
         self._start = start
@@ -428,6 +453,8 @@ class Trainer:
                     next_time_eval += c.max_time / 10
                 event = self._validate()
                 last_val = event.val_loss
+                # the latest state too, so that a run that dies later resumes from here
+                self._save_latest(loss_value, accuracy, last_val)
                 if self.rank == 0:
                     yield event
                 if c.patience and self.evals_since_best >= c.patience:
@@ -436,13 +463,13 @@ class Trainer:
         train_time = time.perf_counter() - start
         elapsed = self.elapsed_before + train_time
         if has_val and reason != "interrupted" and self.step > 0:
-            event = self._validate()
+            event = self._validate(final=True)
             last_val = event.val_loss
             if self.rank == 0:
                 yield event
         self.elapsed_before = elapsed
         self._start = None
-        session_chars = (self.step - session_start_step) * chars_per_step * self.world
+        session_chars = (self.step - session_start_step) * chars_per_step
         self._save_latest(loss_value, accuracy, last_val)
         best = best_path(self.out) if self.out is not None and self.best_val is not None else None
         self.result = TrainResult(
@@ -499,6 +526,15 @@ class Trainer:
         with autocast(self.device, self.precision):
             logits, new_state = self.net(x, state)
         loss = sequence_loss(logits, y, weights)
+        mean_loss = loss
+        if self.world > 1 and weights is not None:
+            # DDP averages the processes' gradients. Padded line batches give processes
+            # different numbers of real positions, so weigh each one's mean by its share of
+            # the global batch: the update is then exactly one process's on the whole batch.
+            real = weights.sum()
+            total = real.detach().clone().reshape(1)
+            torch.distributed.all_reduce(total)
+            loss = loss * (real * self.world / total[0])
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip:
@@ -511,7 +547,16 @@ class Trainer:
             accuracy = (
                 float((hits * weights).sum() / weights.sum()) if weights is not None else float(hits.mean())
             )
+        if self.world > 1:  # report the whole global batch, as one process would
+            real = float(weights.sum()) if weights is not None else float(y.numel())
+            return self._global_mean(mean_loss.item(), accuracy, real)
         return loss.item(), accuracy
+
+    def _global_mean(self, loss: float, accuracy: float, weight: float) -> tuple[float, float]:
+        """Loss and accuracy over all processes, each process's figures weighted by `weight`."""
+        sums = torch.tensor([loss * weight, accuracy * weight, weight], dtype=torch.float64)
+        torch.distributed.all_reduce(sums)
+        return float(sums[0] / sums[2]), float(sums[1] / sums[2])
 
     @torch.no_grad()
     def _report(self, loss: float, accuracy: float) -> ReportEvent:
@@ -545,16 +590,39 @@ class Trainer:
         self.model.train()
         return "".join(chars)
 
-    def evaluate_validation(self) -> EvalResult:
-        """Loss and accuracy on the held-out part, state carried through it."""
-        if self.lines_mode:
-            return evaluate_lines(
-                self.model, self.val_lines, self.boundary, device=self.device, precision=self.precision
-            )
-        return evaluate_stream(self.model, self.val_data, device=self.device, precision=self.precision)
+    def evaluate_validation(self, limit: int | None = None) -> EvalResult:
+        """Loss and accuracy on the held-out part, state carried through it; with `limit`, on
+        about its first `limit` characters only.
 
-    def _validate(self) -> EvalEvent:
-        result = self.evaluate_validation()
+        With several processes each scores its share of the part and all get the total.
+        """
+        rank, world = self.rank, self.world
+        if self.lines_mode:
+            val_lines = self.val_lines if limit is None else self.val_lines[: limit // 16]
+            result = evaluate_lines(
+                self.model, val_lines[rank::world], self.boundary, device=self.device,
+                precision=self.precision,
+            )  # fmt: skip
+        else:
+            val_data = self.val_data if limit is None else self.val_data[: limit + 1]
+            result = evaluate_stream(
+                self.model, val_data, device=self.device, precision=self.precision, part=(rank, world)
+            )
+        if world == 1:
+            return result
+        n = result.characters
+        loss, accuracy = (result.loss, result.accuracy) if n else (0.0, 0.0)
+        sums = torch.tensor([loss * n, accuracy * n, n], dtype=torch.float64)
+        torch.distributed.all_reduce(sums)
+        total = int(sums[2])
+        if not total:
+            return EvalResult(float("nan"), float("nan"), 0)
+        return EvalResult(float(sums[0] / total), float(sums[1] / total), total)
+
+    def _validate(self, final: bool = False) -> EvalEvent:
+        # Periodic validations score at most PERIODIC_VAL_CHARS characters so that a huge text's
+        # validation part does not stall training; the final one scores all of it.
+        result = self.evaluate_validation(None if final else PERIODIC_VAL_CHARS)
         self.history["val_step"].append(self.step)
         self.history["val_loss"].append(result.loss)
         self.history["val_accuracy"].append(result.accuracy)
@@ -595,6 +663,7 @@ class Trainer:
             history=self.history,
             text=self.text_fingerprint,
             vocab_counts=self.vocab_counts,
+            line_index=getattr(self, "line_index", None),
             summary={
                 "device": str(self.device),
                 "precision": self.precision,
