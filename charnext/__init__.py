@@ -7,6 +7,8 @@ are re-exported here lazily.
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -17,6 +19,8 @@ _API = {
     "predict",
     "generate",
     "evaluate",
+    "surprisal",
+    "generate_stream",
     "Model",
     "Vocab",
     "sequence_loss",
@@ -36,17 +40,35 @@ if TYPE_CHECKING:  # pragma: no cover
         Vocab,
         evaluate,
         generate,
+        generate_stream,
         load,
         predict,
         sequence_loss,
+        surprisal,
         train,
     )
 
 
-def __getattr__(name: str) -> Any:
-    """Load API names on first use so that importing charnext does not import torch."""
-    if name in _API:
+def _api_name(name: str) -> property:
+    """`charnext.<name>`: the API's object, loaded on first use so that importing charnext does
+    not import torch. `train`, `predict` and `evaluate` are also submodules; importing one sets
+    it as an attribute of the package, which the setter ignores, so the API name keeps working."""
+
+    def get(_package: types.ModuleType) -> Any:
         from charnext import api
 
         return getattr(api, name)
-    raise AttributeError(f"module 'charnext' has no attribute {name!r}")
+
+    def ignore(_package: types.ModuleType, _value: Any) -> None:
+        pass
+
+    return property(get, ignore)
+
+
+class _Package(types.ModuleType):
+    """The charnext package, whose API names are always the API's (see `_api_name`)."""
+
+
+for _name in _API:
+    setattr(_Package, _name, _api_name(_name))
+sys.modules[__name__].__class__ = _Package

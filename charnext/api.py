@@ -15,27 +15,37 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
 
 from charnext.checkpoint import Checkpoint
 from charnext.checkpoint import load as _load_checkpoint
 from charnext.config import Cell, ModelConfig, SampleConfig, TrainConfig
-from charnext.errors import ConfigError
+from charnext.errors import ConfigError, TextError
 from charnext.evaluate import EvalResult, evaluate_lines, evaluate_stream
 from charnext.loss import sequence_loss
 from charnext.model import CharModel as Model
 from charnext.predict import StepPrediction, predict_steps
 from charnext.predict import generate as _generate
-from charnext.train import Event, Trainer, TrainResult
+from charnext.surprise import CharSurprise, Surprise, score_chars
 from charnext.vocab import Vocab
+
+if TYPE_CHECKING:  # the training modules load on first use: predict and evaluate never need them
+    from charnext.train import Event, TrainResult
 
 __all__ = [
     "Cell",
+    "CharSurprise",
     "Checkpoint",
     "EvalResult",
+    "Evaluation",
     "Model",
     "ModelConfig",
     "PredictResult",
     "SampleConfig",
+    "StepPrediction",
+    "Surprise",
     "TrainConfig",
     "TrainResult",
     "Vocab",
@@ -45,8 +55,19 @@ __all__ = [
     "load",
     "predict",
     "sequence_loss",
+    "surprisal",
     "train",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`TrainResult` and `Trainer` import the training modules only when first asked for."""
+    if name in ("TrainResult", "Trainer"):
+        from charnext.train import Trainer, TrainResult
+
+        return {"Trainer": Trainer, "TrainResult": TrainResult}[name]
+    raise AttributeError(f"module 'charnext.api' has no attribute {name!r}")
+
 
 NEWLINE = "\n"
 
@@ -76,6 +97,11 @@ class PredictResult:
     skipped: list[str] = field(default_factory=list)  # unknown characters dropped from the prefix
 
     @property
+    def prefix(self) -> str:
+        """The prefix as read: without the characters that were skipped."""
+        return "".join(s.input for s in self.steps)
+
+    @property
     def prediction(self) -> str:
         """The decoded prediction after each step (`ihello` for `hihell`)."""
         return "".join(s.predicted for s in self.steps)
@@ -83,6 +109,7 @@ class PredictResult:
     def to_dict(self) -> dict:
         """Plain values, for JSON."""
         return {
+            "prefix": self.prefix,
             "prediction": self.prediction,
             "steps": [
                 {
@@ -135,12 +162,24 @@ def generate(
     skip_unknown: bool = False,
 ) -> list[str]:
     """`num_samples` continuations of `prefix`, each up to `length` characters."""
-    out = [""] * num_samples
+    parts: list[list[str]] = [[] for _ in range(num_samples)]
     for chars in generate_stream(ckpt, prefix, length, sample, num_samples, skip_unknown):
-        out = [o + c for o, c in zip(out, chars)]
+        for part, c in zip(parts, chars):
+            part.append(c)
+    out = ["".join(part) for part in parts]
     if _line_mode(ckpt):
         out = [o.rstrip(NEWLINE) for o in out]
     return out
+
+
+def seen_in_training(ckpt: Checkpoint, line: str) -> bool | None:
+    """For a line-mode checkpoint: whether `line` is one of its training lines (None: unknown)."""
+    from charnext.data import in_line_index
+
+    index = ckpt.raw.get("line_index")
+    if not isinstance(index, torch.Tensor):
+        return None
+    return in_line_index(index, line)
 
 
 @dataclass
@@ -166,12 +205,37 @@ def evaluate(ckpt: Checkpoint, text: str, skip_unknown: bool = False, precision:
     precision = resolve_precision(precision, device)
     if _line_mode(ckpt):
         lines = [ckpt.vocab.encode(line) for line in text_lines(kept)]
+        if not lines:
+            raise TextError("the text has no non-empty line of known characters; nothing to evaluate")
         r = evaluate_lines(ckpt.model, lines, ckpt.vocab.chars.index(NEWLINE), precision=precision)
     else:
         if len(kept) < 2:
-            raise ConfigError("the text has fewer than 2 known characters; nothing to evaluate")
+            raise TextError("the text has fewer than 2 known characters; nothing to evaluate")
         r = evaluate_stream(ckpt.model, ckpt.vocab.encode(kept), precision=precision)
     return Evaluation(r.loss, r.accuracy, r.characters, skipped, unknown)
+
+
+def surprisal(
+    ckpt: Checkpoint,
+    text: str,
+    offset: int = 0,
+    length: int = 600,
+    top_k: int = 3,
+    skip_unknown: bool = False,
+) -> Surprise:
+    """The probability the checkpoint gives each character of `text[offset:offset + length]`,
+    with its surprisal in bits and the characters it expected instead (`charnext evaluate --show`).
+
+    With `skip_unknown`, unknown characters are dropped first and `offset` counts in what remains.
+    """
+    if offset < 0 or length < 1 or top_k < 1:
+        raise ConfigError("offset must be 0 or more, and the length and top-k at least 1")
+    kept, unknown = _text_for(ckpt, text, skip_unknown)
+    if offset >= len(kept):
+        raise ConfigError(f"offset {offset} is past the end of the text ({len(kept)} characters)")
+    result = score_chars(ckpt.model, ckpt.vocab, kept, offset, length, top_k, line_mode=_line_mode(ckpt))
+    result.skipped = unknown
+    return result
 
 
 def train(
@@ -192,6 +256,8 @@ def train(
     model_options = {k: v for k, v in options.items() if k in model_fields}
     train_options = {k: v for k, v in options.items() if k not in model_fields}
     config = config or TrainConfig(**train_options)
+    from charnext.train import Trainer
+
     trainer = Trainer.new(text, model, config, out, **model_options)
     for event in trainer.run():
         if on_event is not None:

@@ -32,9 +32,14 @@ _TRAIN = TrainConfig()
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
+    from rich.markup import escape
+
     from charnext.render import error_console
 
-    error_console().print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=True, highlight=False)
+    # the message is plain text: escaped, so that "[plot]" or an unknown "[" print as they are
+    error_console().print(
+        f"[bold red]error:[/] {escape(message)}", soft_wrap=True, markup=True, highlight=False
+    )
     return typer.Exit(code)
 
 
@@ -92,6 +97,17 @@ def _read_input(text: str | None, file: Path | None) -> str:
     return text
 
 
+def _read_corpus(text: str | None, file: Path | None, data: Path | None):
+    """The training text, or the prepared data of --data (memory-mapped, not read)."""
+    if data is None:
+        return _read_input(text, file)
+    if text is not None or file is not None:
+        raise ConfigError("give TEXT, --file or --data, not several")
+    from charnext.prepare import load_prepared
+
+    return load_prepared(data)
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"charnext {__version__}")
@@ -117,6 +133,10 @@ def train(
         str | None, typer.Argument(help="Text to train on; - reads standard input.", show_default=False)
     ] = None,
     file: Annotated[Path | None, typer.Option("--file", "-f", help="Train on this UTF-8 text file.")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", "-d", help="Train on a folder made by `charnext prepare` (memory-mapped)."),
+    ] = None,
     cell: Annotated[Cell, typer.Option(help="Recurrent cell.")] = _MODEL.cell,
     hidden_size: Annotated[int, typer.Option(help="Units per recurrent layer.")] = _MODEL.hidden_size,
     num_layers: Annotated[int, typer.Option(help="Stacked recurrent layers.")] = _MODEL.num_layers,
@@ -164,54 +184,95 @@ def train(
         bool, typer.Option("--extend-vocab", help="With --init-from: add the text's new characters.")
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+    dist_timeout: Annotated[
+        str, typer.Option(help="Under torchrun: how long a process waits for the others before failing.")
+    ] = "10m",
 ) -> None:
-    """Train a character model on TEXT (or --file, or standard input) and save a checkpoint."""
-    from charnext import render
+    """Train a character model on TEXT (or --file, --data, or standard input) and save a checkpoint.
+
+    Started by `torchrun --nproc-per-node=N -m charnext train ...` it trains in N processes
+    (DistributedDataParallel); only the first writes checkpoints and output.
+    """
+    from charnext import distributed, render
     from charnext.train import Trainer, stop_on_sigint
 
-    corpus = _read_input(text, file)
     budget = parse_duration(max_time) if max_time is not None else None
-    if resume is not None:
-        if init_from is not None:
-            raise ConfigError("--resume and --init-from exclude each other")
-        trainer = Trainer.resume(
-            resume, corpus, out=out if out != Path("checkpoint.pt") else resume,
-            steps=steps, epochs=epochs, max_time=budget, patience=patience,
-            device=device.value if device is not DeviceName.auto else None, eval_every=eval_every,
-        )  # fmt: skip
-    else:
-        config = TrainConfig(
-            seq_len=seq_len, batch_size=batch_size, steps=steps, epochs=epochs, max_time=budget, lr=lr,
-            seed=seed, device=device.value, precision=precision.value, val_fraction=val_fraction,
-            eval_every=eval_every, patience=patience, lines=lines, random_windows=random_windows,
-        )  # fmt: skip
-        model = ModelConfig(
-            vocab_size=1, cell=cell, hidden_size=hidden_size, num_layers=num_layers,
-            embedding_size=embedding_size, dropout=dropout,
-        )  # fmt: skip
-        trainer = Trainer.new(corpus, model, config, out, init_from=init_from, extend_vocab=extend_vocab)
+    with distributed.process_group(device.value, parse_duration(dist_timeout)) as procs:
+        corpus = _read_corpus(text, file, data)
+        if resume is not None:
+            if init_from is not None:
+                raise ConfigError("--resume and --init-from exclude each other")
+            trainer = Trainer.resume(
+                resume, corpus, out=out if out != Path("checkpoint.pt") else resume,
+                steps=steps, epochs=epochs, max_time=budget, patience=patience,
+                device=device.value if device is not DeviceName.auto else None, eval_every=eval_every,
+            )  # fmt: skip
+        else:
+            config = TrainConfig(
+                seq_len=seq_len, batch_size=batch_size, steps=steps, epochs=epochs, max_time=budget, lr=lr,
+                seed=seed, device=device.value, precision=precision.value, val_fraction=val_fraction,
+                eval_every=eval_every, patience=patience, lines=lines, random_windows=random_windows,
+            )  # fmt: skip
+            model = ModelConfig(
+                vocab_size=1, cell=cell, hidden_size=hidden_size, num_layers=num_layers,
+                embedding_size=embedding_size, dropout=dropout,
+            )  # fmt: skip
+            trainer = Trainer.new(corpus, model, config, out, init_from=init_from, extend_vocab=extend_vocab)
+
+        con = render.console(stderr=json_out, quiet=not procs.main)
+        c = trainer.model.config
+        title = (
+            f"{c.cell.value} {c.num_layers}x{c.hidden_size}, {len(trainer.vocab)} chars, "
+            f"batch {trainer.batch_size}x{trainer.seq_len}, {trainer.device} {trainer.precision}"
+        )
+        with stop_on_sigint(trainer), render.TrainView(con, title) as view:
+            for event in trainer.run():
+                kind = type(event).__name__
+                if kind == "StepEvent":
+                    view.step(event)
+                elif kind == "ReportEvent":
+                    view.report(event)
+                else:
+                    view.evaluation(event)
+        result = trainer.result
+        if json_out and procs.main:
+            _print_json(result.to_dict())
+        render.train_summary(con, result)
+        if result.reason == "interrupted":
+            raise _fail(f"interrupted at step {result.steps}; resume with --resume {result.checkpoint}", 130)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@app.command()
+@handle_errors
+def prepare(
+    file: Annotated[
+        Path, typer.Option("--file", "-f", help="The UTF-8 text file to encode.", show_default=False)
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="Folder to write tokens.bin and meta.json into.", show_default=False
+        ),
+    ],
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+) -> None:
+    """Encode a text of any size once into a memory-mapped token folder, for `train --data`.
+
+    The file is streamed in chunks, twice (vocabulary, then encoding): memory stays flat.
+    """
+    from charnext import render
+    from charnext.prepare import prepare as prepare_text
 
     con = render.console(stderr=json_out)
-    c = trainer.model.config
-    title = (
-        f"{c.cell.value} {c.num_layers}x{c.hidden_size}, {len(trainer.vocab)} chars, "
-        f"batch {trainer.batch_size}x{trainer.seq_len}, {trainer.device} {trainer.precision}"
-    )
-    with stop_on_sigint(trainer), render.TrainView(con, title) as view:
-        for event in trainer.run():
-            kind = type(event).__name__
-            if kind == "StepEvent":
-                view.step(event)
-            elif kind == "ReportEvent":
-                view.report(event)
-            else:
-                view.evaluation(event)
-    result = trainer.result
+    with render.PrepareView(con) as view:
+        result = prepare_text(file, out, on_progress=view.update)
     if json_out:
         _print_json(result.to_dict())
-    render.train_summary(con, result)
-    if result.reason == "interrupted":
-        raise _fail(f"interrupted at step {result.steps}; resume with --resume {result.checkpoint}", 130)
+    else:
+        render.prepare_summary(con, result)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,16 +289,25 @@ def predict(
     ),
     top_k: Annotated[
         int | None,
-        typer.Option(help="Alternatives shown per step [default: 3]; when sampling, draw only among these."),
+        typer.Option(
+            help="Alternatives shown per step [default: 3]; given explicitly, sampling also draws "
+            "only among the k most likely."
+        ),
     ] = None,
     length: Annotated[
         int, typer.Option("--length", "-n", help="Characters to generate past the prefix.")
     ] = 0,
-    temperature: Annotated[float, typer.Option(help="0 = greedy; higher = more random.")] = 0.0,
-    top_p: Annotated[float, typer.Option(help="Sample from the smallest set with this much mass.")] = 1.0,
+    temperature: Annotated[
+        float, typer.Option(help="0 = greedy (the most likely character); higher = more random.")
+    ] = 0.0,
+    top_p: Annotated[
+        float, typer.Option(help="Sample from the smallest set of characters with this much mass.")
+    ] = 1.0,
     seed: Annotated[int | None, typer.Option(help="Sampling seed (same seed, same text).")] = None,
     num_samples: Annotated[int, typer.Option(help="Continuations to generate.")] = 1,
-    table: Annotated[bool, typer.Option("--table", help="Also tabulate the generated steps.")] = False,
+    table: Annotated[
+        bool, typer.Option("--table", help="Also tabulate the generated steps (the last 60).")
+    ] = False,
     skip_unknown: Annotated[
         bool, typer.Option("--skip-unknown", help="Drop prefix characters the vocabulary lacks.")
     ] = False,
@@ -252,51 +322,88 @@ def predict(
         raise ConfigError(f"top-k must be at least 1, not {top_k}")
     if length < 0 or num_samples < 1:
         raise ConfigError("--length must be 0 or more and --num-samples at least 1")
+    shown_k = top_k or 3
     sample = SampleConfig(temperature=temperature, top_k=top_k or 0, top_p=top_p, seed=seed)
     ckpt = api.load(checkpoint, device.value)
-    result = api.predict(ckpt, prefix, top_k or 3, skip_unknown)
-    con = render.console(stderr=json_out)
+    result = api.predict(ckpt, prefix, shown_k, skip_unknown)
     if result.skipped:
-        skipped = " ".join(f"'{render.visible(c)}'" for c in result.skipped)
-        render.error_console().print(f"skipped characters not in the vocabulary: {skipped}", markup=False)
-    kept_prefix = "".join(s.input for s in result.steps)
-    if not json_out:
-        if result.steps:
-            con.print(render.prediction_table(result.steps, top_k or 3))
-            con.print(f"prediction: [bold]{render.visible_text(result.prediction)}[/]")
-        elif not length:
-            raise ConfigError("give --prefix TEXT to predict, or --length N to generate")
+        _warn_skipped(result.skipped)
+    if not result.steps and not length:
+        raise ConfigError("give --prefix TEXT to predict, or --length N to generate")
+    kept = result.prefix
+    con = render.console(stderr=json_out)
+    if result.steps and not json_out:
+        con.print(render.prediction_table(result.steps, shown_k))
+        con.print(f"prediction: [bold]{render.visible_text(result.prediction)}[/]")
     generated: list[str] = []
-    if length:
-        stream = api.generate_stream(ckpt, kept_prefix, length, sample, num_samples)
-        if json_out or num_samples > 1 or not con.is_terminal:
-            generated = [""] * num_samples
-            for chars in stream:
-                generated = [g + c for g, c in zip(generated, chars)]
-        else:  # one sample on a terminal: stream it as it comes
-            con.print(kept_prefix, style="bold", end="")
-            text = ""
-            for (ch,) in stream:
-                text += ch
-                con.print(ch, end="", markup=False, highlight=False)
-            con.print()
-            generated = [text]
-        if api._line_mode(ckpt):
-            generated = [g.rstrip("\n") for g in generated]
-        if not json_out and (num_samples > 1 or not con.is_terminal):
-            for i, g in enumerate(generated, 1):
-                head = f"--- sample {i} ---\n" if num_samples > 1 else ""
-                con.print(head + kept_prefix + g, markup=False, highlight=False)
-        if table and not json_out:
-            full = api.predict(ckpt, kept_prefix + generated[0], top_k or 3)
-            con.print(render.prediction_table(full.steps, top_k or 3, title="prefix and generated steps"))
+    if length and not json_out and num_samples == 1 and con.is_terminal:
+        # one continuation on a terminal: print each character the moment it is produced
+        chars = (step[0] for step in api.generate_stream(ckpt, kept, length, sample))
+        generated = [render.stream_text(con, kept, chars)]
+    elif length:
+        generated = api.generate(ckpt, kept, length, sample, num_samples)
+        if not json_out:
+            render.samples(con, kept, generated)
     if json_out:
-        obj = result.to_dict()
-        obj["generated"] = generated[0] if num_samples == 1 and generated else ("" if not generated else "")
-        if num_samples > 1:
-            obj["samples"] = generated
-            obj["generated"] = generated[0]
-        _print_json(obj)
+        _print_json(
+            {**result.to_dict(), "generated": generated[0] if generated else "", "samples": generated}
+        )
+    elif table and generated:
+        steps = api.predict(ckpt, kept + generated[0], shown_k).steps[len(kept) :]
+        con.print(render.prediction_table(steps, shown_k, "generated steps", start=len(kept) + 1))
+
+
+def _warn_skipped(chars: list[str]) -> None:
+    """Say on stderr which characters were dropped as unknown."""
+    from charnext import render
+
+    shown = " ".join(f"'{render.visible(c)}'" for c in chars)
+    noun = "character" if len(chars) == 1 else "characters"
+    render.error_console().print(f"skipped {noun} not in the vocabulary: {shown}", markup=False)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@app.command()
+@handle_errors
+def evaluate(
+    file: Annotated[Path, typer.Option("--file", "-f", help="UTF-8 text to score; - reads standard input.")],
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Checkpoint to use.")] = Path(
+        "checkpoint.pt"
+    ),
+    skip_unknown: Annotated[
+        bool, typer.Option("--skip-unknown", help="Drop (and count) characters the vocabulary lacks.")
+    ] = False,
+    device: Annotated[DeviceName, typer.Option(help="Where to run.")] = DeviceName.cpu,
+    show: Annotated[
+        bool, typer.Option("--show", help="Colour a stretch of the text by how surprising each character is.")
+    ] = False,
+    show_chars: Annotated[int, typer.Option(help="Characters of the text --show colours.")] = 600,
+    offset: Annotated[int, typer.Option(help="Where the --show stretch starts (0 = the beginning).")] = 0,
+    most: Annotated[int, typer.Option(help="Most surprising characters --show lists.")] = 10,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+) -> None:
+    """Score a checkpoint on a text: loss, bits/char, perplexity and next-character accuracy."""
+    from charnext import api, render
+    from charnext.data import read_text
+
+    if show and (show_chars < 1 or most < 0):
+        raise ConfigError("--show-chars must be at least 1 and --most 0 or more")
+    text = read_text(file)
+    ckpt = api.load(checkpoint, device.value)
+    result = api.evaluate(ckpt, text, skip_unknown)
+    view = api.surprisal(ckpt, text, offset, show_chars, skip_unknown=skip_unknown) if show else None
+    if result.skipped:
+        _warn_skipped(result.skipped_chars)
+    if json_out:
+        _print_json({**result.to_dict(), **({"surprise": view.to_dict(most)} if view else {})})
+        return
+    con = render.console()
+    source = "standard input" if str(file) == "-" else str(file)
+    con.print(render.evaluation_table(result, str(checkpoint), source))
+    if view is not None:
+        render.show_surprise(con, view, most)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,6 +413,9 @@ def predict(
 @handle_errors
 def inspect(
     path: Annotated[Path, typer.Argument(help="Checkpoint to describe.")] = Path("checkpoint.pt"),
+    plot: Annotated[
+        Path | None, typer.Option(help="Also draw the loss curves into this image (needs matplotlib).")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
     """Show what a checkpoint holds: model, vocabulary, training and loss history."""
@@ -313,10 +423,16 @@ def inspect(
     from charnext.describe import describe
 
     info = describe(api.load(path))
+    if plot is not None:  # first, so that a missing matplotlib fails before anything is shown
+        from charnext.plot import plot_history
+
+        plot_history(info, plot)
     if json_out:
         _print_json(info)
-        return
-    render.show_checkpoint(render.console(), info)
+    else:
+        render.show_checkpoint(render.console(), info)
+    if plot is not None:
+        render.error_console().print(f"loss curves written to {plot}", markup=False)
 
 
 def main() -> None:

@@ -33,6 +33,10 @@ class DeviceError(CharnextError):
     """The requested device is not available on this machine."""
 
 
+class MissingDependencyError(CharnextError):
+    """An optional package that a feature needs is not installed (e.g. matplotlib for --plot)."""
+
+
 class Interrupted(CharnextError):
     """Training was interrupted by the user (Ctrl-C); a resumable checkpoint was written."""
 

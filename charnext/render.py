@@ -25,9 +25,10 @@ from charnext.vocab import visible, visible_text
 LN2 = math.log(2)
 
 
-def console(stderr: bool = False) -> Console:
-    """A console for stdout (or stderr); colour only on a terminal, NO_COLOR respected."""
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+def console(stderr: bool = False, quiet: bool = False) -> Console:
+    """A console for stdout (or stderr); colour only on a terminal, NO_COLOR respected.
+    `quiet` drops everything (the processes of a multi-process run other than rank 0)."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, quiet=quiet)
 
 
 def error_console() -> Console:
@@ -172,6 +173,58 @@ def train_summary(out: Console, r) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# prepare
+
+
+class PrepareView:
+    """Progress of `charnext prepare`: a bar per pass over the file on a terminal; nothing in a
+    pipe or a log (the summary follows)."""
+
+    def __init__(self, out: Console):
+        self.progress = Progress(
+            TextColumn("{task.description:<10}"),
+            BarColumn(bar_width=None),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[mb]}"),
+            TimeElapsedColumn(),
+            console=out,
+            transient=True,
+            expand=True,
+        )
+        self.live = out.is_terminal
+        self.tasks: dict[str, object] = {}
+
+    def __enter__(self) -> PrepareView:
+        if self.live:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.live:
+            self.progress.stop()
+
+    def update(self, phase: str, done: int, total: int) -> None:
+        """Bytes `done` of `total` in pass `phase` (vocabulary, encoding)."""
+        if not self.live:
+            return
+        if phase not in self.tasks:
+            self.tasks[phase] = self.progress.add_task(phase, total=max(total, 1), mb="")
+        self.progress.update(self.tasks[phase], completed=done, mb=f"{done / 1e6:,.0f}/{total / 1e6:,.0f} MB")
+
+
+def prepare_summary(out: Console, r) -> None:
+    """The table printed after `charnext prepare` (a PrepareResult)."""
+    rows = [
+        ("folder", str(r.path)),
+        ("text", f"{r.characters:,} characters, {r.bytes:,} bytes"),
+        ("vocabulary", f"{r.vocab_size:,} characters; tokens stored as {r.dtype}"),
+        ("time", f"{fmt_duration(r.seconds)} ({r.mb_per_sec:,.1f} MB/s)"),
+        ("train on it", f"charnext train --data {r.path}"),
+    ]
+    out.print(key_value_table("prepared", rows))
+
+
+# ---------------------------------------------------------------------------------------------
 # predict
 
 
@@ -179,20 +232,180 @@ def _alternatives(top: Sequence[tuple[str, float]]) -> str:
     return "  ".join(f"{visible(c)} {p:.2f}" for c, p in top)
 
 
-def prediction_table(steps, top_k: int, title: str = "per-step prediction") -> Table:
-    """One row per step: input, predicted next character, its probability, the top-k."""
-    t = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+TABLE_ROWS = 60  # the most rows a per-step table shows: the last ones, with a note
+
+
+def prediction_table(
+    steps, top_k: int, title: str = "per-step prediction", max_rows: int = TABLE_ROWS, start: int = 1
+) -> Table:
+    """One row per step (numbered from `start`): input, predicted next character, its
+    probability, the top-k. Past `max_rows` steps only the last ones show, as the caption says."""
+    hidden = max(0, len(steps) - max_rows)
+    t = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", caption_justify="left")
+    if hidden:
+        t.caption = f"the first {hidden:,} of {len(steps):,} steps are not shown"
     t.add_column("step", justify="right", style="cyan")
     t.add_column("input", justify="center")
     t.add_column("predicted", justify="center", style="bold")
     t.add_column("prob", justify="right")
     t.add_column(f"top {top_k}", overflow="fold")
-    for i, s in enumerate(steps, 1):
+    for i, s in enumerate(steps[hidden:], start + hidden):
         hit = "" if s.target is None else (" ✓" if s.target == s.predicted else " ✗")
         t.add_row(
             str(i), visible(s.input), visible(s.predicted) + hit, f"{s.probability:.3f}", _alternatives(s.top)
         )
     return t
+
+
+def stream_text(out: Console, prefix: str, chars: Iterable[str]) -> str:
+    """Print `prefix`, then each character the moment it comes; return the characters."""
+    out.print(prefix, style="bold", end="", markup=False, highlight=False)
+    parts: list[str] = []
+    for ch in chars:
+        parts.append(ch)
+        out.file.write(ch)
+        out.file.flush()
+    text = "".join(parts)
+    if not text.endswith("\n"):
+        out.file.write("\n")
+    out.file.flush()
+    return text
+
+
+def samples(out: Console, prefix: str, generated: Sequence[str]) -> None:
+    """Each continuation after its prefix; with several, a header before each."""
+    for i, g in enumerate(generated, 1):
+        if len(generated) > 1:
+            out.print(f"--- sample {i} ---", style="dim")
+        out.print(Text(prefix, style="bold") + Text(g), soft_wrap=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate
+
+
+def evaluation_table(r, checkpoint: str, source: str) -> Table:
+    """Loss, bits/char, perplexity and accuracy of a checkpoint on a text (an Evaluation)."""
+    rows = [
+        ("checkpoint", checkpoint),
+        ("text", source),
+        ("scored", f"{r.characters:,} characters"),
+        ("loss", f"{r.loss:.4f} nats/char"),
+        ("bits/char", f"{r.bits_per_char:.4f}"),
+        ("perplexity", f"{r.perplexity:.3f}"),
+        ("accuracy", f"{r.accuracy:.1%} of next characters predicted exactly"),
+    ]
+    if r.skipped:
+        shown = " ".join(f"'{visible(c)}'" for c in r.skipped_chars[:12])
+        more = " ..." if len(r.skipped_chars) > 12 else ""
+        rows.append(("skipped", f"{r.skipped:,} characters not in the vocabulary: {shown}{more}"))
+    return key_value_table("evaluation", rows)
+
+
+# Heat map buckets by the probability the model gave a character: confident characters are
+# calm (green, yellow text), surprising ones loud (yellow, then red backgrounds; a background
+# also shows a surprising space). Without colour, marks go on a line of their own under the text.
+_HEAT = [  # (lowest probability, style, mark, label)
+    (0.5, "green", " ", "≥ 50%"),
+    (0.1, "yellow", ".", "10-50%"),
+    (0.01, "black on yellow", "+", "1-10%"),
+    (0.0, "bold white on red", "!", "< 1%"),
+]
+
+
+def _bucket(prob: float | None) -> tuple[str, str]:
+    """(style, mark) of a probability; unscored characters are dim and unmarked."""
+    if prob is None:
+        return "dim", " "
+    return next((style, mark) for low, style, mark, _ in _HEAT if prob >= low)
+
+
+def _shown(ch: str) -> str:
+    """A character as the heat map shows it: newline as ↵ (then a line break), space as space."""
+    return "↵" if ch == "\n" else " " if ch == " " else visible(ch)
+
+
+def heat_map(chars, width: int, colour: bool) -> Text:
+    """The stretch, wrapped at `width` cells, each character styled by its probability; without
+    `colour`, a line of marks under each line of text instead."""
+    from rich.cells import cell_len
+
+    out = Text()
+    line, marks, used = Text(), [], 0
+
+    def flush() -> None:
+        out.append("  ")
+        out.append_text(line)
+        out.append("\n")
+        if not colour:
+            out.append(("  " + "".join(marks)).rstrip() + "\n", style="bold")
+
+    for c in chars:
+        shown = _shown(c.char)
+        style, mark = _bucket(c.prob)
+        w = cell_len(shown)
+        if used + w > width:
+            flush()
+            line, marks, used = Text(), [], 0
+        line.append(shown, style=style if colour else None)
+        marks.append(mark * w)
+        used += w
+        if c.char == "\n":
+            flush()
+            line, marks, used = Text(), [], 0
+    if used:
+        flush()
+    return out
+
+
+def heat_legend(colour: bool) -> Text:
+    """What the colours (or marks) of the heat map mean: two short lines."""
+    out = Text("  probability the model gave each character")
+    if colour:
+        out.append(":\n  ")
+        for _, style, _, label in _HEAT:
+            out.append(f" {label} ", style=style)
+            out.append(" ")
+        out.append(" unscored", style="dim")
+    else:
+        out.append(", marked under it:\n  ")
+        out.append("   ".join(f"{mark} {label}" for _, _, mark, label in _HEAT[1:]))
+        out.append("   (no mark: ≥ 50%)")
+    return out
+
+
+def _context(chars, i: int, before: int = 12) -> Text:
+    """The characters before position i of the stretch, then the character itself in brackets."""
+    head = visible_text("".join(c.char for c in chars[max(0, i - before) : i]))
+    return Text(head[-before:], style="dim") + Text(f"[{visible(chars[i].char)}]", style="bold red")
+
+
+def surprise_table(view, n: int = 10) -> Table:
+    """The `n` most surprising characters of a Surprise, with what the model expected instead."""
+    t = Table(title=f"most surprising characters (of {len(view.chars):,} shown)", box=box.SIMPLE_HEAD,
+              title_justify="left")  # fmt: skip
+    t.add_column("pos", justify="right", style="cyan")
+    t.add_column("context", no_wrap=True)
+    t.add_column("prob", justify="right")
+    t.add_column("bits", justify="right")
+    t.add_column("expected instead", overflow="fold")
+    for c in view.most_surprising(n):
+        i = c.position - view.offset
+        t.add_row(str(c.position), _context(view.chars, i), f"{c.prob:.4f}", f"{c.surprisal:.1f}",
+                  _alternatives(c.top))  # fmt: skip
+    return t
+
+
+def show_surprise(out: Console, view, n: int = 10) -> None:
+    """`charnext evaluate --show`: the heat map of a stretch, its legend, the most surprising."""
+    colour = out.color_system is not None and not out.no_color
+    end = view.offset + len(view.chars)
+    out.print(Text(f"characters {view.offset:,} to {end:,}", style="italic"))
+    out.print(heat_legend(colour))
+    out.print()
+    out.print(heat_map(view.chars, max(20, out.width - 4), colour), end="", soft_wrap=True)
+    out.print()
+    out.print(surprise_table(view, n))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,28 +466,38 @@ def vocab_table(
     return t
 
 
-def line_chart(series: dict[str, tuple[list[float], list[float]]], width: int = 60, height: int = 10) -> Text:
-    """Curves drawn with characters: {name: (x, y)}; each series its own marker and colour."""
+def line_chart(series: dict[str, tuple[list[float], list[float]]], width: int = 60, height: int = 12) -> Text:
+    """Curves drawn with characters: {name: (x, y)}; each series its own marker and colour.
+
+    The points that fall in one column are averaged, so thousands of steps stay readable. The
+    scale fits the curves after their first tenth: the steep drop at the start of training would
+    otherwise squash the rest (where train and validation part) into a row or two; earlier
+    points above the scale sit on the top row, as the chart notes.
+    """
     styles = [("•", "cyan"), ("◦", "magenta"), ("+", "yellow")]
     points = [(x, y) for xs, ys in series.values() for x, y in zip(xs, ys) if math.isfinite(y)]
     if not points:
         return Text("(no history)")
     x_lo, x_hi = min(p[0] for p in points), max(p[0] for p in points)
-    y_lo, y_hi = min(p[1] for p in points), max(p[1] for p in points)
-    if y_hi - y_lo < 1e-9:
-        y_hi = y_lo + 1e-9
     if x_hi == x_lo:
         x_hi = x_lo + 1
-    grid: list[list[tuple[str, str] | None]] = [[None] * width for _ in range(height)]
-    for (_, (xs, ys)), (mark, style) in zip(series.items(), styles):
-        # average the points that fall in each column, so long histories stay readable
+    columns: list[dict[int, float]] = []  # per series: column -> mean y
+    for xs, ys in series.values():
         cols: dict[int, list[float]] = {}
         for x, y in zip(xs, ys):
             if math.isfinite(y):
                 cols.setdefault(round((x - x_lo) / (x_hi - x_lo) * (width - 1)), []).append(y)
-        for col, vals in cols.items():
-            y = sum(vals) / len(vals)
-            row = height - 1 - round((y - y_lo) / (y_hi - y_lo) * (height - 1))
+        columns.append({c: sum(v) / len(v) for c, v in cols.items()})
+    values = [y for cols in columns for y in cols.values()]
+    late = [y for cols in columns for c, y in cols.items() if c >= width // 10]
+    y_lo, y_hi = min(values), max(late or values)
+    clipped = max(values) > y_hi
+    if y_hi - y_lo < 1e-9:
+        y_hi = y_lo + 1e-9
+    grid: list[list[tuple[str, str] | None]] = [[None] * width for _ in range(height)]
+    for cols, (mark, style) in zip(columns, styles):
+        for col, y in cols.items():
+            row = max(0, height - 1 - round((y - y_lo) / (y_hi - y_lo) * (height - 1)))
             grid[row][col] = (mark, style)
     label_w = max(len(f"{y_hi:.2f}"), len(f"{y_lo:.2f}"))
     out = Text()
@@ -290,6 +513,8 @@ def line_chart(series: dict[str, tuple[list[float], list[float]]], width: int = 
     out.append(" " * (label_w + 2) + left + right.rjust(width - len(left)) + "\n")
     legend = "   ".join(f"{mark} {name}" for name, (mark, _) in zip(series, styles))
     out.append(" " * (label_w + 2) + legend)
+    if clipped:
+        out.append("\n" + " " * (label_w + 2) + f"(early values up to {max(values):.2f} sit on the top row)")
     return out
 
 

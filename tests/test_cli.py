@@ -120,7 +120,9 @@ def test_predict_unknown_characters(hihello):
 
 
 def test_predict_missing_checkpoint(tmp_path):
-    assert_one_line_error(run("predict", "--prefix", "hi", "-c", tmp_path / "none.pt"), 1, "no such checkpoint")
+    assert_one_line_error(
+        run("predict", "--prefix", "hi", "-c", tmp_path / "none.pt"), 1, "no such checkpoint"
+    )
 
 
 def test_inspect(hihello):
@@ -172,7 +174,7 @@ def test_bad_usage_exits_2():
 
 def test_invalid_utf8_names_the_offset(tmp_path):
     path = tmp_path / "latin1.txt"
-    path.write_bytes("caf".encode() + b"\xe9 au lait")
+    path.write_bytes(b"caf" + b"\xe9 au lait")
     assert_one_line_error(run("train", "--file", path), 1, "byte offset 3")
 
 

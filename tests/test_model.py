@@ -13,7 +13,9 @@ from charnext.model import CharModel
 @pytest.mark.parametrize("cell", list(Cell))
 @pytest.mark.parametrize("embedding_size", [0, 8])
 def test_shapes_and_state_for_each_cell(cell, embedding_size):
-    model = CharModel(ModelConfig(vocab_size=5, cell=cell, hidden_size=16, num_layers=2, embedding_size=embedding_size))
+    model = CharModel(
+        ModelConfig(vocab_size=5, cell=cell, hidden_size=16, num_layers=2, embedding_size=embedding_size)
+    )
     idx = torch.randint(0, 5, (3, 7))
     logits, state = model(idx)
     assert logits.shape == (3, 7, 5)
@@ -32,7 +34,13 @@ def test_one_hot_input_has_no_embedding():
 
 @pytest.mark.parametrize(
     "bad",
-    [dict(hidden_size=0), dict(num_layers=-1), dict(embedding_size=-3), dict(dropout=1.0), dict(cell="transformer")],
+    [
+        dict(hidden_size=0),
+        dict(num_layers=-1),
+        dict(embedding_size=-3),
+        dict(dropout=1.0),
+        dict(cell="transformer"),
+    ],
 )
 def test_bad_configs_are_rejected(bad):
     with pytest.raises((ConfigError, ValueError)):

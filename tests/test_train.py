@@ -24,7 +24,9 @@ def test_each_cell_learns_hihello(cell, tmp_path):
 
 
 def test_default_one_hot_lecture_model_learns(tmp_path):
-    api.train("hihello", tmp_path / "m.pt", embedding_size=0, hidden_size=16, num_layers=1, steps=200, lr=1e-2)
+    api.train(
+        "hihello", tmp_path / "m.pt", embedding_size=0, hidden_size=16, num_layers=1, steps=200, lr=1e-2
+    )
     assert api.predict(api.load(tmp_path / "m.pt"), "hihell").prediction == "ihello"
 
 
@@ -121,7 +123,9 @@ def test_init_from_and_extend_vocab(tmp_path):
     api.train("hihello", tmp_path / "a.pt", steps=5, **SMALL)
     with pytest.raises(UnknownCharactersError, match="extend-vocab"):
         Trainer.new("hello world", init_from=tmp_path / "a.pt", out=None)
-    trainer = Trainer.new("hello world", init_from=tmp_path / "a.pt", extend_vocab=True, out=tmp_path / "b.pt")
+    trainer = Trainer.new(
+        "hello world", init_from=tmp_path / "a.pt", extend_vocab=True, out=tmp_path / "b.pt"
+    )
     assert trainer.vocab.chars[:5] == ("h", "i", "e", "l", "o")
     assert set(trainer.vocab.chars[5:]) == {" ", "w", "r", "d"}
     old = ckpt.load(tmp_path / "a.pt").model.state_dict()

@@ -28,7 +28,12 @@ def test_one_hot_rows_match_the_lecture():
 
 @pytest.mark.parametrize(
     "text",
-    ["안녕하세요안녕", "emoji 🙂🚀 and ZWJ 👩‍💻", "tabs\tand\r\nwindows lines\x00\x1b[0m", "e\u0301 é not normalised"],
+    [
+        "안녕하세요안녕",
+        "emoji 🙂🚀 and ZWJ 👩‍💻",
+        "tabs\tand\r\nwindows lines\x00\x1b[0m",
+        "e\u0301 é not normalised",
+    ],
 )
 def test_round_trip_any_unicode(text):
     v = Vocab.from_text(text)

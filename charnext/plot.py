@@ -1,0 +1,51 @@
+"""Loss curves as an image (`charnext inspect --plot`), drawn with matplotlib if it is installed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from charnext.errors import ConfigError, MissingDependencyError
+
+
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend (files only, no window), imported on first use."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise MissingDependencyError(
+            "--plot needs matplotlib, which is not installed: pip install 'charnext[plot]'"
+        ) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_history(info: dict, path: str | Path) -> Path:
+    """Write the training (and validation) loss curves of `describe(ckpt)` to an image file."""
+    path = Path(path)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    try:
+        train = [(x, y) for x, y in zip(info["history_steps"], info["history"]) if y is not None]
+        if train:
+            ax.plot(*zip(*train), label="train loss", linewidth=1, color="tab:blue")
+        val = info["validation"]
+        points = [(x, y) for x, y in zip(val["steps"], val["loss"]) if y is not None]
+        if points:
+            ax.plot(*zip(*points), "o-", label="validation loss", color="tab:red", markersize=4)
+        m = info["model"]
+        ax.set_title(f"{m['cell']} {m['num_layers']}x{m['hidden_size']}, {m['vocab_size']} characters")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss (nats/char)")
+        ax.grid(alpha=0.3)
+        if train or points:
+            ax.legend()
+        fig.tight_layout()
+        try:
+            fig.savefig(path)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"cannot write {path}: {e}") from None
+    finally:
+        plt.close(fig)
+    return path

@@ -1,0 +1,42 @@
+"""The Python API: the README's example runs, without Typer or Rich, and says what it shows."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "api_example.py"
+
+
+def test_readme_shows_the_example():
+    body = EXAMPLE.read_text(encoding="utf-8").split('"""', 2)[2].strip()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert body in readme.split("## Python API", 1)[1]
+
+
+def test_example_runs_without_typer_or_rich():
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", str(EXAMPLE)], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "prediction: ihello" in out
+    assert "loss" in out and "bits/char" in out and "perplexity" in out
+    assert "most surprising: 'h' at 11" in out
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert "typer" not in imported and "rich" not in imported
+
+
+def test_api_names_survive_importing_their_submodules():
+    """`charnext.train`, `.predict`, `.evaluate` stay the API functions even after the modules
+    of the same name are imported."""
+    import charnext
+    import charnext.evaluate
+    import charnext.predict
+    import charnext.train  # noqa: F401
+
+    assert callable(charnext.train) and callable(charnext.predict) and callable(charnext.evaluate)
+    assert charnext.predict.__module__ == "charnext.api"
+    assert sys.modules["charnext.predict"].__name__ == "charnext.predict"

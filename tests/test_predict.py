@@ -1,0 +1,223 @@
+"""Prediction and generation: sampling options, seeds, state carried forward, the CLI's output."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import POEM
+from rich.console import Console
+from typer.testing import CliRunner
+
+from charnext import api, render
+from charnext.cli import app
+from charnext.config import SampleConfig
+
+runner = CliRunner()
+TINY = {"hidden_size": 32, "num_layers": 1, "precision": "fp32", "device": "cpu"}
+
+
+def run(*args, input=None):
+    return runner.invoke(app, [str(a) for a in args], input=input)
+
+
+@pytest.fixture(scope="module")
+def hihello(tmp_path_factory):
+    """A tiny LSTM that has memorised hihello."""
+    path = tmp_path_factory.mktemp("predict") / "hi.pt"
+    api.train("hihello", out=path, steps=150, lr=0.01, **TINY)
+    return path
+
+
+@pytest.fixture(scope="module")
+def poem_model(tmp_path_factory):
+    """A tiny LSTM trained briefly on verse: unsure enough that sampling varies."""
+    path = tmp_path_factory.mktemp("predict") / "poem.pt"
+    api.train(POEM * 25, out=path, steps=60, lr=0.01, seq_len=64, batch_size=16, **TINY)
+    return path
+
+
+def generated(*args) -> dict:
+    result = run("predict", *args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_same_seed_same_text_different_seeds_differ(poem_model):
+    args = ("-c", poem_model, "-p", "Tyger ", "-n", 120, "--temperature", 1.0)
+    a = generated(*args, "--seed", 7)["generated"]
+    b = generated(*args, "--seed", 7)["generated"]
+    c = generated(*args, "--seed", 8)["generated"]
+    assert a == b and len(a) == 120
+    assert a != c
+
+
+def _is_greedy(ckpt, prefix: str, text: str) -> bool:
+    """Whether each character of `text` is the most likely one after prefix + what came before."""
+    steps = api.predict(ckpt, prefix + text).steps
+    return all(steps[len(prefix) - 1 + i].predicted == ch for i, ch in enumerate(text))
+
+
+def test_temperature_zero_is_greedy(poem_model):
+    ckpt = api.load(poem_model)
+    default = generated("-c", poem_model, "-p", "Tyger ", "-n", 60)["generated"]
+    zero = generated("-c", poem_model, "-p", "Tyger ", "-n", 60, "--temperature", 0, "--seed", 3)
+    assert zero["generated"] == default
+    assert _is_greedy(ckpt, "Tyger ", default)
+
+
+@pytest.mark.parametrize("option", [("--top-k", 1), ("--top-p", 1e-6)])
+def test_top_k_one_and_tiny_top_p_are_greedy(poem_model, option):
+    greedy = generated("-c", poem_model, "-p", "Tyger ", "-n", 60)["generated"]
+    for seed in (1, 2):
+        obj = generated(
+            "-c", poem_model, "-p", "Tyger ", "-n", 60, "--temperature", 1.5, "--seed", seed, *option
+        )
+        assert obj["generated"] == greedy
+
+
+def test_num_samples_and_length(poem_model):
+    obj = generated(
+        "-c", poem_model, "-p", "In the", "-n", 25, "--num-samples", 3, "--temperature", 1, "--seed", 0
+    )
+    assert len(obj["samples"]) == 3 and obj["generated"] == obj["samples"][0]
+    assert all(len(s) == 25 for s in obj["samples"])
+    assert len(set(obj["samples"])) > 1
+
+
+def test_samples_in_plain_output(poem_model):
+    result = run("predict", "-c", poem_model, "-p", "In", "-n", 20, "--num-samples", 2, "--temperature", 1)
+    assert result.exit_code == 0, result.output
+    assert "--- sample 1 ---" in result.stdout and "--- sample 2 ---" in result.stdout
+
+
+def test_api_matches_cli_with_the_same_sampling(poem_model):
+    ckpt = api.load(poem_model)
+    sample = SampleConfig(temperature=0.8, top_k=5, top_p=0.9, seed=11)
+    ours = api.generate(ckpt, "Tyger ", 50, sample)
+    cli = generated("-c", poem_model, "-p", "Tyger ", "-n", 50, "--temperature", 0.8, "--top-k", 5,
+                    "--top-p", 0.9, "--seed", 11)  # fmt: skip
+    assert ours == [cli["generated"]]
+
+
+def test_generation_reads_the_prefix_once(poem_model):
+    """The state is carried: P prefix characters and L generated ones feed P + L - 1 inputs."""
+    ckpt = api.load(poem_model)
+    fed = []
+    forward = ckpt.model.forward
+
+    def counting(idx, state=None):
+        fed.append(idx.shape[1])
+        return forward(idx, state)
+
+    ckpt.model.forward = counting
+    text = api.generate(ckpt, "Tyger Tyger", 200, SampleConfig(temperature=1.0, seed=0))[0]
+    assert len(text) == 200
+    assert fed[0] == len("Tyger Tyger") and set(fed[1:]) == {1} and sum(fed) == 11 + 200 - 1
+
+
+def test_empty_prefix_generates(poem_model):
+    obj = generated("-c", poem_model, "-n", 30, "--temperature", 1, "--seed", 4)
+    assert obj["steps"] == [] and len(obj["generated"]) == 30
+
+
+def test_greedy_continuation_of_hihello(hihello):
+    obj = generated("-c", hihello, "-p", "hihell", "-n", 1)
+    assert obj["prefix"] == "hihell" and obj["prediction"] == "ihello" and obj["generated"] == "o"
+
+
+def test_skip_unknown_drops_and_says_which(hihello):
+    result = run("predict", "-c", hihello, "-p", "hi there", "--skip-unknown", "--json")
+    assert result.exit_code == 0, result.output
+    obj = json.loads(result.stdout)
+    assert obj["prefix"] == "hihee" and obj["skipped"] == [" ", "t", "r"]
+    assert "skipped characters not in the vocabulary: '␣' 't' 'r'" in result.stderr
+    plain = run("predict", "-c", hihello, "-p", "hi there", "--skip-unknown")
+    assert plain.exit_code == 0 and "per-step prediction" in plain.stdout
+    assert "skipped" not in plain.stdout  # the note goes to stderr
+
+
+def test_unknown_without_skip_is_one_line_error(hihello):
+    result = run("predict", "-c", hihello, "-p", "hi there")
+    assert result.exit_code == 1
+    assert result.stderr.strip().count("\n") == 0 and "unknown characters '␣' 't' 'r'" in result.stderr
+
+
+def test_table_of_generated_steps_is_capped(hihello):
+    result = run("predict", "-c", hihello, "-p", "hihell", "-n", 500, "--table")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "per-step prediction" in out and "generated steps" in out
+    assert f"the first {500 - render.TABLE_ROWS:,} of 500 steps are not shown" in out
+    assert len(out.splitlines()) < 6 + 2 * render.TABLE_ROWS + 30  # prefix, text, one capped table
+    assert "\n   506 " in out  # the last generated step keeps its number
+    assert max(len(line) for line in out.splitlines() if "hihello" not in line) <= 80
+
+
+def test_long_prefix_table_is_capped(hihello):
+    result = run("predict", "-c", hihello, "-p", "hihello" * 30)
+    assert result.exit_code == 0
+    assert f"the first {210 - render.TABLE_ROWS} of 210 steps are not shown" in result.stdout
+
+
+def test_stream_text_prints_each_character():
+    buf = io.StringIO()
+    con = Console(file=buf, force_terminal=True, width=80, color_system=None)
+    assert render.stream_text(con, "hi", iter("hello")) == "hello"
+    assert buf.getvalue() == "hihello\n"
+
+
+def test_json_stdout_is_only_json(hihello):
+    result = run("predict", "-c", hihello, "-p", "hihell", "-n", 3, "--json")
+    assert result.exit_code == 0
+    assert len(result.stdout.strip().splitlines()) == 1
+    obj = json.loads(result.stdout)
+    assert set(obj) >= {"prefix", "prediction", "steps", "skipped", "generated", "samples"}
+
+
+def test_line_mode_generation_stops_at_end_of_line(tmp_path, names):
+    path = tmp_path / "names.pt"
+    api.train(names, out=path, steps=40, lr=0.01, lines=True, batch_size=16, **TINY)
+    ckpt = api.load(path)
+    out = api.generate(ckpt, "", 40, SampleConfig(temperature=1.0, seed=0), num_samples=4)
+    assert len(out) == 4 and all("\n" not in s for s in out)
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--temperature", "-1"], "temperature"),
+        (["--top-p", "0"], "top-p"),
+        (["--top-k", "0"], "top-k"),
+        (["--num-samples", "0"], "num-samples"),
+        (["--length", "-3"], "length"),
+    ],
+)
+def test_bad_sampling_options(hihello, args, match):
+    result = run("predict", "-c", hihello, "-p", "hi", *args)
+    assert result.exit_code == 1 and match in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_device_cpu_and_unavailable_cuda(hihello):
+    assert run("predict", "-c", hihello, "-p", "hi", "--device", "cpu").exit_code == 0
+    import torch
+
+    if not torch.cuda.is_available():
+        result = run("predict", "-c", hihello, "-p", "hi", "--device", "cuda")
+        assert result.exit_code == 1 and "CUDA" in result.stderr
+
+
+def test_predict_imports_no_training_machinery(hihello):
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "charnext", "predict", "-p", "hihell", "-c", str(hihello)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    for module in ("torch._dynamo", "charnext.train", "matplotlib"):
+        assert module not in imported, module
