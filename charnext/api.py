@@ -202,7 +202,7 @@ def evaluate(ckpt: Checkpoint, text: str, skip_unknown: bool = False, precision:
     kept, unknown = _text_for(ckpt, text, skip_unknown)
     skipped = len(text) - len(kept)
     device = ckpt.model.head.weight.device
-    precision = resolve_precision(precision, device)
+    precision = resolve_precision(precision, device, ckpt.config.cell)
     if _line_mode(ckpt):
         lines = [ckpt.vocab.encode(line) for line in text_lines(kept)]
         if not lines:

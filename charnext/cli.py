@@ -147,7 +147,10 @@ def train(
     seq_len: Annotated[
         int, typer.Option(help="Characters per training window (BPTT length).")
     ] = _TRAIN.seq_len,
-    batch_size: Annotated[int, typer.Option(help="Windows (or lines) per step.")] = _TRAIN.batch_size,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(help="Windows per step [default: 16; 64 lines with --lines]", show_default=False),
+    ] = None,
     steps: Annotated[
         int | None, typer.Option(help="Optimizer steps [default: sized to the text]", show_default=False)
     ] = None,

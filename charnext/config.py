@@ -73,12 +73,12 @@ class ModelConfig:
 class TrainConfig:
     """How to train."""
 
-    seq_len: int = 128  # characters per window: how far gradients flow back in time
-    batch_size: int = 64  # windows (or lines) per optimizer step, over all processes
+    seq_len: int = 64  # characters per window: how far gradients flow back in time
+    batch_size: int | None = None  # windows (lines) per step, all processes; None = 16 (64 lines)
     steps: int | None = None  # optimizer steps; None with no epochs/max_time = sized to the text
     epochs: float | None = None  # passes over the training text, instead of steps
     max_time: float | None = None  # wall-clock budget in seconds; the lr schedule fits it
-    lr: float = 3e-3  # peak learning rate (Adam)
+    lr: float = 8e-3  # peak learning rate (AdamW)
     min_lr_ratio: float = 0.1  # final learning rate as a fraction of the peak (cosine decay)
     warmup_steps: int = 50  # steps of linear learning-rate warm-up
     grad_clip: float = 1.0  # maximum gradient norm; 0 turns clipping off

@@ -35,8 +35,13 @@ def cpu_has_fast_bf16() -> bool:
     return " amx_bf16" in flags or " avx512_bf16" in flags
 
 
-def resolve_precision(name: str, device: torch.device) -> str:
-    """`auto` picks bf16 where the device runs it fast, else fp32 (measured: see the README)."""
+def resolve_precision(name: str, device: torch.device, cell: str = "lstm") -> str:
+    """`auto` picks bf16 where the device runs this cell fast in it, else fp32.
+
+    Measured on a CPU with AMX (README, "Training on real text"): under bf16 autocast the
+    LSTM trains 1.4-2.5x faster and reaches a lower loss in a fixed time, while GRU and
+    basic RNN run slower than in fp32 (PyTorch's CPU bf16 kernels cover the LSTM only).
+    """
     name = Precision(name).value
     if name != "auto":
         if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
@@ -45,7 +50,7 @@ def resolve_precision(name: str, device: torch.device) -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     if device.type == "cpu":
-        return "bf16" if cpu_has_fast_bf16() else "fp32"
+        return "bf16" if cpu_has_fast_bf16() and str(getattr(cell, "value", cell)) == "lstm" else "fp32"
     return "fp32"
 
 

@@ -26,6 +26,11 @@ from charnext.prepare import PreparedData
 from charnext.vocab import Vocab, count_indices, require_text
 
 NEWLINE = "\n"
+# Default batches, measured on tinyshakespeare (README, "Training on real text"): in a short
+# budget more, smaller steps learn faster than fewer large ones (16x64 windows reached 1.485
+# nats/char in 90 s where 64x128 reached 1.727). Lines are short, so a line batch holds more.
+DEFAULT_BATCH = 16
+DEFAULT_LINE_BATCH = 64
 PERIODIC_VAL_CHARS = 2_000_000  # characters scored at each validation during training
 
 
@@ -168,7 +173,7 @@ class Trainer:
         self.out = Path(out) if out is not None else None
         self.rank, self.world = _distributed()
         self.device = distributed.process_device(config.device, self.world)
-        self.precision = resolve_precision(config.precision, self.device)
+        self.precision = resolve_precision(config.precision, self.device, model_config.cell)
         self._stop_requested = False
         self._start: float | None = None  # perf_counter at the start of this session's loop
         self.text_fingerprint = text_fingerprint or fingerprint(text)
@@ -315,7 +320,8 @@ class Trainer:
             # lets `predict` say whether a generated line is new or one of the training lines
             self.line_index = line_index(lines[: len(lines) - n_val]) if len(lines) <= 2_000_000 else None
             self.boundary = self.vocab.chars.index(NEWLINE)
-            self.batch_size = max(self.world, c.batch_size // self.world * self.world)
+            wanted = c.batch_size or DEFAULT_LINE_BATCH
+            self.batch_size = max(self.world, wanted // self.world * self.world)
             self.batches = LineBatches(
                 self.train_lines, self.boundary, self.batch_size, c.seed, self.rank, self.world
             )
@@ -336,7 +342,7 @@ class Trainer:
             raise TextError("the training part of the text is shorter than 2 characters")
         # Short texts: shrink the window, then the batch, so that one step fits in the text.
         self.seq_len = min(c.seq_len, n - 1)
-        batch = max(1, min(c.batch_size, (n - 1) // self.seq_len))
+        batch = max(1, min(c.batch_size or DEFAULT_BATCH, (n - 1) // self.seq_len))
         if self.world > 1:
             batch = max(self.world, batch // self.world * self.world)
             if self.seq_len * batch > n - 1:
