@@ -52,6 +52,7 @@ __all__ = [
     "evaluate",
     "generate",
     "generate_stream",
+    "line_mode",
     "load",
     "predict",
     "sequence_loss",
@@ -130,7 +131,8 @@ def predict(ckpt: Checkpoint, prefix: str, top_k: int = 3, skip_unknown: bool = 
     return PredictResult(predict_steps(ckpt.model, ckpt.vocab, prefix, top_k), skipped)
 
 
-def _line_mode(ckpt: Checkpoint) -> bool:
+def line_mode(ckpt: Checkpoint) -> bool:
+    """Whether the checkpoint was trained in line mode (each line its own sequence)."""
     return bool(ckpt.train_config.get("lines"))
 
 
@@ -149,7 +151,7 @@ def generate_stream(
     if length < 0 or num_samples < 1:
         raise ConfigError("length must be 0 or more and num-samples at least 1")
     prefix, _ = _text_for(ckpt, prefix, skip_unknown)
-    stop = NEWLINE if _line_mode(ckpt) else None
+    stop = NEWLINE if line_mode(ckpt) else None
     yield from _generate(ckpt.model, ckpt.vocab, prefix, length, sample, num_samples, stop)
 
 
@@ -167,7 +169,7 @@ def generate(
         for part, c in zip(parts, chars):
             part.append(c)
     out = ["".join(part) for part in parts]
-    if _line_mode(ckpt):
+    if line_mode(ckpt):
         out = [o.rstrip(NEWLINE) for o in out]
     return out
 
@@ -203,7 +205,7 @@ def evaluate(ckpt: Checkpoint, text: str, skip_unknown: bool = False, precision:
     skipped = len(text) - len(kept)
     device = ckpt.model.head.weight.device
     precision = resolve_precision(precision, device, ckpt.config.cell)
-    if _line_mode(ckpt):
+    if line_mode(ckpt):
         lines = [ckpt.vocab.encode(line) for line in text_lines(kept)]
         if not lines:
             raise TextError("the text has no non-empty line of known characters; nothing to evaluate")
@@ -233,7 +235,7 @@ def surprisal(
     kept, unknown = _text_for(ckpt, text, skip_unknown)
     if offset >= len(kept):
         raise ConfigError(f"offset {offset} is past the end of the text ({len(kept)} characters)")
-    result = score_chars(ckpt.model, ckpt.vocab, kept, offset, length, top_k, line_mode=_line_mode(ckpt))
+    result = score_chars(ckpt.model, ckpt.vocab, kept, offset, length, top_k, line_mode=line_mode(ckpt))
     result.skipped = unknown
     return result
 

@@ -339,17 +339,25 @@ def predict(
         con.print(render.prediction_table(result.steps, shown_k))
         con.print(f"prediction: [bold]{render.visible_text(result.prediction)}[/]")
     generated: list[str] = []
-    if length and not json_out and num_samples == 1 and con.is_terminal:
+    if length and not json_out and num_samples == 1 and con.is_terminal and not api.line_mode(ckpt):
         # one continuation on a terminal: print each character the moment it is produced
         chars = (step[0] for step in api.generate_stream(ckpt, kept, length, sample))
         generated = [render.stream_text(con, kept, chars)]
     elif length:
         generated = api.generate(ckpt, kept, length, sample, num_samples)
-        if not json_out:
-            render.samples(con, kept, generated)
+    # line mode: say whether each generated line is new or one of the training lines
+    seen = [api.seen_in_training(ckpt, kept + g) for g in generated] if api.line_mode(ckpt) else None
+    if length and not json_out and not (num_samples == 1 and con.is_terminal and seen is None):
+        render.samples(con, kept, generated, seen)
     if json_out:
+        extra = {"seen_in_training": seen} if seen is not None else {}
         _print_json(
-            {**result.to_dict(), "generated": generated[0] if generated else "", "samples": generated}
+            {
+                **result.to_dict(),
+                "generated": generated[0] if generated else "",
+                "samples": generated,
+                **extra,
+            }
         )
     elif table and generated:
         steps = api.predict(ckpt, kept + generated[0], shown_k).steps[len(kept) :]

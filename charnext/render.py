@@ -272,8 +272,16 @@ def stream_text(out: Console, prefix: str, chars: Iterable[str]) -> str:
     return text
 
 
-def samples(out: Console, prefix: str, generated: Sequence[str]) -> None:
-    """Each continuation after its prefix; with several, a header before each."""
+def samples(
+    out: Console, prefix: str, generated: Sequence[str], seen: Sequence[bool | None] | None = None
+) -> None:
+    """Each continuation after its prefix; with several, a header before each. With `seen`
+    (line mode), one line per sample, marked new or found among the training lines."""
+    if seen is not None:
+        for g, known in zip(generated, seen):
+            mark = "" if known is None else ("  (in training text)" if known else "  (new)")
+            out.print(Text(prefix, style="bold") + Text(visible_text(g)) + Text(mark, style="dim"))
+        return
     for i, g in enumerate(generated, 1):
         if len(generated) > 1:
             out.print(f"--- sample {i} ---", style="dim")

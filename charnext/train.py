@@ -113,8 +113,8 @@ def best_path(out: Path) -> Path:
 
 
 def default_steps(train_chars: int, chars_per_step: int) -> int:
-    """Steps when none are asked for: about 10 passes over the text, within [100, 3000]."""
-    return int(min(3000, max(100, math.ceil(10 * train_chars / chars_per_step))))
+    """Steps when none are asked for: about 10 passes over the text, within [60, 3000]."""
+    return int(min(3000, max(60, math.ceil(10 * train_chars / chars_per_step))))
 
 
 def lr_at(config: TrainConfig, step: int, fraction: float) -> float:
@@ -315,10 +315,18 @@ class Trainer:
                 c.val_fraction if c.val_fraction is not None else (0.1 if len(lines) >= 100 else 0.0)
             )
             n_val = int(len(lines) * val_fraction)
-            encoded = [self.vocab.encode(line) for line in lines]
-            self.train_lines, self.val_lines = encoded[: len(lines) - n_val], encoded[len(lines) - n_val :]
+            # Lines are independent samples, and line files are often sorted (by frequency,
+            # alphabetically), so the held-out lines are a seeded random 10%, as makemore's
+            # test set is, not the last ones, which would all be the rarest or the z's.
+            order = torch.randperm(len(lines), generator=torch.Generator().manual_seed(c.seed))
+            held_out = set(order[:n_val].tolist())
+            train_text = [line for i, line in enumerate(lines) if i not in held_out]
+            val_text = [line for i, line in enumerate(lines) if i in held_out]
+            self.train_lines = [self.vocab.encode(line) for line in train_text]
+            self.val_lines = [self.vocab.encode(line) for line in val_text]
+            encoded = self.train_lines + self.val_lines
             # lets `predict` say whether a generated line is new or one of the training lines
-            self.line_index = line_index(lines[: len(lines) - n_val]) if len(lines) <= 2_000_000 else None
+            self.line_index = line_index(train_text) if len(lines) <= 2_000_000 else None
             self.boundary = self.vocab.chars.index(NEWLINE)
             wanted = c.batch_size or DEFAULT_LINE_BATCH
             self.batch_size = max(self.world, wanted // self.world * self.world)

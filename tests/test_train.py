@@ -116,7 +116,21 @@ def test_line_mode_learns_names(names, tmp_path):
     model = api.load(tmp_path / "n.pt")
     samples = api.generate(model, "", 30, SampleConfig(temperature=0.5, seed=0), num_samples=5)
     assert all("\n" not in s and s for s in samples)
+    known = set(names.split())  # each of the 10 names occurs 12 times, so all are trained on
+    for s in samples + ["emma", "zzyzx"]:
+        assert api.seen_in_training(model, s) == (s in known)
     assert api.predict(model, "isabell").prediction.endswith("a")
+
+
+def test_line_mode_holds_out_a_seeded_random_tenth():
+    lines = [f"line{i:03d}" for i in range(200)]  # sorted, like many line files
+    config = TrainConfig(lines=True, steps=1, seed=5)
+    a = Trainer.new("\n".join(lines), None, config, None, **SMALL)
+    b = Trainer.new("\n".join(lines), None, config, None, **SMALL)
+    val = {a.vocab.decode(x) for x in a.val_lines}
+    assert len(val) == 20 and val == {b.vocab.decode(x) for x in b.val_lines}
+    assert val != set(lines[-20:])  # not simply the last (for a sorted file: the rarest) lines
+    assert len(a.train_lines) == 180 and not val & {a.vocab.decode(x) for x in a.train_lines}
 
 
 def test_init_from_and_extend_vocab(tmp_path):
