@@ -72,14 +72,13 @@ class TrainView:
         self.table.add_column("prediction", style="bold", overflow="crop", no_wrap=True)
         self.table.add_column("target", style="dim", overflow="crop", no_wrap=True)
         self.rows = 0
+        # step, loss, validation loss, chars/s and ETA fit in 80 columns; the bar takes the rest
         self.progress = Progress(
-            TextColumn("[progress.description]{task.description}"),
             BarColumn(bar_width=None),
             TaskProgressColumn(),
             TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
             TextColumn("eta"),
-            TimeRemainingColumn(),
+            TimeRemainingColumn(compact=True),
             console=out,
             transient=True,
             expand=True,
@@ -108,7 +107,7 @@ class TrainView:
         """A StepEvent."""
         val = f" val {e.val_loss:.3f}" if e.val_loss is not None else ""
         total = f"/{e.total}" if e.total else ""
-        info = f"step {e.step}{total} loss {e.loss:.3f}{val} {fmt_rate(e.chars_per_sec)}"
+        info = f"step {e.step}{total} loss {e.loss:.3f}{val} {e.chars_per_sec / 1000:.1f}k chars/s"
         if self.live is not None:
             self.progress.update(self.task, completed=e.fraction, info=info)
         elif (e.fraction - self.last_plain >= 0.1 and e.elapsed - self.last_plain_time >= 5.0) or (
@@ -135,9 +134,11 @@ class TrainView:
         """An EvalEvent: validation figures and a sample, printed above the bar."""
         mark = " [green](best)[/]" if e.best else ""
         line = f"[cyan]step {e.step}[/] val loss {e.val_loss:.4f} ({e.val_bpc:.3f} bits/char){mark}"
-        sample = Text(f"  {visible_text(e.prompt)}", style="bold") + Text(
-            _crop(visible_text(e.sample), 200), style="italic"
-        )
+        # the sample reads as text: spaces stay spaces, line breaks show as ↵, on one line
+        width = max(20, self.out.width - 2)
+        natural = _crop((e.prompt + e.sample).replace("\n", "↵"), width)
+        cut = min(len(e.prompt), len(natural))
+        sample = Text("  ") + Text(natural[:cut], style="bold") + Text(natural[cut:], style="italic")
         if self.live is not None:
             self.live.console.print(line)
             self.live.console.print(sample)
