@@ -33,15 +33,6 @@ pytestmark = pytest.mark.skipif(
 MODEL = dict(hidden_size=16, num_layers=1, embedding_size=8)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread; two threads on a busy 2-core machine crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 TRAIN = dict(seq_len=16, batch_size=4, val_fraction=0.2, eval_every=3, lr=0.01, precision="fp32", seed=5)
 # Some verse, repeated: 3,000 characters, a fifth of them held out for validation.
 TEXT = (

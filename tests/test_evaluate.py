@@ -25,14 +25,6 @@ def run(*args, input=None):
 
 
 @pytest.fixture(scope="module")
-def hihello(tmp_path_factory):
-    """A tiny LSTM that has memorised hihello."""
-    path = tmp_path_factory.mktemp("evaluate") / "hi.pt"
-    api.train("hihello", out=path, steps=150, lr=0.01, **TINY)
-    return path
-
-
-@pytest.fixture(scope="module")
 def with_validation(tmp_path_factory):
     """A tiny model trained with a validation part, so that it has both loss curves."""
     path = tmp_path_factory.mktemp("evaluate") / "val.pt"

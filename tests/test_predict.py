@@ -25,14 +25,6 @@ def run(*args, input=None):
 
 
 @pytest.fixture(scope="module")
-def hihello(tmp_path_factory):
-    """A tiny LSTM that has memorised hihello."""
-    path = tmp_path_factory.mktemp("predict") / "hi.pt"
-    api.train("hihello", out=path, steps=150, lr=0.01, **TINY)
-    return path
-
-
-@pytest.fixture(scope="module")
 def poem_model(tmp_path_factory):
     """A tiny LSTM trained briefly on verse: unsure enough that sampling varies."""
     path = tmp_path_factory.mktemp("predict") / "poem.pt"

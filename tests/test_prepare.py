@@ -21,15 +21,6 @@ from charnext.vocab import Vocab
 SMALL = dict(hidden_size=16, num_layers=1, embedding_size=8)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread; two threads on a busy 2-core machine crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # Korean (3 bytes a character), emoji (4 bytes), accents (2 bytes) and ASCII, so that small
 # chunks split characters at every possible byte.
 MIXED = "hihello 안녕하세요 🙂🚀 café naïve\n" * 7
