@@ -146,7 +146,7 @@ def load_raw(path: str | Path) -> dict:
     except Exception as e:  # noqa: BLE001 - every failure here means "unusable file"
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "weights_only" in str(e) or "Unsupported global" in str(e) or "Unpickler" in str(e):
-            reason = "it holds objects other than tensors and plain values, which are never loaded"
+            reason = "it is corrupt, or holds objects other than tensors and plain values (never loaded)"
         raise CheckpointError(f"{path} is not a readable charnext checkpoint: {reason}") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a charnext checkpoint")
