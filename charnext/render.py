@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Iterable, Sequence
 
 from rich import box
@@ -525,11 +524,6 @@ def line_chart(series: dict[str, tuple[list[float], list[float]]], width: int = 
     if clipped:
         out.append("\n" + " " * (label_w + 2) + f"(early values up to {max(values):.2f} sit on the top row)")
     return out
-
-
-def stdout_is_terminal() -> bool:
-    """Whether stdout is a terminal."""
-    return sys.stdout.isatty()
 
 
 def show_checkpoint(out: Console, info: dict) -> None:
