@@ -449,3 +449,158 @@ def inspect(
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+# ---------------------------------------------------------------------------------------------
+# inside the model: neurons, report, play
+
+
+@app.command()
+@handle_errors
+def neurons(
+    file: Annotated[Path, typer.Option("--file", "-f", help="UTF-8 text to read; - reads standard input.")],
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Checkpoint to use.")] = Path(
+        "checkpoint.pt"
+    ),
+    unit: Annotated[
+        str | None,
+        typer.Option(help="Show this unit over the text: LAYER:INDEX (an LSTM's cell; LAYER:hINDEX its hidden state)."),
+    ] = None,
+    top: Annotated[int, typer.Option(help="Units to list.")] = 10,
+    max_chars: Annotated[
+        int, typer.Option(help="Characters of the text to record (from its start); 0 = all.")
+    ] = 100_000,
+    show_chars: Annotated[int, typer.Option(help="Characters of the text --unit shows.")] = 600,
+    offset: Annotated[int, typer.Option(help="Where the --unit stretch starts (0 = the beginning).")] = 0,
+    skip_unknown: Annotated[
+        bool, typer.Option("--skip-unknown", help="Drop characters the vocabulary lacks.")
+    ] = False,
+    device: Annotated[DeviceName, typer.Option(help="Where to run.")] = DeviceName.cpu,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+) -> None:
+    """Find which units follow which features of a text (line position, quotes, brackets, ...).
+
+    Records every unit of every layer (an LSTM's cell and hidden states) over the text and
+    lists those whose activation correlates best with a feature; --unit colours one of them
+    over the text.
+    """
+    from charnext import render
+    from charnext.checkpoint import load
+    from charnext.data import read_text
+    from charnext.device import resolve_device
+    from charnext.neurons import known_text, parse_unit, scan
+
+    if top < 1 or max_chars < 0 or show_chars < 1 or offset < 0:
+        raise ConfigError("--top and --show-chars must be at least 1, --max-chars and --offset 0 or more")
+    text = read_text(file)
+    ckpt = load(checkpoint, resolve_device(device.value))
+    chosen = parse_unit(unit, ckpt.model) if unit is not None else None
+    text, unknown = known_text(ckpt.vocab, text, skip_unknown)
+    if unknown:
+        _warn_skipped(unknown)
+    result = scan(ckpt.model, ckpt.vocab, text, max_chars or None, offset, show_chars)
+    result.skipped = unknown
+    if json_out:
+        extra = {}
+        if chosen is not None:
+            extra["unit"] = {
+                **result.score(chosen).to_dict(),
+                "offset": result.stretch_offset,
+                "text": result.stretch,
+                "activations": [round(float(v), 5) for v in result.activation(chosen)],
+            }
+        _print_json({**result.to_dict(top), **extra})
+        return
+    con = render.console()
+    if chosen is not None:
+        render.show_unit(con, result, chosen)
+    else:
+        render.show_neurons(con, result, top)
+
+
+@app.command()
+@handle_errors
+def report(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Checkpoint to describe.")] = Path(
+        "checkpoint.pt"
+    ),
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", "-f", help="UTF-8 text to read [default: a sample the model writes itself]."),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("report.html"),
+    prefix: Annotated[
+        str | None, typer.Option(help="Prefix of the per-step table [default: the stretch's first line].")
+    ] = None,
+    chars: Annotated[int, typer.Option(help="Characters the heat maps show.")] = 500,
+    offset: Annotated[int, typer.Option(help="Where the heat maps start in the text.")] = 0,
+    units: Annotated[int, typer.Option(help="Units shown as heat maps.")] = 6,
+    top_k: Annotated[int, typer.Option(help="Alternatives shown per character.")] = 5,
+    max_chars: Annotated[
+        int, typer.Option(help="Characters of the text the units are scored on; 0 = all.")
+    ] = 100_000,
+    skip_unknown: Annotated[
+        bool, typer.Option("--skip-unknown", help="Drop characters the vocabulary lacks.")
+    ] = False,
+    device: Annotated[DeviceName, typer.Option(help="Where to run.")] = DeviceName.cpu,
+) -> None:
+    """Write a self-contained HTML report: model, loss curves, predictions, surprise, units.
+
+    One file with inline CSS and SVG that loads nothing from the network: open it in any
+    browser, send it, print it.
+    """
+    from charnext import render
+    from charnext.checkpoint import load
+    from charnext.data import read_text
+    from charnext.device import resolve_device
+    from charnext.report import collect, to_html
+
+    text = read_text(file) if file is not None else None
+    ckpt = load(checkpoint, resolve_device(device.value))
+    source = None if file is None else ("standard input" if str(file) == "-" else file.name)
+    data = collect(ckpt, text, source, prefix, offset, chars, units, top_k, max_chars or None, skip_unknown)
+    page = to_html(data)
+    try:
+        out.write_text(page, encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot write {out}: {e.strerror or e}") from None
+    render.error_console().print(f"report written to {out} ({len(page.encode()) / 1024:,.0f} KiB)", markup=False)
+
+
+@app.command()
+@handle_errors
+def play(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Checkpoint to use.")] = Path(
+        "checkpoint.pt"
+    ),
+    top_k: Annotated[int, typer.Option(help="Most likely next characters shown.")] = 5,
+    length: Annotated[int, typer.Option("--length", "-n", help="Characters Ctrl-G writes.")] = 40,
+    temperature: Annotated[
+        float, typer.Option(help="Randomness of what Ctrl-G writes; 0 = always the most likely.")
+    ] = 0.8,
+    seed: Annotated[int, typer.Option(help="Seed of what Ctrl-G writes.")] = 0,
+    device: Annotated[DeviceName, typer.Option(help="Where to run.")] = DeviceName.cpu,
+) -> None:
+    """Type, and watch the model's next-character probabilities after every key (a terminal app).
+
+    Tab accepts the most likely character, Ctrl-G writes the next --length characters,
+    Backspace deletes one, Ctrl-C or Ctrl-D leaves; the text is printed on leaving.
+    """
+    from charnext import render
+    from charnext.play_ui import require_terminal, run
+
+    require_terminal()  # before loading anything: refuse at once
+    if top_k < 1 or length < 1 or temperature < 0:
+        raise ConfigError("--top-k and --length must be at least 1, --temperature 0 or more")
+    from charnext.checkpoint import load
+    from charnext.device import resolve_device
+    from charnext.play import PlaySession
+
+    ckpt = load(checkpoint, resolve_device(device.value))
+    session = PlaySession(ckpt, line_mode=bool(ckpt.train_config.get("lines")), seed=seed)
+    c = ckpt.config
+    title = f"charnext play · {checkpoint.name} · {c.cell.value} {c.num_layers}×{c.hidden_size}"
+    con = render.console()
+    text = run(session, con, title, top_k, length, temperature)
+    if text:
+        con.print(text, markup=False, highlight=False, soft_wrap=True)

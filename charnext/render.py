@@ -576,3 +576,124 @@ def show_checkpoint(out: Console, info: dict) -> None:
     out.print(Text("loss history", style="italic"))
     out.print(line_chart({k: ([x for x, y in zip(*v) if y is not None], [y for y in v[1] if y is not None])
                           for k, v in series.items()}, width=width))  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# neurons
+
+
+# A diverging scale (ColorBrewer RdBu): blue below zero, red above, no colour near zero; dark
+# backgrounds take white text. In a pipe a bar under each character gives its level instead.
+_DIVERGING = {
+    -4: "white on #2166ac", -3: "white on #4393c3", -2: "black on #92c5de", -1: "black on #d1e5f0",
+    0: "", 1: "black on #fddbc7", 2: "black on #f4a582", 3: "white on #d6604d", 4: "white on #b2182b",
+}  # fmt: skip
+_SPARK = "▁▂▃▄▅▆▇█"  # the plain form: lowest (most negative) to highest (most positive)
+
+
+def _spark(value: float, magnitude: float) -> str:
+    """The bar under a character: ▁ at -magnitude, █ at +magnitude (0 falls on ▄/▅)."""
+    v = max(-1.0, min(1.0, value / magnitude)) if magnitude > 0 else 0.0
+    return _SPARK[min(len(_SPARK) - 1, int((v + 1) / 2 * len(_SPARK)))]
+
+
+def unit_heat_map(text: str, values: Sequence[float], magnitude: float, width: int, colour: bool) -> Text:
+    """`text` wrapped at `width` cells, each character's background coloured by a unit's
+    activation (blue negative, red positive); without `colour`, a line of bars under each line
+    of text (▁ most negative ... █ most positive)."""
+    from rich.cells import cell_len
+
+    from charnext.neurons import diverging_level
+
+    out = Text()
+    line, bars, used = Text(), [], 0
+
+    def flush() -> None:
+        out.append("  ")
+        out.append_text(line)
+        out.append("\n")
+        if not colour:
+            out.append(("  " + "".join(bars)).rstrip() + "\n")
+
+    for ch, v in zip(text, values):
+        shown = _shown(ch)
+        w = cell_len(shown)
+        if used + w > width:
+            flush()
+            line, bars, used = Text(), [], 0
+        line.append(shown, style=_DIVERGING[diverging_level(v, magnitude)] if colour else None)
+        bars.append(_spark(v, magnitude) * w)
+        used += w
+        if ch == "\n":
+            flush()
+            line, bars, used = Text(), [], 0
+    if used:
+        flush()
+    return out
+
+
+def unit_legend(colour: bool, magnitude: float) -> Text:
+    """What the colours (or bars) of a unit's heat map mean."""
+    if colour:
+        out = Text("  activation: ")
+        for level in range(-4, 5):
+            value = level / 4 * magnitude
+            out.append(f" {value:+.2f} " if level in (-4, 0, 4) else "  ", style=_DIVERGING[level] or "dim")
+        return out
+    return Text(f"  activation, as a bar under each character: ▁ {-magnitude:+.2f} … ▄▅ 0 … █ {magnitude:+.2f}")
+
+
+def _r(r: float) -> Text:
+    return Text(f"{r:+.2f}", style="red" if r > 0 else "blue")
+
+
+def neuron_tables(scan, n: int = 10) -> tuple[Table, Table]:
+    """The `n` most telling units of a NeuronScan, and the best unit for each feature."""
+    top = Table(title=f"most telling units (of {len(scan.units):,}, over {scan.characters:,} characters)",
+                box=box.SIMPLE_HEAD, title_justify="left")  # fmt: skip
+    top.add_column("unit", style="cyan", no_wrap=True)
+    top.add_column("state", no_wrap=True)
+    top.add_column("follows", style="bold")
+    top.add_column("r", justify="right")
+    top.add_column("next best", style="dim")
+    for s in scan.top_units(n):
+        second = f"{s.second} {s.second_r:+.2f}" if s.second else ""
+        top.add_row(s.unit.name, s.unit.description, s.feature, _r(s.r), second)
+    best = Table(title="best unit for each feature", box=box.SIMPLE_HEAD, title_justify="left")
+    best.add_column("feature", style="bold", no_wrap=True)
+    best.add_column("unit", style="cyan", no_wrap=True)
+    best.add_column("r", justify="right")
+    best.add_column("the feature at each character", style="dim", overflow="fold")
+    from charnext.neurons import FEATURES
+
+    for s in scan.best_per_feature():
+        best.add_row(s.feature, s.unit.name, _r(s.r), FEATURES[s.feature])
+    return top, best
+
+
+def show_neurons(out: Console, scan, n: int = 10) -> None:
+    """`charnext neurons`: the most telling units and the best unit per feature."""
+    top, best = neuron_tables(scan, n)
+    out.print(top)
+    out.print(best)
+    if scan.top_units(1):
+        out.print(Text(f"  see one over the text: --unit {scan.top_units(1)[0].unit.name}", style="dim"))
+
+
+def show_unit(out: Console, scan, unit) -> None:
+    """`charnext neurons --unit`: one unit's activation over the stretch, as a heat map."""
+    from charnext.neurons import scale
+
+    colour = out.color_system is not None and not out.no_color
+    s = scan.score(unit)
+    values = scan.activation(unit)
+    magnitude = scale(values)
+    end = scan.stretch_offset + len(scan.stretch)
+    head = Text(f"{unit.name} ({unit.description}) follows ", style="italic")
+    head.append(s.feature, style="bold")
+    head.append(f", r = {s.r:+.2f}; characters {scan.stretch_offset:,} to {end:,}")
+    out.print(head)
+    out.print(unit_legend(colour, magnitude))
+    out.print()
+    out.print(unit_heat_map(scan.stretch, values, magnitude, max(20, out.width - 4), colour), end="",
+              soft_wrap=True)  # fmt: skip
