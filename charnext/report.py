@@ -56,7 +56,7 @@ def _sample(ckpt: Checkpoint, length: int, seed: int = 0, temperature: float = 0
         nxt = int(torch.multinomial(probs, 1, generator=gen))
         out.append(vocab.chars[nxt])
         idx = torch.tensor([[nxt]], device=device)
-    return "".join(out)
+    return ("" if start == "\n" else start) + "".join(out)
 
 
 @torch.no_grad()

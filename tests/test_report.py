@@ -1,0 +1,100 @@
+"""`charnext report`: the page's data and HTML (here), and the page in a real browser
+(test_report_browser.py)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from charnext.cli import app
+from conftest import POEM
+
+QUOTED = 'He said "(burning) bright" twice.\n'  # quotes and brackets, for the features
+
+
+@pytest.fixture(scope="session")
+def poem_model(tmp_path_factory):
+    """A small 2-layer LSTM trained briefly on verse, with validation: a report has curves."""
+    from charnext import api
+
+    path = tmp_path_factory.mktemp("report") / "poem.pt"
+    api.train((POEM + QUOTED) * 20, out=path, steps=60, lr=0.01, hidden_size=24, num_layers=2, embedding_size=8,
+              eval_every=20, val_fraction=0.1, precision="fp32", device="cpu", seq_len=32)  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="session")
+def report_file(poem_model, tmp_path_factory):
+    """A report of the poem model over the poem, written by the CLI."""
+    folder = tmp_path_factory.mktemp("page")
+    text = folder / "poem.txt"
+    text.write_text((POEM + QUOTED) * 4, encoding="utf-8")
+    out = folder / "report.html"
+    r = CliRunner().invoke(app, ["report", "-c", str(poem_model), "--file", str(text), "-o", str(out),
+                                 "--chars", "300", "--units", "4"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert f"report written to {out}" in r.output
+    return out
+
+
+def test_report_is_one_self_contained_file(report_file):
+    page = report_file.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    for section in ("summary", "curves", "predictions", "surprise", "units"):
+        assert f'<section id="{section}">' in page
+    # nothing to fetch: no external source, link, import or URL at all
+    assert not re.search(r"\b(src|href)\s*=|url\(|@import|https?://", page)
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page)[1]
+    assert "default-src 'none'" in csp and "unsafe" not in csp
+    assert "<polyline" in page  # the loss curves are inline SVG
+    assert page.count('<h3>') == 4  # four units as heat maps
+    assert "lstm · 2 × 24 units" in page
+
+
+def test_report_data(poem_model):
+    from charnext.checkpoint import load
+    from charnext.report import collect
+
+    d = collect(load(poem_model), POEM * 2, "poem", prefix="Tyger", chars=50, units=3, top_k=4)
+    assert [s["input"] for s in d.prefix_steps] == list("Tyger")
+    assert [s["target"] for s in d.prefix_steps] == list("yger") + [None]
+    assert all(len(s["top"]) == 4 for s in d.prefix_steps)
+    assert "".join(c["char"] for c in d.surprise) == (POEM * 2)[:50]
+    assert d.surprise[0]["prob"] is None and 0 < d.surprise[1]["prob"] <= 1
+    assert len(d.units) == 3 and all(len(u["values"]) == 50 for u in d.units)
+    assert d.neuron_chars == len(POEM * 2)
+    assert len({u["feature"] for u in d.units}) == 3  # one unit per feature, the strongest first
+    assert abs(d.units[0]["r"]) >= abs(d.units[-1]["r"])
+
+
+def test_report_without_a_text_reads_a_sample(hihello, tmp_path):
+    out = tmp_path / "r.html"
+    r = CliRunner().invoke(app, ["report", "-c", str(hihello), "-o", str(out), "--chars", "40"])
+    assert r.exit_code == 0, r.output
+    page = out.read_text(encoding="utf-8")
+    assert "a sample the model wrote" in page
+    assert "hihello" in re.sub(r"<[^>]+>", "", page)  # the model writes what it learned
+
+
+def test_report_escapes_the_text(hihello, tmp_path):
+    from charnext.checkpoint import load
+    from charnext.report import collect, to_html
+
+    d = collect(load(hihello), "hihello" * 5, "<script>alert(1)</script>", chars=20)
+    page = to_html(d)
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert page.count("<script>") == 1
+
+
+def test_report_errors(hihello, tmp_path):
+    r = CliRunner().invoke(app, ["report", "-c", str(hihello), "-o", str(tmp_path / "no" / "r.html")])
+    assert r.exit_code == 1 and "cannot write" in r.output
+    text = tmp_path / "t.txt"
+    text.write_text("hihello xyz", encoding="utf-8")
+    r = CliRunner().invoke(app, ["report", "-c", str(hihello), "-f", str(text), "-o", str(tmp_path / "r.html")])
+    assert r.exit_code == 1 and "not in the vocabulary" in r.output
+    r = CliRunner().invoke(app, ["report", "-c", str(hihello), "-f", str(text), "--skip-unknown",
+                                 "-o", str(tmp_path / "r.html")])  # fmt: skip
+    assert r.exit_code == 0, r.output

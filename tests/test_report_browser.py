@@ -1,0 +1,137 @@
+"""The report in a real browser: headless Debian Chromium through Selenium.
+
+Locally the test skips when Chromium, its driver or Selenium is missing; in CI (the CI
+environment variable set, as `.ci/run` does) it fails instead, so it can never be skipped there.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+
+import pytest
+
+from test_report import report_file, poem_model  # noqa: F401 - the report's fixtures
+
+SECTIONS = ("summary", "curves", "predictions", "surprise", "units")
+
+
+def _missing() -> str | None:
+    """What is missing for a browser test, or None."""
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install -e '.[test]')"
+    for tool in ("chromium", "chromedriver"):
+        if not shutil.which(tool):
+            return f"{tool} is not installed (apt-get install chromium chromium-driver)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Headless Chromium, fresh profile, nothing in the background that reaches the network."""
+    missing = _missing()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser test cannot run in CI: {missing}")
+        pytest.skip(missing)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium")
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1000,1400",
+                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):  # fmt: skip
+        opts.add_argument(arg)
+    # the console, and every network request the page makes (DevTools' performance log)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+    yield driver
+    driver.quit()
+
+
+def _requests(driver) -> list[tuple[str, str]]:
+    """(document, URL) of each request made since the performance log was last read."""
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            params = message["params"]
+            urls.append((params.get("documentURL", ""), params["request"]["url"]))
+    return urls
+
+
+@pytest.fixture(scope="module")
+def page(browser, report_file):  # noqa: F811
+    """The report, loaded; `page.requests` lists every request made while it loaded."""
+    browser.get(report_file.resolve().as_uri())
+    browser.requests = _requests(browser)
+    return browser
+
+
+def test_page_renders_with_every_section(page, tmp_path):
+    from PIL import Image
+
+    assert page.title.startswith("charnext report: poem.pt")
+    for section in SECTIONS:
+        el = page.find_element("id", section)
+        assert el.is_displayed() and el.size["height"] > 40, section
+    assert len(page.find_elements("css selector", "#surprise .heat span")) == 300
+    assert len(page.find_elements("css selector", "#units .heat")) == 4
+    assert page.find_elements("css selector", "#curves svg polyline")
+    png = page.get_screenshot_as_png()
+    shot = tmp_path / "report.png"
+    shot.write_bytes(png)
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    colours = image.getcolors(maxcolors=1 << 20)
+    background = max(colours)[0] / (image.width * image.height)
+    print(f"screenshot {shot}: {image.width}x{image.height}, {len(colours)} colours, "
+          f"{1 - background:.0%} not background")  # fmt: skip
+    assert len(colours) > 50 and background < 0.95  # text, curves and heat maps, not a blank page
+
+
+def test_console_has_no_errors(page):
+    logs = page.get_log("browser")
+    print("console:", logs)
+    assert [e for e in logs if e["level"] in ("SEVERE", "WARNING")] == []
+
+
+def test_no_request_leaves_the_file(page, report_file):  # noqa: F811
+    own = report_file.resolve().as_uri()
+    requests = page.requests + _requests(page)
+    resources = page.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    mine = [url for document, url in requests if document == own]
+    print("requests of the report:", mine, "resources:", resources)
+    assert mine == [own]  # the file itself, and nothing else
+    assert resources == []
+    # nothing at all went to the network (the browser's own start page loads chrome:// files)
+    assert not [url for _, url in requests if url.split(":")[0] not in ("file", "chrome", "data")]
+
+
+def test_hover_shows_the_alternatives(page):
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    span = page.find_elements("css selector", "#surprise .heat span")[5]
+    page.execute_script("arguments[0].scrollIntoView({block: 'center'})", span)
+    ActionChains(page).move_to_element(span).perform()
+    info = page.find_element("id", "info").text
+    assert "expected" in info and info == span.get_attribute("title")
+
+
+def test_reads_on_a_phone_and_in_print(page):
+    page.set_window_size(390, 844)
+    try:
+        # nothing wider than the screen: wide tables scroll inside their own box
+        assert page.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+    finally:
+        page.set_window_size(1000, 1400)
+    page.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    try:
+        assert page.find_element("id", "info").value_of_css_property("display") == "none"
+        assert page.find_element("id", "units").is_displayed()
+    finally:
+        page.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
