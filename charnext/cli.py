@@ -464,7 +464,9 @@ def neurons(
     ),
     unit: Annotated[
         str | None,
-        typer.Option(help="Show this unit over the text: LAYER:INDEX (an LSTM's cell; LAYER:hINDEX its hidden state)."),
+        typer.Option(
+            help="Show this unit over the text: LAYER:INDEX (an LSTM's cell; LAYER:hINDEX its hidden state)."
+        ),
     ] = None,
     top: Annotated[int, typer.Option(help="Units to list.")] = 10,
     max_chars: Annotated[
@@ -564,7 +566,9 @@ def report(
         out.write_text(page, encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot write {out}: {e.strerror or e}") from None
-    render.error_console().print(f"report written to {out} ({len(page.encode()) / 1024:,.0f} KiB)", markup=False)
+    render.error_console().print(
+        f"report written to {out} ({len(page.encode()) / 1024:,.0f} KiB)", markup=False
+    )
 
 
 @app.command()

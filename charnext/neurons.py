@@ -184,7 +184,9 @@ def _single_layers(model: CharModel) -> list[nn.Module]:
     rnn = model.rnn
     layers = []
     for layer in range(model.config.num_layers):
-        one = type(rnn)(rnn.input_size if layer == 0 else rnn.hidden_size, rnn.hidden_size, 1, batch_first=True)
+        one = type(rnn)(
+            rnn.input_size if layer == 0 else rnn.hidden_size, rnn.hidden_size, 1, batch_first=True
+        )
         for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
             setattr(one, f"{name}_l0", getattr(rnn, f"{name}_l{layer}"))
         one.flatten_parameters() if hasattr(one, "flatten_parameters") else None

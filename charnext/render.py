@@ -640,7 +640,9 @@ def unit_legend(colour: bool, magnitude: float) -> Text:
             value = level / 4 * magnitude
             out.append(f" {value:+.2f} " if level in (-4, 0, 4) else "  ", style=_DIVERGING[level] or "dim")
         return out
-    return Text(f"  activation, as a bar under each character: ▁ {-magnitude:+.2f} … ▄▅ 0 … █ {magnitude:+.2f}")
+    return Text(
+        f"  activation, as a bar under each character: ▁ {-magnitude:+.2f} … ▄▅ 0 … █ {magnitude:+.2f}"
+    )
 
 
 def _r(r: float) -> Text:

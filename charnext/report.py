@@ -38,7 +38,9 @@ class ReportData:
     surprise: list[dict]  # per character of the stretch: char, prob (None: unscored), top
     units: list[dict]  # the most telling units: name, description, feature, r, values
     neuron_chars: int  # characters the unit scores cover
-    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    created: str = field(
+        default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    )
 
 
 @torch.no_grad()
@@ -225,7 +227,8 @@ def _summary(d: ReportData) -> str:
         ("validation loss", f"{_fmt(t['val_loss'])} nats/char"
          + (f" ({t['val_loss'] / LN2:.3f} bits/char)" if isinstance(t["val_loss"], float) else "")),
         ("best validation", f"{_fmt(t['best_val_loss'])} nats/char"),
-        ("training time", f"{_fmt(t['elapsed'], '.1f')} s on {t.get('device') or '-'}, {t.get('precision') or '-'}"),
+        ("training time", f"{_fmt(t['elapsed'], '.1f')} s on {t.get('device') or '-'}, "
+                          f"{t.get('precision') or '-'}"),
         ("training text", f"{(t.get('text') or {}).get('length', 0):,} characters"),
         ("written by", f"charnext {d.info.get('charnext_version')}, {d.info.get('created')}"),
     ]  # fmt: skip
@@ -274,12 +277,14 @@ def _curves(d: ReportData) -> str:
     for x in (x_lo, (x_lo + x_hi) / 2, x_hi):
         parts.append(f'<text x="{sx(x):.1f}" y="{H - B + 16}" text-anchor="middle">{x:,.0f}</text>')
     parts.append(f'<text x="{(L + W - R) / 2}" y="{H - 4}" text-anchor="middle">step</text>')
-    for series, colour, name in ((train, "#2166ac", "training"), (val, "#d6604d", "validation")):
+    for series, colour in ((train, "#2166ac"), (val, "#d6604d")):
         if series:
             line = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in series)
             parts.append(f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="2"/>')
             if len(series) <= 60:
-                parts += [f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{colour}"/>' for x, y in series]
+                parts += [
+                    f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{colour}"/>' for x, y in series
+                ]
     legend_x = W - R - 200
     for i, (colour, name) in enumerate((("#2166ac", "training loss"), ("#d6604d", "validation loss"))):
         y = T + 10 + i * 18
@@ -301,8 +306,8 @@ def _predictions(d: ReportData) -> str:
     rows = []
     for i, s in enumerate(d.prefix_steps, 1):
         best, p = s["top"][0]
-        mark = "" if s["target"] is None else (
-            ' <span class="hit">✓</span>' if s["target"] == best else ' <span class="miss">✗</span>')  # fmt: skip
+        hit = ' <span class="hit">✓</span>' if s["target"] == best else ' <span class="miss">✗</span>'
+        mark = "" if s["target"] is None else hit
         alts = " ".join(f'<span class="alt"><code>{_e(_char(c))}</code> {q:.2f}</span>' for c, q in s["top"])
         rows.append(f'<tr><td class="num">{i}</td><td class="ch">{_e(_char(s["input"]))}</td>'
                     f'<td class="ch">{_e(_char(best))}{mark}</td><td class="num">{p:.3f}</td>'
@@ -328,7 +333,9 @@ def _surprise(d: ReportData) -> str:
         cls = next(k for low, k, _ in _SURPRISE if c["prob"] >= low)
         bits = -math.log2(c["prob"]) if c["prob"] > 0 else math.inf
         alts = ", ".join(f"{_char(a)} {p:.0%}" for a, p in c["top"])
-        spans.append(_span(c["char"], cls, f"{_char(c['char'])}: {c['prob']:.1%} ({bits:.1f} bits); expected {alts}"))
+        spans.append(
+            _span(c["char"], cls, f"{_char(c['char'])}: {c['prob']:.1%} ({bits:.1f} bits); expected {alts}")
+        )
     legend = "".join(f'<span class="{k}">{label}</span>' for _, k, label in _SURPRISE)
     return (
         '<section id="surprise"><h2>Surprise</h2>'
@@ -360,9 +367,9 @@ def _units(d: ReportData) -> str:
             spans.append(_span(ch, cls, f"{_char(ch)}: {u['name']} = {v:+.3f}"))
         parts.append(
             f'<h3>{_e(u["name"])} <span class="muted">({_e(u["description"])})</span> follows '
-            f'{_e(u["feature"])}, r = {u["r"]:+.2f}</h3>'
+            f"{_e(u['feature'])}, r = {u['r']:+.2f}</h3>"
             f'<p class="note">{_e(u["feature"])}: {_e(FEATURES.get(u["feature"], ""))}; '
-            f'the scale runs from {-magnitude:+.2f} to {magnitude:+.2f}.</p>'
+            f"the scale runs from {-magnitude:+.2f} to {magnitude:+.2f}.</p>"
             f'<div class="heat">{"".join(spans)}</div>'
         )
     parts.append("</section>")

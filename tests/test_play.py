@@ -72,7 +72,9 @@ class Terminal:
                     self.output += os.read(self.fd, 65536).decode("utf-8", "replace")
                 except OSError:  # the child has gone
                     break
-        raise AssertionError(f"{pattern!r} never appeared; the screen said:\n{ANSI.sub('', self.output)[-2000:]}")
+        raise AssertionError(
+            f"{pattern!r} never appeared; the screen said:\n{ANSI.sub('', self.output)[-2000:]}"
+        )
 
     def send(self, keys: str) -> None:
         self.output = ""  # what comes next answers these keys

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import POEM
 from typer.testing import CliRunner
 
 from charnext.cli import app
-from conftest import POEM
 
 QUOTED = 'He said "(burning) bright" twice.\n'  # quotes and brackets, for the features
 
@@ -20,8 +20,9 @@ def poem_model(tmp_path_factory):
     from charnext import api
 
     path = tmp_path_factory.mktemp("report") / "poem.pt"
-    api.train((POEM + QUOTED) * 20, out=path, steps=60, lr=0.01, hidden_size=24, num_layers=2, embedding_size=8,
-              eval_every=20, val_fraction=0.1, precision="fp32", device="cpu", seq_len=32)  # fmt: skip
+    api.train((POEM + QUOTED) * 20, out=path, steps=60, lr=0.01, hidden_size=24, num_layers=2,
+              embedding_size=8, eval_every=20, val_fraction=0.1, precision="fp32", device="cpu",
+              seq_len=32)  # fmt: skip
     return path
 
 
@@ -49,7 +50,7 @@ def test_report_is_one_self_contained_file(report_file):
     csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page)[1]
     assert "default-src 'none'" in csp and "unsafe" not in csp
     assert "<polyline" in page  # the loss curves are inline SVG
-    assert page.count('<h3>') == 4  # four units as heat maps
+    assert page.count("<h3>") == 4  # four units as heat maps
     assert "lstm · 2 × 24 units" in page
 
 
@@ -93,7 +94,9 @@ def test_report_errors(hihello, tmp_path):
     assert r.exit_code == 1 and "cannot write" in r.output
     text = tmp_path / "t.txt"
     text.write_text("hihello xyz", encoding="utf-8")
-    r = CliRunner().invoke(app, ["report", "-c", str(hihello), "-f", str(text), "-o", str(tmp_path / "r.html")])
+    r = CliRunner().invoke(
+        app, ["report", "-c", str(hihello), "-f", str(text), "-o", str(tmp_path / "r.html")]
+    )
     assert r.exit_code == 1 and "not in the vocabulary" in r.output
     r = CliRunner().invoke(app, ["report", "-c", str(hihello), "-f", str(text), "--skip-unknown",
                                  "-o", str(tmp_path / "r.html")])  # fmt: skip

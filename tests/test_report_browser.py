@@ -12,8 +12,7 @@ import os
 import shutil
 
 import pytest
-
-from test_report import report_file, poem_model  # noqa: F401 - the report's fixtures
+from test_report import poem_model, report_file  # noqa: F401 - the report's fixtures
 
 SECTIONS = ("summary", "curves", "predictions", "surprise", "units")
 

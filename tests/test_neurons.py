@@ -1,0 +1,194 @@
+"""`charnext neurons`: text features, recording every unit, correlations, and the command."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from rich.console import Console
+from typer.testing import CliRunner
+
+from charnext import neurons
+from charnext.cli import app
+from charnext.model import CharModel, ModelConfig
+from charnext.vocab import Vocab
+
+
+def test_features_at_each_character():
+    text = "A \"b(c)\" d\n  if (x[1]:\nSPEAKER:\nIt's 'q' ok\n"
+    f = neurons.text_features(text)
+    assert set(f) == set(neurons.FEATURES)
+    at = {name: dict(zip(range(len(text)), values.tolist())) for name, values in f.items()}
+    assert [at["line_position"][i] for i in range(4)] == [0, 1, 2, 3]
+    assert at["line_position"][10] == 10  # the newline: the line's length
+    assert at["line_position"][11] == 0
+    assert [at["in_double_quotes"][i] for i in (1, 2, 3, 7, 8)] == [0, 1, 1, 0, 0]  # "b(c)" inside
+    depth = [at["bracket_depth"][i] for i in range(len(text))]
+    assert depth[4:8] == [1, 1, 0, 0] and max(depth) == 2  # ( and then ( [ on the next line
+    assert depth[text.index("]")] == 1 and depth[text.index("S")] == 1  # "(" left open
+    assert [at["indent"][i] for i in range(11, 15)] == [1, 2, 2, 2]  # two spaces, then stays
+    assert at["indent"][text.index("S")] == 0
+    assert at["word_start"][text.index("if")] == 1 and at["word_start"][text.index("if") + 1] == 0
+    assert at["word_position"][text.index("if") + 1] == 1
+    assert at["upper_case"][0] == 1 and at["upper_case"][2] == 0
+    assert at["digit"][text.index("1")] == 1 and at["white_space"][1] == 1
+    caps = text.index("SPEAKER")
+    assert at["caps_line"][caps] == 0 and at["caps_line"][caps + 1] == 1 and at["caps_line"][caps + 7] == 1
+    assert at["caps_line"][text.index("It")] == 0
+    apostrophe, q = text.index("'"), text.index("'q'")
+    assert at["in_single_quotes"][apostrophe] == 0  # It's: an apostrophe, not a quote
+    assert [at["in_single_quotes"][i] for i in (q, q + 1, q + 2, q + 3)] == [1, 1, 0, 0]
+    assert at["punctuation"][text.index(":")] == 1 and at["punctuation"][0] == 0
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_record_gives_every_layer_state_step_by_step(cell, monkeypatch):
+    monkeypatch.setattr(neurons, "CHUNK", 7)  # state carried across many chunk boundaries
+    torch.manual_seed(0)
+    model = CharModel(
+        ModelConfig(vocab_size=6, cell=cell, hidden_size=5, num_layers=2, embedding_size=3)
+    ).eval()
+    idx = torch.randint(0, 6, (30,))
+    chunks: list[torch.Tensor] = []
+    logits = neurons.record(model, idx, lambda start, states: chunks.append(torch.cat(states, dim=1)))
+    recorded = torch.cat(chunks)  # (T, units)
+    assert recorded.shape == (30, len(neurons.all_units(model)))
+    state, expected, expected_logits = None, [], []
+    with torch.no_grad():
+        for t in range(30):  # the model itself, one character at a time
+            out, state = model(idx[t : t + 1][None], state)
+            expected_logits.append(out[0, 0])
+            if cell == "lstm":  # the model's state holds (h, c) side by side; units list c then h
+                h, c = state[:, 0].chunk(2, dim=-1)
+                expected.append(torch.cat([c[0], h[0], c[1], h[1]]))
+            else:
+                expected.append(state[:, 0].reshape(-1))
+    torch.testing.assert_close(recorded, torch.stack(expected), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(logits, torch.stack(expected_logits), atol=1e-5, rtol=1e-4)
+
+
+def test_scan_correlations_are_pearson(monkeypatch):
+    torch.manual_seed(1)
+    text = "The cat (sat) on 'the' mat.\n  Said \"HI\" 42 times.\nOK\n" * 20
+    vocab = Vocab.from_text(text)
+    model = CharModel(ModelConfig(vocab_size=len(vocab), hidden_size=8, num_layers=2, embedding_size=4))
+    result = neurons.scan(model, vocab, text, stretch_offset=10, stretch_length=30)
+    chunks: list[torch.Tensor] = []
+    neurons.record(model, vocab.encode(text), lambda s, st: chunks.append(torch.cat(st, dim=1)))
+    acts = torch.cat(chunks).double().numpy()
+    feats = neurons.text_features(text)
+    for j, name in enumerate(result.features):
+        for i in (0, 9, 17, 31):
+            expected = np.corrcoef(acts[:, i], feats[name])[0, 1]
+            assert result.r[i, j] == pytest.approx(expected, abs=1e-4)
+    np.testing.assert_allclose(result.activations, acts[10:40], atol=1e-6)
+    assert result.stretch == text[10:40] and result.characters == len(text)
+    top = result.top_units(5)
+    assert [abs(s.r) for s in top] == sorted((abs(s.r) for s in top), reverse=True)
+    assert abs(top[0].r) == pytest.approx(np.abs(result.r).max())
+    best = result.best_per_feature()
+    assert sorted(s.feature for s in best) == sorted(result.features)
+
+
+def test_constant_features_are_left_out():
+    text = "abcabc abc\n" * 5  # no quotes, brackets, digits, capitals or indentation
+    vocab = Vocab.from_text(text)
+    model = CharModel(ModelConfig(vocab_size=len(vocab), hidden_size=4, num_layers=1))
+    result = neurons.scan(model, vocab, text)
+    assert "line_position" in result.features and "white_space" in result.features
+    for constant in ("digit", "bracket_depth", "in_double_quotes", "upper_case", "indent"):
+        assert constant not in result.features
+    assert np.isfinite(result.r).all()
+
+
+def test_parse_unit():
+    lstm = CharModel(ModelConfig(vocab_size=3, hidden_size=8, num_layers=2))
+    gru = CharModel(ModelConfig(vocab_size=3, cell="gru", hidden_size=8, num_layers=1))
+    assert neurons.parse_unit("1:7", lstm) == neurons.Unit(1, "c", 7)  # the LSTM's cell by default
+    assert neurons.parse_unit("0:h3", lstm).name == "0:h3"
+    assert neurons.parse_unit("0:3", gru) == neurons.Unit(0, "h", 3)
+    for bad, message in (("2:0", "does not exist"), ("0:8", "does not exist"), ("x", "LAYER:INDEX"),
+                         ("0:c1", None)):  # fmt: skip
+        model = gru if bad == "0:c1" else lstm
+        with pytest.raises(Exception, match=message or "only an LSTM has a cell state"):
+            neurons.parse_unit(bad, model)
+
+
+# ---------------------------------------------------------------------------------------------
+# the command
+
+
+@pytest.fixture
+def hitext(tmp_path):
+    path = tmp_path / "hi.txt"
+    path.write_text("hihello" * 40, encoding="utf-8")
+    return path
+
+
+def test_neurons_lists_units(hihello, hitext):
+    r = CliRunner().invoke(app, ["neurons", "-c", str(hihello), "--file", str(hitext), "--top", "4"])
+    assert r.exit_code == 0, r.output
+    assert "most telling units (of 64, over 280 characters)" in r.output
+    rows = re.findall(r"^\s+(0:[ch]\d+)\s+layer 0 (cell|hidden) \d+\s+(\w+)\s+([+-]\d\.\d\d)", r.output, re.M)
+    assert len(rows) == 4 and all(feature in neurons.FEATURES for _, _, feature, _ in rows)
+    assert "best unit for each feature" in r.output and "word_start" in r.output
+    assert "--unit 0:" in r.output
+
+
+def test_neurons_unit_heat_map_in_a_pipe(hihello, hitext):
+    r = CliRunner().invoke(app, ["neurons", "-c", str(hihello), "--file", str(hitext), "--unit", "0:h3",
+                                 "--show-chars", "21"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0].startswith("0:h3 (layer 0 hidden 3) follows ") and "characters 0 to 21" in lines[0]
+    assert "▁" in lines[1] and "█" in lines[1]  # the legend of the bars
+    text_line = lines.index("  hihellohihellohihello")
+    bars = lines[text_line + 1].strip()
+    assert len(bars) == 21 and set(bars) <= set("▁▂▃▄▅▆▇█")
+    assert bars[:7] * 3 != bars or len(set(bars)) > 1  # the unit varies along the text
+
+
+def test_unit_heat_map_in_colour():
+    from charnext.render import unit_heat_map
+
+    con = Console(file=io.StringIO(), force_terminal=True, color_system="truecolor", width=40, no_color=False)
+    con.print(unit_heat_map("ab\ncd", [-1.0, 0.0, 0.5, 1.0, 0.2], 1.0, 30, colour=True))
+    out = con.file.getvalue()
+    assert "48;2;33;102;172" in out  # -1: the darkest blue background
+    assert "48;2;178;24;43" in out  # +1: the darkest red
+    assert "▁" not in out  # colour replaces the bars
+
+
+def test_neurons_json(hihello, hitext):
+    r = CliRunner().invoke(app, ["neurons", "-c", str(hihello), "-f", str(hitext), "--json", "--unit", "0:5",
+                                 "--show-chars", "10", "--top", "3"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["characters"] == 280 and d["units"] == 64
+    assert len(d["top_units"]) == 3 and {"unit", "feature", "r", "layer", "state", "index"} <= set(
+        d["top_units"][0]
+    )
+    assert d["features"]["line_position"].startswith("characters since")
+    assert (
+        d["unit"]["unit"] == "0:c5"
+        and d["unit"]["text"] == "hihellohih"
+        and len(d["unit"]["activations"]) == 10
+    )
+
+
+def test_neurons_errors(hihello, hitext, tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(app, ["neurons", "-c", str(hihello), "-f", str(hitext), "--unit", "3:1"])
+    assert r.exit_code == 1 and "unit 3:1 does not exist" in r.output
+    other = tmp_path / "x.txt"
+    other.write_text("hi there", encoding="utf-8")
+    r = runner.invoke(app, ["neurons", "-c", str(hihello), "-f", str(other)])
+    assert r.exit_code == 1 and "not in the vocabulary" in r.output
+    r = runner.invoke(app, ["neurons", "-c", str(hihello), "-f", str(other), "--skip-unknown"])
+    assert r.exit_code == 0 and "skipped characters not in the vocabulary" in r.output
+    r = runner.invoke(app, ["neurons", "-c", str(hihello), "-f", str(hitext), "--offset", "999"])
+    assert r.exit_code == 1 and "past the end" in r.output
