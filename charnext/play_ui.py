@@ -43,7 +43,8 @@ def frame(session: PlaySession, title: str, k: int, length: int, message: str, w
         text.append(line[-(width - 4) :] if len(line) > width - 4 else line, style="bold")
         text.append("↵\n" if i < len(lines) - 1 else "", style="dim")
     text.append(CURSOR, style="blink")
-    bars = Text("next:\n", style="italic")
+    bars = Text()
+    bars.append("next:\n", style="italic")
     bar_width = max(10, min(40, width - 20))
     top = session.top(k)
     if not top:
