@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +25,9 @@ from charnext.errors import ConfigError, TextError
 from charnext.model import CharModel
 from charnext.vocab import Vocab
 
-CHUNK = 4096  # characters run per call: bounds memory (gates are (CHUNK, 4H) floats)
+CHUNK = 4096  # characters per call and piece: bounds memory (gates are (PIECES, CHUNK, 3H) floats)
+PIECES = 16  # most pieces of a long text read side by side, as one batch
+WARMUP = 1024  # characters each piece but the first reads before it (unrecorded)
 
 # name -> what it measures at character t (the README's and --json's documentation)
 FEATURES: dict[str, str] = {
@@ -195,63 +198,123 @@ def _single_layers(model: CharModel) -> list[nn.Module]:
 
 
 def _lstm_cells(one: nn.LSTM, x: torch.Tensor, out: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor):
-    """The cell states c (T, H) of a single-layer LSTM that read x (T, in) and gave out (T, H)
-    from (h0, c0) (H,): one batched gate product, then the elementwise recurrence
+    """The cell states c (B, T, H) of a single-layer LSTM that read x (B, T, in) and gave out
+    (B, T, H) from (h0, c0) (B, H): one batched gate product, then the elementwise recurrence
     c_t = f_t * c_{t-1} + i_t * g_t."""
-    h_prev = torch.cat([h0[None], out[:-1]])  # (T, H): the hidden state each step started from
-    n = 3 * one.hidden_size  # the input, forget and cell gates; the output gate is not needed
+    B, T, H = out.shape
+    h_prev = torch.cat([h0[:, None], out[:, :-1]], dim=1)  # (B, T, H): each step's starting h
+    n = 3 * H  # the input, forget and cell gates; the output gate is not needed
     w_ih, w_hh = one.weight_ih_l0[:n].float().cpu(), one.weight_hh_l0[:n].float().cpu()
     bias = (one.bias_ih_l0[:n] + one.bias_hh_l0[:n]).float().cpu()
-    gates = torch.addmm(bias, x, w_ih.T).addmm_(h_prev, w_hh.T)  # (T, 3H)
-    i, f, g = gates.chunk(3, dim=-1)
-    f = torch.sigmoid(f).numpy()
-    u = (torch.sigmoid(i) * torch.tanh(g)).numpy()  # what each step writes into the cell
+    gates = torch.addmm(bias, x.reshape(B * T, -1), w_ih.T).addmm_(h_prev.reshape(B * T, H), w_hh.T)
+    i, f, g = gates.view(B, T, n).transpose(0, 1).chunk(3, dim=-1)  # each (T, B, H)
+    f = torch.sigmoid(f).contiguous().numpy()
+    u = (torch.sigmoid(i) * torch.tanh(g)).contiguous().numpy()  # what each step writes
     c = np.empty_like(u)
     prev = c0.numpy()
-    for t in range(len(u)):  # elementwise: ~2 µs a step, far below the matrix products
+    for t in range(T):  # elementwise: a few µs a step, far below the matrix products
         prev = c[t] = f[t] * prev + u[t]
-    return torch.from_numpy(c)
+    return torch.from_numpy(c).transpose(0, 1)  # (B, T, H)
+
+
+@contextmanager
+def _one_thread(device: torch.device) -> Iterator[None]:
+    """Record on one CPU thread, then restore the thread count.
+
+    Each step of a recurrent layer is a small matrix product that must wait for the one
+    before: a second thread gains little on a quiet machine and, on a busy one, waiting for it
+    at every step costs far more. 100,000 characters through a 2x256 LSTM, read as one
+    sequence, measured on a loaded 2-core machine: 20 s on one thread; 26-29 s with only the
+    recurrent layers on one thread; 80-95 s on two.
+    """
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def pieces(n: int) -> list[tuple[int, int]]:
+    """(start, end) of the pieces a text of n characters is read in, side by side.
+
+    A text up to 2 x CHUNK characters is one piece, read exactly. A longer one is cut into up
+    to PIECES equal pieces read as one batch: a batch of 16 costs a step about twice what one
+    sequence does, so the text takes about a third of the time. Each piece but the first reads
+    the WARMUP characters before it first, so its state is what a reader of the whole text would
+    have: a trained network's memory fades long before (a test checks the states match).
+    """
+    if n <= 2 * CHUNK:
+        return [(0, n)]
+    size = math.ceil(n / min(PIECES, math.ceil(n / CHUNK)))
+    return [(s, min(n, s + size)) for s in range(0, n, size)]
+
+
+def record(model: CharModel, idx: torch.Tensor, on_chunk: Callable[[int, list[torch.Tensor]], None]) -> None:
+    """Run idx (T,) through the model from the zero state, in the pieces of `pieces`, each in
+    chunks of up to CHUNK characters.
+
+    For each chunk of each piece calls on_chunk(start, states): the chunk's offset in the text
+    and one (t, H) float32 CPU tensor per layer and kind, in the order of all_units.
+    """
+    with _one_thread(model.head.weight.device):
+        _record(model, idx, on_chunk)
 
 
 @torch.no_grad()
-def record(
-    model: CharModel, idx: torch.Tensor, on_chunk: Callable[[int, list[torch.Tensor]], None]
-) -> torch.Tensor:
-    """Run idx (T,) through the model from the zero state, in chunks of CHUNK characters.
-
-    For each chunk calls on_chunk(start, states) with one (t, H) float32 CPU tensor per layer
-    and kind, in the order of all_units; returns the logits (T, V) for the whole text.
-    """
+def _record(model: CharModel, idx: torch.Tensor, on_chunk: Callable[[int, list[torch.Tensor]], None]) -> None:
     was_training = model.training
     model.eval()
     device = model.head.weight.device
     c = model.config
     layers = _single_layers(model)
     lstm = c.cell is Cell.lstm
-    h = [torch.zeros(1, 1, c.hidden_size, device=device) for _ in layers]
-    cs = [torch.zeros(1, 1, c.hidden_size, device=device) for _ in layers]
-    logits = []
-    for start in range(0, len(idx), CHUNK):
-        chunk = idx[start : start + CHUNK].long().to(device)[None]  # (1, t)
-        x = model.embedding(chunk) if model.embedding is not None else nn.functional.one_hot(
-            chunk, c.vocab_size).float()  # fmt: skip
+    spans = pieces(len(idx))
+    B = len(spans)
+
+    def embed(chunk: torch.Tensor) -> torch.Tensor:  # (B, t) -> (B, t, in)
+        chunk = chunk.long().to(device)
+        if model.embedding is not None:
+            return model.embedding(chunk)
+        return nn.functional.one_hot(chunk, c.vocab_size).float()
+
+    h = [torch.zeros(1, B, c.hidden_size, device=device) for _ in layers]
+    cs = [torch.zeros(1, B, c.hidden_size, device=device) for _ in layers]
+    if B > 1:  # warm-up: each piece but the first reads the characters before it, unrecorded
+        w = min(WARMUP, spans[1][0])
+        x = embed(torch.stack([idx[s - w : s] if s else idx[:w] for s, _ in spans]))  # (B, w, in)
+        for layer, one in enumerate(layers):
+            if lstm:
+                x, (h[layer], cs[layer]) = one(x, (h[layer], cs[layer]))
+            else:
+                x, h[layer] = one(x, h[layer])
+            h[layer][:, 0] = 0  # the first piece starts the text: the zero state
+            cs[layer][:, 0] = 0
+    longest = max(e - s for s, e in spans)
+    for t0 in range(0, longest, CHUNK):
+        t1 = min(t0 + CHUNK, longest)
+        rows = [idx[s + t0 : min(e, s + t1)] for s, e in spans]
+        # a short last piece is padded at its end: what the padding gives is dropped
+        x = embed(torch.stack([nn.functional.pad(r, (0, t1 - t0 - len(r))) for r in rows]))
         states = []
         for layer, one in enumerate(layers):
             if lstm:
-                out, (h_new, c_new) = one(x, (h[layer], cs[layer]))  # out (1, t, H)
-                cells = _lstm_cells(one, x[0].float().cpu(), out[0].float().cpu(), h[layer][0, 0].cpu(),
-                                    cs[layer][0, 0].cpu())  # fmt: skip
-                states += [cells, out[0].float().cpu()]
+                out, (h_new, c_new) = one(x, (h[layer], cs[layer]))  # out (B, t, H)
+                states.append(_lstm_cells(one, x.float().cpu(), out.float().cpu(), h[layer][0].cpu(),
+                                          cs[layer][0].cpu()))  # fmt: skip
                 cs[layer] = c_new
             else:
                 out, h_new = one(x, h[layer])
-                states.append(out[0].float().cpu())
+            states.append(out.float().cpu())
             h[layer] = h_new
             x = out
-        on_chunk(start, states)
-        logits.append(model.head(x[0]).float().cpu())
+        for b, ((s, _), r) in enumerate(zip(spans, rows)):
+            if len(r):
+                on_chunk(s + t0, [state[b, : len(r)] for state in states])
     model.train(was_training)
-    return torch.cat(logits) if logits else torch.zeros(0, c.vocab_size)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,28 +428,30 @@ def scan(
     units = all_units(model)
     U = len(units)
     n = len(text)
-    # running sums over chunks: sum a, sum a^2, sum a*f_z (f_z has mean 0, std 1)
-    s1 = np.zeros(U)
-    s2 = np.zeros(U)
-    sf = np.zeros((U, len(names)))
+    # running sums over chunks: sum a, sum a^2, sum a*f_z (f_z has mean 0, std 1). In torch, not
+    # numpy: numpy's BLAS threads would spin beside torch's and slow both many times over.
+    fz = torch.from_numpy(Fz.astype(np.float32))  # (T, F)
+    s1 = torch.zeros(U, dtype=torch.float64)
+    s2 = torch.zeros(U, dtype=torch.float64)
+    sf = torch.zeros(U, len(names), dtype=torch.float64)
     s_end = min(n, stretch_offset + stretch_length)
     acts = np.zeros((s_end - stretch_offset, U), dtype=np.float32)
 
     def collect(start: int, states: list[torch.Tensor]) -> None:
-        a = torch.cat(states, dim=1).numpy().astype(np.float64)  # (t, U)
+        a = torch.cat(states, dim=1)  # (t, U) float32: a chunk's sums are exact enough, the totals float64
         end = start + len(a)
-        s1[:] += a.sum(axis=0)
-        s2[:] += (a * a).sum(axis=0)
-        sf[:] += a.T @ Fz[start:end]
+        s1.add_(a.sum(dim=0))
+        s2.add_((a * a).sum(dim=0))
+        sf.add_(a.T @ fz[start:end])
         lo, hi = max(start, stretch_offset), min(end, s_end)
         if lo < hi:
-            acts[lo - stretch_offset : hi - stretch_offset] = a[lo - start : hi - start]
+            acts[lo - stretch_offset : hi - stretch_offset] = a[lo - start : hi - start].numpy()
 
     record(model, vocab.encode(text), collect)
-    mean = s1 / n
-    std = np.sqrt(np.maximum(s2 / n - mean * mean, 0.0))
+    mean = s1.numpy() / n
+    std = np.sqrt(np.maximum(s2.numpy() / n - mean * mean, 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
-        r = sf / n / std[:, None]  # sum (a - mean) f_z = sum a f_z, since sum f_z = 0
+        r = sf.numpy() / n / std[:, None]  # sum (a - mean) f_z = sum a f_z, since sum f_z = 0
     r = np.nan_to_num(np.clip(r, -1.0, 1.0))  # a constant unit correlates with nothing: 0
     return NeuronScan(units, names, r, n, stretch_offset, text[stretch_offset:s_end], acts)
 

@@ -45,30 +45,53 @@ def test_features_at_each_character():
     assert at["punctuation"][text.index(":")] == 1 and at["punctuation"][0] == 0
 
 
+def _recorded(model, idx) -> torch.Tensor:
+    """Every unit at every character, (T, units), put together in text order."""
+    out = torch.full((len(idx), len(neurons.all_units(model))), float("nan"))
+    neurons.record(
+        model, idx, lambda start, states: out[start : start + len(states[0])].copy_(torch.cat(states, 1))
+    )
+    assert not out.isnan().any()  # every character recorded
+    return out
+
+
+def _step_by_step(model, idx) -> torch.Tensor:
+    """The model itself, one character at a time: its state after each, in all_units order."""
+    state, rows = None, []
+    with torch.no_grad():
+        for t in range(len(idx)):
+            _, state = model(idx[t : t + 1][None], state)
+            if model.config.cell.value == "lstm":  # the state holds (h, c) side by side; units: c, h
+                h, c = state[:, 0].chunk(2, dim=-1)
+                rows.append(torch.cat([x for layer in range(len(h)) for x in (c[layer], h[layer])]))
+            else:
+                rows.append(state[:, 0].reshape(-1))
+    return torch.stack(rows)
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_record_gives_every_layer_state_step_by_step(cell, monkeypatch):
     monkeypatch.setattr(neurons, "CHUNK", 7)  # state carried across many chunk boundaries
+    monkeypatch.setattr(neurons, "PIECES", 1)  # one sequence: exact
     torch.manual_seed(0)
-    model = CharModel(
-        ModelConfig(vocab_size=6, cell=cell, hidden_size=5, num_layers=2, embedding_size=3)
-    ).eval()
+    config = ModelConfig(vocab_size=6, cell=cell, hidden_size=5, num_layers=2, embedding_size=3)
+    model = CharModel(config).eval()
     idx = torch.randint(0, 6, (30,))
-    chunks: list[torch.Tensor] = []
-    logits = neurons.record(model, idx, lambda start, states: chunks.append(torch.cat(states, dim=1)))
-    recorded = torch.cat(chunks)  # (T, units)
-    assert recorded.shape == (30, len(neurons.all_units(model)))
-    state, expected, expected_logits = None, [], []
-    with torch.no_grad():
-        for t in range(30):  # the model itself, one character at a time
-            out, state = model(idx[t : t + 1][None], state)
-            expected_logits.append(out[0, 0])
-            if cell == "lstm":  # the model's state holds (h, c) side by side; units list c then h
-                h, c = state[:, 0].chunk(2, dim=-1)
-                expected.append(torch.cat([c[0], h[0], c[1], h[1]]))
-            else:
-                expected.append(state[:, 0].reshape(-1))
-    torch.testing.assert_close(recorded, torch.stack(expected), atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(logits, torch.stack(expected_logits), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(_recorded(model, idx), _step_by_step(model, idx), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_pieces_side_by_side_match_one_pass(cell, monkeypatch):
+    monkeypatch.setattr(neurons, "CHUNK", 100)  # pieces of 76 characters, in chunks of up to 100
+    monkeypatch.setattr(neurons, "WARMUP", 60)
+    assert neurons.pieces(200) == [(0, 200)]
+    assert neurons.pieces(301) == [(0, 76), (76, 152), (152, 228), (228, 301)]
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=6, cell=cell, hidden_size=5, num_layers=2, embedding_size=3)
+    model = CharModel(config).eval()
+    idx = torch.randint(0, 6, (301,))
+    # each piece warmed up on the 60 characters before it: the state a reader of the whole has
+    torch.testing.assert_close(_recorded(model, idx), _step_by_step(model, idx), atol=1e-5, rtol=1e-4)
 
 
 def test_scan_correlations_are_pearson(monkeypatch):
@@ -77,9 +100,7 @@ def test_scan_correlations_are_pearson(monkeypatch):
     vocab = Vocab.from_text(text)
     model = CharModel(ModelConfig(vocab_size=len(vocab), hidden_size=8, num_layers=2, embedding_size=4))
     result = neurons.scan(model, vocab, text, stretch_offset=10, stretch_length=30)
-    chunks: list[torch.Tensor] = []
-    neurons.record(model, vocab.encode(text), lambda s, st: chunks.append(torch.cat(st, dim=1)))
-    acts = torch.cat(chunks).double().numpy()
+    acts = _recorded(model, vocab.encode(text)).double().numpy()
     feats = neurons.text_features(text)
     for j, name in enumerate(result.features):
         for i in (0, 9, 17, 31):
