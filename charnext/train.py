@@ -21,7 +21,7 @@ from charnext.errors import ConfigError, TextError, UnknownCharactersError
 from charnext.evaluate import EvalResult, evaluate_lines, evaluate_stream
 from charnext.loss import sequence_loss
 from charnext.model import CharModel, ModelConfig
-from charnext.predict import SampleConfig, generate
+from charnext.inference import SampleConfig, generate
 from charnext.prepare import PreparedData
 from charnext.vocab import Vocab, count_indices, require_text
 

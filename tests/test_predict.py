@@ -95,17 +95,19 @@ def test_api_matches_cli_with_the_same_sampling(poem_model):
     assert ours == [cli["generated"]]
 
 
-def test_generation_reads_the_prefix_once(poem_model):
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_generation_reads_the_prefix_once(poem_model, engine):
     """The state is carried: P prefix characters and L generated ones feed P + L - 1 inputs."""
-    ckpt = api.load(poem_model)
+    ckpt = api.load(poem_model, engine=engine)
     fed = []
-    forward = ckpt.model.forward
+    model = ckpt.model if engine == "torch" else ckpt.runner
+    forward = model.forward
 
     def counting(idx, state=None):
         fed.append(idx.shape[1])
         return forward(idx, state)
 
-    ckpt.model.forward = counting
+    model.forward = counting
     text = api.generate(ckpt, "Tyger Tyger", 200, SampleConfig(temperature=1.0, seed=0))[0]
     assert len(text) == 200
     assert fed[0] == len("Tyger Tyger") and set(fed[1:]) == {1} and sum(fed) == 11 + 200 - 1
