@@ -122,7 +122,8 @@ def write(f: BinaryIO, tensors: dict[str, np.ndarray], metadata: dict[str, str],
     item size (the header is padded to a multiple of 8); `bf16` names uint16 arrays that hold
     bfloat16 bits.
     """
-    arrays = {name: np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")) for name, a in tensors.items()}
+    # little-endian and C-ordered (np.require keeps 0-d arrays 0-d, unlike ascontiguousarray)
+    arrays = {name: np.require(a, a.dtype.newbyteorder("<"), "C") for name, a in tensors.items()}
     order = sorted(arrays, key=lambda name: -arrays[name].dtype.itemsize)  # stable: ties keep order
     header: dict[str, object] = {"__metadata__": dict(metadata)} if metadata else {}
     offset = 0
