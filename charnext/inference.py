@@ -100,10 +100,11 @@ def choose(logits: np.ndarray, sample: SampleConfig, rng: np.random.Generator) -
         np.put_along_axis(p, order, sorted_p, axis=-1)
     cdf = np.cumsum(p, axis=-1)  # (N, V)
     u = rng.random(len(cdf)) * cdf[:, -1]  # uniform in [0, total)
-    chosen = (cdf <= u[:, None]).sum(axis=-1)  # the first index whose cdf passes u
-    # u rounding up to the total would step past the end: take the last possible character
-    last = V - 1 - (p[:, ::-1] > 0).argmax(axis=-1)
-    return np.minimum(chosen, last)
+    # the first index whose cdf passes u: a character of probability 0 never is one
+    chosen = (cdf <= u[:, None]).sum(axis=-1)
+    if chosen.max() >= V:  # u rounded up to the total: take the last possible character
+        chosen = np.minimum(chosen, V - 1 - (p[:, ::-1] > 0).argmax(axis=-1))
+    return chosen
 
 
 def generate(

@@ -83,50 +83,61 @@ class _Layer:
         -> (B, T, gates), all steps at once."""
         if self.w_ih is None:
             return self.table[x]
-        out = x @ self.w_ih
+        B, T, H = x.shape
+        out = x.reshape(B * T, H) @ self.w_ih  # one 2-D product (a 3-D one loops over B)
         out += self.b_in
-        return out
+        return out.reshape(B, T, -1)
 
-    def run(self, gx: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Gate inputs (B, T, gates) and state (B, S) -> outputs (B, T, H), new state (B, S)."""
+    def run(self, gx: np.ndarray, state: np.ndarray, new: np.ndarray) -> np.ndarray:
+        """Gate inputs (B, T, gates) and state (B, S) -> outputs (B, T, H); the final state is
+        written into `new` (B, S), whose h part the output of a single step is a view of."""
         B, T, _ = gx.shape
         H = self.H
-        out = np.empty((B, T, H), dtype=np.float32)
+        out = np.empty((B, T, H), dtype=np.float32) if T > 1 else None
         if self.cell is Cell.lstm:
             h, c = state[:, :H], state[:, H:]
             for t in range(T):
+                last = t == T - 1
+                h_new = new[:, :H] if last else np.empty((B, H), dtype=np.float32)
+                c_new = new[:, H:] if last else np.empty((B, H), dtype=np.float32)
                 g = h @ self.w_hh  # (B, 4H): i f o g
                 g += gx[:, t]
                 np.tanh(g, out=g)
                 s = g[:, : 3 * H]
                 s *= 0.5
                 s += 0.5  # sigmoid(i), sigmoid(f), sigmoid(o)
-                c = s[:, H : 2 * H] * c
-                c += s[:, :H] * g[:, 3 * H :]
-                h = np.tanh(c)
-                h *= s[:, 2 * H :]
-                out[:, t] = h
-            return out, np.concatenate([h, c], axis=1)
-        h = state
-        for t in range(T):
-            gh = h @ self.w_hh
-            if self.cell is Cell.gru:
-                gh[:, 2 * H :] += self.b_hn
-                rz = gx[:, t, : 2 * H] + gh[:, : 2 * H]
-                np.tanh(rz, out=rz)
-                rz *= 0.5
-                rz += 0.5  # sigmoid(r), sigmoid(z)
-                n = rz[:, :H] * gh[:, 2 * H :]
-                n += gx[:, t, 2 * H :]
-                np.tanh(n, out=n)
-                h = h - n
-                h *= rz[:, H:]
-                h += n  # (1 - z) * n + z * h
-            else:
-                gh += gx[:, t]
-                h = np.tanh(gh, out=gh)
-            out[:, t] = h
-        return out, h
+                np.multiply(s[:, H : 2 * H], c, out=c_new)
+                s[:, :H] *= g[:, 3 * H :]  # i * g (i is used only here)
+                c_new += s[:, :H]
+                np.tanh(c_new, out=h_new)
+                h_new *= s[:, 2 * H :]
+                h, c = h_new, c_new
+                if out is not None:
+                    out[:, t] = h
+        else:
+            h = state
+            for t in range(T):
+                h_new = new if t == T - 1 else np.empty((B, H), dtype=np.float32)
+                gh = h @ self.w_hh
+                if self.cell is Cell.gru:
+                    gh[:, 2 * H :] += self.b_hn
+                    rz = gx[:, t, : 2 * H] + gh[:, : 2 * H]
+                    np.tanh(rz, out=rz)
+                    rz *= 0.5
+                    rz += 0.5  # sigmoid(r), sigmoid(z)
+                    n = rz[:, :H] * gh[:, 2 * H :]
+                    n += gx[:, t, 2 * H :]
+                    np.tanh(n, out=n)
+                    np.subtract(h, n, out=h_new)
+                    h_new *= rz[:, H:]
+                    h_new += n  # (1 - z) * n + z * h
+                else:
+                    gh += gx[:, t]
+                    np.tanh(gh, out=h_new)
+                h = h_new
+                if out is not None:
+                    out[:, t] = h
+        return out if out is not None else h[:, None]
 
 
 class NumpyModel:
@@ -161,15 +172,15 @@ class NumpyModel:
     def forward(self, idx: np.ndarray, state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """idx (B, T) integer, state (L, B, S) or None -> logits (B, T, V), new state (L, B, S)."""
         idx = np.asarray(idx, dtype=np.intp)
+        B, T = idx.shape
         if state is None:
-            state = self.initial_state(idx.shape[0])
+            state = self.initial_state(B)
+        new_state = np.empty((len(self.layers), B, self.state_size), dtype=np.float32)
         x = idx
-        new_state = []
-        for layer, s in zip(self.layers, state):
-            x, s = layer.run(layer.inputs(x), s)  # x: (B, T, H)
-            new_state.append(s)
-        logits = x @ self.head_w
-        logits += self.head_b  # (B, T, V)
-        return logits, np.stack(new_state)
+        for layer, s, new in zip(self.layers, state, new_state):
+            x = layer.run(layer.inputs(x), s, new)  # (B, T, H)
+        logits = x.reshape(B * T, -1) @ self.head_w
+        logits += self.head_b
+        return logits.reshape(B, T, -1), new_state  # (B, T, V), (L, B, S)
 
     __call__ = forward
