@@ -122,7 +122,7 @@ def main() -> None:
             torch.set_num_threads(a.threads)
         c = next(iter(ckpts.values())).config
         print(f"model: {c.cell.value} {c.num_layers}x{c.hidden_size}, {c.vocab_size} chars, "
-              f"{a.threads} CPU thread(s), temperature {a.temperature}, medians of {a.runs} runs")  # fmt: skip
+              f"{a.threads} CPU thread(s), temperature {a.temperature}, {a.runs} runs")  # fmt: skip
         for ckpt in ckpts.values():
             seconds(ckpt, 200, 1, a)  # warm-up
         short, long = a.lengths

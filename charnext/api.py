@@ -14,8 +14,8 @@ The command line is a thin layer over exactly these functions. `load`, `predict`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any

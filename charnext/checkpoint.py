@@ -35,10 +35,11 @@ import os
 import sys
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -322,6 +323,7 @@ def _read_format2(path: Path, data: bytes, convert: Callable[[np.ndarray, bool],
         if not isinstance(name, str) or name not in file.tensors:
             raise ValueError(f"tensor {name!r} is missing")
         return convert(file.tensors[name], name in file.bf16)
+
     meta = file.metadata
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is a safetensors file, but not a charnext checkpoint")
@@ -336,7 +338,9 @@ def _read_format2(path: Path, data: bytes, convert: Callable[[np.ndarray, bool],
         try:
             raw[key] = _from_json(json.loads(text), tensor)
         except (ValueError, TypeError, RecursionError) as e:
-            raise CheckpointError(f"{path} is damaged: field '{key}' is malformed ({_first_line(e)})") from None
+            raise CheckpointError(
+                f"{path} is damaged: field '{key}' is malformed ({_first_line(e)})"
+            ) from None
     return raw
 
 

@@ -159,7 +159,7 @@ def generate(
 
 
 def resolve_engine(engine: str = "auto", device: str = "cpu") -> str:
-    """"numpy" or "torch" for an `Engine` choice on `device`.
+    """ "numpy" or "torch" for an `Engine` choice on `device`.
 
     auto is numpy on the CPU and torch on a GPU. Measured on a 2-core CPU: numpy does
     everything predict and generate need with no start-up (no `import torch`, about 1.3 s) and

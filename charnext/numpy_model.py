@@ -148,15 +148,16 @@ class NumpyModel:
         self.config = config
         c = config
         embedding = weights.get("embedding.weight") if c.embedding_size else None
+        kinds = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
         self.layers = [
             _Layer(
                 c.cell,
-                *(np.asarray(weights[f"rnn.{kind}_l{i}"]) for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")),
+                *(np.asarray(weights[f"rnn.{k}_l{i}"]) for k in kinds),
                 embedding=embedding,
                 first=i == 0,
             )
             for i in range(c.num_layers)
-        ]  # fmt: skip
+        ]
         self.head_w = np.ascontiguousarray(np.asarray(weights["head.weight"], dtype=np.float32).T)  # (H, V)
         self.head_b = np.asarray(weights["head.bias"], dtype=np.float32)
 

@@ -115,7 +115,9 @@ def _natural(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
-def write(f: BinaryIO, tensors: dict[str, np.ndarray], metadata: dict[str, str], bf16: set[str] = frozenset()) -> None:
+def write(
+    f: BinaryIO, tensors: dict[str, np.ndarray], metadata: dict[str, str], bf16: set[str] = frozenset()
+) -> None:
     """Write `tensors` (and string `metadata`) to the open binary file `f` as safetensors.
 
     Tensors are laid out widest dtype first, so that every tensor starts at a multiple of its

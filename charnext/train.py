@@ -19,9 +19,9 @@ from charnext.data import LineBatches, StreamBatches, fingerprint, line_index, s
 from charnext.device import autocast, resolve_precision
 from charnext.errors import ConfigError, TextError, UnknownCharactersError
 from charnext.evaluate import EvalResult, evaluate_lines, evaluate_stream
+from charnext.inference import SampleConfig, generate
 from charnext.loss import sequence_loss
 from charnext.model import CharModel, ModelConfig
-from charnext.inference import SampleConfig, generate
 from charnext.prepare import PreparedData
 from charnext.vocab import Vocab, count_indices, require_text
 

@@ -19,7 +19,8 @@ import safetensors.numpy
 import safetensors.torch
 import torch
 
-from charnext import api, checkpoint as ckpt, tensorfile
+from charnext import api, tensorfile
+from charnext import checkpoint as ckpt
 from charnext.config import ModelConfig
 from charnext.errors import CheckpointError
 from charnext.model import CharModel
@@ -125,13 +126,18 @@ def test_format_1_checkpoints_still_load(tmp_path):
     torch.manual_seed(1)
     vocab = Vocab.from_text("hihello")
     model = CharModel(ModelConfig(vocab_size=5, cell="lstm", hidden_size=8, num_layers=2)).eval()
-    path = _format1(tmp_path / "old.pt", model, vocab, step=9, line_index=torch.tensor([1, 5], dtype=torch.int64))
+    path = _format1(
+        tmp_path / "old.pt", model, vocab, step=9, line_index=torch.tensor([1, 5], dtype=torch.int64)
+    )
     loaded = ckpt.load(path)
     idx = vocab.encode("hihell").long()[None]
     assert torch.equal(loaded.model(idx)[0], model(idx)[0]) and loaded.step == 9
     assert isinstance(ckpt.load_raw(path)["state_dict"]["head.weight"], torch.Tensor)
     assert isinstance(loaded.raw["line_index"], np.ndarray)  # numpy, whatever the format
-    assert api.predict(api.load(path), "hihell").prediction == api.predict(api.load(path, engine="torch"), "hihell").prediction
+    assert (
+        api.predict(api.load(path), "hihell").prediction
+        == api.predict(api.load(path, engine="torch"), "hihell").prediction
+    )
 
 
 def test_tensorfile_agrees_with_the_official_package_both_ways(tmp_path):
@@ -164,7 +170,9 @@ def test_tensorfile_agrees_with_the_official_package_both_ways(tmp_path):
     bf = torch.tensor([1.0, -2.5, 3.0e38], dtype=torch.bfloat16)
     safetensors.torch.save_file({"bf": bf}, tmp_path / "bf.safetensors")
     got = tensorfile.read((tmp_path / "bf.safetensors").read_bytes())
-    assert "bf" in got.bf16 and np.array_equal(tensorfile.bf16_to_float32(got.tensors["bf"]), bf.float().numpy())
+    assert "bf" in got.bf16 and np.array_equal(
+        tensorfile.bf16_to_float32(got.tensors["bf"]), bf.float().numpy()
+    )
 
 
 def test_interrupted_save_keeps_the_old_file(saved, monkeypatch):
@@ -198,9 +206,37 @@ def test_export_keeps_only_what_inference_needs(tmp_path, hihello):
         Trainer.resume(out, "hihello")
 
 
+def test_export_converts_a_format_1_checkpoint(tmp_path):
+    torch.manual_seed(2)
+    vocab = Vocab.from_text("hihello")
+    model = CharModel(ModelConfig(vocab_size=5, cell="rnn", hidden_size=8, num_layers=2, embedding_size=0))
+    old = _format1(tmp_path / "old.pt", model, vocab, step=4, optimizer={"state": {}, "param_groups": []})
+    out = ckpt.export(old, tmp_path / "new.safetensors")
+    assert ckpt.load(out, engine="numpy").raw["format_version"] == 2
+    assert api.generate(api.load(out), "hi", 30) == api.generate(api.load(old, engine="torch"), "hi", 30)
+
+
+def test_the_documented_reader_gets_the_weights(saved):
+    """docs/checkpoint-format.md's example: the official package, the metadata, the weights."""
+    path, model, vocab = saved
+    with safetensors.safe_open(path, "np") as f:
+        meta = f.metadata()
+        config = json.loads(meta["model_config"])
+        weights = {name: f.get_tensor(name) for name in json.loads(meta["state_dict"])}
+    assert config["hidden_size"] == 8 and json.loads(meta["vocab"]) == list(vocab.chars)
+    loaded = CharModel(ModelConfig(**config))
+    loaded.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+    again = CharModel(ModelConfig(**config))
+    again.load_state_dict(safetensors.torch.load_file(path), strict=False)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor) and torch.equal(again.state_dict()[name], tensor)
+
+
 def test_export_of_a_line_mode_model_stays_in_line_mode(tmp_path, names):
     path = tmp_path / "names.pt"
-    api.train(names, out=path, steps=5, lines=True, hidden_size=8, num_layers=1, precision="fp32", device="cpu")
+    api.train(
+        names, out=path, steps=5, lines=True, hidden_size=8, num_layers=1, precision="fp32", device="cpu"
+    )
     out = ckpt.export(path, tmp_path / "names.safetensors")
     exported = api.load(out)
     assert api.line_mode(exported) and api.seen_in_training(exported, "emma") is True
@@ -396,6 +432,9 @@ def test_bad_files_through_the_cli_give_one_line_and_no_torch(tmp_path):
             proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "charnext", *args],
                                   capture_output=True, text=True, timeout=120)  # fmt: skip
             lines = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
-            assert proc.returncode == 1 and len(lines) == 1 and "error:" in lines[0], (name, proc.stderr[-500:])
+            assert proc.returncode == 1 and len(lines) == 1 and "error:" in lines[0], (
+                name,
+                proc.stderr[-500:],
+            )
             assert "Traceback" not in proc.stderr
             assert " torch" not in {line.split("|")[-1].rstrip() for line in proc.stderr.splitlines()}
