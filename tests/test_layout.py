@@ -115,7 +115,6 @@ def test_one_notation_for_invisible_characters():
     assert visible("\n") == "↵" and visible(" ") == "␣" and visible("\t") == "\\t"
     assert visible("↵") == "\\u21b5" and visible("␣") == "\\u2423"  # never mistaken for the marks
     assert visible_text("a b\n") == "a␣b↵" and visible_text("a b\n", spaces=True) == "a b↵"
-    assert "↵" in run("--help").stdout or True  # documented in the README (tests/test_readme.py)
 
 
 def test_unknown_character_error_lists_the_vocabulary_sorted_and_escaped():
