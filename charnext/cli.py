@@ -35,7 +35,8 @@ class _Group(TyperGroup):
 app = typer.Typer(
     name="charnext",
     cls=_Group,
-    help="Next-character language models (RNN, GRU, LSTM): train, predict, evaluate, inspect.",
+    help="Next-character language models (RNN, GRU, LSTM): train, predict, evaluate, inspect.\n\n"
+    "In tables, ␣ stands for a space and ↵ for a newline. Usage errors exit with 2, bad input with 1.",
     add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -310,7 +311,7 @@ def prepare(
 def predict(
     prefix_arg: Annotated[
         str | None,
-        typer.Argument(metavar="[PREFIX]", help="Text to feed, one character at a time.", show_default=False),
+        typer.Argument(metavar="PREFIX", help="Text to feed, one character at a time.", show_default=False),
     ] = None,
     prefix: Annotated[
         str | None, typer.Option("--prefix", "-p", help="The same as PREFIX.", show_default=False)
@@ -327,7 +328,7 @@ def predict(
             help="Sampling temperature: 1 samples from the model as it is, lower is safer, "
             "0 is greedy (always the most likely character)."
         ),
-    ] = 1.0,  # fmt: skip
+    ] = 1.0,
     top_k: Annotated[
         int, typer.Option(help="Sample only among the k most likely characters; 0 = all of them.")
     ] = 0,
@@ -342,7 +343,7 @@ def predict(
             "seed is drawn and printed on stderr.",
             show_default=False,
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     num_samples: Annotated[int, typer.Option(help="Continuations to generate.")] = 1,
     alternatives: Annotated[
         int, typer.Option(help="Most likely characters shown per step in the table (the 'top' column).")
@@ -362,8 +363,8 @@ def predict(
 ) -> None:
     """Show the model's most likely next character after each character of PREFIX, and continue it.
 
-    The table is the argmax view of the lecture; --length N then samples N characters past the
-    prefix (--temperature 0: greedy).
+    The table is the argmax view of the lecture (␣ is a space, ↵ a newline); --length N then
+    samples N characters past the prefix (--temperature 0: greedy).
     """
     from charnext import api, render
     from charnext.config import SampleConfig
@@ -462,14 +463,14 @@ def _warn_skipped(chars: list[str]) -> None:
 def evaluate(
     text: Annotated[
         str | None,
-        typer.Argument(help="Text to score; - reads standard input.", show_default=False),
+        typer.Argument(metavar="TEXT", help="Text to score; - reads standard input.", show_default=False),
     ] = None,
     file: Annotated[
         Path | None,
         typer.Option(
             "--file", "-f", help="Score this UTF-8 text file; - reads standard input.", show_default=False
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Checkpoint to use.")] = Path(
         "checkpoint.pt"
     ),
@@ -522,7 +523,7 @@ def inspect(
     path: Annotated[
         Path | None,
         typer.Argument(
-            metavar="[CHECKPOINT]", help="Checkpoint to describe [default: checkpoint.pt]", show_default=False
+            metavar="CHECKPOINT", help="Checkpoint to describe [default: checkpoint.pt]", show_default=False
         ),
     ] = None,
     checkpoint: Annotated[
