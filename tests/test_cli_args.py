@@ -223,3 +223,13 @@ def test_completion_completes_commands_and_choices(words, expected):
     proc = subprocess.run([sys.executable, "-m", "charnext"], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     assert set(proc.stdout.split()) >= expected, proc.stdout
+
+
+def test_install_completion_writes_the_script_for_the_shell(tmp_path):
+    env = {**os.environ, "HOME": str(tmp_path), "SHELL": "/bin/bash"}
+    command = [sys.executable, "-m", "charnext", "--install-completion", "bash"]
+    proc = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    script = tmp_path / ".bash_completions" / "charnext.sh"
+    assert "_CHARNEXT_COMPLETE" in script.read_text()
+    assert str(script) in (tmp_path / ".bashrc").read_text()
