@@ -229,7 +229,8 @@ def test_the_documented_reader_gets_the_weights(saved):
     again = CharModel(ModelConfig(**config))
     again.load_state_dict(safetensors.torch.load_file(path), strict=False)
     for name, tensor in model.state_dict().items():
-        assert torch.equal(loaded.state_dict()[name], tensor) and torch.equal(again.state_dict()[name], tensor)
+        assert torch.equal(loaded.state_dict()[name], tensor)
+        assert torch.equal(again.state_dict()[name], tensor)
 
 
 def test_export_of_a_line_mode_model_stays_in_line_mode(tmp_path, names):
