@@ -59,14 +59,15 @@ def test_parameter_shapes_match_the_torch_model():
 
 
 def _max_prob_difference(model: CharModel, vocab: Vocab) -> float:
-    """Largest difference of next-character probabilities over a batch of texts, read in two
-    calls with the state carried from the first to the second."""
+    """Largest difference of next-character probabilities over a batch of texts, read in
+    several calls with the state carried: two windows, then one character at a time (the
+    numpy engine's separate path for a single step)."""
     rng = np.random.default_rng(0)
-    idx = rng.integers(0, len(vocab), size=(4, 40))
+    idx = rng.integers(0, len(vocab), size=(4, 43))
     numpy_model = NumpyModel(model.config, {k: v.numpy() for k, v in model.state_dict().items()})
     worst = 0.0
     t_state = n_state = None
-    for part in (idx[:, :25], idx[:, 25:]):
+    for part in (idx[:, :25], idx[:, 25:40], idx[:, 40:41], idx[:, 41:42], idx[:, 42:]):
         with torch.no_grad():
             t_logits, t_state = model(torch.from_numpy(part), t_state)
         n_logits, n_state = numpy_model.forward(part, n_state)
