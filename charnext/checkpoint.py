@@ -1,6 +1,6 @@
 """Self-describing checkpoints: saved atomically, loaded safely (no code runs), checked.
 
-Format 2 (written since charnext 0.2; docs/checkpoint-format.md describes it byte by byte) is a
+Format 2 (what `save` writes; docs/checkpoint-format.md describes it byte by byte) is a
 safetensors file: every tensor (weights, optimizer moments, random state, carried state, line
 index) in its raw bytes, and everything else as JSON in the header's `__metadata__`, one entry
 per field of the layout below. Reading it needs neither pickle nor torch. Format 1 (a
@@ -450,6 +450,9 @@ def load(path: str | Path, device: str | torch.device = "cpu", engine: str = "to
     With engine "torch" the torch model is built now, in eval mode on `device`; with "numpy"
     nothing imports torch (for a format-2 file), and `.model` is still there on first use.
     """
+    from charnext.inference import resolve_engine
+
+    engine = resolve_engine(engine, str(device))
     path = Path(path)
     raw = _read(path, lambda a, bf16: tensorfile.bf16_to_float32(a) if bf16 else a)
     if raw["format_version"] < 2:
