@@ -77,12 +77,12 @@ def matmul_bound(config, samples: int, seconds_budget: float = 1.0) -> float:
     G = {"rnn": 1, "gru": 3, "lstm": 4}[config.cell.value] * H
     rng = np.random.default_rng(0)
     h = rng.standard_normal((samples, H), dtype=np.float32)
-    w = rng.standard_normal((H, G), dtype=np.float32)
-    head = rng.standard_normal((H, V), dtype=np.float32)
-    products = 2 * L - 1  # the first layer's input product is a table lookup
+    # distinct matrices, as in the model: the same memory to read as well as the same arithmetic
+    weights = [rng.standard_normal((H, G), dtype=np.float32) for _ in range(2 * L - 1)]  # the
+    head = rng.standard_normal((H, V), dtype=np.float32)  # first layer's input is a table lookup
 
     def step():
-        for _ in range(products):
+        for w in weights:
             h @ w
         h @ head
 
