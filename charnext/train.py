@@ -19,9 +19,9 @@ from charnext.data import LineBatches, StreamBatches, fingerprint, line_index, s
 from charnext.device import autocast, resolve_precision
 from charnext.errors import ConfigError, TextError, UnknownCharactersError
 from charnext.evaluate import EvalResult, evaluate_lines, evaluate_stream
+from charnext.inference import SampleConfig, generate
 from charnext.loss import sequence_loss
 from charnext.model import CharModel, ModelConfig
-from charnext.predict import SampleConfig, generate
 from charnext.prepare import PreparedData
 from charnext.vocab import Vocab, count_indices, require_text
 
@@ -339,7 +339,10 @@ class Trainer:
             self.train_chars = sum(len(x) + 1 for x in self.train_lines)
             self.val_chars = sum(len(x) + 1 for x in self.val_lines)
             self.seq_len = max(len(x) for x in self.train_lines) + 1
-            self.window = None
+            # the lecture's view: the first training line, read after a newline from the zero state
+            nl = torch.tensor([self.boundary], dtype=self.train_lines[0].dtype)
+            seq = torch.cat([nl, self.train_lines[0], nl])[:25]
+            self.window = (seq[:-1], seq[1:])
             return
         data = text if isinstance(text, torch.Tensor) else self.vocab.encode(text)
         self.vocab_counts = vocab_counts or count_indices(data, len(self.vocab))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from charnext.errors import TextError, UnknownCharactersError
 
@@ -15,11 +15,17 @@ from charnext.errors import TextError, UnknownCharactersError
 # the text itself, whatever its size.
 _CHUNK = 1 << 22  # characters per chunk
 
-_NAMED = {" ": "␣", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\x00": "\\0"}
+if TYPE_CHECKING:  # torch loads only where a tensor is asked for: inference needs none
+    import torch
+
+# One notation everywhere: ␣ a space, ↵ a newline, backslash escapes for other invisible
+# characters; the two marks themselves are escaped, so that a shown character is never ambiguous.
+_NAMED = {" ": "␣", "\n": "↵", "\t": "\\t", "\r": "\\r", "\x00": "\\0", "␣": "\\u2423", "↵": "\\u21b5"}
 
 
 def visible(ch: str) -> str:
-    """Show a character so that a reader can see it: `␣` for a space, `\\n`, `\\u200b`, ..."""
+    """Show a character so that a reader can see it: `␣` for a space, `↵` for a newline,
+    `\\t`, `\\x1b`, `\\u200b`, ..."""
     if ch in _NAMED:
         return _NAMED[ch]
     category = unicodedata.category(ch)
@@ -29,9 +35,10 @@ def visible(ch: str) -> str:
     return ch
 
 
-def visible_text(text: str) -> str:
-    """`visible` applied to every character of a short text."""
-    return "".join(visible(ch) for ch in text)
+def visible_text(text: str, spaces: bool = False) -> str:
+    """`visible` applied to every character of a short text; with `spaces`, a space stays a
+    space (running text, such as a sample)."""
+    return "".join(" " if spaces and ch == " " else visible(ch) for ch in text)
 
 
 def _code_points(text: str) -> np.ndarray:
@@ -42,11 +49,18 @@ def _code_points(text: str) -> np.ndarray:
 
 def index_dtype(vocab_size: int) -> torch.dtype:
     """The smallest integer dtype that holds every index of a vocabulary of this size."""
+    import torch
+
+    return {np.uint8: torch.uint8, np.int16: torch.int16, np.int32: torch.int32}[_np_index_dtype(vocab_size)]
+
+
+def _np_index_dtype(vocab_size: int) -> type:
+    """`index_dtype` as a numpy type."""
     if vocab_size <= 256:
-        return torch.uint8
+        return np.uint8
     if vocab_size <= 2**15:
-        return torch.int16
-    return torch.int32
+        return np.int16
+    return np.int32
 
 
 class VocabBuilder:
@@ -143,9 +157,13 @@ class Vocab:
         Raises UnknownCharactersError naming the characters the vocabulary lacks, unless
         `skip_unknown`, which drops them.
         """
-        dtype = self.dtype
-        out = torch.empty(len(text), dtype=dtype)
-        np_out = out.numpy()
+        import torch
+
+        return torch.from_numpy(self.encode_array(text, skip_unknown=skip_unknown))
+
+    def encode_array(self, text: str, *, skip_unknown: bool = False) -> np.ndarray:
+        """`encode` as a numpy array (no torch)."""
+        np_out = np.empty(len(text), dtype=_np_index_dtype(len(self.chars)))
         filled = 0
         for start in range(0, len(text), _CHUNK):
             cps = _code_points(text[start : start + _CHUNK])
@@ -158,29 +176,31 @@ class Vocab:
                 idx = idx[known]
             np_out[filled : filled + len(idx)] = idx
             filled += len(idx)
-        return out[:filled]
+        return np_out[:filled]
 
     def unknown_message(self, unknown: list[str]) -> str:
         """One line naming unknown characters and what the vocabulary holds."""
         shown = " ".join(f"'{visible(c)}'" for c in unknown[:20])
         more = f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
         if len(self.chars) <= 80:
-            holds = "".join(visible(c) for c in self.chars)
+            holds = "".join(visible(c) for c in sorted(self.chars))  # sorted: easy to scan
             known = f"; the vocabulary holds {len(self.chars)} characters: {holds}"
         else:
             known = f"; the vocabulary holds {len(self.chars)} characters"
         noun = "character" if len(unknown) == 1 else "characters"
         return f"unknown {noun} {shown}{more} not in the vocabulary{known}"
 
-    def decode(self, idx: Iterable[int] | torch.Tensor) -> str:
+    def decode(self, idx: Iterable[int] | torch.Tensor | np.ndarray) -> str:
         """Indices -> text."""
-        if isinstance(idx, torch.Tensor):
+        if hasattr(idx, "reshape"):  # a tensor or an array
             idx = idx.reshape(-1).tolist()
         chars = self.chars
         return "".join(chars[i] for i in idx)
 
     def one_hot(self, text: str) -> torch.Tensor:
         """Text -> (len(text), len(vocab)) float tensor of one-hot rows, as in the lecture."""
+        import torch
+
         return torch.nn.functional.one_hot(self.encode(text).long(), len(self.chars)).float()
 
     def extend(self, text: str) -> Vocab:
@@ -200,6 +220,8 @@ def require_text(text: str, *, what: str = "text", minimum: int = 2) -> str:
 
 def count_indices(data: torch.Tensor, vocab_size: int) -> list[int]:
     """Occurrences of each index in encoded text, counted in chunks to keep memory flat."""
+    import torch
+
     counts = torch.zeros(vocab_size, dtype=torch.int64)
     for start in range(0, len(data), _CHUNK):
         counts += torch.bincount(data[start : start + _CHUNK].long(), minlength=vocab_size)

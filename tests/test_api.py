@@ -30,13 +30,13 @@ def test_example_runs_without_typer_or_rich():
 
 
 def test_api_names_survive_importing_their_submodules():
-    """`charnext.train`, `.predict`, `.evaluate` stay the API functions even after the modules
-    of the same name are imported."""
+    """`charnext.train` and `.evaluate` stay the API functions even after the modules of the
+    same name are imported; no module is named `predict` any more (it is `inference`)."""
     import charnext
     import charnext.evaluate
-    import charnext.predict
+    import charnext.inference
     import charnext.train  # noqa: F401
 
     assert callable(charnext.train) and callable(charnext.predict) and callable(charnext.evaluate)
     assert charnext.predict.__module__ == "charnext.api"
-    assert sys.modules["charnext.predict"].__name__ == "charnext.predict"
+    assert sys.modules["charnext.inference"].__name__ == "charnext.inference"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 
@@ -55,15 +56,57 @@ def _is_greedy(ckpt, prefix: str, text: str) -> bool:
 
 def test_temperature_zero_is_greedy(poem_model):
     ckpt = api.load(poem_model)
-    default = generated("-c", poem_model, "-p", "Tyger ", "-n", 60)["generated"]
-    zero = generated("-c", poem_model, "-p", "Tyger ", "-n", 60, "--temperature", 0, "--seed", 3)
-    assert zero["generated"] == default
-    assert _is_greedy(ckpt, "Tyger ", default)
+    zero = generated("-c", poem_model, "-p", "Tyger ", "-n", 60, "--temperature", 0)["generated"]
+    assert _is_greedy(ckpt, "Tyger ", zero)
+    assert zero == generated("-c", poem_model, "-p", "Tyger ", "-n", 60, "--temperature", 0)["generated"]
+
+
+def test_greedy_with_a_seed_is_warned_about(poem_model):
+    result = run("predict", "Tyger ", "-c", poem_model, "-n", 10, "--temperature", 0, "--seed", 3)
+    assert result.exit_code == 0, result.output
+    assert "--seed has no effect with --temperature 0" in result.stderr
+
+
+def test_greedy_with_several_samples_is_refused(poem_model):
+    result = run("predict", "Tyger ", "-c", poem_model, "-n", 10, "--temperature", 0, "--num-samples", 3)
+    assert result.exit_code == 2 and "every sample would be the same" in result.stderr
+
+
+def test_default_samples_and_names_its_seed(poem_model):
+    """Two runs without --seed differ; each names its seed on stderr, which reproduces it."""
+    runs = [run("predict", "Tyger ", "-c", poem_model, "-n", 120, "--json") for _ in range(2)]
+    assert all(r.exit_code == 0 for r in runs)
+    texts = [json.loads(r.stdout)["generated"] for r in runs]
+    seeds = [int(re.search(r"^seed (\d+)$", r.stderr, re.M).group(1)) for r in runs]
+    assert texts[0] != texts[1] and seeds[0] != seeds[1]
+    assert [json.loads(r.stdout)["seed"] for r in runs] == seeds
+    again = generated("Tyger ", "-c", poem_model, "-n", 120, "--seed", seeds[1])
+    assert again["generated"] == texts[1]
+    assert not _is_greedy(api.load(poem_model), "Tyger ", texts[0])
+
+
+def test_text_prints_only_the_generated_text(poem_model):
+    args = ("Tyger ", "-c", poem_model, "-n", 80, "--seed", 5)
+    result = run("predict", *args, "--text")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "Tyger " + generated(*args)["generated"] + "\n"
+    several = run("predict", *args, "--text", "--num-samples", 3)
+    assert several.stdout.count("Tyger ") >= 3 and "---" not in several.stdout
+
+
+def test_table_width_does_not_change_the_sampled_text(poem_model):
+    args = ("Tyger ", "-c", poem_model, "-n", 80, "--seed", 5)
+    plain = run("predict", *args)
+    wide = run("predict", *args, "--alternatives", 6)
+    assert "top 3" in plain.stdout and "top 6" in wide.stdout
+    assert plain.stdout.splitlines()[-1] == wide.stdout.splitlines()[-1]  # the same sample
+    filtered = generated(*args, "--top-k", 3)["generated"]
+    assert filtered != generated(*args)["generated"]  # --top-k is the sampling filter only
 
 
 @pytest.mark.parametrize("option", [("--top-k", 1), ("--top-p", 1e-6)])
 def test_top_k_one_and_tiny_top_p_are_greedy(poem_model, option):
-    greedy = generated("-c", poem_model, "-p", "Tyger ", "-n", 60)["generated"]
+    greedy = generated("-c", poem_model, "-p", "Tyger ", "-n", 60, "--temperature", 0)["generated"]
     for seed in (1, 2):
         obj = generated(
             "-c", poem_model, "-p", "Tyger ", "-n", 60, "--temperature", 1.5, "--seed", seed, *option
@@ -95,17 +138,19 @@ def test_api_matches_cli_with_the_same_sampling(poem_model):
     assert ours == [cli["generated"]]
 
 
-def test_generation_reads_the_prefix_once(poem_model):
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_generation_reads_the_prefix_once(poem_model, engine):
     """The state is carried: P prefix characters and L generated ones feed P + L - 1 inputs."""
-    ckpt = api.load(poem_model)
+    ckpt = api.load(poem_model, engine=engine)
     fed = []
-    forward = ckpt.model.forward
+    model = ckpt.model if engine == "torch" else ckpt.runner
+    forward = model.forward
 
     def counting(idx, state=None):
         fed.append(idx.shape[1])
         return forward(idx, state)
 
-    ckpt.model.forward = counting
+    model.forward = counting
     text = api.generate(ckpt, "Tyger Tyger", 200, SampleConfig(temperature=1.0, seed=0))[0]
     assert len(text) == 200
     assert fed[0] == len("Tyger Tyger") and set(fed[1:]) == {1} and sum(fed) == 11 + 200 - 1
@@ -117,7 +162,7 @@ def test_empty_prefix_generates(poem_model):
 
 
 def test_greedy_continuation_of_hihello(hihello):
-    obj = generated("-c", hihello, "-p", "hihell", "-n", 1)
+    obj = generated("-c", hihello, "-p", "hihell", "-n", 1, "--temperature", 0)
     assert obj["prefix"] == "hihell" and obj["prediction"] == "ihello" and obj["generated"] == "o"
 
 
@@ -183,7 +228,8 @@ def test_line_mode_generation_stops_at_end_of_line(tmp_path, names):
     [
         (["--temperature", "-1"], "temperature"),
         (["--top-p", "0"], "top-p"),
-        (["--top-k", "0"], "top-k"),
+        (["--top-k", "-1"], "top-k"),
+        (["--alternatives", "0"], "alternatives"),
         (["--num-samples", "0"], "num-samples"),
         (["--length", "-3"], "length"),
     ],
@@ -211,5 +257,46 @@ def test_predict_imports_no_training_machinery(hihello):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
-    for module in ("torch._dynamo", "charnext.train", "matplotlib"):
+    for module in ("torch", "torch._dynamo", "charnext.train", "matplotlib"):
         assert module not in imported, module
+
+
+def test_inspect_imports_no_torch(hihello):
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "charnext", "inspect", str(hihello)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert "torch" not in imported and "numpy" in imported
+
+
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_engine_option_gives_the_same_output(hihello, engine):
+    auto = generated("-c", hihello, "-p", "hihell", "-n", 12, "--seed", 5)
+    chosen = generated("-c", hihello, "-p", "hihell", "-n", 12, "--seed", 5, "--engine", engine)
+    assert (chosen["prediction"], chosen["samples"]) == (auto["prediction"], auto["samples"])
+    for a, b in zip(auto["steps"], chosen["steps"]):
+        assert a["probability"] == pytest.approx(b["probability"], abs=1e-5)
+    inspect = run("inspect", hihello, "--engine", engine, "--json")
+    assert inspect.exit_code == 0 and json.loads(inspect.stdout)["model"]["parameters"] > 0
+
+
+def test_engine_numpy_refuses_a_gpu(hihello):
+    result = run("predict", "-c", hihello, "-p", "hi", "--engine", "numpy", "--device", "cuda")
+    assert result.exit_code == 1 and "error:" in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+
+
+def test_export_command(hihello, tmp_path):
+    out = tmp_path / "hi.safetensors"
+    result = run("export", hihello, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out}" in result.stdout and out.exists()
+    same = ("-p", "hihell", "-n", 5, "--seed", 1)
+    assert generated("-c", out, *same) == generated("-c", hihello, *same)
+    shown = run("inspect", out)
+    assert shown.exit_code == 0 and re.search(r"resumable +no", shown.stdout)
+    missing = run("export", tmp_path / "nope.pt", "--out", out)
+    assert missing.exit_code == 1 and "no such checkpoint" in missing.stderr

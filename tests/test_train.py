@@ -9,7 +9,7 @@ from charnext import api
 from charnext import checkpoint as ckpt
 from charnext.config import TrainConfig
 from charnext.errors import ConfigError, TextError, UnknownCharactersError
-from charnext.predict import SampleConfig
+from charnext.inference import SampleConfig
 from charnext.train import StepEvent, Trainer, best_path, lr_at
 
 SMALL = dict(hidden_size=32, num_layers=1, embedding_size=8)
