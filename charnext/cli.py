@@ -649,7 +649,8 @@ def neurons(
     text, unknown = known_text(ckpt.vocab, text, skip_unknown)
     if unknown:
         _warn_skipped(unknown)
-    result = scan(ckpt.model, ckpt.vocab, text, max_chars or None, offset, show_chars)
+    line_mode = bool(ckpt.train_config.get("lines"))
+    result = scan(ckpt.model, ckpt.vocab, text, max_chars or None, offset, show_chars, line_mode)
     result.skipped = unknown
     if json_out:
         extra = {}

@@ -253,68 +253,114 @@ def pieces(n: int) -> list[tuple[int, int]]:
     return [(s, min(n, s + size)) for s in range(0, n, size)]
 
 
-def record(model: CharModel, idx: torch.Tensor, on_chunk: Callable[[int, list[torch.Tensor]], None]) -> None:
-    """Run idx (T,) through the model from the zero state, in the pieces of `pieces`, each in
-    chunks of up to CHUNK characters.
+def record(
+    model: CharModel,
+    idx: torch.Tensor,
+    on_chunk: Callable[[int, list[torch.Tensor]], None],
+    newline: int | None = None,
+) -> None:
+    """Run idx (T,) through the model from the zero state and hand over every unit's states.
 
-    For each chunk of each piece calls on_chunk(start, states): the chunk's offset in the text
-    and one (t, H) float32 CPU tensor per layer and kind, in the order of all_units.
+    For each chunk of the text calls on_chunk(start, states): the chunk's offset in the text and
+    one (t, H) float32 CPU tensor per layer and kind, in the order of all_units. A stream is
+    read in the pieces of `pieces`, each in chunks of up to CHUNK characters. With `newline`
+    (the index of the line break, for a line-mode model) every line is read on its own, as
+    training read it: from the zero state, after a line break.
     """
-    with _one_thread(model.head.weight.device):
-        _record(model, idx, on_chunk)
+    with _one_thread(model.head.weight.device), torch.no_grad():
+        was_training = model.training
+        model.eval()
+        run = _Runner(model)
+        if newline is None:
+            _record_stream(run, idx, on_chunk)
+        else:
+            _record_lines(run, idx, on_chunk, newline)
+        model.train(was_training)
 
 
-@torch.no_grad()
-def _record(model: CharModel, idx: torch.Tensor, on_chunk: Callable[[int, list[torch.Tensor]], None]) -> None:
-    was_training = model.training
-    model.eval()
-    device = model.head.weight.device
-    c = model.config
-    layers = _single_layers(model)
-    lstm = c.cell is Cell.lstm
-    spans = pieces(len(idx))
-    B = len(spans)
+class _Runner:
+    """Runs every layer of a model over a batch (B, t) from given states; returns every state."""
 
-    def embed(chunk: torch.Tensor) -> torch.Tensor:  # (B, t) -> (B, t, in)
-        chunk = chunk.long().to(device)
-        if model.embedding is not None:
-            return model.embedding(chunk)
-        return nn.functional.one_hot(chunk, c.vocab_size).float()
+    def __init__(self, model: CharModel):
+        self.model = model
+        self.device = model.head.weight.device
+        self.layers = _single_layers(model)
+        self.lstm = model.config.cell is Cell.lstm
 
-    h = [torch.zeros(1, B, c.hidden_size, device=device) for _ in layers]
-    cs = [torch.zeros(1, B, c.hidden_size, device=device) for _ in layers]
-    if B > 1:  # warm-up: each piece but the first reads the characters before it, unrecorded
-        w = min(WARMUP, spans[1][0])
-        x = embed(torch.stack([idx[s - w : s] if s else idx[:w] for s, _ in spans]))  # (B, w, in)
-        for layer, one in enumerate(layers):
-            if lstm:
-                x, (h[layer], cs[layer]) = one(x, (h[layer], cs[layer]))
+    def zeros(self, batch: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Zero hidden and cell states, (1, B, H) per layer."""
+        H = self.model.config.hidden_size
+        return ([torch.zeros(1, batch, H, device=self.device) for _ in self.layers],
+                [torch.zeros(1, batch, H, device=self.device) for _ in self.layers])  # fmt: skip
+
+    def __call__(self, chunk: torch.Tensor, h: list, cs: list, keep: bool = True) -> list[torch.Tensor]:
+        """Read chunk (B, t) from states h, cs (updated in place, per layer); the states after
+        every character, (B, t, H) per layer and kind (none if not `keep`)."""
+        chunk = chunk.long().to(self.device)
+        m = self.model
+        x = m.embedding(chunk) if m.embedding is not None else nn.functional.one_hot(
+            chunk, m.config.vocab_size).float()  # fmt: skip
+        states = []
+        for layer, one in enumerate(self.layers):
+            if self.lstm:
+                out, (h_new, c_new) = one(x, (h[layer], cs[layer]))  # out (B, t, H)
+                if keep:
+                    states.append(_lstm_cells(one, x.float().cpu(), out.float().cpu(), h[layer][0].cpu(),
+                                              cs[layer][0].cpu()))  # fmt: skip
+                cs[layer] = c_new
             else:
-                x, h[layer] = one(x, h[layer])
-            h[layer][:, 0] = 0  # the first piece starts the text: the zero state
-            cs[layer][:, 0] = 0
+                out, h_new = one(x, h[layer])
+            if keep:
+                states.append(out.float().cpu())
+            h[layer] = h_new
+            x = out
+        return states
+
+
+def _record_stream(run: _Runner, idx: torch.Tensor, on_chunk: Callable) -> None:
+    spans = pieces(len(idx))
+    h, cs = run.zeros(len(spans))
+    if len(spans) > 1:  # warm-up: each piece but the first reads the characters before it, unrecorded
+        w = min(WARMUP, spans[1][0])
+        run(torch.stack([idx[s - w : s] if s else idx[:w] for s, _ in spans]), h, cs, keep=False)
+        for state in h + cs:
+            state[:, 0] = 0  # the first piece starts the text: the zero state
     longest = max(e - s for s, e in spans)
     for t0 in range(0, longest, CHUNK):
         t1 = min(t0 + CHUNK, longest)
         rows = [idx[s + t0 : min(e, s + t1)] for s, e in spans]
         # a short last piece is padded at its end: what the padding gives is dropped
-        x = embed(torch.stack([nn.functional.pad(r, (0, t1 - t0 - len(r))) for r in rows]))
-        states = []
-        for layer, one in enumerate(layers):
-            if lstm:
-                out, (h_new, c_new) = one(x, (h[layer], cs[layer]))  # out (B, t, H)
-                states.append(_lstm_cells(one, x.float().cpu(), out.float().cpu(), h[layer][0].cpu(),
-                                          cs[layer][0].cpu()))  # fmt: skip
-                cs[layer] = c_new
-            else:
-                out, h_new = one(x, h[layer])
-            states.append(out.float().cpu())
-            h[layer] = h_new
-            x = out
+        states = run(torch.stack([nn.functional.pad(r, (0, t1 - t0 - len(r))) for r in rows]), h, cs)
         for b, ((s, _), r) in enumerate(zip(spans, rows)):
             if len(r):
                 on_chunk(s + t0, [state[b, : len(r)] for state in states])
-    model.train(was_training)
+
+
+def _record_lines(run: _Runner, idx: torch.Tensor, on_chunk: Callable, newline: int) -> None:
+    # Each line break starts a line: the state at it is the zero state after reading it, and the
+    # line's characters follow. The text's first line reads a line break first, unrecorded.
+    breaks = (idx == newline).nonzero().flatten().tolist()
+    starts = sorted({0, *breaks})
+    lines = [(s, e) for s, e in zip(starts, starts[1:] + [len(idx)])]
+    lead = torch.tensor([newline], dtype=idx.dtype)
+    group: list[tuple[int, int]] = []
+
+    def flush() -> None:
+        rows = [idx[s:e] if idx[s] == newline else torch.cat([lead, idx[s:e]]) for s, e in group]
+        longest = max(len(r) for r in rows)
+        h, cs = run.zeros(len(rows))
+        states = run(torch.stack([nn.functional.pad(r, (0, longest - len(r))) for r in rows]), h, cs)
+        for b, ((s, e), r) in enumerate(zip(group, rows)):
+            skip = len(r) - (e - s)  # the unrecorded line break in front of the first line
+            on_chunk(s, [state[b, skip : len(r)] for state in states])
+        group.clear()
+
+    for s, e in lines:  # batches of lines, up to PIECES x CHUNK padded characters each
+        if group and (len(group) + 1) * max(e - s + 1, *(b - a + 1 for a, b in group)) > PIECES * CHUNK:
+            flush()
+        group.append((s, e))
+    if group:
+        flush()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,11 +455,13 @@ def scan(
     max_chars: int | None = 100_000,
     stretch_offset: int = 0,
     stretch_length: int = 600,
+    line_mode: bool = False,
 ) -> NeuronScan:
     """Record every unit over the first `max_chars` characters of `text` (None: all) and
     correlate each with every feature; keep all activations over a stretch of the text.
 
-    Every character must be in the vocabulary (drop unknown ones before).
+    Every character must be in the vocabulary (drop unknown ones before). A `line_mode`
+    model reads every line on its own, from the zero state, as it was trained.
     """
     if max_chars is not None:
         text = text[:max_chars]
@@ -447,7 +495,8 @@ def scan(
         if lo < hi:
             acts[lo - stretch_offset : hi - stretch_offset] = a[lo - start : hi - start].numpy()
 
-    record(model, vocab.encode(text), collect)
+    newline = vocab.chars.index("\n") if line_mode and "\n" in vocab else None
+    record(model, vocab.encode(text), collect, newline)
     mean = s1.numpy() / n
     std = np.sqrt(np.maximum(s2.numpy() / n - mean * mean, 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -100,8 +100,8 @@ def collect(
         first = text[offset:].split("\n", 1)[0]
         prefix = (first or text[offset:])[:40]
     prefix, _ = known_text(ckpt.vocab, prefix, skip_unknown)
-    scanned = scan(ckpt.model, ckpt.vocab, text, max_chars, offset, chars)
     line_mode = bool(ckpt.train_config.get("lines"))
+    scanned = scan(ckpt.model, ckpt.vocab, text, max_chars, offset, chars, line_mode)
     view = score_chars(ckpt.model, ckpt.vocab, text, offset, chars, top_k, line_mode=line_mode)
     chosen = [
         {

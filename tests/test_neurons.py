@@ -94,6 +94,32 @@ def test_pieces_side_by_side_match_one_pass(cell, monkeypatch):
     torch.testing.assert_close(_recorded(model, idx), _step_by_step(model, idx), atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+def test_line_mode_reads_every_line_from_the_zero_state(cell, monkeypatch):
+    monkeypatch.setattr(neurons, "CHUNK", 4)  # and PIECES 16: lines batched 64 padded characters at a time
+    torch.manual_seed(0)
+    text = "ab\nabcab\n\nba" + "\nabc" * 12 + "\n"
+    vocab = Vocab.from_text(text)  # a, b, newline, c
+    config = ModelConfig(vocab_size=len(vocab), cell=cell, hidden_size=5, num_layers=2, embedding_size=3)
+    model = CharModel(config).eval()
+    newline = vocab.chars.index("\n")
+    out = torch.full((len(text), len(neurons.all_units(model))), float("nan"))
+
+    def put(start, states):
+        out[start : start + len(states[0])] = torch.cat(states, 1)
+
+    neurons.record(model, vocab.encode(text), put, newline)
+    assert not out.isnan().any()
+    expected, start = [], 0
+    for line in text.split("\n"):  # as training reads a line: a line break, then the line
+        seq = "\n" + line
+        states = _step_by_step(model, vocab.encode(seq))
+        expected.append(states[1:] if start == 0 else states)  # the first line has no break in the text
+        start += len(line) + 1
+    expected = torch.cat(expected)[: len(text)]
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-4)
+
+
 def test_scan_correlations_are_pearson(monkeypatch):
     torch.manual_seed(1)
     text = "The cat (sat) on 'the' mat.\n  Said \"HI\" 42 times.\nOK\n" * 20
