@@ -23,16 +23,16 @@ from charnext.checkpoint import Checkpoint
 from charnext.checkpoint import load as _load_checkpoint
 from charnext.config import Cell, ModelConfig, SampleConfig, TrainConfig
 from charnext.errors import ConfigError, TextError
-from charnext.evaluate import EvalResult, evaluate_lines, evaluate_stream
 from charnext.loss import sequence_loss
 from charnext.model import CharModel as Model
 from charnext.predict import StepPrediction, predict_steps
 from charnext.predict import generate as _generate
+from charnext.scoring import EvalResult, evaluate_lines, evaluate_stream
 from charnext.surprise import CharSurprise, Surprise, score_chars
 from charnext.vocab import Vocab
 
 if TYPE_CHECKING:  # the training modules load on first use: predict and evaluate never need them
-    from charnext.train import Event, TrainResult
+    from charnext.events import Event, TrainResult
 
 __all__ = [
     "Cell",
@@ -63,10 +63,14 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     """`TrainResult` and `Trainer` import the training modules only when first asked for."""
-    if name in ("TrainResult", "Trainer"):
-        from charnext.train import Trainer, TrainResult
+    if name == "TrainResult":
+        from charnext.events import TrainResult
 
-        return {"Trainer": Trainer, "TrainResult": TrainResult}[name]
+        return TrainResult
+    if name == "Trainer":
+        from charnext.trainer import Trainer
+
+        return Trainer
     raise AttributeError(f"module 'charnext.api' has no attribute {name!r}")
 
 
@@ -258,9 +262,9 @@ def train(
     model_options = {k: v for k, v in options.items() if k in model_fields}
     train_options = {k: v for k, v in options.items() if k not in model_fields}
     config = config or TrainConfig(**train_options)
-    from charnext.train import Trainer
+    from charnext.runs import new_run
 
-    trainer = Trainer.new(text, model, config, out, **model_options)
+    trainer = new_run(text, model, config, out, **model_options)
     for event in trainer.run():
         if on_event is not None:
             on_event(event)

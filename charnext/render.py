@@ -19,6 +19,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from charnext.events import EvalEvent, ReportEvent, StepEvent, TrainResult
 from charnext.vocab import visible, visible_text
 
 LN2 = math.log(2)
@@ -102,8 +103,8 @@ class TrainView:
         elif self.rows:
             self.out.print(self.table)
 
-    def step(self, e) -> None:
-        """A StepEvent."""
+    def step(self, e: StepEvent) -> None:
+        """After an optimizer step: the progress bar, or a plain line now and then."""
         val = f" val {e.val_loss:.3f}" if e.val_loss is not None else ""
         total = f"/{e.total}" if e.total else ""
         info = f"step {e.step}{total} loss {e.loss:.3f}{val} {e.chars_per_sec / 1000:.1f}k chars/s"
@@ -118,8 +119,8 @@ class TrainView:
                 f"{info}  {e.fraction:4.0%}  elapsed {fmt_duration(e.elapsed)}  eta {fmt_duration(eta)}"
             )
 
-    def report(self, e) -> None:
-        """A ReportEvent: one row of the lecture's table."""
+    def report(self, e: ReportEvent) -> None:
+        """One row of the lecture's table."""
         self.rows += 1
         self.table.add_row(
             str(e.step),
@@ -129,8 +130,8 @@ class TrainView:
             visible_text(e.target),
         )
 
-    def evaluation(self, e) -> None:
-        """An EvalEvent: validation figures and a sample, printed above the bar."""
+    def evaluation(self, e: EvalEvent) -> None:
+        """Validation figures and a sample, printed above the bar."""
         mark = " [green](best)[/]" if e.best else ""
         line = f"[cyan]step {e.step}[/] val loss {e.val_loss:.4f} ({e.val_bpc:.3f} bits/char){mark}"
         # the sample reads as text: spaces stay spaces, line breaks show as ↵, on one line
@@ -146,8 +147,8 @@ class TrainView:
             self.out.print(sample)
 
 
-def train_summary(out: Console, r) -> None:
-    """The table printed after training (a TrainResult)."""
+def train_summary(out: Console, r: TrainResult) -> None:
+    """The table printed after training."""
     t = Table(title="training done" if r.reason != "interrupted" else "training interrupted",
               box=box.SIMPLE_HEAD, show_header=False, title_justify="left")  # fmt: skip
     t.add_column(style="cyan", no_wrap=True)
@@ -155,8 +156,12 @@ def train_summary(out: Console, r) -> None:
     stopped = {"steps": "step budget reached", "max-time": "time budget reached",
                "patience": "no validation improvement (patience)", "interrupted": "Ctrl-C"}  # fmt: skip
     t.add_row("steps", f"{r.steps:,} ({stopped.get(r.reason, r.reason)})")
+    # chars/s: training characters over the time in optimizer steps (validation, previews and
+    # checkpoint writes excluded), as on the progress line
     t.add_row(
-        "time", f"{fmt_duration(r.elapsed)} at {fmt_rate(r.chars_per_sec)} on {r.device}, {r.precision}"
+        "time",
+        f"{fmt_duration(r.elapsed)}, of which training {fmt_duration(r.train_time)} at "
+        f"{fmt_rate(r.chars_per_sec)} on {r.device}, {r.precision}",
     )
     t.add_row("final loss", f"{r.loss:.4f} nats/char, accuracy {r.accuracy:.1%}")
     if r.val_loss is not None:
@@ -169,6 +174,10 @@ def train_summary(out: Console, r) -> None:
         t.add_row("checkpoint", str(r.checkpoint))
     if r.best_checkpoint:
         t.add_row("best checkpoint", str(r.best_checkpoint))
+    if r.metrics_log:
+        t.add_row("metrics log", str(r.metrics_log))
+    if r.skipped_steps:
+        t.add_row("skipped steps", f"{r.skipped_steps:,} (gradients not finite)")
     out.print(t)
 
 

@@ -23,7 +23,7 @@ from charnext import distributed
 from charnext.config import TrainConfig
 from charnext.errors import DeviceError
 from charnext.prepare import prepare
-from charnext.train import Trainer
+from charnext.trainer import Trainer
 
 pytestmark = pytest.mark.skipif(
     not torch.distributed.is_available() or not sys.platform.startswith("linux"),
