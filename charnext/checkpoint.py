@@ -114,6 +114,8 @@ def save(path: str | Path, model: CharModel, vocab: Vocab, **extra: Any) -> Path
         raise CheckpointError(f"cannot write {path}: folder {parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
     try:
+        # mkstemp creates the file 0600; a checkpoint gets the mode of any new file (per umask)
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             torch.save(raw, f)
             f.flush()
@@ -123,6 +125,13 @@ def save(path: str | Path, model: CharModel, vocab: Vocab, **extra: Any) -> Path
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it, then restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _unwrap(model: torch.nn.Module) -> CharModel:

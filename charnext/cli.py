@@ -273,7 +273,9 @@ def train(
                 raise ConfigError("--resume and --init-from exclude each other")
             if extend_vocab:
                 raise ConfigError("--extend-vocab goes with --init-from, not with --resume")
-            trainer = runs.resume_run(resume, source, out=out, command=sys.argv, **given_model, **given_train)
+            trainer = runs.resume_run(
+                resume, source, out=out, command=_command(), **given_model, **given_train
+            )
         else:
             if source is None:
                 raise ConfigError(
@@ -282,7 +284,7 @@ def train(
             trainer = runs.new_run(
                 source, ModelConfig(vocab_size=1, **given_model), TrainConfig(**given_train),
                 out or Path("checkpoint.pt"), init_from=init_from, extend_vocab=extend_vocab,
-                command=sys.argv,
+                command=_command(),
             )  # fmt: skip
 
         con = render.console(stderr=json_out, quiet=not procs.main)
@@ -306,6 +308,11 @@ def train(
         shown.call(render.train_summary, con, result)
         if result.reason == "interrupted":
             raise _fail(f"interrupted at step {result.steps}; resume with --resume {result.checkpoint}", 130)
+
+
+def _command() -> list[str]:
+    """The command line as typed, for the checkpoint's provenance."""
+    return ["charnext", *sys.argv[1:]]
 
 
 class _Shown:

@@ -73,8 +73,8 @@ class DivergenceGuard:
             raise TrainingDiverged(self._message(step, val_loss, lr, "validation loss"))
 
     def _message(self, step: int, loss: float, lr: float, what: str = "loss") -> str:
+        best = f"{self.best:.4g}" if self.best is not None else "none"
         return (
-            f"training diverged at step {step}: {what} {loss:.4g} nats/char (best "
-            f"{self.best if self.best is not None else math.nan:.4g}); the checkpoints on disk are "
-            f"the last good ones; try a lower --lr than {lr:.3g}"
+            f"training diverged at step {step}: {what} {loss:.4g} nats/char (best smoothed {best}); "
+            f"try a lower --lr than {lr:.3g}"
         )

@@ -3,9 +3,9 @@
 `run.pt` logs to `run.metrics.jsonl`: a line per optimizer step
 `{"kind": "step", "step", "loss", "accuracy", "lr", "elapsed", "chars_per_sec"}` and a line
 per validation `{"kind": "validation", "step", "val_loss", "val_bpc", "val_accuracy", "best"}`.
-A new run starts the file afresh; a resumed run keeps the lines up to the step it resumes
-from (later ones, from after the checkpoint, are replayed) and appends. `pandas.read_json(path,
-lines=True)` reads it.
+A new run starts the file afresh when it writes its first checkpoint; a resumed run keeps the
+lines up to the step it resumes from (later ones, from after the checkpoint, are replayed).
+`pandas.read_json(path, lines=True)` reads it.
 """
 
 from __future__ import annotations
@@ -28,21 +28,32 @@ def _number(x: float) -> float | None:
 
 
 class MetricsLog:
-    """Appends step and validation records to a JSON Lines file."""
+    """Step and validation records of a run, in a JSON Lines file beside its checkpoint.
 
-    def __init__(self, path: Path, resume_step: int = 0):
+    The file always describes the checkpoint beside it: records wait in memory until the run
+    first writes that checkpoint (`attach`), then go to the file as they come. A run that fails
+    before its first checkpoint leaves an earlier run's log alone.
+    """
+
+    def __init__(self, path: Path, resume_step: int = 0, previous: Path | None = None):
+        """`previous`: the log of the run being resumed, whose lines up to `resume_step` are kept."""
         self.path = Path(path)
-        kept: list[str] = []
-        if resume_step and self.path.exists():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
+        self.pending: list[str] = []
+        self.file = None
+        if resume_step and previous is not None and Path(previous).is_file():
+            for line in Path(previous).read_text(encoding="utf-8").splitlines():
                 try:
                     if json.loads(line).get("step", 0) <= resume_step:
-                        kept.append(line)
+                        self.pending.append(line)
                 except json.JSONDecodeError:  # a line cut short by a crash
                     continue
-        self.file = open(self.path, "w", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed by close()
-        for line in kept:
-            self.file.write(line + "\n")
+
+    def attach(self) -> None:
+        """The checkpoint is written: (re)write the file from here on."""
+        if self.file is None:
+            self.file = open(self.path, "w", encoding="utf-8", buffering=1)  # noqa: SIM115 - close()
+            self.file.write("".join(line + "\n" for line in self.pending))
+            self.pending = []
 
     def step(self, e: StepEvent, accuracy: float) -> None:
         """One optimizer step."""
@@ -72,11 +83,15 @@ class MetricsLog:
         )
 
     def _write(self, record: dict) -> None:
-        self.file.write(json.dumps(record) + "\n")
+        if self.file is None:
+            self.pending.append(json.dumps(record))
+        else:
+            self.file.write(json.dumps(record) + "\n")
 
     def close(self) -> None:
         """Flush and close the file."""
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
 
 
 def read_metrics(path: Path) -> list[dict]:

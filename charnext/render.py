@@ -535,6 +535,30 @@ def line_chart(series: dict[str, tuple[list[float], list[float]]], width: int = 
     return out
 
 
+def provenance_rows(p: dict, log: dict | None) -> list[tuple[str, str]]:
+    """Where a run came from, for `inspect`: command, source, versions, batch and schedule."""
+    source = p.get("source") or {}
+    schedule = p.get("schedule") or {}
+    plan = (
+        f"{schedule['total_steps']:,} steps" if schedule.get("total_steps") else
+        f"{fmt_duration(schedule['max_time'])} budget" if schedule.get("max_time") else "-"
+    )  # fmt: skip
+    rows = [
+        ("command", " ".join(p["command"]) if p.get("command") else "- (Python API)"),
+        ("source", f"{source.get('kind', '-')}" + (f" {source['path']}" if source.get("path") else "")),
+        ("versions", f"charnext {p.get('charnext')}, torch {p.get('torch')}, Python {p.get('python')}"),
+        ("platform", str(p.get("platform"))),
+        ("batch", f"{p.get('batch_size')} x {p.get('seq_len')} characters per step, "
+                  f"{p.get('processes', 1)} process(es), {p.get('threads') or '-'} thread(s) each"),
+        ("schedule", f"{plan}, peak lr {schedule.get('lr')}, warm-up {schedule.get('warmup_steps')} "
+                     f"steps, cosine to {schedule.get('min_lr_ratio')} of the peak"),
+    ]  # fmt: skip
+    if log:
+        counts = f"{log['steps']:,} steps, {len(log['validations'])} validations"
+        rows.append(("metrics log", f"{log['path']} ({counts})"))
+    return rows
+
+
 def show_checkpoint(out: Console, info: dict) -> None:
     """`charnext inspect`: model, parameters, vocabulary, training and loss curves."""
     m, t = info["model"], info["training"]
@@ -578,6 +602,8 @@ def show_checkpoint(out: Console, info: dict) -> None:
         ("written by", f"charnext {info['charnext_version']}, {info['created']}"),
     ]
     out.print(key_value_table("training", rows))
+    if info.get("provenance"):
+        out.print(key_value_table("provenance", provenance_rows(info["provenance"], info.get("metrics_log"))))
     series = {"train loss": (info["history_steps"], info["history"])}
     if info["validation"]["steps"]:
         series["validation loss"] = (info["validation"]["steps"], info["validation"]["loss"])

@@ -24,6 +24,7 @@ from charnext.config import SampleConfig, TrainConfig
 from charnext.corpus import make_corpus
 from charnext.device import autocast, resolve_precision
 from charnext.divergence import DivergenceGuard
+from charnext.errors import TrainingDiverged
 from charnext.events import EvalEvent, Event, ReportEvent, StepEvent, TrainResult
 from charnext.loss import sequence_loss
 from charnext.metrics import MetricsLog, metrics_path
@@ -107,8 +108,12 @@ class Trainer:
         self.skipped_steps = 0
         self.resumed_from = Path(resumed_from) if resumed_from is not None else None
         self._cleaned = False  # whether a stale best checkpoint at `out` was dealt with
+        self._saved_step: int | None = None  # the step of the latest checkpoint at `out`
+        self._log: MetricsLog | None = None
         if resume is not None:
             self._restore(resume)
+            if self.out is not None and self.out.resolve() == self.resumed_from.resolve():
+                self._saved_step = self.step
 
     @classmethod
     def new(cls, *args, **kwargs) -> Trainer:
@@ -188,14 +193,29 @@ class Trainer:
     def run(self) -> Iterator[Event]:
         """Train; yield events as it goes; set `self.result` (also StopIteration's value).
 
-        Raises TrainingDiverged when the loss explodes; the checkpoints on disk are then the
-        last good ones.
+        Raises TrainingDiverged when the loss explodes, before anything diverged is saved; the
+        message says which checkpoint stays.
         """
-        plan, corpus = self.schedule, self.corpus
-        has_val = corpus.has_validation()
-        log = (
-            MetricsLog(metrics_path(self.out), self.step) if self.out is not None and self.rank == 0 else None
-        )
+        log = None
+        if self.out is not None and self.rank == 0:
+            previous = metrics_path(self.resumed_from) if self.resumed_from is not None else None
+            log = MetricsLog(metrics_path(self.out), self.step, previous)
+        self._log = log
+        try:
+            self.result = yield from self._run(log)
+        except TrainingDiverged as e:
+            kept = "this run wrote no checkpoint"
+            if self._saved_step is not None:
+                kept = f"{self.out} keeps step {self._saved_step}"
+            raise TrainingDiverged(f"{e}; {kept}") from None
+        finally:
+            if log:
+                log.close()
+        return self.result
+
+    def _run(self, log: MetricsLog | None) -> Iterator[Event]:
+        plan = self.schedule
+        has_val = self.corpus.has_validation()
         reason = "steps"
         last_val: float | None = self.history["val_loss"][-1] if self.history["val_loss"] else None
         loss_value, accuracy = float("nan"), float("nan")
@@ -203,74 +223,68 @@ class Trainer:
         self._start = start
         session_start_step = self.step
         train_time = 0.0  # seconds in optimizer steps, this session
-        rate_time, rate_chars, rate = 0.0, 0, 0.0
+        rate_time, rate_chars, rate = 0.0, 0, 0.0  # the progress line's chars/s, over RATE_WINDOW
         last_eval_at, last_report_fraction = 0.0, 0.0
-        try:
-            while True:
-                elapsed, stop = distributed.agree(
-                    self.elapsed_before + time.perf_counter() - start, self._stop_requested, self.world
-                )
-                if plan.done(self.step, elapsed):
-                    reason = plan.reason()
-                    break
-                if stop:
-                    reason = "interrupted"
-                    break
-                lr = plan.lr(self.step, elapsed)
-                t0 = time.perf_counter()
-                loss_value, accuracy, applied = self._train_step(lr)
-                step_seconds = time.perf_counter() - t0
-                train_time += step_seconds
-                self.step += 1
-                # raises TrainingDiverged, before anything diverged is saved
-                self.guard.check(self.step, loss_value if applied else math.nan, self.config.lr)
-                rate_time, rate_chars = rate_time + step_seconds, rate_chars + self.chars_per_step
-                if rate_time >= RATE_WINDOW or not rate:
-                    rate, rate_time, rate_chars = rate_chars / max(rate_time, 1e-9), 0.0, 0
-                elapsed = self.elapsed_before + time.perf_counter() - start
-                for key, value in zip(
-                    ("step", "loss", "accuracy", "lr"), (self.step, loss_value, accuracy, lr)
-                ):
-                    self.history[key].append(value)
-                fraction = plan.fraction(self.step, elapsed)
-                event = StepEvent(self.step, plan.total, fraction, loss_value, lr, rate, elapsed, last_val)
+        while True:
+            elapsed, stop = distributed.agree(
+                self.elapsed_before + time.perf_counter() - start, self._stop_requested, self.world
+            )
+            if plan.done(self.step, elapsed):
+                reason = plan.reason()
+                break
+            if stop:
+                reason = "interrupted"
+                break
+            lr = plan.lr(self.step, elapsed)
+            t0 = time.perf_counter()
+            loss_value, accuracy, applied = self._train_step(lr)
+            step_seconds = time.perf_counter() - t0
+            train_time += step_seconds
+            self.step += 1
+            # raises TrainingDiverged, before anything diverged is saved
+            self.guard.check(self.step, loss_value if applied else math.nan, self.config.lr)
+            rate_time, rate_chars = rate_time + step_seconds, rate_chars + self.chars_per_step
+            if rate_time >= RATE_WINDOW or not rate:
+                rate, rate_time, rate_chars = rate_chars / max(rate_time, 1e-9), 0.0, 0
+            elapsed = self.elapsed_before + time.perf_counter() - start
+            for key, value in zip(("step", "loss", "accuracy", "lr"), (self.step, loss_value, accuracy, lr)):
+                self.history[key].append(value)
+            fraction = plan.fraction(self.step, elapsed)
+            event = StepEvent(self.step, plan.total, fraction, loss_value, lr, rate, elapsed, last_val)
+            if self.rank == 0:
+                if log:
+                    log.step(event, accuracy)
+                yield event
+            final = plan.done(self.step, elapsed)
+            if plan.report_due(self.step, elapsed, last_report_fraction):
+                last_report_fraction = fraction
                 if self.rank == 0:
-                    if log:
-                        log.step(event, accuracy)
-                    yield event
-                final = plan.done(self.step, elapsed)
-                if plan.report_due(self.step, elapsed, last_report_fraction):
-                    last_report_fraction = fraction
-                    if self.rank == 0:
-                        yield self._report(loss_value, accuracy)
-                session = elapsed - self.elapsed_before
-                if has_val and not final and plan.eval_due(self.step, session - last_eval_at):
-                    last_eval_at = session
-                    eval_event = self._validate()
-                    last_val = eval_event.val_loss
-                    # the latest state too, so that a run that dies later resumes from here
-                    self._save_latest(loss_value, accuracy, last_val)
-                    if self.rank == 0:
-                        if log:
-                            log.validation(eval_event)
-                        yield eval_event
-                    if self.config.patience and self.evals_since_best >= self.config.patience:
-                        reason = "patience"
-                        break
-            validated_here = bool(self.history["val_step"]) and self.history["val_step"][-1] == self.step
-            if has_val and reason != "interrupted" and self.step > 0 and not validated_here:
-                eval_event = self._validate(final=True)
+                    yield self._report(loss_value, accuracy)
+            session = elapsed - self.elapsed_before
+            if has_val and not final and plan.eval_due(self.step, session - last_eval_at):
+                last_eval_at = session
+                eval_event = self._validate()
                 last_val = eval_event.val_loss
+                # the latest state too, so that a run that dies later resumes from here
+                self._save_latest(loss_value, accuracy, last_val)
                 if self.rank == 0:
                     if log:
                         log.validation(eval_event)
                     yield eval_event
-            self.elapsed_before += time.perf_counter() - start
-            self._start = None
-            self._save_latest(loss_value, accuracy, last_val)
-        finally:
-            if log:
-                log.close()
+                if self.config.patience and self.evals_since_best >= self.config.patience:
+                    reason = "patience"
+                    break
+        validated_here = bool(self.history["val_step"]) and self.history["val_step"][-1] == self.step
+        if has_val and reason != "interrupted" and self.step > 0 and not validated_here:
+            eval_event = self._validate(final=True)
+            last_val = eval_event.val_loss
+            if self.rank == 0:
+                if log:
+                    log.validation(eval_event)
+                yield eval_event
+        self.elapsed_before += time.perf_counter() - start
+        self._start = None
+        self._save_latest(loss_value, accuracy, last_val)
         session_chars = (self.step - session_start_step) * self.chars_per_step
         best = best_path(self.out) if self.out is not None else None
         self.result = TrainResult(
@@ -414,6 +428,9 @@ class Trainer:
     def _save_latest(self, loss: float, accuracy: float, val_loss: float | None) -> None:
         if self.out is not None:
             self._save(self.out, self._summary(loss, accuracy, val_loss))
+            self._saved_step = self.step
+            if self._log is not None:
+                self._log.attach()
 
     def _clean_stale_best(self) -> None:
         """Before this session's first write: a best checkpoint at `out` that is not this run's
