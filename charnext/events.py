@@ -6,6 +6,7 @@ loading torch, so the front end is typed and tells events apart with `isinstance
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -83,8 +84,8 @@ class TrainResult:
     skipped_steps: int = 0  # steps skipped because their gradients were not finite
 
     def to_dict(self) -> dict:
-        """Plain values, for JSON."""
-        d = asdict(self)
+        """Plain values, for JSON (a figure that is not a number, e.g. no step made, is None)."""
+        d = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in asdict(self).items()}
         for key in ("checkpoint", "best_checkpoint", "metrics_log"):
             d[key] = str(d[key]) if d[key] is not None else None
         return d

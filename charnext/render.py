@@ -25,10 +25,18 @@ from charnext.vocab import visible, visible_text
 LN2 = math.log(2)
 
 
+class _Console(Console):
+    """A Console that lets a closed pipe reach the command (Rich itself would exit with 1), which
+    decides: output-only commands end quietly, training goes on."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
 def console(stderr: bool = False, quiet: bool = False) -> Console:
     """A console for stdout (or stderr); colour only on a terminal, NO_COLOR respected.
     `quiet` drops everything (the processes of a multi-process run other than rank 0)."""
-    return Console(stderr=stderr, highlight=False, soft_wrap=False, quiet=quiet)
+    return _Console(stderr=stderr, highlight=False, soft_wrap=False, quiet=quiet)
 
 
 def error_console() -> Console:

@@ -182,7 +182,8 @@ class Trainer:
         state = r.get("state")
         if isinstance(state, torch.Tensor) and self.corpus.carries_state:
             rows = self.corpus.rows
-            self.state = state[:, rows].to(self.device) if state.size(1) == self.batch_size else None
+            # float: a state saved under bf16 also feeds a run resumed in fp32 (lossless back to bf16)
+            self.state = state[:, rows].float().to(self.device) if state.size(1) == self.batch_size else None
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -218,7 +219,9 @@ class Trainer:
         has_val = self.corpus.has_validation()
         reason = "steps"
         last_val: float | None = self.history["val_loss"][-1] if self.history["val_loss"] else None
-        loss_value, accuracy = float("nan"), float("nan")
+        # a session that makes no step reports the figures of the last one
+        loss_value = self.history["loss"][-1] if self.history["loss"] else math.nan
+        accuracy = self.history["accuracy"][-1] if self.history["accuracy"] else math.nan
         start = time.perf_counter()
         self._start = start
         session_start_step = self.step
