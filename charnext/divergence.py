@@ -10,8 +10,9 @@ verse, names in line mode, Korean; learning rates 0.003 to 1e6; see docs/archite
    loss above its best: diverged. Healthy runs (every run at lr <= 0.1) never rose more than
    0.16 nats (5% of that loss) above their best; runs that lost what they had learned rose
    3.5 to 10^7 nats.
-3. A validation loss that is not finite, or above the untrained model's (with
-   VAL_TOLERANCE for the noise of an early validation): diverged, and nothing is saved.
+3. A validation loss that is not finite: diverged. One above the untrained model's (with
+   VAL_TOLERANCE for the noise of an early validation): that model is not saved, and a run
+   that ends on such a validation (or is stopped after it) is diverged.
 
 The untrained model's loss is the larger of ln(vocabulary size), what a uniform guess scores,
 and the run's first training loss.
@@ -24,7 +25,7 @@ import math
 from charnext.errors import TrainingDiverged
 
 SMOOTHING = 0.1  # weight of the newest step in the smoothed loss (about the last 10 steps)
-RISE = 1.0  # diverged when the smoothed loss exceeds its best by RISE x the untrained loss
+RISE = 1.5  # diverged when the smoothed loss exceeds its best by RISE x the untrained loss
 MAX_SKIPPED_STEPS = 3  # non-finite steps in a row that end the run
 VAL_TOLERANCE = 0.05  # a validation loss may exceed the untrained loss by 5% (noise) only
 
@@ -67,10 +68,16 @@ class DivergenceGuard:
         if self.smoothed > self.best + RISE * self.untrained:
             raise TrainingDiverged(self._message(step, loss, lr))
 
-    def check_validation(self, step: int, val_loss: float, lr: float) -> None:
-        """Before a validation's checkpoints are written."""
-        if not math.isfinite(val_loss) or val_loss > self.untrained * (1 + VAL_TOLERANCE):
+    def check_validation(self, step: int, val_loss: float, lr: float) -> bool:
+        """Whether a model with validation loss `val_loss` may be saved: not when it is above the
+        untrained model's (a spike the run may still recover from). Not finite: diverged."""
+        if not math.isfinite(val_loss):
             raise TrainingDiverged(self._message(step, val_loss, lr, "validation loss"))
+        return val_loss <= self.untrained * (1 + VAL_TOLERANCE)
+
+    def refuse_to_save(self, step: int, val_loss: float, lr: float) -> None:
+        """The run ends on a validation loss above the untrained model's: diverged."""
+        raise TrainingDiverged(self._message(step, val_loss, lr, "validation loss"))
 
     def _message(self, step: int, loss: float, lr: float, what: str = "loss") -> str:
         best = f"{self.best:.4g}" if self.best is not None else "none"

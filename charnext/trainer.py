@@ -110,6 +110,7 @@ class Trainer:
         self._cleaned = False  # whether a stale best checkpoint at `out` was dealt with
         self._saved_step: int | None = None  # the step of the latest checkpoint at `out`
         self._log: MetricsLog | None = None
+        self._val_ok = True  # whether the latest validation allows saving (see divergence.py)
         if resume is not None:
             self._restore(resume)
             if self.out is not None and self.out.resolve() == self.resumed_from.resolve():
@@ -269,7 +270,8 @@ class Trainer:
                 eval_event = self._validate()
                 last_val = eval_event.val_loss
                 # the latest state too, so that a run that dies later resumes from here
-                self._save_latest(loss_value, accuracy, last_val)
+                if self._val_ok:
+                    self._save_latest(loss_value, accuracy, last_val)
                 if self.rank == 0:
                     if log:
                         log.validation(eval_event)
@@ -287,6 +289,8 @@ class Trainer:
                 yield eval_event
         self.elapsed_before += time.perf_counter() - start
         self._start = None
+        if not self._val_ok:  # the last validation scored worse than an untrained model
+            self.guard.refuse_to_save(self.step, last_val, self.config.lr)
         self._save_latest(loss_value, accuracy, last_val)
         session_chars = (self.step - session_start_step) * self.chars_per_step
         best = best_path(self.out) if self.out is not None else None
@@ -406,11 +410,12 @@ class Trainer:
         # Periodic validations score at most PERIODIC_VAL_CHARS characters so that a huge text's
         # validation part does not stall training; the final one scores all of it.
         result = self.evaluate_validation(None if final else PERIODIC_VAL_CHARS)
-        self.guard.check_validation(self.step, result.loss, self.config.lr)  # raises TrainingDiverged
+        # a model scoring worse than an untrained one is never saved (raises if not finite)
+        self._val_ok = self.guard.check_validation(self.step, result.loss, self.config.lr)
         self.history["val_step"].append(self.step)
         self.history["val_loss"].append(result.loss)
         self.history["val_accuracy"].append(result.accuracy)
-        best = self.best_val is None or result.loss < self.best_val
+        best = self._val_ok and (self.best_val is None or result.loss < self.best_val)
         if best:
             self.best_val, self.evals_since_best = result.loss, 0
             if self.out is not None:

@@ -409,3 +409,26 @@ def test_threads(monkeypatch):
 def test_text_errors_still_name_the_text(run_pt, tmp_path):
     with pytest.raises(TextError, match="init-from"):
         runs.resume_run(run_pt, "another text entirely", out=tmp_path / "o.pt")
+
+
+def test_the_rule_itself():
+    from charnext.divergence import RISE, DivergenceGuard
+
+    guard = DivergenceGuard(vocab_size=20)
+    untrained = math.log(20)
+    for step in range(1, 200):  # a healthy run: down to 1.0 nats/char
+        guard.check(step, max(1.0, untrained - step * 0.02), 0.01)
+    guard.check(200, 1.0 + RISE * untrained, 0.01)  # one bad step is smoothed away
+    with pytest.raises(TrainingDiverged, match="step 2.*lower --lr than 0.01"):
+        for step in range(201, 260):
+            guard.check(step, 1.0 + 2 * RISE * untrained, 0.01)
+    assert guard.check_validation(5, untrained, 0.01)
+    assert not guard.check_validation(5, untrained * 1.2, 0.01)  # not saved, the run goes on
+    with pytest.raises(TrainingDiverged):
+        guard.check_validation(5, math.nan, 0.01)
+    nan_guard = DivergenceGuard(vocab_size=20)
+    nan_guard.check(1, 3.0, 0.01)
+    nan_guard.check(2, math.nan, 0.01)
+    nan_guard.check(3, math.nan, 0.01)
+    with pytest.raises(TrainingDiverged):
+        nan_guard.check(4, math.nan, 0.01)  # three skipped steps in a row
