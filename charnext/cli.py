@@ -14,22 +14,41 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from charnext import __version__
 from charnext.config import Cell, DeviceName, ModelConfig, Precision, TrainConfig
 from charnext.errors import CharnextError, ConfigError
 
+
+class _Group(TyperGroup):
+    """The command list of `charnext --help` with each command's first sentence whole (Click
+    would cut it at the terminal's width with "..."); long ones wrap instead."""
+
+    def format_commands(self, ctx, formatter) -> None:
+        rows = [(name, cmd.get_short_help_str(limit=1000)) for name, cmd in self.commands.items()
+                if not cmd.hidden]  # fmt: skip
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 app = typer.Typer(
     name="charnext",
-    help="Next-character language models (RNN, GRU, LSTM): train, predict, evaluate, inspect.",
-    add_completion=False,
+    cls=_Group,
+    help="Next-character language models (RNN, GRU, LSTM): train, predict, evaluate, inspect.\n\n"
+    "In tables, ␣ stands for a space and ↵ for a newline. Usage errors exit with 2, bad input with 1.",
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    # -h as well as --help everywhere; choices (--cell LSTM, --device CPU) in any case
+    context_settings={"help_option_names": ["-h", "--help"], "token_normalize_func": str.lower},
 )
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
+    """Print `error: message` on stderr (one line) and return the Exit to raise."""
     from rich.markup import escape
 
     from charnext.render import error_console
@@ -39,6 +58,11 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
         f"[bold red]error:[/] {escape(message)}", soft_wrap=True, markup=True, highlight=False
     )
     return typer.Exit(code)
+
+
+def _usage(message: str) -> typer.Exit:
+    """A usage error (a missing input, options that exclude each other): exit 2, as Typer's own."""
+    return _fail(message, 2)
 
 
 def handle_errors(fn):
@@ -84,12 +108,29 @@ def parse_duration(value: str) -> float:
     return seconds
 
 
+def _read_input(text: str | None, file: Path | None, purpose: str = "to train on") -> str:
+    """TEXT itself, the --file, or standard input for `-`; neither or both is a usage error."""
+    from charnext.data import decode_utf8, read_text
+
+    if file is not None and text is not None:
+        raise _usage("give either TEXT or --file, not both")
+    if file is not None:
+        return read_text(file)
+    if text == "-":
+        return decode_utf8(sys.stdin.buffer.read(), "standard input")
+    if text is None:
+        raise _usage(f"give the text {purpose}: TEXT, --file PATH, or - for standard input")
+    return text
+
+
 def _source(text: str | None, file: Path | None, data: Path | None):
     """What to train on: a literal TEXT, standard input (-), --file or --data; None if none given."""
     from charnext.data import decode_utf8
     from charnext.runs import Source
 
-    if sum(x is not None for x in (text, file, data)) > 1:
+    if file is not None and text is not None:
+        raise _usage("give either TEXT or --file, not both")
+    if data is not None and (text is not None or file is not None):
         raise ConfigError("give TEXT, --file or --data, not several")
     if file is not None:
         return Source.file(file)
@@ -278,7 +319,7 @@ def train(
             )
         else:
             if source is None:
-                raise ConfigError(
+                raise _usage(
                     "give the text to train on: TEXT, --file PATH, --data DIR, or - for standard input"
                 )
             trainer = runs.new_run(
@@ -293,19 +334,19 @@ def train(
             f"{c.cell.value} {c.num_layers}x{c.hidden_size}, {len(trainer.vocab)} chars, "
             f"batch {trainer.batch_size}x{trainer.seq_len}, {trainer.device} {trainer.precision}"
         )
-        shown = _Shown(con, stderr=json_out)
+        con.file = _OutputThatMayClose(con.file)  # `| head`: the run goes on and saves
         with stop_on_sigint(trainer), render.TrainView(con, title) as view:
             for event in trainer.run():
                 if isinstance(event, StepEvent):
-                    shown.call(view.step, event)
+                    view.step(event)
                 elif isinstance(event, ReportEvent):
-                    shown.call(view.report, event)
+                    view.report(event)
                 elif isinstance(event, EvalEvent):
-                    shown.call(view.evaluation, event)
+                    view.evaluation(event)
         result = trainer.result
         if json_out and procs.main:
-            shown.call(_print_json, result.to_dict())
-        shown.call(render.train_summary, con, result)
+            _print_json(result.to_dict())
+        render.train_summary(con, result)
         if result.reason == "interrupted":
             raise _fail(f"interrupted at step {result.steps}; resume with --resume {result.checkpoint}", 130)
 
@@ -315,22 +356,42 @@ def _command() -> list[str]:
     return ["charnext", *sys.argv[1:]]
 
 
-class _Shown:
-    """Calls into the renderer that survive a closed standard output: training goes on and saves,
-    and the rest of its output goes nowhere (`charnext train ... | head` ends like the run)."""
+class _OutputThatMayClose:
+    """The training view's stream: once its reader is gone (`charnext train ... | head`), writes
+    go nowhere and the run goes on to the end, saving as usual; the command then exits 0."""
 
-    def __init__(self, con, stderr: bool):
-        self.con, self.stderr, self.closed = con, stderr, False
+    def __init__(self, stream):
+        self.stream = stream
+        self.gone = False
 
-    def call(self, fn, *args) -> None:
-        if self.closed:
-            return
-        try:
-            fn(*args)
-        except BrokenPipeError:
-            self.closed = True
-            _stdout_closed()
-            self.con.file = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def _gone(self) -> None:
+        self.gone = True
+        _stdout_closed()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.stream, "encoding", "utf-8")
 
 
 def _stdout_closed() -> None:
@@ -383,32 +444,51 @@ def prepare(
 @app.command()
 @handle_errors
 def predict(
+    prefix_arg: Annotated[
+        str | None,
+        typer.Argument(metavar="PREFIX", help="Text to feed, one character at a time.", show_default=False),
+    ] = None,
     prefix: Annotated[
-        str, typer.Option("--prefix", "-p", help="Text to feed, one character at a time.")
-    ] = "",
+        str | None, typer.Option("--prefix", "-p", help="The same as PREFIX.", show_default=False)
+    ] = None,
     checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Checkpoint to use.")] = Path(
         "checkpoint.pt"
     ),
-    top_k: Annotated[
-        int | None,
-        typer.Option(
-            help="Alternatives shown per step [default: 3]; given explicitly, sampling also draws "
-            "only among the k most likely."
-        ),
-    ] = None,
     length: Annotated[
         int, typer.Option("--length", "-n", help="Characters to generate past the prefix.")
     ] = 0,
     temperature: Annotated[
-        float, typer.Option(help="0 = greedy (the most likely character); higher = more random.")
-    ] = 0.0,
-    top_p: Annotated[
-        float, typer.Option(help="Sample from the smallest set of characters with this much mass.")
+        float,
+        typer.Option(
+            help="Sampling temperature: 1 samples from the model as it is, lower is safer, "
+            "0 is greedy (always the most likely character)."
+        ),
     ] = 1.0,
-    seed: Annotated[int | None, typer.Option(help="Sampling seed (same seed, same text).")] = None,
+    top_k: Annotated[
+        int, typer.Option(help="Sample only among the k most likely characters; 0 = all of them.")
+    ] = 0,
+    top_p: Annotated[
+        float,
+        typer.Option(help="Sample only among the most likely characters whose probability adds up to p."),
+    ] = 1.0,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Sampling seed: the same seed gives the same text. Without it, a random "
+            "seed is drawn and printed on stderr.",
+            show_default=False,
+        ),
+    ] = None,
     num_samples: Annotated[int, typer.Option(help="Continuations to generate.")] = 1,
+    alternatives: Annotated[
+        int, typer.Option(help="Most likely characters shown per step in the table (the 'top' column).")
+    ] = 3,
     table: Annotated[
         bool, typer.Option("--table", help="Also tabulate the generated steps (the last 60).")
+    ] = False,
+    text_only: Annotated[
+        bool,
+        typer.Option("--text", help="Print only the generated text (prefix and continuation) on stdout."),
     ] = False,
     skip_unknown: Annotated[
         bool, typer.Option("--skip-unknown", help="Drop prefix characters the vocabulary lacks.")
@@ -416,38 +496,58 @@ def predict(
     device: Annotated[DeviceName, typer.Option(help="Where to run.")] = DeviceName.cpu,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
-    """Show the model's prediction after each character of --prefix, and continue it."""
+    """Show the model's most likely next character after each character of PREFIX, and continue it.
+
+    The table is the argmax view of the lecture (␣ is a space, ↵ a newline); --length N then
+    samples N characters past the prefix (--temperature 0: greedy).
+    """
     from charnext import api, render
     from charnext.config import SampleConfig
 
-    if top_k is not None and top_k < 1:
-        raise ConfigError(f"top-k must be at least 1, not {top_k}")
+    if prefix_arg is not None and prefix is not None:
+        raise _usage("give PREFIX or --prefix, not both")
+    prefix = prefix_arg if prefix_arg is not None else prefix or ""
+    if alternatives < 1:
+        raise ConfigError(f"--alternatives must be at least 1, not {alternatives}")
     if length < 0 or num_samples < 1:
         raise ConfigError("--length must be 0 or more and --num-samples at least 1")
-    shown_k = top_k or 3
-    sample = SampleConfig(temperature=temperature, top_k=top_k or 0, top_p=top_p, seed=seed)
+    if text_only and json_out:
+        raise _usage("--text and --json exclude each other")
+    if text_only and not length:
+        raise _usage("--text prints generated text: give --length N")
+    greedy = temperature == 0
+    if greedy and num_samples > 1 and length:
+        raise _usage("--temperature 0 is greedy: every sample would be the same; drop --num-samples")
+    if greedy and seed is not None:
+        render.error_console().print("note: --seed has no effect with --temperature 0 (greedy)", markup=False)
+    if length and not greedy and seed is None:
+        seed = _random_seed()
+    sample = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)  # checks values
     ckpt = api.load(checkpoint, device.value)
-    result = api.predict(ckpt, prefix, shown_k, skip_unknown)
+    result = api.predict(ckpt, prefix, alternatives, skip_unknown)
     if result.skipped:
         _warn_skipped(result.skipped)
     if not result.steps and not length:
-        raise ConfigError("give --prefix TEXT to predict, or --length N to generate")
+        raise _usage("give PREFIX to predict, or --length N to generate")
     kept = result.prefix
+    if length and not greedy and seed is not None:
+        # stderr, so that stdout keeps only the output; the seed lets a good sample be made again
+        render.error_console().print(f"seed {seed}", markup=False, highlight=False)
     con = render.console(stderr=json_out)
-    if result.steps and not json_out:
-        con.print(render.prediction_table(result.steps, shown_k))
+    if result.steps and not json_out and not text_only:
+        con.print(render.prediction_table(result.steps, alternatives, width=con.width))
         con.print(f"prediction: [bold]{render.visible_text(result.prediction)}[/]")
     generated: list[str] = []
-    if length and not json_out and num_samples == 1 and con.is_terminal and not api.line_mode(ckpt):
+    line_mode = api.line_mode(ckpt)
+    stream = length and not json_out and num_samples == 1 and con.is_terminal and not line_mode
+    if stream:
         # one continuation on a terminal: print each character the moment it is produced
-        chars = (step[0] for step in api.generate_stream(ckpt, kept, length, sample))
+        chars = (step[0] for step in api.generate_stream(ckpt, kept, length, sample=sample))
         generated = [render.stream_text(con, kept, chars)]
     elif length:
-        generated = api.generate(ckpt, kept, length, sample, num_samples)
+        generated = api.generate(ckpt, kept, length, sample=sample, num_samples=num_samples)
     # line mode: say whether each generated line is new or one of the training lines
-    seen = [api.seen_in_training(ckpt, kept + g) for g in generated] if api.line_mode(ckpt) else None
-    if length and not json_out and not (num_samples == 1 and con.is_terminal and seen is None):
-        render.samples(con, kept, generated, seen)
+    seen = [api.seen_in_training(ckpt, kept + g) for g in generated] if line_mode else None
     if json_out:
         extra = {"seen_in_training": seen} if seen is not None else {}
         _print_json(
@@ -455,12 +555,30 @@ def predict(
                 **result.to_dict(),
                 "generated": generated[0] if generated else "",
                 "samples": generated,
+                "seed": seed,
                 **extra,
             }
         )
-    elif table and generated:
-        steps = api.predict(ckpt, kept + generated[0], shown_k).steps[len(kept) :]
-        con.print(render.prediction_table(steps, shown_k, "generated steps", start=len(kept) + 1))
+        return
+    if generated and not stream:
+        if text_only:
+            render.plain_samples(con, kept, generated)
+        else:
+            render.samples(con, kept, generated, seen)
+    if table and generated and not text_only:
+        steps = api.predict(ckpt, kept + generated[0], alternatives).steps[len(kept) :]
+        con.print(
+            render.prediction_table(
+                steps, alternatives, "generated steps", start=len(kept) + 1, width=con.width
+            )
+        )
+
+
+def _random_seed() -> int:
+    """A fresh sampling seed, small enough to retype."""
+    import secrets
+
+    return secrets.randbelow(1_000_000)
 
 
 def _warn_skipped(chars: list[str]) -> None:
@@ -478,7 +596,16 @@ def _warn_skipped(chars: list[str]) -> None:
 @app.command()
 @handle_errors
 def evaluate(
-    file: Annotated[Path, typer.Option("--file", "-f", help="UTF-8 text to score; - reads standard input.")],
+    text: Annotated[
+        str | None,
+        typer.Argument(metavar="TEXT", help="Text to score; - reads standard input.", show_default=False),
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file", "-f", help="Score this UTF-8 text file; - reads standard input.", show_default=False
+        ),
+    ] = None,
     checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Checkpoint to use.")] = Path(
         "checkpoint.pt"
     ),
@@ -494,23 +621,29 @@ def evaluate(
     most: Annotated[int, typer.Option(help="Most surprising characters --show lists.")] = 10,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
-    """Score a checkpoint on a text: loss, bits/char, perplexity and next-character accuracy."""
+    """Score a checkpoint on TEXT (or --file): loss, bits/char, perplexity and accuracy.
+
+    Each character is predicted from the text before it; --show colours a stretch of the text
+    by how surprising each character was.
+    """
     from charnext import api, render
-    from charnext.data import read_text
 
     if show and (show_chars < 1 or most < 0):
         raise ConfigError("--show-chars must be at least 1 and --most 0 or more")
-    text = read_text(file)
+    content = _read_input(text, file, "to score")
     ckpt = api.load(checkpoint, device.value)
-    result = api.evaluate(ckpt, text, skip_unknown)
-    view = api.surprisal(ckpt, text, offset, show_chars, skip_unknown=skip_unknown) if show else None
+    result = api.evaluate(ckpt, content, skip_unknown)
+    view = api.surprisal(ckpt, content, offset, show_chars, skip_unknown=skip_unknown) if show else None
     if result.skipped:
         _warn_skipped(result.skipped_chars)
     if json_out:
         _print_json({**result.to_dict(), **({"surprise": view.to_dict(most)} if view else {})})
         return
     con = render.console()
-    source = "standard input" if str(file) == "-" else str(file)
+    if file is not None:
+        source = "standard input" if str(file) == "-" else str(file)
+    else:
+        source = "standard input" if text == "-" else f"TEXT ({len(content):,} characters)"
     con.print(render.evaluation_table(result, str(checkpoint), source))
     if view is not None:
         render.show_surprise(con, view, most)
@@ -522,16 +655,34 @@ def evaluate(
 @app.command()
 @handle_errors
 def inspect(
-    path: Annotated[Path, typer.Argument(help="Checkpoint to describe.")] = Path("checkpoint.pt"),
+    path: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="CHECKPOINT", help="Checkpoint to describe [default: checkpoint.pt]", show_default=False
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", "-c", help="The same as CHECKPOINT.", show_default=False)
+    ] = None,
     plot: Annotated[
-        Path | None, typer.Option(help="Also draw the loss curves into this image (needs matplotlib).")
+        Path | None,
+        typer.Option(
+            help="Also draw the loss curves into this image, e.g. loss.png (needs matplotlib).",
+            show_default=False,
+        ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
-    """Show what a checkpoint holds: model, vocabulary, training and loss history."""
+    """Show what a checkpoint holds: model, vocabulary, training and loss history.
+
+    The training curve is smoothed (an exponential moving average) with the raw losses faint.
+    """
     from charnext import api, render
     from charnext.describe import describe
 
+    if path is not None and checkpoint is not None:
+        raise _usage("give CHECKPOINT or --checkpoint, not both")
+    path = path or checkpoint or Path("checkpoint.pt")
     info = describe(api.load(path))
     if plot is not None:  # first, so that a missing matplotlib fails before anything is shown
         from charnext.plot import plot_history
@@ -548,7 +699,7 @@ def inspect(
 def main() -> None:
     """Console-script entry point."""
     try:
-        app()
+        app(prog_name="charnext")  # the same name (and completion variable) for `python -m charnext`
     except BrokenPipeError:  # a closed stdout outside a command (e.g. during --help): quietly done
         _stdout_closed()
         sys.exit(0)

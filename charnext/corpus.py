@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from charnext.config import TrainConfig
-from charnext.data import Batch, LineBatches, StreamBatches, line_index, pad_lines, split_stream, text_lines
+from charnext.data import Batch, LineBatches, StreamBatches, line_index, split_stream, text_lines
 from charnext.errors import ConfigError, TextError
 from charnext.model import CharModel
 from charnext.scoring import EvalResult, evaluate_lines, evaluate_stream
@@ -149,9 +149,10 @@ class LineCorpus:
         self.train_chars = sum(len(x) + 1 for x in self.train_lines)
         self.val_chars = sum(len(x) + 1 for x in self.val_lines)
         self.seq_len = max(len(x) for x in self.train_lines) + 1
-        # the lecture's view: the first training line, as line mode trains it
-        first = pad_lines(self.train_lines[:1], self.boundary)
-        self.window = (first.x[0], first.y[0])
+        # the lecture's view: the first training line, read after a newline from the zero state
+        nl = torch.tensor([self.boundary], dtype=self.train_lines[0].dtype)
+        seq = torch.cat([nl, self.train_lines[0], nl])[: WINDOW_CHARS + 1]
+        self.window = (seq[:-1], seq[1:])  # (inputs, targets)
 
     def batch(self, step: int) -> Batch:
         """The batch of global step `step` (0-based), this process's rows."""

@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable, Sequence
 
 from rich import box
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
 from rich.progress import (
     BarColumn,
@@ -35,8 +35,43 @@ class _Console(Console):
 
 def console(stderr: bool = False, quiet: bool = False) -> Console:
     """A console for stdout (or stderr); colour only on a terminal, NO_COLOR respected.
-    `quiet` drops everything (the processes of a multi-process run other than rank 0)."""
-    return _Console(stderr=stderr, highlight=False, soft_wrap=False, quiet=quiet)
+    `quiet` drops everything (the processes of a multi-process run other than rank 0).
+    In a pipe or a file, lines lose the spaces Rich pads them with at their end."""
+    con = _Console(stderr=stderr, highlight=False, soft_wrap=False, quiet=quiet)
+    if not con.is_terminal:
+        con.file = TrimmedLines(con.file)
+    return con
+
+
+class TrimmedLines:
+    """A text stream that drops the spaces at the end of each line written through it: Rich pads
+    table cells to their column's width, which a terminal hides but a log file keeps."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.pending = ""  # the start of a line whose end has not been written yet
+
+    def write(self, text: str) -> int:
+        head, newline, self.pending = (self.pending + text).rpartition("\n")
+        if newline:
+            self.stream.write("\n".join(line.rstrip(" ") for line in head.split("\n")) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending:  # a line without its end yet (a prompt, a stream): written as it is
+            self.stream.write(self.pending)
+            self.pending = ""
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.stream, "encoding", "utf-8")
 
 
 def error_console() -> Console:
@@ -58,8 +93,12 @@ def fmt_rate(chars_per_sec: float) -> str:
     return f"{chars_per_sec:,.0f} chars/s"
 
 
-def _crop(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+def fit(text: str, width: int, pad: bool = False) -> str:
+    """`text` cut to `width` terminal cells with an ellipsis (a wide CJK character counts two);
+    with `pad`, filled with spaces to exactly `width` cells."""
+    out = Text(text)
+    out.truncate(max(1, width), overflow="ellipsis", pad=pad)
+    return out.plain
 
 
 # ---------------------------------------------------------------------------------------------
@@ -67,19 +106,23 @@ def _crop(text: str, width: int) -> str:
 
 
 class TrainView:
-    """Shows a training run: the lecture's table, a progress bar and evaluation samples on a
-    terminal; plain periodic lines when the output is a file or a pipe."""
+    """Shows a training run: its header, then the lecture's table and evaluation samples line by
+    line as they happen, above a progress bar on a terminal; in a file or a pipe, the same lines
+    with plain progress lines (at most every 5 seconds) instead of the bar.
+
+    The table is laid out here rather than by Rich, so that it never drops a column: the step,
+    loss and accuracy keep their width, and the prediction and target share what is left,
+    measured in terminal cells and shortened with an ellipsis.
+    """
+
+    STEP, LOSS, ACC = 6, 7, 4  # widths of the numeric columns, in cells
 
     def __init__(self, out: Console, title: str):
         self.out = out
+        self.title = title
         self.live_mode = out.is_terminal
-        self.table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
-        self.table.add_column("step", justify="right", style="cyan")
-        self.table.add_column("loss", justify="right")
-        self.table.add_column("acc", justify="right")
-        self.table.add_column("prediction", style="bold", overflow="crop", no_wrap=True)
-        self.table.add_column("target", style="dim", overflow="crop", no_wrap=True)
-        self.rows = 0
+        self.lines: list[Text] = []  # the table so far: its header, rule and rows
+        self.text_width = 0  # cells for the prediction and for the target; set by the first row
         # step, loss, validation loss, chars/s and ETA fit in 80 columns; the bar takes the rest
         self.progress = Progress(
             BarColumn(bar_width=None),
@@ -96,10 +139,16 @@ class TrainView:
         self.last_plain = 0.0  # fraction done at the last plain line
         self.last_plain_time = 0.0  # and its elapsed seconds: plain lines come at most every 5 s
 
+    @property
+    def rows(self) -> int:
+        """Rows of the table shown so far."""
+        return max(0, len(self.lines) - 2)
+
     def __enter__(self) -> TrainView:
+        self.out.print(Text(self.title, style="italic"), soft_wrap=True)  # the run's header, first
         if self.live_mode:
             self.task = self.progress.add_task("train", total=1.0, info="")
-            self.live = Live(Group(self.table, self.progress), console=self.out, refresh_per_second=8)
+            self.live = Live(self.progress, console=self.out, refresh_per_second=8)
             self.live.__enter__()
         return self
 
@@ -108,8 +157,22 @@ class TrainView:
             self.progress.remove_task(self.task)
             self.live.__exit__(*exc)
             self.live = None
-        elif self.rows:
-            self.out.print(self.table)
+
+    def _line(self, step: str, loss: str, acc: str, prediction: str, target: str, style: str = "") -> Text:
+        w = self.text_width
+        line = Text("  ", style=style)
+        line.append(f"{step:>{self.STEP}}", style=style or "cyan")
+        line.append(f"  {loss:>{self.LOSS}}  {acc:>{self.ACC}}   ")
+        line.append(fit(prediction, w, pad=True), style=style or "bold")
+        line.append("  ")
+        line.append(fit(target, w), style=style or "dim")
+        line.rstrip()
+        return line
+
+    def _show(self, line: Text) -> None:
+        """A line of the table, printed above the bar (on a terminal) as it comes."""
+        self.lines.append(line)
+        (self.live.console if self.live is not None else self.out).print(line, soft_wrap=True)
 
     def step(self, e: StepEvent) -> None:
         """After an optimizer step: the progress bar, or a plain line now and then."""
@@ -124,35 +187,37 @@ class TrainView:
             self.last_plain, self.last_plain_time = e.fraction, e.elapsed
             eta = (e.elapsed / e.fraction) * (1 - e.fraction) if e.fraction > 0 else 0.0
             self.out.print(
-                f"{info}  {e.fraction:4.0%}  elapsed {fmt_duration(e.elapsed)}  eta {fmt_duration(eta)}"
+                f"{info}  {e.fraction:4.0%}  elapsed {fmt_duration(e.elapsed)}  eta {fmt_duration(eta)}",
+                soft_wrap=True,
             )
 
     def report(self, e: ReportEvent) -> None:
         """One row of the lecture's table."""
-        self.rows += 1
-        self.table.add_row(
-            str(e.step),
-            f"{e.loss:.4f}",
-            f"{e.accuracy:.0%}",
-            visible_text(e.prediction),
-            visible_text(e.target),
-        )
+        prediction, target = visible_text(e.prediction), visible_text(e.target)
+        if not self.lines:  # the first row sets the widths: the window is the same every time
+            from rich.cells import cell_len
+
+            fixed = 2 + self.STEP + 2 + self.LOSS + 2 + self.ACC + 3 + 2
+            room = max(4, (self.out.width - fixed) // 2)
+            self.text_width = min(room, max(len("prediction"), cell_len(prediction), cell_len(target)))
+            self._show(self._line("step", "loss", "acc", "prediction", "target", style="bold"))
+            self._show(
+                Text("  " + "─" * (self.STEP + 2 + self.LOSS + 2 + self.ACC + 3 + 2 * self.text_width + 2))
+            )
+        self._show(self._line(str(e.step), f"{e.loss:.4f}", f"{e.accuracy:.0%}", prediction, target))
 
     def evaluation(self, e: EvalEvent) -> None:
         """Validation figures and a sample, printed above the bar."""
         mark = " [green](best)[/]" if e.best else ""
         line = f"[cyan]step {e.step}[/] val loss {e.val_loss:.4f} ({e.val_bpc:.3f} bits/char){mark}"
-        # the sample reads as text: spaces stay spaces, line breaks show as ↵, on one line
+        # the sample reads as running text: spaces stay spaces, a line break shows as ↵
         width = max(20, self.out.width - 2)
-        natural = _crop((e.prompt + e.sample).replace("\n", "↵"), width)
-        cut = min(len(e.prompt), len(natural))
+        natural = fit(visible_text(e.prompt + e.sample, spaces=True), width)
+        cut = min(len(visible_text(e.prompt, spaces=True)), len(natural))
         sample = Text("  ") + Text(natural[:cut], style="bold") + Text(natural[cut:], style="italic")
-        if self.live is not None:
-            self.live.console.print(line)
-            self.live.console.print(sample)
-        else:
-            self.out.print(line)
-            self.out.print(sample)
+        target = self.live.console if self.live is not None else self.out
+        target.print(line, soft_wrap=True)
+        target.print(sample, soft_wrap=True)
 
 
 def train_summary(out: Console, r: TrainResult) -> None:
@@ -245,31 +310,71 @@ def prepare_summary(out: Console, r) -> None:
 # predict
 
 
-def _alternatives(top: Sequence[tuple[str, float]]) -> str:
-    return "  ".join(f"{visible(c)} {p:.2f}" for c, p in top)
+def _alternatives(top: Sequence[tuple[str, float]], width: int | None = None) -> str:
+    """`a 0.51  b 0.20  c 0.09`; with `width`, broken into lines of at most that many cells
+    between pairs, never inside one."""
+    from rich.cells import cell_len
+
+    pairs = [f"{visible(c)} {p:.2f}" for c, p in top]
+    if width is None:
+        return "  ".join(pairs)
+    lines: list[str] = []
+    for pair in pairs:
+        if lines and cell_len(lines[-1]) + 2 + cell_len(pair) <= width:
+            lines[-1] += "  " + pair
+        else:
+            lines.append(pair)
+    return "\n".join(lines)
+
+
+def _room(width: int | None, columns: Sequence[int]) -> int | None:
+    """Cells left for the last column of a SIMPLE_HEAD table `width` wide whose other columns
+    are `columns` cells wide (a cell of padding on both sides of each column, and a cell for
+    each border)."""
+    if width is None:
+        return None
+    n = len(columns) + 1
+    return max(7, width - sum(columns) - 3 * n - 1)
 
 
 TABLE_ROWS = 60  # the most rows a per-step table shows: the last ones, with a note
 
 
 def prediction_table(
-    steps, top_k: int, title: str = "per-step prediction", max_rows: int = TABLE_ROWS, start: int = 1
+    steps,
+    top_k: int,
+    title: str = "per-step prediction",
+    max_rows: int = TABLE_ROWS,
+    start: int = 1,
+    width: int | None = None,
 ) -> Table:
     """One row per step (numbered from `start`): input, predicted next character, its
-    probability, the top-k. Past `max_rows` steps only the last ones show, as the caption says."""
+    probability, the top-k. Past `max_rows` steps only the last ones show, as the caption says.
+    With the console's `width`, a long top-k list breaks between pairs, never inside one."""
+    from rich.cells import cell_len
+
     hidden = max(0, len(steps) - max_rows)
+    shown = steps[hidden:]
     t = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", caption_justify="left")
     if hidden:
         t.caption = f"the first {hidden:,} of {len(steps):,} steps are not shown"
-    t.add_column("step", justify="right", style="cyan")
-    t.add_column("input", justify="center")
-    t.add_column("predicted", justify="center", style="bold")
-    t.add_column("prob", justify="right")
-    t.add_column(f"top {top_k}", overflow="fold")
-    for i, s in enumerate(steps[hidden:], start + hidden):
+    t.add_column("step", justify="right", style="cyan", no_wrap=True)
+    t.add_column("input", justify="center", no_wrap=True)
+    t.add_column("predicted", justify="center", style="bold", no_wrap=True)
+    t.add_column("prob", justify="right", no_wrap=True)
+    t.add_column(f"top {top_k}", no_wrap=True)
+    step_w = max(4, len(str(start + len(steps) - 1)))
+    input_w = max([5, *(cell_len(visible(s.input)) for s in shown)])
+    predicted_w = max([9, *(cell_len(visible(s.predicted)) + 2 for s in shown)])
+    room = _room(width, [step_w, input_w, predicted_w, 5])
+    for i, s in enumerate(shown, start + hidden):
         hit = "" if s.target is None else (" ✓" if s.target == s.predicted else " ✗")
         t.add_row(
-            str(i), visible(s.input), visible(s.predicted) + hit, f"{s.probability:.3f}", _alternatives(s.top)
+            str(i),
+            visible(s.input),
+            visible(s.predicted) + hit,
+            f"{s.probability:.3f}",
+            _alternatives(s.top, room),
         )
     return t
 
@@ -297,12 +402,23 @@ def samples(
     if seen is not None:
         for g, known in zip(generated, seen):
             mark = "" if known is None else ("  (in training text)" if known else "  (new)")
-            out.print(Text(prefix, style="bold") + Text(visible_text(g)) + Text(mark, style="dim"))
+            shown = Text(visible_text(prefix, spaces=True), style="bold") + Text(visible_text(g, spaces=True))
+            out.print(shown + Text(mark, style="dim"))
         return
     for i, g in enumerate(generated, 1):
         if len(generated) > 1:
             out.print(f"--- sample {i} ---", style="dim")
         out.print(Text(prefix, style="bold") + Text(g), soft_wrap=True)
+
+
+def plain_samples(out: Console, prefix: str, generated: Sequence[str]) -> None:
+    """`predict --text`: each continuation after its prefix, exactly as generated, and nothing
+    else; a newline ends each sample that does not end with one."""
+    stream = getattr(out.file, "stream", out.file)  # as it is: no trailing space is trimmed
+    for g in generated:
+        text = prefix + g
+        stream.write(text if text.endswith("\n") else text + "\n")
+    stream.flush()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -405,7 +521,7 @@ def _context(chars, i: int, before: int = 12) -> Text:
     return Text(head[-before:], style="dim") + Text(f"[{visible(chars[i].char)}]", style="bold red")
 
 
-def surprise_table(view, n: int = 10) -> Table:
+def surprise_table(view, n: int = 10, width: int | None = None) -> Table:
     """The `n` most surprising characters of a Surprise, with what the model expected instead."""
     t = Table(title=f"most surprising characters (of {len(view.chars):,} shown)", box=box.SIMPLE_HEAD,
               title_justify="left")  # fmt: skip
@@ -413,11 +529,12 @@ def surprise_table(view, n: int = 10) -> Table:
     t.add_column("context", no_wrap=True)
     t.add_column("prob", justify="right")
     t.add_column("bits", justify="right")
-    t.add_column("expected instead", overflow="fold")
+    t.add_column("expected instead", no_wrap=True)
+    room = _room(width, [max(3, len(f"{view.offset + len(view.chars)}")), 12 + 3, 6, 4])
     for c in view.most_surprising(n):
         i = c.position - view.offset
         t.add_row(str(c.position), _context(view.chars, i), f"{c.prob:.4f}", f"{c.surprisal:.1f}",
-                  _alternatives(c.top))  # fmt: skip
+                  _alternatives(c.top, room))  # fmt: skip
     return t
 
 
@@ -430,7 +547,7 @@ def show_surprise(out: Console, view, n: int = 10) -> None:
     out.print()
     out.print(heat_map(view.chars, max(20, out.width - 4), colour), end="", soft_wrap=True)
     out.print()
-    out.print(surprise_table(view, n))
+    out.print(surprise_table(view, n, out.width))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -491,13 +608,20 @@ def vocab_table(
     return t
 
 
-def line_chart(series: dict[str, tuple[list[float], list[float]]], width: int = 60, height: int = 12) -> Text:
+def line_chart(
+    series: dict[str, tuple[list[float], list[float]]],
+    width: int = 60,
+    height: int = 12,
+    faint: tuple[str, list[float], list[float]] | None = None,
+) -> Text:
     """Curves drawn with characters: {name: (x, y)}; each series its own marker and colour.
 
     The points that fall in one column are averaged, so thousands of steps stay readable. The
     scale fits the curves after their first tenth: the steep drop at the start of training would
     otherwise squash the rest (where train and validation part) into a row or two; earlier
-    points above the scale sit on the top row, as the chart notes.
+    points above the scale sit on the top row, as the chart notes. `faint` (name, x, y), such
+    as the raw per-step losses under their smoothed curve, is drawn dim behind the curves: in
+    each column, a dot on every row between its lowest and highest value.
     """
     styles = [("•", "cyan"), ("◦", "magenta"), ("+", "yellow")]
     points = [(x, y) for xs, ys in series.values() for x, y in zip(xs, ys) if math.isfinite(y)]
@@ -520,6 +644,18 @@ def line_chart(series: dict[str, tuple[list[float], list[float]]], width: int = 
     if y_hi - y_lo < 1e-9:
         y_hi = y_lo + 1e-9
     grid: list[list[tuple[str, str] | None]] = [[None] * width for _ in range(height)]
+
+    def row_of(y: float) -> int:
+        return min(height - 1, max(0, height - 1 - round((y - y_lo) / (y_hi - y_lo) * (height - 1))))
+
+    if faint is not None:
+        spread: dict[int, list[float]] = {}
+        for x, y in zip(faint[1], faint[2]):
+            if math.isfinite(y) and x_lo <= x <= x_hi:
+                spread.setdefault(round((x - x_lo) / (x_hi - x_lo) * (width - 1)), []).append(y)
+        for col, ys in spread.items():
+            for row in range(row_of(max(ys)), row_of(min(ys)) + 1):
+                grid[row][col] = ("·", "dim")
     for cols, (mark, style) in zip(columns, styles):
         for col, y in cols.items():
             row = max(0, height - 1 - round((y - y_lo) / (y_hi - y_lo) * (height - 1)))
@@ -537,6 +673,8 @@ def line_chart(series: dict[str, tuple[list[float], list[float]]], width: int = 
     left, right = f"step {int(x_lo)}", f"step {int(x_hi)}"
     out.append(" " * (label_w + 2) + left + right.rjust(width - len(left)) + "\n")
     legend = "   ".join(f"{mark} {name}" for name, (mark, _) in zip(series, styles))
+    if faint is not None:
+        legend += f"   · {faint[0]}"
     out.append(" " * (label_w + 2) + legend)
     if clipped:
         out.append("\n" + " " * (label_w + 2) + f"(early values up to {max(values):.2f} sit on the top row)")
@@ -590,18 +728,25 @@ def show_checkpoint(out: Console, info: dict) -> None:
     def num(v, fmt="{:.4f}"):
         return fmt.format(v) if isinstance(v, (int, float)) else "-"
 
+    from charnext.plot import smooth
+
     text = t.get("text") or {}
-    rows = [
-        ("steps", f"{t['steps']:,}"),
-        ("final loss", num(t["final_loss"]) + " nats/char"),
-        ("best loss", num(t["best_loss"]) + " nats/char"),
-        ("accuracy", num(t["accuracy"], "{:.1%}")),
-    ]
-    if t["val_loss"] is not None:
+    raw = [(x, y) for x, y in zip(info["history_steps"], info["history"]) if y is not None]
+    smoothed = smooth([y for _, y in raw])
+    rows = [("steps", f"{t['steps']:,}")]
+    if t["val_loss"] is not None:  # the figure that says how good the model is: first
         rows += [
-            ("validation loss", f"{t['val_loss']:.4f} nats/char ({t['val_loss'] / LN2:.3f} bits/char)"),
-            ("best validation", f"{t['best_val_loss']:.4f} nats/char"),
+            (
+                "best validation",
+                f"{t['best_val_loss']:.4f} nats/char ({t['best_val_loss'] / LN2:.3f} bits/char)",
+            ),
+            ("last validation", f"{t['val_loss']:.4f} nats/char"),
         ]
+    rows += [
+        ("training loss", (f"{smoothed[-1]:.4f} nats/char smoothed (last step "
+                           f"{num(t['final_loss'])})") if smoothed else "-"),
+        ("accuracy", num(t["accuracy"], "{:.1%}") + " (last step)"),
+    ]  # fmt: skip
     rows += [
         ("time", fmt_duration(t["elapsed"]) if t.get("elapsed") is not None else "-"),
         ("text", f"{text.get('length', 0):,} characters, sha256 {str(text.get('sha256', '-'))[:16]}…"),
@@ -612,10 +757,11 @@ def show_checkpoint(out: Console, info: dict) -> None:
     out.print(key_value_table("training", rows))
     if info.get("provenance"):
         out.print(key_value_table("provenance", provenance_rows(info["provenance"], info.get("metrics_log"))))
-    series = {"train loss": (info["history_steps"], info["history"])}
-    if info["validation"]["steps"]:
-        series["validation loss"] = (info["validation"]["steps"], info["validation"]["loss"])
+    series = {"train loss, smoothed": ([x for x, _ in raw], smoothed)}
+    val = [(x, y) for x, y in zip(info["validation"]["steps"], info["validation"]["loss"]) if y is not None]
+    if val:
+        series["validation loss"] = ([x for x, _ in val], [y for _, y in val])
     width = max(20, min(60, out.width - 12))
     out.print(Text("loss history", style="italic"))
-    out.print(line_chart({k: ([x for x, y in zip(*v) if y is not None], [y for y in v[1] if y is not None])
-                          for k, v in series.items()}, width=width))  # fmt: skip
+    faint = ("per step", [x for x, _ in raw], [y for _, y in raw])
+    out.print(line_chart(series, width=width, faint=faint))

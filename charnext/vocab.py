@@ -15,11 +15,14 @@ from charnext.errors import TextError, UnknownCharactersError
 # the text itself, whatever its size.
 _CHUNK = 1 << 22  # characters per chunk
 
-_NAMED = {" ": "␣", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\x00": "\\0"}
+# One notation everywhere: ␣ a space, ↵ a newline, backslash escapes for other invisible
+# characters; the two marks themselves are escaped, so that a shown character is never ambiguous.
+_NAMED = {" ": "␣", "\n": "↵", "\t": "\\t", "\r": "\\r", "\x00": "\\0", "␣": "\\u2423", "↵": "\\u21b5"}
 
 
 def visible(ch: str) -> str:
-    """Show a character so that a reader can see it: `␣` for a space, `\\n`, `\\u200b`, ..."""
+    """Show a character so that a reader can see it: `␣` for a space, `↵` for a newline,
+    `\\t`, `\\x1b`, `\\u200b`, ..."""
     if ch in _NAMED:
         return _NAMED[ch]
     category = unicodedata.category(ch)
@@ -29,9 +32,10 @@ def visible(ch: str) -> str:
     return ch
 
 
-def visible_text(text: str) -> str:
-    """`visible` applied to every character of a short text."""
-    return "".join(visible(ch) for ch in text)
+def visible_text(text: str, spaces: bool = False) -> str:
+    """`visible` applied to every character of a short text; with `spaces`, a space stays a
+    space (running text, such as a sample)."""
+    return "".join(" " if spaces and ch == " " else visible(ch) for ch in text)
 
 
 def _code_points(text: str) -> np.ndarray:
@@ -165,7 +169,7 @@ class Vocab:
         shown = " ".join(f"'{visible(c)}'" for c in unknown[:20])
         more = f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
         if len(self.chars) <= 80:
-            holds = "".join(visible(c) for c in self.chars)
+            holds = "".join(visible(c) for c in sorted(self.chars))  # sorted: easy to scan
             known = f"; the vocabulary holds {len(self.chars)} characters: {holds}"
         else:
             known = f"; the vocabulary holds {len(self.chars)} characters"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 
@@ -55,15 +56,57 @@ def _is_greedy(ckpt, prefix: str, text: str) -> bool:
 
 def test_temperature_zero_is_greedy(poem_model):
     ckpt = api.load(poem_model)
-    default = generated("-c", poem_model, "-p", "Tyger ", "-n", 60)["generated"]
-    zero = generated("-c", poem_model, "-p", "Tyger ", "-n", 60, "--temperature", 0, "--seed", 3)
-    assert zero["generated"] == default
-    assert _is_greedy(ckpt, "Tyger ", default)
+    zero = generated("-c", poem_model, "-p", "Tyger ", "-n", 60, "--temperature", 0)["generated"]
+    assert _is_greedy(ckpt, "Tyger ", zero)
+    assert zero == generated("-c", poem_model, "-p", "Tyger ", "-n", 60, "--temperature", 0)["generated"]
+
+
+def test_greedy_with_a_seed_is_warned_about(poem_model):
+    result = run("predict", "Tyger ", "-c", poem_model, "-n", 10, "--temperature", 0, "--seed", 3)
+    assert result.exit_code == 0, result.output
+    assert "--seed has no effect with --temperature 0" in result.stderr
+
+
+def test_greedy_with_several_samples_is_refused(poem_model):
+    result = run("predict", "Tyger ", "-c", poem_model, "-n", 10, "--temperature", 0, "--num-samples", 3)
+    assert result.exit_code == 2 and "every sample would be the same" in result.stderr
+
+
+def test_default_samples_and_names_its_seed(poem_model):
+    """Two runs without --seed differ; each names its seed on stderr, which reproduces it."""
+    runs = [run("predict", "Tyger ", "-c", poem_model, "-n", 120, "--json") for _ in range(2)]
+    assert all(r.exit_code == 0 for r in runs)
+    texts = [json.loads(r.stdout)["generated"] for r in runs]
+    seeds = [int(re.search(r"^seed (\d+)$", r.stderr, re.M).group(1)) for r in runs]
+    assert texts[0] != texts[1] and seeds[0] != seeds[1]
+    assert [json.loads(r.stdout)["seed"] for r in runs] == seeds
+    again = generated("Tyger ", "-c", poem_model, "-n", 120, "--seed", seeds[1])
+    assert again["generated"] == texts[1]
+    assert not _is_greedy(api.load(poem_model), "Tyger ", texts[0])
+
+
+def test_text_prints_only_the_generated_text(poem_model):
+    args = ("Tyger ", "-c", poem_model, "-n", 80, "--seed", 5)
+    result = run("predict", *args, "--text")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "Tyger " + generated(*args)["generated"] + "\n"
+    several = run("predict", *args, "--text", "--num-samples", 3)
+    assert several.stdout.count("Tyger ") >= 3 and "---" not in several.stdout
+
+
+def test_table_width_does_not_change_the_sampled_text(poem_model):
+    args = ("Tyger ", "-c", poem_model, "-n", 80, "--seed", 5)
+    plain = run("predict", *args)
+    wide = run("predict", *args, "--alternatives", 6)
+    assert "top 3" in plain.stdout and "top 6" in wide.stdout
+    assert plain.stdout.splitlines()[-1] == wide.stdout.splitlines()[-1]  # the same sample
+    filtered = generated(*args, "--top-k", 3)["generated"]
+    assert filtered != generated(*args)["generated"]  # --top-k is the sampling filter only
 
 
 @pytest.mark.parametrize("option", [("--top-k", 1), ("--top-p", 1e-6)])
 def test_top_k_one_and_tiny_top_p_are_greedy(poem_model, option):
-    greedy = generated("-c", poem_model, "-p", "Tyger ", "-n", 60)["generated"]
+    greedy = generated("-c", poem_model, "-p", "Tyger ", "-n", 60, "--temperature", 0)["generated"]
     for seed in (1, 2):
         obj = generated(
             "-c", poem_model, "-p", "Tyger ", "-n", 60, "--temperature", 1.5, "--seed", seed, *option
@@ -117,7 +160,7 @@ def test_empty_prefix_generates(poem_model):
 
 
 def test_greedy_continuation_of_hihello(hihello):
-    obj = generated("-c", hihello, "-p", "hihell", "-n", 1)
+    obj = generated("-c", hihello, "-p", "hihell", "-n", 1, "--temperature", 0)
     assert obj["prefix"] == "hihell" and obj["prediction"] == "ihello" and obj["generated"] == "o"
 
 
@@ -183,7 +226,8 @@ def test_line_mode_generation_stops_at_end_of_line(tmp_path, names):
     [
         (["--temperature", "-1"], "temperature"),
         (["--top-p", "0"], "top-p"),
-        (["--top-k", "0"], "top-k"),
+        (["--top-k", "-1"], "top-k"),
+        (["--alternatives", "0"], "alternatives"),
         (["--num-samples", "0"], "num-samples"),
         (["--length", "-3"], "length"),
     ],

@@ -1,0 +1,165 @@
+"""Layout that survives narrow terminals, wide characters and pipes: the training view, the
+per-step table, the notation for invisible characters and inspect's curves."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from types import SimpleNamespace
+
+from rich.cells import cell_len
+from rich.console import Console
+from typer.testing import CliRunner
+
+from charnext import api, render
+from charnext.cli import app
+from charnext.plot import smooth, y_range
+from charnext.vocab import Vocab, visible, visible_text
+
+runner = CliRunner()
+TINY = ["--hidden-size", "16", "--num-layers", "1", "--precision", "fp32", "--device", "cpu", "--lr", "0.01"]
+# Korean made here: wide characters, two terminal cells each
+KOREAN = "안녕하세요. 오늘은 날씨가 참 좋네요. 우리 같이 산책하러 갈까요?\n" * 12
+
+
+def run(*args, input=None, env=None):
+    return runner.invoke(app, [str(a) for a in args], input=input, env=env)
+
+
+def _console(width: int, terminal: bool = False) -> tuple[Console, io.StringIO]:
+    buf = io.StringIO()
+    con = Console(file=buf, width=width, force_terminal=terminal, color_system=None, highlight=False)
+    if not terminal:
+        con.file = render.TrimmedLines(buf)
+    return con, buf
+
+
+def test_piped_korean_training_at_60_columns_keeps_every_column(tmp_path):
+    text = tmp_path / "korean.txt"
+    text.write_text(KOREAN, encoding="utf-8")
+    out = tmp_path / "k.pt"
+    result = run("train", "--file", text, "--steps", 30, "--out", out, *TINY, env={"COLUMNS": "60"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("lstm 1x16, ") and "batch" in lines[0]  # the run's header first
+    header = next(line for line in lines if "prediction" in line)
+    assert header.split() == ["step", "loss", "acc", "prediction", "target"]
+    rows = [line for line in lines if re.match(r"\s+\d+\s+\d+\.\d{4}\s+\d+%\s", line)]
+    assert rows and rows[-1].split()[0] == "30"
+    assert any("안녕" in row or "녕하" in row for row in rows)  # the target, in Korean
+    for line in lines:
+        assert cell_len(line) <= 60, line
+        assert line == line.rstrip(), repr(line)  # no trailing spaces in a pipe
+    done = next(i for i, line in enumerate(lines) if "training done" in line)
+    assert lines.index(header) < lines.index(rows[0]) < done
+
+
+def _events():
+    step = SimpleNamespace(step=1, total=3, fraction=1 / 3, loss=2.0, lr=0.01, chars_per_sec=1000.0,
+                           elapsed=6.0, val_loss=None)  # fmt: skip
+    report = SimpleNamespace(step=1, loss=2.0, accuracy=0.25, prediction="hello world", target="hello\nworld")
+    evaluation = SimpleNamespace(step=1, val_loss=1.5, val_bpc=2.1, val_accuracy=0.3, best=True,
+                                 prompt="Hi", sample=" there\nyou")  # fmt: skip
+    return step, report, evaluation
+
+
+def test_piped_training_view_prints_in_the_order_things_happen():
+    con, buf = _console(60)
+    step, report, evaluation = _events()
+    with render.TrainView(con, "the run's header") as view:
+        view.report(report)
+        view.step(step)
+        view.evaluation(evaluation)
+        view.report(SimpleNamespace(**{**vars(report), "step": 2}))
+    lines = buf.getvalue().splitlines()
+    assert lines[0] == "the run's header"
+    assert lines[1].split() == ["step", "loss", "acc", "prediction", "target"]
+    assert lines[3].split()[:3] == ["1", "2.0000", "25%"]
+    assert lines[4].startswith("step 1/3 loss 2.000")  # the progress line, after the row before it
+    assert lines[5].startswith("step 1 val loss 1.5000")
+    assert lines[6] == "  Hi there↵you"  # running text: spaces stay, a newline is ↵
+    assert lines[7].split()[0] == "2"
+    assert "hello␣world" in lines[3] and "hello↵world" in lines[3]  # a table: ␣ and ↵
+
+
+def test_training_view_shortens_text_columns_first():
+    for width in (40, 60, 80):
+        con, buf = _console(width)
+        report = SimpleNamespace(step=123456, loss=12.3456, accuracy=1.0, prediction="가" * 40,
+                                 target="x" * 80)  # fmt: skip
+        with render.TrainView(con, "header") as view:
+            view.report(report)
+        lines = buf.getvalue().splitlines()
+        assert lines[-1].split()[:3] == ["123456", "12.3456", "100%"]
+        assert all(cell_len(line) <= width for line in lines[1:]), (width, lines)
+        assert "…" in lines[-1]
+
+
+def test_top_k_pairs_never_break_inside(tmp_path):
+    path = tmp_path / "poem.pt"
+    api.train("Tyger Tyger, burning bright,\nIn the forests of the night;\n" * 8, out=path, steps=5,
+              hidden_size=16, num_layers=1, precision="fp32", device="cpu")  # fmt: skip
+    for width in (50, 80):
+        result = run("predict", "Tyger", "-c", path, "--alternatives", 12, env={"COLUMNS": str(width)})
+        assert result.exit_code == 0, result.output
+        out = result.stdout
+        obj = json.loads(run("predict", "Tyger", "-c", path, "--alternatives", 12, "--json").stdout)
+        for step in obj["steps"]:
+            for pair in step["top"]:
+                assert f"{visible(pair['char'])} {pair['probability']:.2f}" in out  # whole, on one line
+        assert all(cell_len(line) <= width for line in out.splitlines()), out
+
+
+def test_one_notation_for_invisible_characters():
+    assert visible("\n") == "↵" and visible(" ") == "␣" and visible("\t") == "\\t"
+    assert visible("↵") == "\\u21b5" and visible("␣") == "\\u2423"  # never mistaken for the marks
+    assert visible_text("a b\n") == "a␣b↵" and visible_text("a b\n", spaces=True) == "a b↵"
+
+
+def test_unknown_character_error_lists_the_vocabulary_sorted_and_escaped():
+    vocab = Vocab.from_text("emma\nolivia sophia\n")
+    message = vocab.unknown_message(["x"])
+    assert message.endswith("holds 12 characters: ↵␣aehilmopsv")
+
+
+def test_line_mode_table_shows_targets(tmp_path, names):
+    result = run("train", "-", "--lines", "--steps", 5, "--out", tmp_path / "n.pt", *TINY, input=names)
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if re.match(r"\s+\d+\s+\d+\.\d{4}\s+\d+%\s", line)]
+    assert rows and all(row.rstrip().endswith("emma↵") for row in rows), rows
+
+
+def test_smoothing():
+    assert smooth([]) == []
+    assert smooth([2.0] * 50) == [2.0] * 50
+    assert smooth([4.0, 1.0], span=9)[0] == 4.0  # corrected for its start: not pulled towards 0
+    noisy = [1.0 + (0.5 if i % 2 else -0.5) for i in range(400)]
+    tail = smooth(noisy)[100:]
+    assert max(tail) - min(tail) < 0.2
+    lo, hi = y_range([4.2, 2.0, 1.9, 1.8] + [1.7] * 36, [1.7] * 36)
+    assert hi < 2.0  # the untrained model's 4.2 does not squash the curve
+
+
+def test_inspect_reports_best_validation_and_a_smoothed_curve(tmp_path, poem):
+    path = tmp_path / "p.pt"
+    api.train(poem, out=path, steps=30, val_fraction=0.2, eval_every=10, hidden_size=16, num_layers=1,
+              precision="fp32", device="cpu", seq_len=32)  # fmt: skip
+    result = run("inspect", path)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    best = min(api.load(path).history["val_loss"])
+    assert f"best validation   {best:.4f} nats/char" in out
+    assert "best loss" not in out and "smoothed" in out
+    assert "• train loss, smoothed" in out and "· per step" in out and "◦ validation loss" in out
+
+
+def test_plot_draws_smoothed_and_raw(tmp_path, poem):
+    import pytest
+
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "p.pt"
+    api.train(poem, out=path, steps=20, hidden_size=16, num_layers=1, precision="fp32", device="cpu")
+    result = run("inspect", path, "--plot", tmp_path / "loss.png")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
