@@ -6,10 +6,10 @@ verse, names in line mode, Korean; learning rates 0.003 to 1e6; see docs/archite
 1. A step whose gradients are not finite is skipped (weights and optimizer untouched), at any
    precision: under bf16 one overflowing batch then costs one step, not the run.
    MAX_SKIPPED_STEPS such steps in a row mean the weights themselves are broken: diverged.
-2. The training loss, smoothed over about ten steps, rising more than the untrained model's
-   loss above its best: diverged. Healthy runs (every run at lr <= 0.1) never rose more than
-   0.16 nats (5% of that loss) above their best; runs that lost what they had learned rose
-   3.5 to 10^7 nats.
+2. The training loss, smoothed over about ten steps, rising more than RISE untrained losses
+   above its best: diverged. Healthy runs (every run at lr <= 0.1) never rose more than 0.047
+   untrained losses above their best; runs that spiked and recovered, 0.84 to 1.38; runs that
+   lost what they had learned, over 1.5 (up to 10^4 at lr 1e6).
 3. A validation loss that is not finite: diverged. One above the untrained model's (with
    VAL_TOLERANCE for the noise of an early validation): that model is not saved, and a run
    that ends on such a validation (or is stopped after it) is diverged.
