@@ -113,7 +113,11 @@ class Trainer:
         self._val_ok = True  # whether the latest validation allows saving (see divergence.py)
         if resume is not None:
             self._restore(resume)
-            if self.out is not None and self.out.resolve() == self.resumed_from.resolve():
+            if (
+                self.out is not None
+                and self.resumed_from is not None
+                and self.out.resolve() == self.resumed_from.resolve()
+            ):
                 self._saved_step = self.step
 
     @classmethod

@@ -432,3 +432,8 @@ def test_the_rule_itself():
     nan_guard.check(3, math.nan, 0.01)
     with pytest.raises(TrainingDiverged):
         nan_guard.check(4, math.nan, 0.01)  # three skipped steps in a row
+
+
+def test_extend_vocab_without_init_from_is_refused(tmp_path):
+    line = one_line_error(cli("train", "hihello", "--extend-vocab", "--out", tmp_path / "e.pt"), 1)
+    assert "--extend-vocab" in line and "--init-from" in line
