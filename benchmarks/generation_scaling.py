@@ -1,19 +1,24 @@
-"""Generation cost per character: 10,000 characters should take about 10x as long as 1,000.
+"""Generation speed on both engines: chars/s for one stream and for a batch of samples, and
+whether the cost per character stays flat (10,000 characters should take 10x as long as 1,000).
 
 Generation reads the prefix once and then feeds one character at a time with the recurrent
 state carried, so every character costs the same; a generator that re-ran the prefix would
-grow quadratically. This times `charnext.api.generate` (no printing) for 1,000 and 10,000
-characters, alternately, takes the median of several runs of each, and prints chars/s and the
-ratio, of the wall time and of the CPU time (which other work on a shared machine disturbs
-less), and how the last 1,000 characters of a long run compare with its first 1,000.
+grow quadratically. This times `charnext.api.generate_stream` (no printing) on the numpy and
+the torch engine, for each number of samples, for 1,000 and 10,000 characters, all
+alternately (so that a busy machine slows each alike), takes the median of several runs, and
+prints chars/s of wall and CPU time, the numpy/torch ratio, and, for reference, the speed the
+bare matrix products of the same shapes allow (numpy, one thread): what an engine with no
+overhead at all would reach.
 
-    python benchmarks/generation_scaling.py                      # a 2x256 LSTM, briefly trained
-    python benchmarks/generation_scaling.py --checkpoint shake.pt --runs 5 --threads 1
+    python benchmarks/generation_scaling.py                         # 2x256 LSTM, 1 and 64 samples
+    python benchmarks/generation_scaling.py --checkpoint shake.pt --runs 5 --num-samples 1 8 64
+    python benchmarks/generation_scaling.py --steps 0 --lengths 200 1000 --runs 1   # a quick look
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -24,89 +29,130 @@ FALLBACK = "Tyger Tyger, burning bright,\nIn the forests of the night;\n" * 200
 
 
 def model_path(a, folder: Path) -> Path:
-    """The checkpoint to time: the one given, or a 2x256 LSTM trained for a few steps."""
+    """The checkpoint to time: the one given, or a 2x256 LSTM trained for a few steps (with
+    --steps 0, its random initial weights: the same arithmetic, no training time)."""
     from charnext import api
 
     if a.checkpoint:
         return Path(a.checkpoint)
     text = TEXT.read_text(encoding="utf-8")[:50_000] if TEXT.exists() else FALLBACK
     path = folder / "bench.pt"
+    if a.steps == 0:
+        from charnext import checkpoint
+        from charnext.config import ModelConfig
+        from charnext.model import CharModel
+        from charnext.vocab import Vocab
+
+        vocab = Vocab.from_text(text)
+        config = ModelConfig(vocab_size=len(vocab), hidden_size=a.hidden_size, num_layers=a.num_layers)
+        checkpoint.save(path, CharModel(config), vocab)
+        return path
     print(f"training a {a.num_layers}x{a.hidden_size} LSTM for {a.steps} steps ...", flush=True)
     api.train(text, out=path, hidden_size=a.hidden_size, num_layers=a.num_layers, steps=a.steps,
               seq_len=64, batch_size=16, precision="fp32", device="cpu", val_fraction=0.0)  # fmt: skip
     return path
 
 
-def seconds(ckpt, n: int, a, blocks: list | None = None) -> tuple[float, float]:
-    """Wall time and CPU time of one generation of `n` characters. The CPU time is what the
-    work itself took; the wall time also holds any wait for a core that other work holds.
-    `blocks`, if given, receives the wall time of each successive 1,000 characters."""
+def seconds(ckpt, n: int, samples: int, a) -> tuple[float, float]:
+    """Wall time and CPU time of one generation of `n` characters for each of `samples`."""
     from charnext import api
     from charnext.config import SampleConfig
 
     sample = SampleConfig(temperature=a.temperature, seed=0)
     t0, c0 = time.perf_counter(), time.process_time()
-    mark, count = t0, 0
-    for _ in api.generate_stream(ckpt, a.prefix, n, sample):
+    count = 0
+    for _ in api.generate_stream(ckpt, a.prefix, n, sample, samples):
         count += 1
-        if blocks is not None and count % 1_000 == 0:
-            now = time.perf_counter()
-            blocks.append(now - mark)
-            mark = now
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert count == n, count
     return elapsed, cpu
 
 
+def matmul_bound(config, samples: int, seconds_budget: float = 1.0) -> float:
+    """Characters a second that the matrix products of one generation step allow, alone:
+    per layer the input and recurrent products, then the head, for `samples` rows (numpy)."""
+    import numpy as np
+
+    H, V, L = config.hidden_size, config.vocab_size, config.num_layers
+    G = {"rnn": 1, "gru": 3, "lstm": 4}[config.cell.value] * H
+    rng = np.random.default_rng(0)
+    h = rng.standard_normal((samples, H), dtype=np.float32)
+    # distinct matrices, as in the model: the same memory to read as well as the same arithmetic
+    weights = [rng.standard_normal((H, G), dtype=np.float32) for _ in range(2 * L - 1)]  # the
+    head = rng.standard_normal((H, V), dtype=np.float32)  # first layer's input is a table lookup
+
+    def step():
+        for w in weights:
+            h @ w
+        h @ head
+
+    for _ in range(20):
+        step()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds_budget:
+        step()
+        n += 1
+    return samples * n / (time.perf_counter() - t0)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", help="time this checkpoint instead of training one")
+    p.add_argument("--checkpoint", help="time this checkpoint instead of making one")
     p.add_argument("--hidden-size", type=int, default=256)
     p.add_argument("--num-layers", type=int, default=2)
-    p.add_argument("--steps", type=int, default=30, help="training steps of the default model")
+    p.add_argument("--steps", type=int, default=30, help="training steps of the default model (0: untrained)")
     p.add_argument("--prefix", default="ROMEO:\n")
     p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
-    p.add_argument("--runs", type=int, default=3, help="timed runs of each length (median)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--runs", type=int, default=3, help="timed runs of each setting (median)")
+    p.add_argument("--engines", nargs="+", default=["numpy", "torch"], choices=["numpy", "torch"])
+    p.add_argument("--num-samples", nargs="+", type=int, default=[1, 64], help="batch sizes to time")
+    p.add_argument("--lengths", nargs=2, type=int, default=[1_000, 10_000], metavar=("SHORT", "LONG"))
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (and numpy's BLAS)")
     a = p.parse_args()
-
-    import torch
+    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(a.threads)
 
     from charnext import api
 
-    if a.threads:
-        torch.set_num_threads(a.threads)
     with tempfile.TemporaryDirectory() as folder:
-        ckpt = api.load(model_path(a, Path(folder)), a.device)
-        c = ckpt.config
-        threads = torch.get_num_threads()
-        print(f"model: {c.cell.value} {c.num_layers}x{c.hidden_size}, {len(ckpt.vocab)} chars, "
-              f"device {a.device}, {threads} CPU threads, temperature {a.temperature}")  # fmt: skip
-        seconds(ckpt, 200, a)  # warm-up
-        # the two lengths alternate, so that a busy machine slows both alike
-        times: dict[int, list[tuple[float, float]]] = {1_000: [], 10_000: []}
-        firsts, lasts = [], []  # the first and the last 1,000 characters of each long run
+        path = model_path(a, Path(folder))
+        ckpts = {engine: api.load(path, "cpu", engine) for engine in a.engines}
+        if "torch" in a.engines:
+            import torch
+
+            torch.set_num_threads(a.threads)
+        c = next(iter(ckpts.values())).config
+        print(f"model: {c.cell.value} {c.num_layers}x{c.hidden_size}, {c.vocab_size} chars, "
+              f"{a.threads} CPU thread(s), temperature {a.temperature}, {a.runs} runs")  # fmt: skip
+        for ckpt in ckpts.values():
+            seconds(ckpt, 200, 1, a)  # warm-up
+        short, long = a.lengths
+        times: dict[tuple, list[tuple[float, float]]] = {}
         for _ in range(a.runs):
-            for n in times:
-                blocks: list[float] = []
-                times[n].append(seconds(ckpt, n, a, blocks))
-                if n == 10_000:
-                    firsts.append(blocks[0])
-                    lasts.append(blocks[-1])
-    for i, what in enumerate(("wall", "CPU")):
-        print(f"{what} time:")
-        medians = {}
-        for n, ts in times.items():
-            medians[n] = statistics.median(t[i] for t in ts)
-            print(f"  {n:>6,} chars: median {medians[n]:.3f} s of {a.runs} "
-                  f"({', '.join(f'{t[i]:.3f}' for t in ts)}) = {n / medians[n]:,.0f} chars/s")  # fmt: skip
-        ratio = medians[10_000] / medians[1_000]
-        verdict = "flat cost per character" if ratio <= 10.5 else "cost grows with length, or a busy machine"
-        print(f"  ratio 10,000 / 1,000: {ratio:.2f} (target <= 10.5: {verdict})")
-    first, last = statistics.median(firsts), statistics.median(lasts)
-    print(f"within the 10,000-character runs: the first 1,000 took {first:.3f} s, the last 1,000 "
-          f"{last:.3f} s (medians): {last / first:.2f}x")  # fmt: skip
+            for samples in a.num_samples:
+                for engine, ckpt in ckpts.items():
+                    for n in (short, long):
+                        times.setdefault((engine, samples, n), []).append(seconds(ckpt, n, samples, a))
+        bounds = {samples: matmul_bound(c, samples) for samples in a.num_samples}
+
+    def rate(engine, samples, n, i):
+        return samples * n / statistics.median(t[i] for t in times[(engine, samples, n)])
+
+    print(f"\n| engine | samples | chars/s ({long:,}, wall) | chars/s (CPU) | {long:,} / {short:,} time |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for samples in a.num_samples:
+        for engine in a.engines:
+            ratio = rate(engine, samples, short, 0) / rate(engine, samples, long, 0) * long / short
+            print(f"| {engine} | {samples} | {rate(engine, samples, long, 0):,.0f} | "
+                  f"{rate(engine, samples, long, 1):,.0f} | {ratio:.2f} |")  # fmt: skip
+    print()
+    for samples in a.num_samples:
+        line = f"{samples} sample(s): bare matrix products allow {bounds[samples]:,.0f} chars/s"
+        if len(a.engines) == 2:
+            r = rate("numpy", samples, long, 0) / rate("torch", samples, long, 0)
+            line += f"; numpy / torch = {r:.2f}x"
+        for engine in a.engines:
+            line += f"; {engine} reaches {rate(engine, samples, long, 0) / bounds[samples]:.0%} of the bound"
+        print(line)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
-"""Start-up cost of `charnext predict`: its wall time minus that of `python -c "import torch"`.
+"""Start-up cost of `charnext predict` and `inspect`, on the numpy and the torch engine, against
+`python -c "import torch"`.
 
-Both are run as fresh processes, alternately, several times each; the medians of their wall
-time and their difference are printed, and the same for the CPU time they used, which a
-machine busy with other work disturbs less. The target is a wall-time difference under 0.4 s
-on a small checkpoint.
+Every command runs as a fresh process, all of them in turn, several times; the medians of
+their wall time and of the CPU time they used (which a machine busy with other work disturbs
+less) are printed, with each one's ratio to `import torch`. The targets (issue 11): `predict
+--prefix hihell` at most 0.35 s and at most a quarter of `import torch`; `inspect` at most
+0.35 s.
 
     python benchmarks/startup.py --runs 7
     python benchmarks/startup.py --checkpoint hi.pt --prefix hihell
@@ -59,24 +61,37 @@ def main() -> None:
                             f"{str(path)!r}, hidden_size=32, num_layers=1, steps=100, precision='fp32')"],
                            check=True)  # fmt: skip
         script = shutil.which("charnext")
-        predict = [script] if script else [sys.executable, "-m", "charnext"]
-        predict += ["predict", "--prefix", a.prefix, "--checkpoint", str(path)]
-        torch_only = [sys.executable, "-c", "import torch"]
-        print("predict:", " ".join(predict))
-        print("torch:  ", " ".join(torch_only))
-        wall(torch_only, env), wall(predict, env)  # warm the file cache (and the bytecode cache)
-        t_torch, t_predict = [], []
+        charnext = [script] if script else [sys.executable, "-m", "charnext"]
+        predict = [*charnext, "predict", "--prefix", a.prefix, "--checkpoint", str(path)]
+        commands = {
+            "import torch": [sys.executable, "-c", "import torch"],
+            "predict (numpy)": predict,
+            "predict --engine torch": [*predict, "--engine", "torch"],
+            "inspect (numpy)": [*charnext, "inspect", str(path)],
+            "inspect --engine torch": [*charnext, "inspect", str(path), "--engine", "torch"],
+        }
+        for name, cmd in commands.items():
+            print(f"{name:24s} {' '.join(cmd)}")
+            wall(cmd, env)  # warm the file cache (and the bytecode cache)
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
         for _ in range(a.runs):
-            t_torch.append(wall(torch_only, env))
-            t_predict.append(wall(predict, env))
+            for name, cmd in commands.items():
+                times[name].append(wall(cmd, env))
     for i, what in enumerate(("wall", "CPU")):
-        m_torch = statistics.median(t[i] for t in t_torch)
-        m_predict = statistics.median(t[i] for t in t_predict)
-        diff = m_predict - m_torch
-        print(f"{what} time (median of {a.runs}):")
-        print(f"  import torch       {m_torch:.3f} s  ({', '.join(f'{t[i]:.2f}' for t in t_torch)})")
-        print(f"  charnext predict   {m_predict:.3f} s  ({', '.join(f'{t[i]:.2f}' for t in t_predict)})")
-        print(f"  difference         {diff:.3f} s (target < 0.4 s: {'met' if diff < 0.4 else 'NOT met'})")
+        base = statistics.median(t[i] for t in times["import torch"])
+        print(f"\n{what} time, median of {a.runs} runs:\n")
+        print("| command | seconds | / import torch | runs |")
+        print("| --- | ---: | ---: | --- |")
+        for name, ts in times.items():
+            m = statistics.median(t[i] for t in ts)
+            print(f"| {name} | {m:.3f} | {m / base:.2f} | {', '.join(f'{t[i]:.2f}' for t in ts)} |")
+    m_predict = statistics.median(t[0] for t in times["predict (numpy)"])
+    m_inspect = statistics.median(t[0] for t in times["inspect (numpy)"])
+    base = statistics.median(t[0] for t in times["import torch"])
+    ok = m_predict <= 0.35 and m_predict <= base / 4
+    print(f"\npredict: {m_predict:.3f} s, {m_predict / base:.2f} of import torch "
+          f"(target <= 0.35 s and <= 0.25: {'met' if ok else 'NOT met'})")  # fmt: skip
+    print(f"inspect: {m_inspect:.3f} s (target <= 0.35 s: {'met' if m_inspect <= 0.35 else 'NOT met'})")
 
 
 if __name__ == "__main__":

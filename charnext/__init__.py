@@ -7,9 +7,6 @@ are re-exported here lazily.
 
 from __future__ import annotations
 
-import sys
-import types
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -63,24 +60,3 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted(set(globals()) | _API)
 
-
-# No module of the package is named like an API function, so importing one never hides that
-# function. Until `predict.py` is renamed (issue 11), `charnext.predict` alone needs the guard
-# below: a property of the package's class, which the submodule import cannot overwrite.
-_CLASHES = {name for name in _API if (Path(__file__).parent / f"{name}.py").exists()}
-if _CLASHES:
-
-    class _Package(types.ModuleType):
-        """The charnext package, whose API names win over submodules of the same name."""
-
-    def _api_name(name: str) -> property:
-        def get(_package: types.ModuleType) -> Any:
-            from charnext import api
-
-            return getattr(api, name)
-
-        return property(get, lambda _package, _value: None)
-
-    for _name in _CLASHES:
-        setattr(_Package, _name, _api_name(_name))
-    sys.modules[__name__].__class__ = _Package

@@ -7,37 +7,39 @@
     charnext.generate(ckpt, "h", length=20)            # ['ihello...']
     charnext.evaluate(ckpt, "hihello").bits_per_char
 
-The command line is a thin layer over exactly these functions.
+The command line is a thin layer over exactly these functions. `load`, `predict` and
+`generate` run on numpy by default (engine "auto" on the CPU) and never import torch;
+`evaluate`, `surprisal` and `train` use torch, imported when first called.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from charnext.checkpoint import Checkpoint
 from charnext.checkpoint import load as _load_checkpoint
-from charnext.config import Cell, ModelConfig, SampleConfig, TrainConfig
+from charnext.config import Cell, Engine, ModelConfig, SampleConfig, TrainConfig
 from charnext.errors import ConfigError, TextError
-from charnext.loss import sequence_loss
-from charnext.model import CharModel as Model
-from charnext.predict import StepPrediction, predict_steps
-from charnext.predict import generate as _generate
-from charnext.scoring import EvalResult, evaluate_lines, evaluate_stream
-from charnext.surprise import CharSurprise, Surprise, score_chars
+from charnext.inference import StepPrediction, predict_steps
+from charnext.inference import generate as _generate
 from charnext.vocab import Vocab
 
-if TYPE_CHECKING:  # the training modules load on first use: predict and evaluate never need them
+if TYPE_CHECKING:  # torch's modules load on first use: load, predict and generate never need them
     from charnext.events import Event, TrainResult
+    from charnext.loss import sequence_loss
+    from charnext.model import CharModel as Model
+    from charnext.scoring import EvalResult
+    from charnext.surprise import CharSurprise, Surprise
 
 __all__ = [
     "Cell",
     "CharSurprise",
     "Checkpoint",
+    "Engine",
     "EvalResult",
     "Evaluation",
     "Model",
@@ -61,27 +63,45 @@ __all__ = [
 ]
 
 
+_LAZY = {  # name -> (module, name there): imported (with torch) only when first asked for
+    "TrainResult": ("charnext.events", "TrainResult"),
+    "Trainer": ("charnext.trainer", "Trainer"),
+    "Model": ("charnext.model", "CharModel"),
+    "EvalResult": ("charnext.scoring", "EvalResult"),
+    "sequence_loss": ("charnext.loss", "sequence_loss"),
+    "CharSurprise": ("charnext.surprise", "CharSurprise"),
+    "Surprise": ("charnext.surprise", "Surprise"),
+}
+
+
 def __getattr__(name: str) -> Any:
-    """`TrainResult` and `Trainer` import the training modules only when first asked for."""
-    if name == "TrainResult":
-        from charnext.events import TrainResult
+    """The names that need torch import their modules only when first asked for."""
+    if name in _LAZY:
+        import importlib
 
-        return TrainResult
-    if name == "Trainer":
-        from charnext.trainer import Trainer
-
-        return Trainer
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'charnext.api' has no attribute {name!r}")
 
 
 NEWLINE = "\n"
 
 
-def load(path: str | Path = "checkpoint.pt", device: str = "cpu") -> Checkpoint:
-    """Load a checkpoint (safely: no code in it runs) with its model on `device` (auto/cpu/...)."""
-    from charnext.device import resolve_device
+def load(path: str | Path = "checkpoint.pt", device: str = "cpu", engine: str = "auto") -> Checkpoint:
+    """Load a checkpoint (safely: no code in it runs) for `device` (auto/cpu/cuda/mps).
 
-    return _load_checkpoint(path, resolve_device(device))
+    `engine` is what `predict` and `generate` run on: "numpy" (the CPU only; no torch
+    imported for a format-2 file), "torch", or "auto": numpy on the CPU, torch elsewhere (see
+    `charnext.inference.resolve_engine`). `evaluate`, `surprisal` and `.model` use torch
+    whatever the engine.
+    """
+    from charnext.inference import resolve_engine
+
+    if device != "cpu":
+        from charnext.device import resolve_device
+
+        device = str(resolve_device(device))
+    return _load_checkpoint(path, device, resolve_engine(engine, device))
 
 
 def _text_for(ckpt: Checkpoint, text: str, skip_unknown: bool) -> tuple[str, list[str]]:
@@ -132,7 +152,7 @@ class PredictResult:
 def predict(ckpt: Checkpoint, prefix: str, top_k: int = 3, skip_unknown: bool = False) -> PredictResult:
     """Feed `prefix` one character at a time; the prediction and top-k after each."""
     prefix, skipped = _text_for(ckpt, prefix, skip_unknown)
-    return PredictResult(predict_steps(ckpt.model, ckpt.vocab, prefix, top_k), skipped)
+    return PredictResult(predict_steps(ckpt.runner, ckpt.vocab, prefix, top_k), skipped)
 
 
 def line_mode(ckpt: Checkpoint) -> bool:
@@ -156,7 +176,7 @@ def generate_stream(
         raise ConfigError("length must be 0 or more and num-samples at least 1")
     prefix, _ = _text_for(ckpt, prefix, skip_unknown)
     stop = NEWLINE if line_mode(ckpt) else None
-    yield from _generate(ckpt.model, ckpt.vocab, prefix, length, sample, num_samples, stop)
+    yield from _generate(ckpt.runner, ckpt.vocab, prefix, length, sample, num_samples, stop)
 
 
 def generate(
@@ -180,30 +200,52 @@ def generate(
 
 def seen_in_training(ckpt: Checkpoint, line: str) -> bool | None:
     """For a line-mode checkpoint: whether `line` is one of its training lines (None: unknown)."""
-    from charnext.data import in_line_index
+    from charnext.inference import in_line_index
 
     index = ckpt.raw.get("line_index")
-    if not isinstance(index, torch.Tensor):
+    if index is None or not hasattr(index, "shape"):
         return None
     return in_line_index(index, line)
 
 
 @dataclass
-class Evaluation(EvalResult):
-    """EvalResult plus the characters skipped as unknown."""
+class Evaluation:
+    """How well a checkpoint predicts a text (an `EvalResult`), and the characters skipped."""
 
+    loss: float  # mean negative log-likelihood, nats per character
+    accuracy: float  # fraction of characters predicted exactly (argmax)
+    characters: int  # characters scored
     skipped: int = 0  # characters dropped because the vocabulary lacks them
     skipped_chars: list[str] = field(default_factory=list)
 
+    @property
+    def bits_per_char(self) -> float:
+        """Loss in bits per character."""
+        return self.loss / math.log(2)
+
+    @property
+    def perplexity(self) -> float:
+        """exp(loss)."""
+        return math.exp(min(self.loss, 700.0))
+
     def to_dict(self) -> dict:
         """Plain values, for JSON."""
-        return {**super().to_dict(), "skipped": self.skipped, "skipped_chars": self.skipped_chars}
+        return {
+            "loss": self.loss,
+            "bits_per_char": self.bits_per_char,
+            "perplexity": self.perplexity,
+            "accuracy": self.accuracy,
+            "characters": self.characters,
+            "skipped": self.skipped,
+            "skipped_chars": self.skipped_chars,
+        }
 
 
 def evaluate(ckpt: Checkpoint, text: str, skip_unknown: bool = False, precision: str = "fp32") -> Evaluation:
     """Loss (nats/char), bits/char, perplexity and accuracy of the checkpoint on `text`."""
     from charnext.data import text_lines
     from charnext.device import resolve_precision
+    from charnext.scoring import evaluate_lines, evaluate_stream
 
     kept, unknown = _text_for(ckpt, text, skip_unknown)
     skipped = len(text) - len(kept)
@@ -236,6 +278,8 @@ def surprisal(
     """
     if offset < 0 or length < 1 or top_k < 1:
         raise ConfigError("offset must be 0 or more, and the length and top-k at least 1")
+    from charnext.surprise import score_chars
+
     kept, unknown = _text_for(ckpt, text, skip_unknown)
     if offset >= len(kept):
         raise ConfigError(f"offset {offset} is past the end of the text ({len(kept)} characters)")

@@ -17,7 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from charnext import __version__
-from charnext.config import Cell, DeviceName, ModelConfig, Precision, TrainConfig
+from charnext.config import Cell, DeviceName, Engine, ModelConfig, Precision, TrainConfig
 from charnext.errors import CharnextError, ConfigError
 
 
@@ -44,6 +44,13 @@ app = typer.Typer(
     rich_markup_mode=None,
     # -h as well as --help everywhere; choices (--cell LSTM, --device CPU) in any case
     context_settings={"help_option_names": ["-h", "--help"], "token_normalize_func": str.lower},
+)
+
+
+_ENGINE_HELP = (
+    "What runs the model: numpy (no torch imported; the CPU only) or torch. auto picks numpy on "
+    "the CPU and torch on a GPU: measured, numpy starts without torch's ~1.3 s import and "
+    "generates faster on a CPU."
 )
 
 
@@ -494,6 +501,7 @@ def predict(
         bool, typer.Option("--skip-unknown", help="Drop prefix characters the vocabulary lacks.")
     ] = False,
     device: Annotated[DeviceName, typer.Option(help="Where to run.")] = DeviceName.cpu,
+    engine: Annotated[Engine, typer.Option(help=_ENGINE_HELP)] = Engine.auto,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
     """Show the model's most likely next character after each character of PREFIX, and continue it.
@@ -523,7 +531,7 @@ def predict(
     if length and not greedy and seed is None:
         seed = _random_seed()
     sample = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)  # checks values
-    ckpt = api.load(checkpoint, device.value)
+    ckpt = api.load(checkpoint, device.value, engine.value)
     result = api.predict(ckpt, prefix, alternatives, skip_unknown)
     if result.skipped:
         _warn_skipped(result.skipped)
@@ -671,6 +679,7 @@ def inspect(
             show_default=False,
         ),
     ] = None,
+    engine: Annotated[Engine, typer.Option(help=_ENGINE_HELP)] = Engine.auto,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
     """Show what a checkpoint holds: model, vocabulary, training and loss history.
@@ -683,7 +692,7 @@ def inspect(
     if path is not None and checkpoint is not None:
         raise _usage("give CHECKPOINT or --checkpoint, not both")
     path = path or checkpoint or Path("checkpoint.pt")
-    info = describe(api.load(path))
+    info = describe(api.load(path, engine=engine.value))
     if plot is not None:  # first, so that a missing matplotlib fails before anything is shown
         from charnext.plot import plot_history
 
@@ -694,6 +703,31 @@ def inspect(
         render.show_checkpoint(render.console(), info)
     if plot is not None:
         render.error_console().print(f"loss curves written to {plot}", markup=False)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@app.command()
+@handle_errors
+def export(
+    checkpoint: Annotated[Path, typer.Argument(metavar="CHECKPOINT", help="Checkpoint to export.")] = Path(
+        "checkpoint.pt"
+    ),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Inference-only file to write.")] = Path(
+        "model.safetensors"
+    ),
+) -> None:
+    """Write an inference-only file: the weights, the vocabulary and the model's configuration.
+
+    No optimizer state or history, so it is a fraction of the size; predict, inspect and the
+    Python API read it like any checkpoint, and any safetensors reader reads its weights.
+    """
+    from charnext.checkpoint import export as export_checkpoint
+
+    written = export_checkpoint(checkpoint, out)
+    before, after = checkpoint.stat().st_size, written.stat().st_size
+    typer.echo(f"wrote {written}: {after:,} bytes (the checkpoint has {before:,})")
 
 
 def main() -> None:

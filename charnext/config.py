@@ -2,7 +2,7 @@
 
 Each dataclass belongs to the module that uses it and is re-exported there:
 `ModelConfig` (charnext.model), `TrainConfig` (charnext.trainer), `SampleConfig`
-(charnext.predict).
+(charnext.inference).
 """
 
 from __future__ import annotations
@@ -28,6 +28,14 @@ class Precision(str, Enum):
     auto = "auto"
     fp32 = "fp32"
     bf16 = "bf16"
+
+
+class Engine(str, Enum):
+    """What runs the model for prediction and generation (see charnext.inference.resolve_engine)."""
+
+    auto = "auto"
+    numpy = "numpy"
+    torch = "torch"
 
 
 class Cell(str, Enum):

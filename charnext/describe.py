@@ -14,7 +14,7 @@ def _finite(values: list) -> list:
 
 def describe(ckpt: Checkpoint) -> dict:
     """Model, vocabulary, training and history of a checkpoint, as JSON-ready values."""
-    raw, model = ckpt.raw, ckpt.model
+    raw = ckpt.raw
     history = ckpt.history
     summary = ckpt.summary
     losses = [v for v in history.get("loss", []) if isinstance(v, float) and math.isfinite(v)]
@@ -25,9 +25,9 @@ def describe(ckpt: Checkpoint) -> dict:
         "charnext_version": raw.get("charnext_version"),
         "created": raw.get("created"),
         "model": {
-            **model.config.to_dict(),
-            "parameters": model.num_parameters(),
-            "layers": [{"name": n, "shape": list(s), "parameters": c} for n, s, c in model.parameter_table()],
+            **ckpt.config.to_dict(),
+            "parameters": ckpt.num_parameters(),
+            "layers": [{"name": n, "shape": list(s), "parameters": c} for n, s, c in ckpt.parameter_table()],
         },
         "vocabulary": list(ckpt.vocab.chars),
         "vocabulary_counts": raw.get("vocab_counts"),

@@ -26,10 +26,10 @@ from charnext.device import autocast, resolve_precision
 from charnext.divergence import DivergenceGuard
 from charnext.errors import TrainingDiverged
 from charnext.events import EvalEvent, Event, ReportEvent, StepEvent, TrainResult
+from charnext.inference import generate
 from charnext.loss import sequence_loss
 from charnext.metrics import MetricsLog, metrics_path
 from charnext.model import CharModel, ModelConfig
-from charnext.predict import generate
 from charnext.schedule import Schedule
 from charnext.scoring import EvalResult
 from charnext.vocab import Vocab

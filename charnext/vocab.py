@@ -5,15 +5,18 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from charnext.errors import TextError, UnknownCharactersError
 
 # Characters are turned into code points in chunks so that memory stays a small multiple of
 # the text itself, whatever its size.
 _CHUNK = 1 << 22  # characters per chunk
+
+if TYPE_CHECKING:  # torch loads only where a tensor is asked for: inference needs none
+    import torch
 
 # One notation everywhere: ␣ a space, ↵ a newline, backslash escapes for other invisible
 # characters; the two marks themselves are escaped, so that a shown character is never ambiguous.
@@ -46,11 +49,18 @@ def _code_points(text: str) -> np.ndarray:
 
 def index_dtype(vocab_size: int) -> torch.dtype:
     """The smallest integer dtype that holds every index of a vocabulary of this size."""
+    import torch
+
+    return {np.uint8: torch.uint8, np.int16: torch.int16, np.int32: torch.int32}[_np_index_dtype(vocab_size)]
+
+
+def _np_index_dtype(vocab_size: int) -> type:
+    """`index_dtype` as a numpy type."""
     if vocab_size <= 256:
-        return torch.uint8
+        return np.uint8
     if vocab_size <= 2**15:
-        return torch.int16
-    return torch.int32
+        return np.int16
+    return np.int32
 
 
 class VocabBuilder:
@@ -147,9 +157,13 @@ class Vocab:
         Raises UnknownCharactersError naming the characters the vocabulary lacks, unless
         `skip_unknown`, which drops them.
         """
-        dtype = self.dtype
-        out = torch.empty(len(text), dtype=dtype)
-        np_out = out.numpy()
+        import torch
+
+        return torch.from_numpy(self.encode_array(text, skip_unknown=skip_unknown))
+
+    def encode_array(self, text: str, *, skip_unknown: bool = False) -> np.ndarray:
+        """`encode` as a numpy array (no torch)."""
+        np_out = np.empty(len(text), dtype=_np_index_dtype(len(self.chars)))
         filled = 0
         for start in range(0, len(text), _CHUNK):
             cps = _code_points(text[start : start + _CHUNK])
@@ -162,7 +176,7 @@ class Vocab:
                 idx = idx[known]
             np_out[filled : filled + len(idx)] = idx
             filled += len(idx)
-        return out[:filled]
+        return np_out[:filled]
 
     def unknown_message(self, unknown: list[str]) -> str:
         """One line naming unknown characters and what the vocabulary holds."""
@@ -176,15 +190,17 @@ class Vocab:
         noun = "character" if len(unknown) == 1 else "characters"
         return f"unknown {noun} {shown}{more} not in the vocabulary{known}"
 
-    def decode(self, idx: Iterable[int] | torch.Tensor) -> str:
+    def decode(self, idx: Iterable[int] | torch.Tensor | np.ndarray) -> str:
         """Indices -> text."""
-        if isinstance(idx, torch.Tensor):
+        if hasattr(idx, "reshape"):  # a tensor or an array
             idx = idx.reshape(-1).tolist()
         chars = self.chars
         return "".join(chars[i] for i in idx)
 
     def one_hot(self, text: str) -> torch.Tensor:
         """Text -> (len(text), len(vocab)) float tensor of one-hot rows, as in the lecture."""
+        import torch
+
         return torch.nn.functional.one_hot(self.encode(text).long(), len(self.chars)).float()
 
     def extend(self, text: str) -> Vocab:
@@ -204,6 +220,8 @@ def require_text(text: str, *, what: str = "text", minimum: int = 2) -> str:
 
 def count_indices(data: torch.Tensor, vocab_size: int) -> list[int]:
     """Occurrences of each index in encoded text, counted in chunks to keep memory flat."""
+    import torch
+
     counts = torch.zeros(vocab_size, dtype=torch.int64)
     for start in range(0, len(data), _CHUNK):
         counts += torch.bincount(data[start : start + _CHUNK].long(), minlength=vocab_size)

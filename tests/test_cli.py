@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from charnext import __version__
+from charnext.checkpoint import load_raw
 from charnext.cli import app
 
 runner = CliRunner()
@@ -68,8 +68,8 @@ def test_train_from_stdin_and_file(tmp_path):
     text.write_text("hihello", encoding="utf-8")
     result = run("train", "--file", text, "--out", tmp_path / "b.pt", *FAST)
     assert result.exit_code == 0, result.output
-    a = torch.load(tmp_path / "a.pt", weights_only=True)
-    b = torch.load(tmp_path / "b.pt", weights_only=True)
+    a = load_raw(tmp_path / "a.pt")
+    b = load_raw(tmp_path / "b.pt")
     assert a["vocab"] == b["vocab"] == ["h", "i", "e", "l", "o"]
 
 

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from charnext import api
 from charnext.cli import app
 from charnext.config import SampleConfig
-from charnext.predict import StepPrediction
+from charnext.inference import StepPrediction
 
 runner = CliRunner()
 TINY = ["--hidden-size", "16", "--num-layers", "1", "--steps", "3", "--precision", "fp32", "--device", "cpu"]
@@ -50,9 +50,9 @@ def test_predict_hands_the_core_every_option():
     ):
         result = run("predict", "hihell", "-c", "m.pt", "-n", 5, "--temperature", 0.7, "--top-k", 4,
                      "--top-p", 0.9, "--seed", 3, "--num-samples", 2, "--alternatives", 5,
-                     "--skip-unknown", "--device", "CPU")  # fmt: skip
+                     "--skip-unknown", "--device", "CPU", "--engine", "torch")  # fmt: skip
     assert result.exit_code == 0, result.output
-    load.assert_called_once_with(Path("m.pt"), "cpu")
+    load.assert_called_once_with(Path("m.pt"), "cpu", "torch")
     predict.assert_called_once_with(ckpt, "hihell", 5, True)
     generate.assert_called_once_with(
         ckpt, "hihell", 5, sample=SampleConfig(temperature=0.7, top_k=4, top_p=0.9, seed=3), num_samples=2
@@ -69,7 +69,7 @@ def test_predict_defaults_sample_at_temperature_one_with_a_printed_seed():
     ):
         result = run("predict", "--prefix", "ab", "-n", 2)
     assert result.exit_code == 0, result.output
-    load.assert_called_once_with(Path("checkpoint.pt"), "cpu")
+    load.assert_called_once_with(Path("checkpoint.pt"), "cpu", "auto")
     predict.assert_called_once_with(ckpt, "ab", 3, False)
     seed = generate.call_args.kwargs["sample"].seed
     assert isinstance(seed, int)
@@ -126,9 +126,9 @@ def test_inspect_hands_the_core_the_checkpoint(args):
         mock.patch("charnext.describe.describe", return_value=info) as describe,
         mock.patch("charnext.plot.plot_history") as plot,
     ):
-        result = run("inspect", *args, "--plot", "loss.png", "--json")
+        result = run("inspect", *args, "--plot", "loss.png", "--json", "--engine", "torch")
     assert result.exit_code == 0, result.output
-    load.assert_called_once_with(Path("x.pt"))
+    load.assert_called_once_with(Path("x.pt"), engine="torch")
     describe.assert_called_once_with(ckpt)
     plot.assert_called_once_with(info, Path("loss.png"))
     assert json.loads(result.stdout) == info
@@ -140,7 +140,7 @@ def test_inspect_default_checkpoint():
         mock.patch("charnext.describe.describe", return_value={}),
     ):
         assert run("inspect", "--json").exit_code == 0
-    load.assert_called_once_with(Path("checkpoint.pt"))
+    load.assert_called_once_with(Path("checkpoint.pt"), engine="auto")
 
 
 # --- one argument style ------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-import torch
+from charnext.checkpoint import load_raw
 
 
 def test_sigint_saves_and_resume_continues(tmp_path, poem):
@@ -31,7 +31,7 @@ def test_sigint_saves_and_resume_continues(tmp_path, poem):
     assert proc.returncode == 130, (stdout, stderr)
     assert "Traceback" not in stderr
     assert "interrupted at step" in stderr and "--resume" in stderr
-    raw = torch.load(out, weights_only=True)
+    raw = load_raw(out)
     stopped_at = raw["step"]
     assert stopped_at >= 5 and raw["resume"]["state"] is not None
 
@@ -54,4 +54,4 @@ def test_sigint_saves_and_resume_continues(tmp_path, poem):
         timeout=120,
     )
     assert resumed.returncode == 0, resumed.stderr
-    assert torch.load(out, weights_only=True)["step"] == stopped_at + 3
+    assert load_raw(out)["step"] == stopped_at + 3

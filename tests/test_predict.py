@@ -138,17 +138,19 @@ def test_api_matches_cli_with_the_same_sampling(poem_model):
     assert ours == [cli["generated"]]
 
 
-def test_generation_reads_the_prefix_once(poem_model):
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_generation_reads_the_prefix_once(poem_model, engine):
     """The state is carried: P prefix characters and L generated ones feed P + L - 1 inputs."""
-    ckpt = api.load(poem_model)
+    ckpt = api.load(poem_model, engine=engine)
     fed = []
-    forward = ckpt.model.forward
+    model = ckpt.model if engine == "torch" else ckpt.runner
+    forward = model.forward
 
     def counting(idx, state=None):
         fed.append(idx.shape[1])
         return forward(idx, state)
 
-    ckpt.model.forward = counting
+    model.forward = counting
     text = api.generate(ckpt, "Tyger Tyger", 200, SampleConfig(temperature=1.0, seed=0))[0]
     assert len(text) == 200
     assert fed[0] == len("Tyger Tyger") and set(fed[1:]) == {1} and sum(fed) == 11 + 200 - 1
@@ -255,5 +257,46 @@ def test_predict_imports_no_training_machinery(hihello):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
-    for module in ("torch._dynamo", "charnext.trainer", "matplotlib"):
+    for module in ("torch", "torch._dynamo", "charnext.trainer", "matplotlib"):
         assert module not in imported, module
+
+
+def test_inspect_imports_no_torch(hihello):
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "charnext", "inspect", str(hihello)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert "torch" not in imported and "numpy" in imported
+
+
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_engine_option_gives_the_same_output(hihello, engine):
+    auto = generated("-c", hihello, "-p", "hihell", "-n", 12, "--seed", 5)
+    chosen = generated("-c", hihello, "-p", "hihell", "-n", 12, "--seed", 5, "--engine", engine)
+    assert (chosen["prediction"], chosen["samples"]) == (auto["prediction"], auto["samples"])
+    for a, b in zip(auto["steps"], chosen["steps"]):
+        assert a["probability"] == pytest.approx(b["probability"], abs=1e-5)
+    inspect = run("inspect", hihello, "--engine", engine, "--json")
+    assert inspect.exit_code == 0 and json.loads(inspect.stdout)["model"]["parameters"] > 0
+
+
+def test_engine_numpy_refuses_a_gpu(hihello):
+    result = run("predict", "-c", hihello, "-p", "hi", "--engine", "numpy", "--device", "cuda")
+    assert result.exit_code == 1 and "error:" in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+
+
+def test_export_command(hihello, tmp_path):
+    out = tmp_path / "hi.safetensors"
+    result = run("export", hihello, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out}" in result.stdout and out.exists()
+    same = ("-p", "hihell", "-n", 5, "--seed", 1)
+    assert generated("-c", out, *same) == generated("-c", hihello, *same)
+    shown = run("inspect", out)
+    assert shown.exit_code == 0 and re.search(r"resumable +no", shown.stdout)
+    missing = run("export", tmp_path / "nope.pt", "--out", out)
+    assert missing.exit_code == 1 and "no such checkpoint" in missing.stderr

@@ -10,7 +10,7 @@ from charnext import checkpoint as ckpt
 from charnext.config import TrainConfig
 from charnext.errors import ConfigError, TextError, UnknownCharactersError
 from charnext.events import StepEvent
-from charnext.predict import SampleConfig
+from charnext.inference import SampleConfig
 from charnext.schedule import lr_at
 from charnext.trainer import Trainer, best_path
 
