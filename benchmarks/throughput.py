@@ -37,7 +37,8 @@ def charnext_rate(a) -> float:
     import torch  # noqa: F401
 
     from charnext.config import TrainConfig
-    from charnext.train import StepEvent, Trainer
+    from charnext.events import StepEvent
+    from charnext.trainer import Trainer
 
     text = Path(a.text).read_text(encoding="utf-8")
     config = TrainConfig(steps=a.steps + 3, seq_len=a.seq_len, batch_size=a.batch_size, precision=a.precision,

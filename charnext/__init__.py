@@ -7,8 +7,6 @@ are re-exported here lazily.
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -49,26 +47,15 @@ if TYPE_CHECKING:  # pragma: no cover
     )
 
 
-def _api_name(name: str) -> property:
+def __getattr__(name: str) -> Any:
     """`charnext.<name>`: the API's object, loaded on first use so that importing charnext does
-    not import torch. `train`, `predict` and `evaluate` are also submodules; importing one sets
-    it as an attribute of the package, which the setter ignores, so the API name keeps working."""
-
-    def get(_package: types.ModuleType) -> Any:
+    not import torch (PEP 562)."""
+    if name in _API:
         from charnext import api
 
         return getattr(api, name)
-
-    def ignore(_package: types.ModuleType, _value: Any) -> None:
-        pass
-
-    return property(get, ignore)
+    raise AttributeError(f"module 'charnext' has no attribute {name!r}")
 
 
-class _Package(types.ModuleType):
-    """The charnext package, whose API names are always the API's (see `_api_name`)."""
-
-
-for _name in _API:
-    setattr(_Package, _name, _api_name(_name))
-sys.modules[__name__].__class__ = _Package
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _API)

@@ -29,11 +29,11 @@ from charnext.inference import generate as _generate
 from charnext.vocab import Vocab
 
 if TYPE_CHECKING:  # torch's modules load on first use: load, predict and generate never need them
-    from charnext.evaluate import EvalResult
+    from charnext.events import Event, TrainResult
     from charnext.loss import sequence_loss
     from charnext.model import CharModel as Model
+    from charnext.scoring import EvalResult
     from charnext.surprise import CharSurprise, Surprise
-    from charnext.train import Event, TrainResult
 
 __all__ = [
     "Cell",
@@ -64,10 +64,10 @@ __all__ = [
 
 
 _LAZY = {  # name -> (module, name there): imported (with torch) only when first asked for
-    "TrainResult": ("charnext.train", "TrainResult"),
-    "Trainer": ("charnext.train", "Trainer"),
+    "TrainResult": ("charnext.events", "TrainResult"),
+    "Trainer": ("charnext.trainer", "Trainer"),
     "Model": ("charnext.model", "CharModel"),
-    "EvalResult": ("charnext.evaluate", "EvalResult"),
+    "EvalResult": ("charnext.scoring", "EvalResult"),
     "sequence_loss": ("charnext.loss", "sequence_loss"),
     "CharSurprise": ("charnext.surprise", "CharSurprise"),
     "Surprise": ("charnext.surprise", "Surprise"),
@@ -245,7 +245,7 @@ def evaluate(ckpt: Checkpoint, text: str, skip_unknown: bool = False, precision:
     """Loss (nats/char), bits/char, perplexity and accuracy of the checkpoint on `text`."""
     from charnext.data import text_lines
     from charnext.device import resolve_precision
-    from charnext.evaluate import evaluate_lines, evaluate_stream
+    from charnext.scoring import evaluate_lines, evaluate_stream
 
     kept, unknown = _text_for(ckpt, text, skip_unknown)
     skipped = len(text) - len(kept)
@@ -306,9 +306,9 @@ def train(
     model_options = {k: v for k, v in options.items() if k in model_fields}
     train_options = {k: v for k, v in options.items() if k not in model_fields}
     config = config or TrainConfig(**train_options)
-    from charnext.train import Trainer
+    from charnext.runs import new_run
 
-    trainer = Trainer.new(text, model, config, out, **model_options)
+    trainer = new_run(text, model, config, out, **model_options)
     for event in trainer.run():
         if on_event is not None:
             on_event(event)

@@ -216,6 +216,8 @@ def _write(path: str | Path, raw: dict) -> Path:
         raise CheckpointError(f"cannot write {path}: folder {parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
     try:
+        # mkstemp creates the file 0600; a checkpoint gets the mode of any new file (per umask)
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             tensorfile.write(f, tensors, metadata, bf16)
             f.flush()
@@ -248,6 +250,13 @@ def save(path: str | Path, model: CharModel, vocab: Vocab, **extra: Any) -> Path
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it, then restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _unwrap(model: torch.nn.Module) -> CharModel:

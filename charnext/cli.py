@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -45,9 +46,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"], "token_normalize_func": str.lower},
 )
 
-_MODEL = ModelConfig(vocab_size=1)  # defaults, for --help
-_TRAIN = TrainConfig()
-
 
 _ENGINE_HELP = (
     "What runs the model: numpy (no torch imported; the CPU only) or torch. auto picks numpy on "
@@ -85,6 +83,9 @@ def handle_errors(fn):
             raise _fail(str(e), e.exit_code) from None
         except KeyboardInterrupt:
             raise _fail("interrupted", 130) from None
+        except BrokenPipeError:  # `charnext inspect run.pt | head -2`: the reader has enough
+            _stdout_closed()
+            raise typer.Exit(0) from None
 
     return wrapper
 
@@ -129,15 +130,24 @@ def _read_input(text: str | None, file: Path | None, purpose: str = "to train on
     return text
 
 
-def _read_corpus(text: str | None, file: Path | None, data: Path | None):
-    """The training text, or the prepared data of --data (memory-mapped, not read)."""
-    if data is None:
-        return _read_input(text, file)
-    if text is not None or file is not None:
-        raise ConfigError("give TEXT, --file or --data, not several")
-    from charnext.prepare import load_prepared
+def _source(text: str | None, file: Path | None, data: Path | None):
+    """What to train on: a literal TEXT, standard input (-), --file or --data; None if none given."""
+    from charnext.data import decode_utf8
+    from charnext.runs import Source
 
-    return load_prepared(data)
+    if file is not None and text is not None:
+        raise _usage("give either TEXT or --file, not both")
+    if data is not None and (text is not None or file is not None):
+        raise ConfigError("give TEXT, --file or --data, not several")
+    if file is not None:
+        return Source.file(file)
+    if data is not None:
+        return Source.folder(data)
+    if text == "-":
+        return Source(text=decode_utf8(sys.stdin.buffer.read(), "standard input"), kind="stdin")
+    if text is not None:
+        return Source(text=text, kind="text")
+    return None
 
 
 def _version(value: bool) -> None:
@@ -158,6 +168,16 @@ def root(
 # ---------------------------------------------------------------------------------------------
 
 
+# Defaults of `train`, shown in --help. The options themselves default to None ("not given"),
+# so that a resumed run can tell an option the user typed from one left at its default.
+_MODEL_DEFAULTS = ModelConfig(vocab_size=1)
+_TRAIN_DEFAULTS = TrainConfig()
+
+
+def _default(value) -> str:
+    return f"[default: {getattr(value, 'value', value)}]"
+
+
 @app.command()
 @handle_errors
 def train(
@@ -169,16 +189,32 @@ def train(
         Path | None,
         typer.Option("--data", "-d", help="Train on a folder made by `charnext prepare` (memory-mapped)."),
     ] = None,
-    cell: Annotated[Cell, typer.Option(help="Recurrent cell.")] = _MODEL.cell,
-    hidden_size: Annotated[int, typer.Option(help="Units per recurrent layer.")] = _MODEL.hidden_size,
-    num_layers: Annotated[int, typer.Option(help="Stacked recurrent layers.")] = _MODEL.num_layers,
+    cell: Annotated[
+        Cell | None,
+        typer.Option(help=f"Recurrent cell. {_default(_MODEL_DEFAULTS.cell)}", show_default=False),
+    ] = None,
+    hidden_size: Annotated[
+        int | None, typer.Option(help=f"Units per recurrent layer. {_default(_MODEL_DEFAULTS.hidden_size)}")
+    ] = None,
+    num_layers: Annotated[
+        int | None, typer.Option(help=f"Stacked recurrent layers. {_default(_MODEL_DEFAULTS.num_layers)}")
+    ] = None,
     embedding_size: Annotated[
-        int, typer.Option(help="Learned input embedding width; 0 feeds one-hot vectors.")
-    ] = _MODEL.embedding_size,
-    dropout: Annotated[float, typer.Option(help="Dropout between layers, 0..1.")] = _MODEL.dropout,
+        int | None,
+        typer.Option(
+            help="Learned input embedding width; 0 feeds one-hot vectors. "
+            + _default(_MODEL_DEFAULTS.embedding_size)
+        ),
+    ] = None,
+    dropout: Annotated[
+        float | None, typer.Option(help=f"Dropout between layers, 0..1. {_default(_MODEL_DEFAULTS.dropout)}")
+    ] = None,
     seq_len: Annotated[
-        int, typer.Option(help="Characters per training window (BPTT length).")
-    ] = _TRAIN.seq_len,
+        int | None,
+        typer.Option(
+            help=f"Characters per training window (BPTT length). {_default(_TRAIN_DEFAULTS.seq_len)}"
+        ),
+    ] = None,
     batch_size: Annotated[
         int | None,
         typer.Option(help="Windows per step [default: 16; 64 lines with --lines]", show_default=False),
@@ -190,12 +226,14 @@ def train(
     max_time: Annotated[
         str | None, typer.Option(help="Wall-clock budget, e.g. 90s, 10m, 2h; the schedule fits it.")
     ] = None,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = _TRAIN.lr,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = _TRAIN.seed,
-    device: Annotated[DeviceName, typer.Option(help="Where to train.")] = DeviceName.auto,
+    lr: Annotated[
+        float | None, typer.Option(help=f"Peak learning rate. {_default(_TRAIN_DEFAULTS.lr)}")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help=f"Random seed. {_default(_TRAIN_DEFAULTS.seed)}")] = None,
+    device: Annotated[DeviceName | None, typer.Option(help="Where to train. [default: auto]")] = None,
     precision: Annotated[
-        Precision, typer.Option(help="Forward-pass precision; auto = bf16 where fast.")
-    ] = Precision.auto,
+        Precision | None, typer.Option(help="Forward-pass precision; auto = bf16 where fast. [default: auto]")
+    ] = None,
     val_fraction: Annotated[
         float | None,
         typer.Option(help="Share of the text held out at its end [default: 0.1, 0 for short texts]"),
@@ -207,12 +245,36 @@ def train(
         int | None, typer.Option(help="Stop after N validations without improvement.")
     ] = None,
     lines: Annotated[
-        bool, typer.Option("--lines", help="Line mode: each non-empty line is a sequence.")
-    ] = False,
+        bool | None, typer.Option("--lines", help="Line mode: each non-empty line is a sequence.")
+    ] = None,
     random_windows: Annotated[
-        bool, typer.Option("--random-windows", help="Draw windows at random instead of carrying state.")
-    ] = False,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write.")] = Path("checkpoint.pt"),
+        bool | None,
+        typer.Option("--random-windows", help="Draw windows at random instead of carrying state."),
+    ] = None,
+    sample_prompt: Annotated[
+        str | None,
+        typer.Option(help="Prompt of the previews after each validation [default: the text's first line]"),
+    ] = None,
+    sample_temperature: Annotated[
+        float | None,
+        typer.Option(
+            help="Temperature of those previews (fixed seed; 0 = greedy). "
+            + _default(_TRAIN_DEFAULTS.sample_temperature)
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="CPU threads for torch [default: the idle cores, measured at start; OMP_NUM_THREADS if set]",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Checkpoint to write [default: checkpoint.pt; with --resume, that file]"
+        ),
+    ] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run saved in this checkpoint.")] = None,
     init_from: Annotated[Path | None, typer.Option(help="Start from this checkpoint's weights.")] = None,
     extend_vocab: Annotated[
@@ -225,34 +287,53 @@ def train(
 ) -> None:
     """Train a character model on TEXT (or --file, --data, or standard input) and save a checkpoint.
 
+    With --resume, the text may be left out: the run reopens the file or folder it trained on.
     Started by `torchrun --nproc-per-node=N -m charnext train ...` it trains in N processes
-    (DistributedDataParallel); only the first writes checkpoints and output.
+    (DistributedDataParallel); only the first writes checkpoints and output. A diverging run
+    stops with exit code 3 and keeps its last good checkpoints.
     """
-    from charnext import distributed, render
-    from charnext.train import Trainer, stop_on_sigint
+    from charnext import distributed, render, runs
+    from charnext.device import configure_threads
+    from charnext.events import EvalEvent, ReportEvent, StepEvent
+    from charnext.trainer import stop_on_sigint
 
     budget = parse_duration(max_time) if max_time is not None else None
-    with distributed.process_group(device.value, parse_duration(dist_timeout)) as procs:
-        corpus = _read_corpus(text, file, data)
+    model_options = dict(
+        cell=cell,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        embedding_size=embedding_size,
+        dropout=dropout,
+    )
+    train_options = dict(
+        seq_len=seq_len, batch_size=batch_size, steps=steps, epochs=epochs, max_time=budget, lr=lr, seed=seed,
+        device=device.value if device else None, precision=precision.value if precision else None,
+        val_fraction=val_fraction, eval_every=eval_every, patience=patience, lines=lines,
+        random_windows=random_windows, sample_prompt=sample_prompt, sample_temperature=sample_temperature,
+    )  # fmt: skip
+    given_model = {k: v for k, v in model_options.items() if v is not None}
+    given_train = {k: v for k, v in train_options.items() if v is not None}
+    configure_threads(threads)
+    with distributed.process_group(device.value if device else "auto", parse_duration(dist_timeout)) as procs:
+        source = _source(text, file, data)
         if resume is not None:
             if init_from is not None:
                 raise ConfigError("--resume and --init-from exclude each other")
-            trainer = Trainer.resume(
-                resume, corpus, out=out if out != Path("checkpoint.pt") else resume,
-                steps=steps, epochs=epochs, max_time=budget, patience=patience,
-                device=device.value if device is not DeviceName.auto else None, eval_every=eval_every,
-            )  # fmt: skip
+            if extend_vocab:
+                raise ConfigError("--extend-vocab goes with --init-from, not with --resume")
+            trainer = runs.resume_run(
+                resume, source, out=out, command=_command(), **given_model, **given_train
+            )
         else:
-            config = TrainConfig(
-                seq_len=seq_len, batch_size=batch_size, steps=steps, epochs=epochs, max_time=budget, lr=lr,
-                seed=seed, device=device.value, precision=precision.value, val_fraction=val_fraction,
-                eval_every=eval_every, patience=patience, lines=lines, random_windows=random_windows,
+            if source is None:
+                raise _usage(
+                    "give the text to train on: TEXT, --file PATH, --data DIR, or - for standard input"
+                )
+            trainer = runs.new_run(
+                source, ModelConfig(vocab_size=1, **given_model), TrainConfig(**given_train),
+                out or Path("checkpoint.pt"), init_from=init_from, extend_vocab=extend_vocab,
+                command=_command(),
             )  # fmt: skip
-            model = ModelConfig(
-                vocab_size=1, cell=cell, hidden_size=hidden_size, num_layers=num_layers,
-                embedding_size=embedding_size, dropout=dropout,
-            )  # fmt: skip
-            trainer = Trainer.new(corpus, model, config, out, init_from=init_from, extend_vocab=extend_vocab)
 
         con = render.console(stderr=json_out, quiet=not procs.main)
         c = trainer.model.config
@@ -260,14 +341,14 @@ def train(
             f"{c.cell.value} {c.num_layers}x{c.hidden_size}, {len(trainer.vocab)} chars, "
             f"batch {trainer.batch_size}x{trainer.seq_len}, {trainer.device} {trainer.precision}"
         )
+        con.file = _OutputThatMayClose(con.file)  # `| head`: the run goes on and saves
         with stop_on_sigint(trainer), render.TrainView(con, title) as view:
             for event in trainer.run():
-                kind = type(event).__name__
-                if kind == "StepEvent":
+                if isinstance(event, StepEvent):
                     view.step(event)
-                elif kind == "ReportEvent":
+                elif isinstance(event, ReportEvent):
                     view.report(event)
-                else:
+                elif isinstance(event, EvalEvent):
                     view.evaluation(event)
         result = trainer.result
         if json_out and procs.main:
@@ -275,6 +356,60 @@ def train(
         render.train_summary(con, result)
         if result.reason == "interrupted":
             raise _fail(f"interrupted at step {result.steps}; resume with --resume {result.checkpoint}", 130)
+
+
+def _command() -> list[str]:
+    """The command line as typed, for the checkpoint's provenance."""
+    return ["charnext", *sys.argv[1:]]
+
+
+class _OutputThatMayClose:
+    """The training view's stream: once its reader is gone (`charnext train ... | head`), writes
+    go nowhere and the run goes on to the end, saving as usual; the command then exits 0."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def _gone(self) -> None:
+        self.gone = True
+        _stdout_closed()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.stream, "encoding", "utf-8")
+
+
+def _stdout_closed() -> None:
+    """Point standard output at /dev/null, so that nothing later fails writing to the closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (e.g. under a test runner)
+        pass
+    finally:
+        os.close(devnull)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -595,11 +730,6 @@ def export(
     typer.echo(f"wrote {written}: {after:,} bytes (the checkpoint has {before:,})")
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app(prog_name="charnext")  # the same name (and completion variable) for `python -m charnext`
-
-
 # ---------------------------------------------------------------------------------------------
 # inside the model: neurons, report, play
 
@@ -758,3 +888,12 @@ def play(
     text = run(session, con, title, top_k, length, temperature)
     if text:
         con.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app(prog_name="charnext")  # the same name (and completion variable) for `python -m charnext`
+    except BrokenPipeError:  # a closed stdout outside a command (e.g. during --help): quietly done
+        _stdout_closed()
+        sys.exit(0)

@@ -1,7 +1,7 @@
 """Typed configuration and choices, free of torch so that `charnext --help` starts fast.
 
 Each dataclass belongs to the module that uses it and is re-exported there:
-`ModelConfig` (charnext.model), `TrainConfig` (charnext.train), `SampleConfig`
+`ModelConfig` (charnext.model), `TrainConfig` (charnext.trainer), `SampleConfig`
 (charnext.inference).
 """
 
@@ -99,6 +99,8 @@ class TrainConfig:
     patience: int | None = None  # stop after this many validations without improvement
     lines: bool = False  # line mode: each non-empty line is its own sequence
     random_windows: bool = False  # draw windows at random (state not carried) instead of streams
+    sample_prompt: str | None = None  # prompt of the previews after each validation; None = auto
+    sample_temperature: float = 0.8  # temperature of those previews (fixed seed); 0 = greedy
 
     def __post_init__(self) -> None:
         positive = ("seq_len", "batch_size", "steps", "epochs", "max_time", "lr", "eval_every")
@@ -112,6 +114,8 @@ class TrainConfig:
             raise ConfigError(f"val-fraction must be in [0, 1), not {self.val_fraction}")
         if self.grad_clip < 0 or self.weight_decay < 0 or self.warmup_steps < 0:
             raise ConfigError("grad-clip, weight-decay and warmup-steps cannot be negative")
+        if self.sample_temperature < 0:
+            raise ConfigError(f"sample-temperature must be 0 (greedy) or more, not {self.sample_temperature}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ConfigError(f"min-lr-ratio must be in [0, 1], not {self.min_lr_ratio}")
 

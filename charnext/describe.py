@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from charnext.checkpoint import Checkpoint
+from charnext.metrics import read_metrics
 
 
 def _finite(values: list) -> list:
@@ -44,7 +45,27 @@ def describe(ckpt: Checkpoint) -> dict:
             "config": ckpt.train_config,
             "resumable": isinstance(raw.get("resume"), dict) and raw.get("optimizer") is not None,
         },
+        "provenance": raw.get("provenance") if isinstance(raw.get("provenance"), dict) else None,
+        "metrics_log": _metrics_log(ckpt),
         "history": _finite(history.get("loss", [])),
         "history_steps": history.get("step", []),
         "validation": {"steps": history.get("val_step", []), "loss": _finite(history.get("val_loss", []))},
+    }
+
+
+def _metrics_log(ckpt: Checkpoint) -> dict | None:
+    """The run's JSON Lines metrics log, if it is beside the checkpoint: its path, how many step
+    and validation records it holds, and its validation records."""
+    name = ckpt.raw.get("metrics_log")
+    if not isinstance(name, str) or ckpt.path is None:
+        return None
+    path = ckpt.path.with_name(name)
+    if not path.is_file():
+        return None
+    records = read_metrics(path)
+    validations = [r for r in records if r.get("kind") == "validation"]
+    return {
+        "path": str(path),
+        "steps": sum(1 for r in records if r.get("kind") == "step"),
+        "validations": validations,
     }

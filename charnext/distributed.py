@@ -22,6 +22,7 @@ import torch
 from charnext.config import DeviceName
 from charnext.device import resolve_device
 from charnext.errors import CharnextError, DeviceError
+from charnext.scoring import EvalResult
 
 DEFAULT_TIMEOUT = 600.0  # seconds a process waits for the others in a collective before failing
 
@@ -107,6 +108,71 @@ def process_device(name: str, world: int = 1) -> torch.device:
             )
         return torch.device("cuda", local_rank)
     return device
+
+
+def rank_world() -> tuple[int, int]:
+    """(rank, world size) of this process in the joined group, else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def wrap(model: torch.nn.Module, device: torch.device, world: int) -> torch.nn.Module:
+    """The model as the training step calls it: DistributedDataParallel among several processes."""
+    if world == 1:
+        return model
+    ids = [device.index] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def agree(elapsed: float, stop: bool, world: int) -> tuple[float, bool]:
+    """(elapsed, stop requested) as every process sees them (the maximum), so that all stop at
+    the same step."""
+    if world == 1:
+        return elapsed, stop
+    flags = torch.tensor([elapsed, float(stop)], dtype=torch.float64)
+    torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+    return float(flags[0]), bool(flags[1])
+
+
+def all_sum(value: torch.Tensor, world: int) -> torch.Tensor:
+    """The sum of `value` over all processes (a copy; `value` itself is unchanged)."""
+    total = value.detach().clone().reshape(-1)
+    if world > 1:
+        torch.distributed.all_reduce(total)
+    return total
+
+
+def weighted_mean(values: list[float], weight: float, world: int) -> list[float]:
+    """Each of `values` averaged over the processes, each process's figure weighted by `weight`."""
+    if world == 1:
+        return list(values)
+    sums = torch.tensor([v * weight for v in values] + [weight], dtype=torch.float64)
+    torch.distributed.all_reduce(sums)
+    return [float(s / sums[-1]) for s in sums[:-1]]
+
+
+def merge_eval(result: EvalResult, world: int) -> EvalResult:
+    """One validation result from every process's share of it (weighted by characters scored)."""
+    if world == 1:
+        return result
+    n = result.characters
+    loss, accuracy = (result.loss, result.accuracy) if n else (0.0, 0.0)
+    sums = torch.tensor([loss * n, accuracy * n, n], dtype=torch.float64)
+    torch.distributed.all_reduce(sums)
+    total = int(sums[2])
+    if not total:
+        return EvalResult(float("nan"), float("nan"), 0)
+    return EvalResult(float(sums[0] / total), float(sums[1] / total), total)
+
+
+def gather_rows(state: torch.Tensor, world: int) -> torch.Tensor:
+    """Every process's rows of a (layers, rows, hidden) state, in rank order (dimension 1)."""
+    if world == 1:
+        return state
+    gathered = [torch.zeros_like(state) for _ in range(world)]
+    torch.distributed.all_gather(gathered, state.contiguous())
+    return torch.cat(gathered, dim=1)
 
 
 def destroy() -> None:

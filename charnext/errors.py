@@ -41,3 +41,9 @@ class Interrupted(CharnextError):
     """Training was interrupted by the user (Ctrl-C); a resumable checkpoint was written."""
 
     exit_code = 130
+
+
+class TrainingDiverged(CharnextError):
+    """The training loss exploded; the checkpoints on disk are the last good ones."""
+
+    exit_code = 3

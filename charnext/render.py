@@ -19,16 +19,25 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from charnext.events import EvalEvent, ReportEvent, StepEvent, TrainResult
 from charnext.vocab import visible, visible_text
 
 LN2 = math.log(2)
+
+
+class _Console(Console):
+    """A Console that lets a closed pipe reach the command (Rich itself would exit with 1), which
+    decides: output-only commands end quietly, training goes on."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
 
 
 def console(stderr: bool = False, quiet: bool = False) -> Console:
     """A console for stdout (or stderr); colour only on a terminal, NO_COLOR respected.
     `quiet` drops everything (the processes of a multi-process run other than rank 0).
     In a pipe or a file, lines lose the spaces Rich pads them with at their end."""
-    con = Console(stderr=stderr, highlight=False, soft_wrap=False, quiet=quiet)
+    con = _Console(stderr=stderr, highlight=False, soft_wrap=False, quiet=quiet)
     if not con.is_terminal:
         con.file = TrimmedLines(con.file)
     return con
@@ -165,8 +174,8 @@ class TrainView:
         self.lines.append(line)
         (self.live.console if self.live is not None else self.out).print(line, soft_wrap=True)
 
-    def step(self, e) -> None:
-        """A StepEvent."""
+    def step(self, e: StepEvent) -> None:
+        """After an optimizer step: the progress bar, or a plain line now and then."""
         val = f" val {e.val_loss:.3f}" if e.val_loss is not None else ""
         total = f"/{e.total}" if e.total else ""
         info = f"step {e.step}{total} loss {e.loss:.3f}{val} {e.chars_per_sec / 1000:.1f}k chars/s"
@@ -182,8 +191,8 @@ class TrainView:
                 soft_wrap=True,
             )
 
-    def report(self, e) -> None:
-        """A ReportEvent: one row of the lecture's table."""
+    def report(self, e: ReportEvent) -> None:
+        """One row of the lecture's table."""
         prediction, target = visible_text(e.prediction), visible_text(e.target)
         if not self.lines:  # the first row sets the widths: the window is the same every time
             from rich.cells import cell_len
@@ -197,8 +206,8 @@ class TrainView:
             )
         self._show(self._line(str(e.step), f"{e.loss:.4f}", f"{e.accuracy:.0%}", prediction, target))
 
-    def evaluation(self, e) -> None:
-        """An EvalEvent: validation figures and a sample, printed above the bar."""
+    def evaluation(self, e: EvalEvent) -> None:
+        """Validation figures and a sample, printed above the bar."""
         mark = " [green](best)[/]" if e.best else ""
         line = f"[cyan]step {e.step}[/] val loss {e.val_loss:.4f} ({e.val_bpc:.3f} bits/char){mark}"
         # the sample reads as running text: spaces stay spaces, a line break shows as ↵
@@ -211,8 +220,8 @@ class TrainView:
         target.print(sample, soft_wrap=True)
 
 
-def train_summary(out: Console, r) -> None:
-    """The table printed after training (a TrainResult)."""
+def train_summary(out: Console, r: TrainResult) -> None:
+    """The table printed after training."""
     t = Table(title="training done" if r.reason != "interrupted" else "training interrupted",
               box=box.SIMPLE_HEAD, show_header=False, title_justify="left")  # fmt: skip
     t.add_column(style="cyan", no_wrap=True)
@@ -220,8 +229,12 @@ def train_summary(out: Console, r) -> None:
     stopped = {"steps": "step budget reached", "max-time": "time budget reached",
                "patience": "no validation improvement (patience)", "interrupted": "Ctrl-C"}  # fmt: skip
     t.add_row("steps", f"{r.steps:,} ({stopped.get(r.reason, r.reason)})")
+    # chars/s: training characters over the time in optimizer steps (validation, previews and
+    # checkpoint writes excluded), as on the progress line
     t.add_row(
-        "time", f"{fmt_duration(r.elapsed)} at {fmt_rate(r.chars_per_sec)} on {r.device}, {r.precision}"
+        "time",
+        f"{fmt_duration(r.elapsed)}, of which training {fmt_duration(r.train_time)} at "
+        f"{fmt_rate(r.chars_per_sec)} on {r.device}, {r.precision}",
     )
     t.add_row("final loss", f"{r.loss:.4f} nats/char, accuracy {r.accuracy:.1%}")
     if r.val_loss is not None:
@@ -234,6 +247,10 @@ def train_summary(out: Console, r) -> None:
         t.add_row("checkpoint", str(r.checkpoint))
     if r.best_checkpoint:
         t.add_row("best checkpoint", str(r.best_checkpoint))
+    if r.metrics_log:
+        t.add_row("metrics log", str(r.metrics_log))
+    if r.skipped_steps:
+        t.add_row("skipped steps", f"{r.skipped_steps:,} (gradients not finite)")
     out.print(t)
 
 
@@ -664,6 +681,30 @@ def line_chart(
     return out
 
 
+def provenance_rows(p: dict, log: dict | None) -> list[tuple[str, str]]:
+    """Where a run came from, for `inspect`: command, source, versions, batch and schedule."""
+    source = p.get("source") or {}
+    schedule = p.get("schedule") or {}
+    plan = (
+        f"{schedule['total_steps']:,} steps" if schedule.get("total_steps") else
+        f"{fmt_duration(schedule['max_time'])} budget" if schedule.get("max_time") else "-"
+    )  # fmt: skip
+    rows = [
+        ("command", " ".join(p["command"]) if p.get("command") else "- (Python API)"),
+        ("source", f"{source.get('kind', '-')}" + (f" {source['path']}" if source.get("path") else "")),
+        ("versions", f"charnext {p.get('charnext')}, torch {p.get('torch')}, Python {p.get('python')}"),
+        ("platform", str(p.get("platform"))),
+        ("batch", f"{p.get('batch_size')} x {p.get('seq_len')} characters per step, "
+                  f"{p.get('processes', 1)} process(es), {p.get('threads') or '-'} thread(s) each"),
+        ("schedule", f"{plan}, peak lr {schedule.get('lr')}, warm-up {schedule.get('warmup_steps')} "
+                     f"steps, cosine to {schedule.get('min_lr_ratio')} of the peak"),
+    ]  # fmt: skip
+    if log:
+        counts = f"{log['steps']:,} steps, {len(log['validations'])} validations"
+        rows.append(("metrics log", f"{log['path']} ({counts})"))
+    return rows
+
+
 def show_checkpoint(out: Console, info: dict) -> None:
     """`charnext inspect`: model, parameters, vocabulary, training and loss curves."""
     m, t = info["model"], info["training"]
@@ -714,6 +755,8 @@ def show_checkpoint(out: Console, info: dict) -> None:
         ("written by", f"charnext {info['charnext_version']}, {info['created']}"),
     ]
     out.print(key_value_table("training", rows))
+    if info.get("provenance"):
+        out.print(key_value_table("provenance", provenance_rows(info["provenance"], info.get("metrics_log"))))
     series = {"train loss, smoothed": ([x for x, _ in raw], smoothed)}
     val = [(x, y) for x, y in zip(info["validation"]["steps"], info["validation"]["loss"]) if y is not None]
     if val:

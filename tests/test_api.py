@@ -29,14 +29,20 @@ def test_example_runs_without_typer_or_rich():
     assert "typer" not in imported and "rich" not in imported
 
 
-def test_api_names_survive_importing_their_submodules():
-    """`charnext.train` and `.evaluate` stay the API functions even after the modules of the
-    same name are imported; no module is named `predict` any more (it is `inference`)."""
-    import charnext
-    import charnext.evaluate
-    import charnext.inference
-    import charnext.train  # noqa: F401
+def test_api_names_survive_importing_every_submodule():
+    """`charnext.train`, `.predict`, `.evaluate`, ... stay the API functions after every module
+    of the package is imported: no module is named like an API function."""
+    import importlib
+    import pkgutil
 
-    assert callable(charnext.train) and callable(charnext.predict) and callable(charnext.evaluate)
-    assert charnext.predict.__module__ == "charnext.api"
-    assert sys.modules["charnext.inference"].__name__ == "charnext.inference"
+    import charnext
+
+    modules = {m.name for m in pkgutil.iter_modules(charnext.__path__)}
+    assert not {"train", "predict", "evaluate", "generate"} & modules
+    for name in modules - {"__main__"}:
+        importlib.import_module(f"charnext.{name}")
+    from charnext import api
+
+    for name in charnext.__all__:
+        if name != "__version__":
+            assert getattr(charnext, name) is getattr(api, name), name

@@ -201,7 +201,7 @@ def test_export_keeps_only_what_inference_needs(tmp_path, hihello):
     assert api.predict(b, "hihell").to_dict() == api.predict(a, "hihell").to_dict()
     assert api.generate(b, "hi", 20) == api.generate(a, "hi", 20)
     with pytest.raises(Exception, match="no resumable"):
-        from charnext.train import Trainer
+        from charnext.trainer import Trainer
 
         Trainer.resume(out, "hihello")
 

@@ -21,14 +21,6 @@ def run(*args, input=None):
     return runner.invoke(app, [str(a) for a in args], input=input)
 
 
-@pytest.fixture
-def hihello(tmp_path):
-    path = tmp_path / "hi.pt"
-    result = run("train", "hihello", "--out", path, *FAST)
-    assert result.exit_code == 0, result.output
-    return path
-
-
 def assert_one_line_error(result, code=1, match=None):
     assert result.exit_code == code, (result.exit_code, result.output)
     lines = result.stderr.strip().splitlines()

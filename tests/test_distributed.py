@@ -23,7 +23,7 @@ from charnext import distributed
 from charnext.config import TrainConfig
 from charnext.errors import DeviceError
 from charnext.prepare import prepare
-from charnext.train import Trainer
+from charnext.trainer import Trainer
 
 pytestmark = pytest.mark.skipif(
     not torch.distributed.is_available() or not sys.platform.startswith("linux"),
@@ -172,6 +172,41 @@ def test_a_one_process_checkpoint_resumes_in_two_on_prepared_data(runs):
     assert code == 0, err[-3000:] + all_logs(root)
     assert ckpt.load_raw(root / "one_then_two.pt")["step"] == 10
     assert_same_weights(root / "one10.pt", root / "one_then_two.pt")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_end_with_the_weights_of_one_process(runs):
+    """Two torchrun "nodes" of one process each on this machine (c10d rendezvous at 127.0.0.1),
+    the same global batch of 4 windows as the single process: the same weights."""
+    root, *_ = runs
+    port = free_port()
+    procs = []
+    for node in (0, 1):
+        cmd = [
+            sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node-rank={node}",
+            "--nproc-per-node=1", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}",
+            f"--rdzv-id=charnext-test-{port}", "--monitor-interval=0.1",
+            "-m", "charnext", "train", "--file=poem.txt", "--steps=6", "--out=nodes.pt", "--json",
+            *cli_args(),
+        ]  # fmt: skip
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "80", "NO_COLOR": "1"}
+        procs.append(subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True, start_new_session=True))  # fmt: skip
+    results = [finish(p) for p in procs]
+    for code, _, err in results:
+        assert code == 0, err[-3000:]
+    summaries = [json.loads(out) for _, out, _ in results if out.strip()]
+    assert len(summaries) == 1 and summaries[0]["batch_size"] == 4  # rank 0 alone prints, global batch
+    two = ckpt.load_raw(root / "nodes.pt")
+    assert two["provenance"]["processes"] == 2 and two["step"] == 6
+    assert_same_weights(root / "one.pt", root / "nodes.pt")
 
 
 def _rank_pid(marker: str, rank: int) -> int | None:

@@ -143,15 +143,17 @@ def test_show_offset_and_length(with_validation, tmp_path):
 
 
 def test_surprise_matches_one_pass(with_validation):
-    """The probabilities of a stretch equal those of reading the whole text at once."""
+    """The probabilities of a stretch equal those of reading the whole text at once, at every
+    position of the stretch (not only where the model happened to be right)."""
     ckpt = api.load(with_validation)
     text = POEM * 2
-    whole = api.predict(ckpt, text, top_k=1).steps  # steps[i] predicts text[i + 1]
-    probs = {i + 1: dict(s.top)[s.predicted] for i, s in enumerate(whole)}
+    whole = api.predict(ckpt, text, top_k=len(ckpt.vocab)).steps  # steps[i] predicts text[i + 1]
     view = api.surprisal(ckpt, text, offset=100, length=40)
+    assert [c.position for c in view.chars] == list(range(100, 140))
     for c in view.chars:
-        if c.top[0][0] == c.char:
-            assert math.isclose(c.prob, probs[c.position], rel_tol=1e-4)
+        full = dict(whole[c.position - 1].top)  # the whole distribution after text[:position]
+        assert math.isclose(c.prob, full[c.char], rel_tol=1e-4, abs_tol=1e-7), c.position
+        assert c.top[0][0] == whole[c.position - 1].predicted
     first = api.surprisal(ckpt, text, offset=0, length=5).chars[0]
     assert first.prob is None and first.surprisal is None  # nothing came before it
 

@@ -257,7 +257,7 @@ def test_predict_imports_no_training_machinery(hihello):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
-    for module in ("torch", "torch._dynamo", "charnext.train", "matplotlib"):
+    for module in ("torch", "torch._dynamo", "charnext.trainer", "matplotlib"):
         assert module not in imported, module
 
 

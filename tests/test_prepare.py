@@ -15,7 +15,7 @@ from charnext.config import TrainConfig
 from charnext.data import decode_utf8, fingerprint
 from charnext.errors import ConfigError, TextError
 from charnext.prepare import META, TOKENS, PreparedDataError, load_prepared, prepare, read_chunks
-from charnext.train import Trainer
+from charnext.trainer import Trainer
 from charnext.vocab import Vocab
 
 SMALL = dict(hidden_size=16, num_layers=1, embedding_size=8)

@@ -9,8 +9,10 @@ from charnext import api
 from charnext import checkpoint as ckpt
 from charnext.config import TrainConfig
 from charnext.errors import ConfigError, TextError, UnknownCharactersError
+from charnext.events import StepEvent
 from charnext.inference import SampleConfig
-from charnext.train import StepEvent, Trainer, best_path, lr_at
+from charnext.schedule import lr_at
+from charnext.trainer import Trainer, best_path
 
 SMALL = dict(hidden_size=32, num_layers=1, embedding_size=8)
 
@@ -127,10 +129,10 @@ def test_line_mode_holds_out_a_seeded_random_tenth():
     config = TrainConfig(lines=True, steps=1, seed=5)
     a = Trainer.new("\n".join(lines), None, config, None, **SMALL)
     b = Trainer.new("\n".join(lines), None, config, None, **SMALL)
-    val = {a.vocab.decode(x) for x in a.val_lines}
-    assert len(val) == 20 and val == {b.vocab.decode(x) for x in b.val_lines}
+    val = {a.vocab.decode(x) for x in a.corpus.val_lines}
+    assert len(val) == 20 and val == {b.vocab.decode(x) for x in b.corpus.val_lines}
     assert val != set(lines[-20:])  # not simply the last (for a sorted file: the rarest) lines
-    assert len(a.train_lines) == 180 and not val & {a.vocab.decode(x) for x in a.train_lines}
+    assert len(a.corpus.train_lines) == 180 and not val & {a.vocab.decode(x) for x in a.corpus.train_lines}
 
 
 def test_init_from_and_extend_vocab(tmp_path):
@@ -153,4 +155,7 @@ def test_max_time_stops_on_budget(poem):
     trainer = Trainer.new(poem, None, config, None, **SMALL)
     list(trainer.run())
     assert trainer.result.reason == "max-time"
-    assert 1.0 <= trainer.result.elapsed < 3.0
+    assert (
+        trainer.result.elapsed >= 1.0
+    )  # no upper bound: a busy machine may take longer (speed: benchmarks/)
+    assert trainer.history["val_step"].count(trainer.result.steps) <= 1  # the last step validated once

@@ -1,0 +1,91 @@
+"""What a training run reports: small event dataclasses and the final result, free of torch.
+
+The loop (`charnext.trainer`) yields these; `render.py` and `cli.py` import them without
+loading torch, so the front end is typed and tells events apart with `isinstance`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass
+class StepEvent:
+    """After every optimizer step."""
+
+    step: int  # steps done
+    total: int | None  # planned steps (None under a time budget)
+    fraction: float  # share of the run done, 0..1
+    loss: float  # training loss of this step, nats/char
+    lr: float  # learning rate used
+    chars_per_sec: float  # training characters over training time, recent steps (see TrainResult)
+    elapsed: float  # seconds since training started (this session)
+    val_loss: float | None  # latest validation loss
+
+
+@dataclass
+class ReportEvent:
+    """A row of the lecture's table: loss, accuracy and decoded prediction of a fixed window."""
+
+    step: int
+    loss: float  # training loss at this step
+    accuracy: float  # next-character accuracy on the step's batch
+    prediction: str  # decoded argmax prediction for the window
+    target: str  # the window's true next characters
+
+
+@dataclass
+class EvalEvent:
+    """After each validation."""
+
+    step: int
+    val_loss: float  # nats/char on the validation part
+    val_bpc: float  # bits/char
+    val_accuracy: float
+    best: bool  # a new best validation loss (the best checkpoint was written)
+    prompt: str  # the prompt of the preview
+    sample: str  # a short sampled continuation of the prompt (fixed seed)
+
+
+Event = StepEvent | ReportEvent | EvalEvent
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or stopped) run reports.
+
+    `chars_per_sec` is training characters over training time: the time spent in optimizer
+    steps (forward, backward, update), excluding validation, previews and checkpoint writes.
+    `train_time` is that time; `elapsed` is the whole wall-clock time of the run.
+    """
+
+    steps: int  # total optimizer steps of the run, resumed ones included
+    elapsed: float  # wall-clock seconds of the run, resumed sessions included
+    loss: float  # last training loss
+    accuracy: float  # accuracy on the last batch
+    val_loss: float | None  # final validation loss
+    best_val_loss: float | None
+    chars_per_sec: float  # training characters / train_time, this session
+    reason: str  # "steps", "max-time", "patience" or "interrupted"
+    checkpoint: Path | None  # the latest checkpoint (None: none written)
+    best_checkpoint: Path | None  # the best-by-validation checkpoint, only if the file exists
+    device: str
+    precision: str
+    parameters: int
+    train_chars: int
+    val_chars: int
+    train_time: float = 0.0  # seconds spent in optimizer steps this session
+    batch_size: int = 0  # windows (lines) per step over all processes, as used
+    seq_len: int = 0  # characters per window, as used
+    threads: int = 0  # CPU threads each process used for torch
+    metrics_log: Path | None = None  # the JSON Lines metrics log, if one was written
+    skipped_steps: int = 0  # steps skipped because their gradients were not finite
+
+    def to_dict(self) -> dict:
+        """Plain values, for JSON (a figure that is not a number, e.g. no step made, is None)."""
+        d = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in asdict(self).items()}
+        for key in ("checkpoint", "best_checkpoint", "metrics_log"):
+            d[key] = str(d[key]) if d[key] is not None else None
+        return d

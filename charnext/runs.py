@@ -1,0 +1,224 @@
+"""Building a run: a new one, one resumed from its checkpoint, or one started from a model's
+weights (`--init-from`). Each returns a `Trainer` ready to `run()`.
+
+What a run trains on comes as a `Source`: a text with where it came from (a file, standard
+input, a literal), or a prepared folder. The checkpoint records it, so a resumed run can reopen
+the same file or folder, checked against the text's fingerprint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from charnext import checkpoint as ckpt
+from charnext.config import ModelConfig, TrainConfig
+from charnext.data import fingerprint, read_text
+from charnext.errors import ConfigError, TextError, UnknownCharactersError
+from charnext.prepare import PreparedData, load_prepared
+from charnext.trainer import Trainer
+from charnext.vocab import Vocab, require_text
+
+NEWLINE = "\n"
+# What a resumed run may change: how long it goes on, where it runs, what it shows, where it
+# saves. The rest fixes the model, the data order or the split, which a continuation keeps.
+RESUMABLE = frozenset(
+    {"steps", "epochs", "max_time", "patience", "eval_every", "device", "precision", "lr",
+     "sample_prompt", "sample_temperature"}
+)  # fmt: skip
+
+
+@dataclass
+class Source:
+    """A text to train on and where it came from."""
+
+    text: str | None = None  # the text itself (None for a prepared folder)
+    prepared: PreparedData | None = None  # a folder made by `charnext prepare`
+    kind: str = "text"  # "file", "stdin", "text" (a literal) or "prepared"
+    path: Path | None = None  # the file or folder, for kinds "file" and "prepared"
+
+    @classmethod
+    def file(cls, path: str | Path) -> Source:
+        """A UTF-8 text file."""
+        return cls(text=read_text(path), kind="file", path=Path(path))
+
+    @classmethod
+    def folder(cls, path: str | Path) -> Source:
+        """A prepared folder (memory-mapped, never read whole)."""
+        return cls(prepared=load_prepared(path), kind="prepared", path=Path(path))
+
+    def record(self) -> dict:
+        """What the checkpoint keeps: the kind, and the absolute path of a file or folder."""
+        return {"kind": self.kind, "path": str(self.path.resolve()) if self.path is not None else None}
+
+
+def _as_source(text: str | PreparedData | Source) -> Source:
+    if isinstance(text, Source):
+        return text
+    if isinstance(text, PreparedData):
+        return Source(prepared=text, kind="prepared", path=text.path)
+    return Source(text=text)
+
+
+def new_run(
+    text: str | PreparedData | Source,
+    model_config: ModelConfig | None = None,
+    config: TrainConfig | None = None,
+    out: str | Path | None = "checkpoint.pt",
+    init_from: str | Path | None = None,
+    extend_vocab: bool = False,
+    command: list[str] | None = None,
+    **model_options,
+) -> Trainer:
+    """A fresh run on `text` (its vocabulary built from it), or from `init_from`'s weights.
+
+    `text` may be a prepared corpus, which brings its own vocabulary. `model_options` (cell,
+    hidden_size, ...) build the ModelConfig when none is given. `command` is the command line
+    to record.
+    """
+    config = config or TrainConfig()
+    source = _as_source(text)
+    out = Path(out) if out else None
+    if extend_vocab and init_from is None:
+        raise ConfigError("--extend-vocab grows the vocabulary of --init-from's model; give --init-from")
+    origin = {"command": command, "source": source.record()}
+    if source.prepared is not None:
+        data = source.prepared
+        if init_from is not None:
+            raise ConfigError("--init-from trains on a text (--file), not on prepared data (--data)")
+        if config.lines:
+            raise ConfigError("line mode trains on a text (--file), not on prepared data (--data)")
+        options = model_config.to_dict() if model_config is not None else model_options
+        model_config = ModelConfig(**{**options, "vocab_size": len(data.vocab)})
+        _check_prompt(config, data.vocab)
+        return Trainer(
+            data.tokens, data.vocab, model_config, config, out,
+            text_fingerprint=data.fingerprint, vocab_counts=data.counts, origin=origin,
+        )  # fmt: skip
+    text = source.text
+    require_text(text)
+    init_weights = None
+    if init_from is not None:
+        raw = ckpt.load_raw(init_from)
+        vocab = Vocab(tuple(raw["vocab"]))
+        unknown = vocab.unknown(text + (NEWLINE if config.lines else ""))
+        if unknown and not extend_vocab:
+            raise UnknownCharactersError(
+                vocab.unknown_message(unknown) + " (add --extend-vocab to grow it)", unknown
+            )
+        vocab = Vocab(vocab.chars + tuple(unknown))
+        model_config = ModelConfig(**{**raw["model_config"], "vocab_size": len(vocab)})
+        init_weights = raw["state_dict"]
+    else:
+        vocab = Vocab.from_text(text + NEWLINE if config.lines and NEWLINE not in text else text)
+        if model_config is None:
+            model_config = ModelConfig(vocab_size=len(vocab), **model_options)
+        elif model_config.vocab_size != len(vocab):
+            model_config = ModelConfig(**{**model_config.to_dict(), "vocab_size": len(vocab)})
+    _check_prompt(config, vocab)
+    return Trainer(
+        text, vocab, model_config, config, out,
+        text_fingerprint=fingerprint(text), init_weights=init_weights, origin=origin,
+    )  # fmt: skip
+
+
+def resume_run(
+    path: str | Path,
+    text: str | PreparedData | Source | None = None,
+    out: str | Path | None = None,
+    command: list[str] | None = None,
+    **overrides,
+) -> Trainer:
+    """Continue the run saved in `path`, on the same text (None: reopen the file or folder it
+    recorded). The model, optimizer, schedule, step, random state and position in the data
+    continue where they stopped.
+
+    `overrides` are TrainConfig or ModelConfig fields. Those in RESUMABLE apply; any other is
+    refused with a ConfigError naming it, unless it equals the recorded value.
+    """
+    raw = ckpt.load_raw(path)
+    if not isinstance(raw.get("resume"), dict) or not isinstance(raw.get("train_config"), dict):
+        raise ConfigError(f"{path} holds no resumable training state; use --init-from")
+    recorded = {**raw["model_config"], **raw["train_config"]}
+    changed = {
+        name: value for name, value in overrides.items()
+        if name not in RESUMABLE and value is not None and _differs(value, recorded.get(name))
+    }  # fmt: skip
+    if changed:
+        name, value = sorted(changed.items())[0]
+        option = "--" + name.replace("_", "-")
+        raise ConfigError(
+            f"cannot change {option} when resuming (the run has {_shown(recorded.get(name))}, "
+            f"given {_shown(value)}); start a new run, or --init-from {path} to keep its weights"
+        )
+    source = _as_source(text) if text is not None else _reopen(raw, path)
+    counts = None
+    if source.prepared is not None:
+        source.prepared.require_vocab(raw["vocab"], path)
+        data, fp, counts = source.prepared.tokens, source.prepared.fingerprint, source.prepared.counts
+    else:
+        data, fp = source.text, fingerprint(source.text)
+    if raw.get("text") and raw["text"].get("sha256") != fp["sha256"]:
+        if text is None:
+            raise TextError(
+                f"{source.path} has changed since {path} was trained on it "
+                f"({raw['text'].get('length')} characters then, {fp['length']} now); give the "
+                "original text, or use --init-from to train further on this one"
+            )
+        raise TextError(
+            f"the text differs from the one {path} was trained on "
+            f"({raw['text'].get('length')} characters); to train further on another text, "
+            "use --init-from"
+        )
+    applied = {k: v for k, v in overrides.items() if k in RESUMABLE and v is not None}
+    config = TrainConfig.from_dict({**raw["train_config"], **applied})
+    vocab = Vocab(tuple(raw["vocab"]))
+    _check_prompt(config, vocab)
+    model_config = ModelConfig(**raw["model_config"])
+    origin = {"command": command, "source": source.record() if text is not None else raw.get("source")}
+    return Trainer(
+        data, vocab, model_config, config, Path(out or path),
+        text_fingerprint=fp, vocab_counts=counts, resume=raw, resumed_from=Path(path), origin=origin,
+    )  # fmt: skip
+
+
+def _reopen(raw: dict, path: str | Path) -> Source:
+    """The file or prepared folder a checkpoint records, opened again."""
+    source = raw.get("source") if isinstance(raw.get("source"), dict) else {}
+    kind, where = source.get("kind"), source.get("path")
+    if kind == "file" and where:
+        if not Path(where).is_file():
+            raise TextError(f"{path} was trained on {where}, which is gone; give the text (--file)")
+        return Source.file(where)
+    if kind == "prepared" and where:
+        if not Path(where).is_dir():
+            raise TextError(f"{path} was trained on {where}, which is gone; give the data (--data)")
+        return Source.folder(where)
+    said = {"stdin": "standard input", "text": "a text given on the command line"}.get(
+        kind, "a text it did not record"
+    )
+    raise TextError(f"{path} was trained on {said}; give the text again (TEXT, --file or --data)")
+
+
+def _differs(given, recorded) -> bool:
+    """Whether an option's value differs from the recorded one (enums compare by value)."""
+    given = getattr(given, "value", given)
+    if isinstance(given, float) or isinstance(recorded, float):
+        try:
+            return float(given) != float(recorded)
+        except (TypeError, ValueError):
+            return True
+    return given != recorded
+
+
+def _shown(value) -> str:
+    value = getattr(value, "value", value)
+    return "none" if value is None else str(value)
+
+
+def _check_prompt(config: TrainConfig, vocab: Vocab) -> None:
+    """Refuse a preview prompt with characters the vocabulary lacks, before training starts."""
+    if config.sample_prompt:
+        unknown = vocab.unknown(config.sample_prompt)
+        if unknown:
+            raise UnknownCharactersError("--sample-prompt: " + vocab.unknown_message(unknown), unknown)
