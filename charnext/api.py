@@ -14,7 +14,6 @@ The command line is a thin layer over exactly these functions. `load`, `predict`
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from charnext.checkpoint import Checkpoint
 from charnext.checkpoint import load as _load_checkpoint
 from charnext.config import Cell, Engine, ModelConfig, SampleConfig, TrainConfig
 from charnext.errors import ConfigError, TextError
+from charnext.events import EvalResult
 from charnext.inference import StepPrediction, predict_steps
 from charnext.inference import generate as _generate
 from charnext.vocab import Vocab
@@ -32,7 +32,6 @@ if TYPE_CHECKING:  # torch's modules load on first use: load, predict and genera
     from charnext.events import Event, TrainResult
     from charnext.loss import sequence_loss
     from charnext.model import CharModel as Model
-    from charnext.scoring import EvalResult
     from charnext.surprise import CharSurprise, Surprise
 
 __all__ = [
@@ -67,7 +66,6 @@ _LAZY = {  # name -> (module, name there): imported (with torch) only when first
     "TrainResult": ("charnext.events", "TrainResult"),
     "Trainer": ("charnext.trainer", "Trainer"),
     "Model": ("charnext.model", "CharModel"),
-    "EvalResult": ("charnext.scoring", "EvalResult"),
     "sequence_loss": ("charnext.loss", "sequence_loss"),
     "CharSurprise": ("charnext.surprise", "CharSurprise"),
     "Surprise": ("charnext.surprise", "Surprise"),
@@ -209,36 +207,15 @@ def seen_in_training(ckpt: Checkpoint, line: str) -> bool | None:
 
 
 @dataclass
-class Evaluation:
+class Evaluation(EvalResult):
     """How well a checkpoint predicts a text (an `EvalResult`), and the characters skipped."""
 
-    loss: float  # mean negative log-likelihood, nats per character
-    accuracy: float  # fraction of characters predicted exactly (argmax)
-    characters: int  # characters scored
     skipped: int = 0  # characters dropped because the vocabulary lacks them
     skipped_chars: list[str] = field(default_factory=list)
 
-    @property
-    def bits_per_char(self) -> float:
-        """Loss in bits per character."""
-        return self.loss / math.log(2)
-
-    @property
-    def perplexity(self) -> float:
-        """exp(loss)."""
-        return math.exp(min(self.loss, 700.0))
-
     def to_dict(self) -> dict:
         """Plain values, for JSON."""
-        return {
-            "loss": self.loss,
-            "bits_per_char": self.bits_per_char,
-            "perplexity": self.perplexity,
-            "accuracy": self.accuracy,
-            "characters": self.characters,
-            "skipped": self.skipped,
-            "skipped_chars": self.skipped_chars,
-        }
+        return {**super().to_dict(), "skipped": self.skipped, "skipped_chars": self.skipped_chars}
 
 
 def evaluate(ckpt: Checkpoint, text: str, skip_unknown: bool = False, precision: str = "fp32") -> Evaluation:

@@ -737,7 +737,16 @@ def export(
 @app.command()
 @handle_errors
 def neurons(
-    file: Annotated[Path, typer.Option("--file", "-f", help="UTF-8 text to read; - reads standard input.")],
+    text: Annotated[
+        str | None,
+        typer.Argument(metavar="TEXT", help="Text to read; - reads standard input.", show_default=False),
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file", "-f", help="Read this UTF-8 text file; - reads standard input.", show_default=False
+        ),
+    ] = None,
     checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Checkpoint to use.")] = Path(
         "checkpoint.pt"
     ),
@@ -767,13 +776,12 @@ def neurons(
     """
     from charnext import render
     from charnext.checkpoint import load
-    from charnext.data import read_text
     from charnext.device import resolve_device
     from charnext.neurons import known_text, parse_unit, scan
 
     if top < 1 or max_chars < 0 or show_chars < 1 or offset < 0:
         raise ConfigError("--top and --show-chars must be at least 1, --max-chars and --offset 0 or more")
-    text = read_text(file)
+    text = _read_input(text, file, "to read")
     ckpt = load(checkpoint, resolve_device(device.value))
     chosen = parse_unit(unit, ckpt.model) if unit is not None else None
     text, unknown = known_text(ckpt.vocab, text, skip_unknown)

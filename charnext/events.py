@@ -53,6 +53,35 @@ Event = StepEvent | ReportEvent | EvalEvent
 
 
 @dataclass
+class EvalResult:
+    """How well a model predicts a text."""
+
+    loss: float  # mean negative log-likelihood, nats per character
+    accuracy: float  # fraction of characters predicted exactly (argmax)
+    characters: int  # characters scored
+
+    @property
+    def bits_per_char(self) -> float:
+        """Loss in bits per character."""
+        return self.loss / math.log(2)
+
+    @property
+    def perplexity(self) -> float:
+        """exp(loss)."""
+        return math.exp(min(self.loss, 700.0))
+
+    def to_dict(self) -> dict:
+        """Plain values, for JSON."""
+        return {
+            "loss": self.loss,
+            "bits_per_char": self.bits_per_char,
+            "perplexity": self.perplexity,
+            "accuracy": self.accuracy,
+            "characters": self.characters,
+        }
+
+
+@dataclass
 class TrainResult:
     """What a finished (or stopped) run reports.
 

@@ -3,45 +3,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from charnext.data import pad_lines
 from charnext.device import autocast
+from charnext.events import EvalResult
 from charnext.model import CharModel
-
-LN2 = math.log(2)
-
-
-@dataclass
-class EvalResult:
-    """How well a model predicts a text."""
-
-    loss: float  # mean negative log-likelihood, nats per character
-    accuracy: float  # fraction of characters predicted exactly (argmax)
-    characters: int  # characters scored
-
-    @property
-    def bits_per_char(self) -> float:
-        """Loss in bits per character."""
-        return self.loss / LN2
-
-    @property
-    def perplexity(self) -> float:
-        """exp(loss)."""
-        return math.exp(min(self.loss, 700.0))
-
-    def to_dict(self) -> dict:
-        """Plain values, for JSON."""
-        return {
-            "loss": self.loss,
-            "bits_per_char": self.bits_per_char,
-            "perplexity": self.perplexity,
-            "accuracy": self.accuracy,
-            "characters": self.characters,
-        }
 
 
 @torch.no_grad()

@@ -239,3 +239,14 @@ def test_neurons_errors(hihello, hitext, tmp_path):
     assert r.exit_code == 0 and "skipped characters not in the vocabulary" in r.output
     r = runner.invoke(app, ["neurons", "-c", str(hihello), "-f", str(hitext), "--offset", "999"])
     assert r.exit_code == 1 and "past the end" in r.output
+
+
+def test_neurons_reads_text_as_evaluate_does(hihello, hitext):
+    """TEXT is positional, like `evaluate TEXT`; the same text given as --file scores the same."""
+    as_file = CliRunner().invoke(app, ["neurons", "-c", str(hihello), "--file", str(hitext), "--json"])
+    as_text = CliRunner().invoke(app, ["neurons", "hihello" * 40, "-c", str(hihello), "--json"])
+    assert as_file.exit_code == 0 and as_text.exit_code == 0, as_text.output
+    assert json.loads(as_text.stdout)["units"] == json.loads(as_file.stdout)["units"]
+    both = CliRunner().invoke(app, ["neurons", "hi", "-c", str(hihello), "--file", str(hitext)])
+    neither = CliRunner().invoke(app, ["neurons", "-c", str(hihello)])
+    assert both.exit_code == 2 and neither.exit_code == 2
