@@ -277,15 +277,19 @@ def train(
     """Train a model on `text` and write it to `out` (None: keep it in memory only).
 
     `options` are ModelConfig fields (cell, hidden_size, num_layers, embedding_size, dropout)
-    and TrainConfig fields (steps, lr, seq_len, ...). `on_event` receives each event.
+    and TrainConfig fields (steps, lr, seq_len, ...). Without `model` and `config`, the fields
+    they leave out are planned (charnext.planner), as `charnext train` does. `on_event`
+    receives each event.
     """
     model_fields = set(ModelConfig.__dataclass_fields__) - {"vocab_size"}
     model_options = {k: v for k, v in options.items() if k in model_fields}
     train_options = {k: v for k, v in options.items() if k not in model_fields}
+    # with no config object, what `options` leave out is planned for the text and the budget
+    given = set(options) if model is None and config is None else None
     config = config or TrainConfig(**train_options)
     from charnext.runs import new_run
 
-    trainer = new_run(text, model, config, out, **model_options)
+    trainer = new_run(text, model, config, out, given=given, **model_options)
     for event in trainer.run():
         if on_event is not None:
             on_event(event)

@@ -174,6 +174,10 @@ _MODEL_DEFAULTS = ModelConfig(vocab_size=1)
 _TRAIN_DEFAULTS = TrainConfig()
 
 
+# What the planner chooses when the option is not given (charnext.planner; the run's `plan:` line).
+_PLANNED = "[default: planned for the text, the budget and this machine]"
+
+
 def _default(value) -> str:
     return f"[default: {getattr(value, 'value', value)}]"
 
@@ -194,10 +198,10 @@ def train(
         typer.Option(help=f"Recurrent cell. {_default(_MODEL_DEFAULTS.cell)}", show_default=False),
     ] = None,
     hidden_size: Annotated[
-        int | None, typer.Option(help=f"Units per recurrent layer. {_default(_MODEL_DEFAULTS.hidden_size)}")
+        int | None, typer.Option(help=f"Units per recurrent layer. {_PLANNED}", show_default=False)
     ] = None,
     num_layers: Annotated[
-        int | None, typer.Option(help=f"Stacked recurrent layers. {_default(_MODEL_DEFAULTS.num_layers)}")
+        int | None, typer.Option(help=f"Stacked recurrent layers. {_PLANNED}", show_default=False)
     ] = None,
     embedding_size: Annotated[
         int | None,
@@ -207,7 +211,14 @@ def train(
         ),
     ] = None,
     dropout: Annotated[
-        float | None, typer.Option(help=f"Dropout between layers, 0..1. {_default(_MODEL_DEFAULTS.dropout)}")
+        float | None,
+        typer.Option(
+            help=f"Dropout between layers and before the head, 0..1. {_PLANNED}", show_default=False
+        ),
+    ] = None,
+    weight_drop: Annotated[
+        float | None,
+        typer.Option(help=f"DropConnect on the recurrent weights, 0..1. {_default(0.0)}", show_default=False),
     ] = None,
     seq_len: Annotated[
         int | None,
@@ -217,7 +228,7 @@ def train(
     ] = None,
     batch_size: Annotated[
         int | None,
-        typer.Option(help="Windows per step [default: 16; 64 lines with --lines]", show_default=False),
+        typer.Option(help=f"Windows (lines with --lines) per step. {_PLANNED}", show_default=False),
     ] = None,
     steps: Annotated[
         int | None, typer.Option(help="Optimizer steps [default: sized to the text]", show_default=False)
@@ -226,8 +237,12 @@ def train(
     max_time: Annotated[
         str | None, typer.Option(help="Wall-clock budget, e.g. 90s, 10m, 2h; the schedule fits it.")
     ] = None,
+    weight_decay: Annotated[
+        float | None,
+        typer.Option(help=f"AdamW weight decay. {_PLANNED}", show_default=False),
+    ] = None,
     lr: Annotated[
-        float | None, typer.Option(help=f"Peak learning rate. {_default(_TRAIN_DEFAULTS.lr)}")
+        float | None, typer.Option(help=f"Peak learning rate. {_PLANNED}", show_default=False)
     ] = None,
     seed: Annotated[int | None, typer.Option(help=f"Random seed. {_default(_TRAIN_DEFAULTS.seed)}")] = None,
     device: Annotated[DeviceName | None, typer.Option(help="Where to train. [default: auto]")] = None,
@@ -304,9 +319,11 @@ def train(
         num_layers=num_layers,
         embedding_size=embedding_size,
         dropout=dropout,
+        weight_drop=weight_drop,
     )
     train_options = dict(
-        seq_len=seq_len, batch_size=batch_size, steps=steps, epochs=epochs, max_time=budget, lr=lr, seed=seed,
+        seq_len=seq_len, batch_size=batch_size, steps=steps, epochs=epochs, max_time=budget, lr=lr,
+        weight_decay=weight_decay, seed=seed,
         device=device.value if device else None, precision=precision.value if precision else None,
         val_fraction=val_fraction, eval_every=eval_every, patience=patience, lines=lines,
         random_windows=random_windows, sample_prompt=sample_prompt, sample_temperature=sample_temperature,
@@ -332,7 +349,7 @@ def train(
             trainer = runs.new_run(
                 source, ModelConfig(vocab_size=1, **given_model), TrainConfig(**given_train),
                 out or Path("checkpoint.pt"), init_from=init_from, extend_vocab=extend_vocab,
-                command=_command(),
+                command=_command(), given={*given_model, *given_train},
             )  # fmt: skip
 
         con = render.console(stderr=json_out, quiet=not procs.main)
@@ -341,6 +358,9 @@ def train(
             f"{c.cell.value} {c.num_layers}x{c.hidden_size}, {len(trainer.vocab)} chars, "
             f"batch {trainer.batch_size}x{trainer.seq_len}, {trainer.device} {trainer.precision}"
         )
+        plan = trainer.recorded_plan()
+        if plan and trainer.resumed_from is None:
+            title += f"\nplan: {plan['why']}" + _given_note(plan)
         con.file = _OutputThatMayClose(con.file)  # `| head`: the run goes on and saves
         with stop_on_sigint(trainer), render.TrainView(con, title) as view:
             for event in trainer.run():
@@ -356,6 +376,14 @@ def train(
         render.train_summary(con, result)
         if result.reason == "interrupted":
             raise _fail(f"interrupted at step {result.steps}; resume with --resume {result.checkpoint}", 130)
+
+
+def _given_note(plan: dict) -> str:
+    """' (batch_size as given)': what the plan did not choose because the user did."""
+    kept = [
+        n for n in ("hidden_size", "num_layers", "dropout", "batch_size", "lr") if n not in plan["planned"]
+    ]
+    return f" ({', '.join('--' + n.replace('_', '-') for n in kept)} as given)" if kept else ""
 
 
 def _command() -> list[str]:

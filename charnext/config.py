@@ -56,6 +56,7 @@ class ModelConfig:
     num_layers: int = 2  # stacked recurrent layers
     embedding_size: int = 64  # learned input embedding width; 0 feeds one-hot vectors
     dropout: float = 0.0  # dropout between recurrent layers and before the head, 0..1
+    weight_drop: float = 0.0  # DropConnect on the recurrent (hidden-to-hidden) weights in training, 0..1
 
     def __post_init__(self) -> None:
         try:
@@ -69,6 +70,8 @@ class ModelConfig:
             raise ConfigError(f"embedding-size must be 0 (one-hot) or more, not {self.embedding_size}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), not {self.dropout}")
+        if not 0.0 <= self.weight_drop < 1.0:
+            raise ConfigError(f"weight-drop must be in [0, 1), not {self.weight_drop}")
 
     def to_dict(self) -> dict:
         """Plain values, for checkpoints and JSON."""

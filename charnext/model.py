@@ -54,12 +54,30 @@ class CharModel(nn.Module):
             x = nn.functional.one_hot(idx, self.config.vocab_size).to(self.head.weight.dtype)
         if self.config.cell is Cell.lstm:
             hx = None if state is None else tuple(s.contiguous() for s in state.chunk(2, dim=-1))
-            out, (h, c) = self.rnn(x, hx)  # out (B, T, H)
+            out, (h, c) = self._recur(x, hx)  # out (B, T, H)
             new_state = torch.cat([h, c], dim=-1)
         else:
-            out, new_state = self.rnn(x, state)
+            out, new_state = self._recur(x, state)
         logits = self.head(self.drop(out))  # (B, T, V)
         return logits, new_state
+
+    def _recur(self, x: torch.Tensor, hx):
+        """The recurrent stack; in training with weight_drop, on recurrent weights with a
+        DropConnect mask drawn once per call, i.e. the same for every step of the window
+        (AWD-LSTM's weight drop), which PyTorch's fused kernels run at full speed."""
+        p = self.config.weight_drop
+        if not (self.training and p > 0):
+            return self.rnn(x, hx)
+        weights = dict(self.rnn.named_parameters())
+        for name in [n for n in weights if n.startswith("weight_hh_l")]:
+            weights[name] = nn.functional.dropout(weights[name], p, training=True)
+        return torch.func.functional_call(self.rnn, weights, (x, hx))
+
+    def set_dropout(self, p: float) -> None:
+        """Change the dropout of a built model (between layers and before the head)."""
+        self.config.dropout = p
+        self.drop.p = p
+        self.rnn.dropout = p if self.config.num_layers > 1 else 0.0
 
     def num_parameters(self) -> int:
         """Trainable parameter count."""

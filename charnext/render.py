@@ -145,7 +145,11 @@ class TrainView:
         return max(0, len(self.lines) - 2)
 
     def __enter__(self) -> TrainView:
-        self.out.print(Text(self.title, style="italic"), soft_wrap=True)  # the run's header, first
+        # the run's header, first: its first line whole, the plan below it wrapped to the width
+        first, _, rest = self.title.partition("\n")
+        self.out.print(Text(first, style="italic"), soft_wrap=True)
+        if rest:
+            self.out.print(Text(rest, style="italic"))
         if self.live_mode:
             self.task = self.progress.add_task("train", total=1.0, info="")
             self.live = Live(self.progress, console=self.out, refresh_per_second=8)
@@ -699,6 +703,10 @@ def provenance_rows(p: dict, log: dict | None) -> list[tuple[str, str]]:
         ("schedule", f"{plan}, peak lr {schedule.get('lr')}, warm-up {schedule.get('warmup_steps')} "
                      f"steps, cosine to {schedule.get('min_lr_ratio')} of the peak"),
     ]  # fmt: skip
+    chosen = p.get("plan")
+    if isinstance(chosen, dict) and chosen.get("why"):
+        planned = ", ".join(str(n).replace("_", "-") for n in chosen.get("planned") or []) or "nothing"
+        rows.append(("plan", f"{chosen['why']} (planned: {planned})"))
     if log:
         counts = f"{log['steps']:,} steps, {len(log['validations'])} validations"
         rows.append(("metrics log", f"{log['path']} ({counts})"))

@@ -8,14 +8,19 @@ the same file or folder, checked against the text's fingerprint.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from charnext import checkpoint as ckpt
 from charnext.config import ModelConfig, TrainConfig
-from charnext.data import fingerprint, read_text
+from charnext.data import fingerprint, read_text, text_lines
+from charnext.device import resolve_precision
 from charnext.errors import ConfigError, TextError, UnknownCharactersError
+from charnext.planner import Plan, make_plan, probe_speed
 from charnext.prepare import PreparedData, load_prepared
+from charnext.schedule import default_steps
 from charnext.trainer import Trainer
 from charnext.vocab import Vocab, require_text
 
@@ -68,13 +73,15 @@ def new_run(
     init_from: str | Path | None = None,
     extend_vocab: bool = False,
     command: list[str] | None = None,
+    given: Collection[str] | None = None,
     **model_options,
 ) -> Trainer:
     """A fresh run on `text` (its vocabulary built from it), or from `init_from`'s weights.
 
     `text` may be a prepared corpus, which brings its own vocabulary. `model_options` (cell,
     hidden_size, ...) build the ModelConfig when none is given. `command` is the command line
-    to record.
+    to record. With `given` (the ModelConfig and TrainConfig fields the user chose), the
+    planner (charnext.planner) chooses the others for the text and the budget.
     """
     config = config or TrainConfig()
     source = _as_source(text)
@@ -91,9 +98,12 @@ def new_run(
         options = model_config.to_dict() if model_config is not None else model_options
         model_config = ModelConfig(**{**options, "vocab_size": len(data.vocab)})
         _check_prompt(config, data.vocab)
+        plan = None
+        if given is not None:
+            model_config, config, plan = _plan(len(data.tokens), None, model_config, config, given)
         return Trainer(
             data.tokens, data.vocab, model_config, config, out,
-            text_fingerprint=data.fingerprint, vocab_counts=data.counts, origin=origin,
+            text_fingerprint=data.fingerprint, vocab_counts=data.counts, origin=origin, plan=plan,
         )  # fmt: skip
     text = source.text
     require_text(text)
@@ -116,10 +126,87 @@ def new_run(
         elif model_config.vocab_size != len(vocab):
             model_config = ModelConfig(**{**model_config.to_dict(), "vocab_size": len(vocab)})
     _check_prompt(config, vocab)
+    plan = None
+    if given is not None and init_weights is None:
+        lines = text_lines(text) if config.lines else None
+        model_config, config, plan = _plan(len(text), lines, model_config, config, given)
     return Trainer(
         text, vocab, model_config, config, out,
-        text_fingerprint=fingerprint(text), init_weights=init_weights, origin=origin,
+        text_fingerprint=fingerprint(text), init_weights=init_weights, origin=origin, plan=plan,
     )  # fmt: skip
+
+
+def _plan(
+    length: int,
+    lines: list[str] | None,
+    model_config: ModelConfig,
+    config: TrainConfig,
+    given: Collection[str],
+) -> tuple[ModelConfig, TrainConfig, Plan]:
+    """The configs with what the user did not give chosen by the planner, and the plan.
+
+    `length` is the text's length in characters; `lines` its lines in line mode.
+    """
+    from charnext import distributed
+    from charnext.corpus import (
+        DEFAULT_BATCH,
+        DEFAULT_LINE_BATCH,
+        DEFAULT_VAL_FRACTION,
+        MIN_VAL_CHARS_TEXT,
+        MIN_VAL_LINES,
+    )  # fmt: skip
+
+    values = {**model_config.to_dict(), **config.to_dict()}
+    chosen = {name: values[name] for name in given if name in values}
+    if lines is not None:
+        held_out = config.val_fraction if config.val_fraction is not None else (
+            DEFAULT_VAL_FRACTION if len(lines) >= MIN_VAL_LINES else 0.0
+        )  # fmt: skip
+        train_chars = int(sum(len(line) + 1 for line in lines) * (1 - held_out))
+        seq_len = max(2, round(sum(len(line) + 1 for line in lines) / max(len(lines), 1)))
+    else:
+        held_out = config.val_fraction if config.val_fraction is not None else (
+            DEFAULT_VAL_FRACTION if length >= MIN_VAL_CHARS_TEXT else 0.0
+        )  # fmt: skip
+        train_chars = max(2, int(length * (1 - held_out)))
+        seq_len = min(config.seq_len, train_chars - 1)
+
+    def steps_for(batch: int) -> int:
+        if config.steps is not None:
+            return config.steps
+        per_epoch = max(1, (train_chars - 1) // (batch * seq_len))
+        if config.epochs is not None:
+            return max(1, math.ceil(config.epochs * per_epoch))
+        return default_steps(train_chars, batch * seq_len)
+
+    rank_world = distributed.rank_world()
+    probe = None
+    if config.max_time is not None:
+        device = distributed.process_device(config.device, rank_world[1])
+        precision = resolve_precision(config.precision, device, model_config.cell)
+        measure = probe_speed(model_config.cell, model_config.embedding_size, model_config.vocab_size,
+                              seq_len, device, precision)  # fmt: skip
+
+        def probe(hidden: int, layers: int, batch: int) -> float:
+            # every process measures; all plan with the mean, so that all choose the same model
+            speed = distributed.weighted_mean([measure(hidden, layers, batch)], 1.0, rank_world[1])[0]
+            return speed * rank_world[1]
+
+    plan = make_plan(
+        given=chosen, train_chars=train_chars, vocab_size=model_config.vocab_size, seq_len=seq_len,
+        steps_for=steps_for, probe=probe, held_out=held_out > 0,
+        base_batch=DEFAULT_LINE_BATCH if lines is not None else DEFAULT_BATCH,
+        max_batch=None if lines is not None else max(1, (train_chars - 1) // seq_len),
+    )  # fmt: skip
+    model_config = replace(
+        model_config, hidden_size=plan.hidden_size, num_layers=plan.num_layers, dropout=plan.dropout
+    )
+    planned_train = {
+        "batch_size": plan.batch_size, "lr": plan.lr, "warmup_steps": plan.warmup_steps,
+        "weight_decay": plan.weight_decay,
+    }  # fmt: skip
+    config = replace(config, **{k: v for k, v in planned_train.items() if k not in chosen})
+    return model_config, config, plan
 
 
 def resume_run(

@@ -20,6 +20,10 @@ MAX_DEFAULT_STEPS = 3000
 # Validations per run when --eval-every is not given: often enough to keep a best checkpoint and
 # a resumable latest one, rarely enough to cost little (validation scores the held-out part).
 EVALS_PER_RUN = 10
+# Under a time budget, validations (with their previews and checkpoint writes) take at most
+# about this share of it: each one is timed, and the next waits long enough. In a 90-second
+# run on tinyshakespeare ten validations of a 2x256 model took 13 s that training then lacked.
+MAX_EVAL_SHARE = 0.04
 # Rows of the lecture's table (ReportEvents) per run, first and last step included.
 REPORT_ROWS = 12
 
@@ -58,6 +62,7 @@ class Schedule:
     max_time: float | None  # wall-clock budget in seconds (with total None)
     eval_every: int  # steps between validations (step plans)
     report_marks: frozenset[int]  # steps that add a table row (step plans)
+    eval_seconds: float = 0.0  # how long the latest validation took (time plans space them by it)
 
     @classmethod
     def plan(
@@ -115,10 +120,11 @@ class Schedule:
 
     def eval_due(self, step: int, since_eval: float) -> bool:
         """Whether to validate after `step`: every `eval_every` steps, or once a tenth of a time
-        budget has passed since the last validation (`since_eval` seconds)."""
+        budget has passed since the last validation (`since_eval` seconds) -- later if
+        validating takes more than MAX_EVAL_SHARE of the budget."""
         if self.total is not None:
             return step % self.eval_every == 0
-        return since_eval >= self.max_time / EVALS_PER_RUN
+        return since_eval >= max(self.max_time / EVALS_PER_RUN, self.eval_seconds / MAX_EVAL_SHARE)
 
     def report_due(self, step: int, elapsed: float, last_fraction: float) -> bool:
         """Whether to add a row to the lecture's table after `step`; `last_fraction` is the share

@@ -30,6 +30,7 @@ from charnext.inference import generate
 from charnext.loss import sequence_loss
 from charnext.metrics import MetricsLog, metrics_path
 from charnext.model import CharModel, ModelConfig
+from charnext.planner import Plan, dropout_for, weight_decay_for
 from charnext.schedule import Schedule
 from charnext.scoring import EvalResult
 from charnext.vocab import Vocab
@@ -62,11 +63,14 @@ class Trainer:
         resumed_from: Path | None = None,
         init_weights: dict | None = None,
         origin: dict | None = None,
+        plan: Plan | None = None,
     ):
         """`text` is the training text, or the same already encoded with `vocab` (a 1-D integer
         tensor, possibly memory-mapped); `resume` is the checkpoint a resumed run continues;
-        `origin` the provenance the front end gives (command line, source of the text)."""
+        `origin` the provenance the front end gives (command line, source of the text); `plan`
+        what the planner chose (recorded; the configs already hold it)."""
         self.config = config
+        self.plan = plan
         self.vocab = vocab
         self.out = Path(out) if out is not None else None
         self.text_fingerprint = text_fingerprint
@@ -111,6 +115,7 @@ class Trainer:
         self._saved_step: int | None = None  # the step of the latest checkpoint at `out`
         self._log: MetricsLog | None = None
         self._val_ok = True  # whether the latest validation allows saving (see divergence.py)
+        self._resumed_plan: dict | None = None
         if resume is not None:
             self._restore(resume)
             if (
@@ -172,6 +177,8 @@ class Trainer:
 
     def _restore(self, raw: dict) -> None:
         r = raw["resume"]
+        plan = (raw.get("provenance") or {}).get("plan")
+        self._resumed_plan = plan if isinstance(plan, dict) else None
         self.model.load_state_dict(raw["state_dict"])
         if raw.get("optimizer"):
             self.optimizer.load_state_dict(raw["optimizer"])
@@ -270,16 +277,19 @@ class Trainer:
                     yield self._report(loss_value, accuracy)
             session = elapsed - self.elapsed_before
             if has_val and not final and plan.eval_due(self.step, session - last_eval_at):
-                last_eval_at = session
+                eval_start = time.perf_counter()
                 eval_event = self._validate()
                 last_val = eval_event.val_loss
                 # the latest state too, so that a run that dies later resumes from here
                 if self._val_ok:
                     self._save_latest(loss_value, accuracy, last_val)
+                plan.eval_seconds = time.perf_counter() - eval_start
+                last_eval_at = session + plan.eval_seconds
                 if self.rank == 0:
                     if log:
                         log.validation(eval_event)
                     yield eval_event
+                self._replan_dropout(elapsed, self.step - session_start_step)
                 if self.config.patience and self.evals_since_best >= self.config.patience:
                     reason = "patience"
                     break
@@ -320,8 +330,34 @@ class Trainer:
             threads=torch.get_num_threads() if self.device.type == "cpu" else 0,
             metrics_log=log.path if log else None,
             skipped_steps=self.skipped_steps,
+            plan=self.recorded_plan(),
         )
         return self.result
+
+    def _replan_dropout(self, elapsed: float, session_steps: int) -> None:
+        """Under a time budget, set the planned dropout again for the passes the run now
+        expects to make at the speed measured so far: a machine slower or faster than the
+        probe at the start gets the regularisation its real number of passes calls for."""
+        plan = self.plan
+        if plan is None or self.schedule.max_time is None:
+            return
+        if not {"dropout", "weight_decay"} & set(plan.planned):
+            return
+        session = elapsed - self.elapsed_before
+        if not session_steps or session <= 0:
+            return
+        # chars per second of wall-clock time, validation and saving included
+        rate = session_steps * self.chars_per_step / max(session, 1e-9)
+        expected = self.step * self.chars_per_step + max(0.0, self.schedule.max_time - elapsed) * rate
+        passes = expected / max(self.train_chars, 1)
+        plan.passes = passes
+        if "dropout" in plan.planned:
+            plan.dropout = dropout_for(passes)
+            self.model.set_dropout(plan.dropout)
+        if "weight_decay" in plan.planned:
+            plan.weight_decay = weight_decay_for(passes)
+            for group in self.optimizer.param_groups:
+                group["weight_decay"] = plan.weight_decay
 
     def elapsed(self) -> float:
         """Seconds trained so far in this run, earlier sessions included."""
@@ -455,6 +491,12 @@ class Trainer:
         if best.exists() and not same_run:
             best.unlink()
 
+    def recorded_plan(self) -> dict | None:
+        """The plan of this run: made now, or recorded by the checkpoint a resumed run continues."""
+        if self.plan is not None:
+            return self.plan.to_dict()
+        return self._resumed_plan
+
     def provenance(self) -> dict:
         """Where the run came from and how it was run: recorded in every checkpoint it writes."""
         return {
@@ -468,6 +510,7 @@ class Trainer:
             "batch_size": self.batch_size,
             "seq_len": self.seq_len,
             "schedule": self.schedule.to_dict(),
+            "plan": self.recorded_plan(),
         }
 
     def _save(self, path: Path, summary: dict) -> None:

@@ -106,7 +106,9 @@ def one_process(text, out: Path, steps: int, resume: Path | None = None) -> Trai
     if resume is not None:
         trainer = Trainer.resume(resume, text, out=out, steps=steps)
     else:
-        trainer = Trainer.new(text, None, TrainConfig(steps=steps, **TRAIN), out, **MODEL)
+        # planned as `charnext train` plans it with the same options (e.g. its warm-up)
+        given = {*MODEL, *TRAIN, "steps"}
+        trainer = Trainer.new(text, None, TrainConfig(steps=steps, **TRAIN), out, given=given, **MODEL)
     list(trainer.run())
     return trainer
 

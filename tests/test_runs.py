@@ -124,13 +124,15 @@ RESUME_TABLE = {
     "sample_prompt": "applies", "sample_temperature": "applies",
     "cell": "refused", "hidden_size": "refused", "num_layers": "refused", "embedding_size": "refused",
     "dropout": "refused", "seq_len": "refused", "batch_size": "refused", "seed": "refused",
-    "val_fraction": "refused", "lines": "refused", "random_windows": "refused",
+    "weight_drop": "refused", "weight_decay": "refused", "val_fraction": "refused", "lines": "refused",
+    "random_windows": "refused",
     "init_from": "refused", "extend_vocab": "refused",
 }  # fmt: skip
 REFUSED_VALUES = {
     "cell": "gru", "hidden_size": "8", "num_layers": "2", "embedding_size": "4", "dropout": "0.5",
     "seq_len": "8", "batch_size": "2", "seed": "9", "val_fraction": "0.3", "lines": None,
-    "random_windows": None, "init_from": "x.pt", "extend_vocab": None,
+    "random_windows": None, "init_from": "x.pt", "extend_vocab": None, "weight_drop": "0.2",
+    "weight_decay": "0.3",
 }  # fmt: skip
 
 
@@ -249,8 +251,8 @@ def test_train_hands_the_core_exactly_the_given_options(monkeypatch, tmp_path):
         TrainConfig(lr=0.5, steps=7, lines=True),
         tmp_path / "x.pt",
     )
-    assert kwargs == {"init_from": None, "extend_vocab": False,
-                      "command": ["charnext", *sys.argv[1:]]}  # fmt: skip
+    assert kwargs == {"init_from": None, "extend_vocab": False, "command": ["charnext", *sys.argv[1:]],
+                      "given": {"cell", "lr", "steps", "lines"}}  # the rest is planned  # fmt: skip
     cli("train", "--resume", tmp_path / "r.pt", "--lr", "0.5", "--hidden-size", "64", "--max-time", "1m")
     args, kwargs = calls.pop()
     assert args == (tmp_path / "r.pt", None)
