@@ -14,7 +14,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from charnext import checkpoint as ckpt
+from charnext import distributed
 from charnext.config import ModelConfig, TrainConfig
+from charnext.corpus import (
+    DEFAULT_BATCH,
+    DEFAULT_LINE_BATCH,
+    DEFAULT_VAL_FRACTION,
+    MIN_VAL_CHARS_TEXT,
+    MIN_VAL_LINES,
+)  # fmt: skip
 from charnext.data import fingerprint, read_text, text_lines
 from charnext.device import resolve_precision
 from charnext.errors import ConfigError, TextError, UnknownCharactersError
@@ -147,15 +155,6 @@ def _plan(
 
     `length` is the text's length in characters; `lines` its lines in line mode.
     """
-    from charnext import distributed
-    from charnext.corpus import (
-        DEFAULT_BATCH,
-        DEFAULT_LINE_BATCH,
-        DEFAULT_VAL_FRACTION,
-        MIN_VAL_CHARS_TEXT,
-        MIN_VAL_LINES,
-    )  # fmt: skip
-
     values = {**model_config.to_dict(), **config.to_dict()}
     chosen = {name: values[name] for name in given if name in values}
     if lines is not None:

@@ -289,7 +289,7 @@ class Trainer:
                     if log:
                         log.validation(eval_event)
                     yield eval_event
-                self._replan_dropout(elapsed, self.step - session_start_step)
+                self._replan_regularisation(elapsed, self.step - session_start_step)
                 if self.config.patience and self.evals_since_best >= self.config.patience:
                     reason = "patience"
                     break
@@ -334,10 +334,10 @@ class Trainer:
         )
         return self.result
 
-    def _replan_dropout(self, elapsed: float, session_steps: int) -> None:
-        """Under a time budget, set the planned dropout again for the passes the run now
-        expects to make at the speed measured so far: a machine slower or faster than the
-        probe at the start gets the regularisation its real number of passes calls for."""
+    def _replan_regularisation(self, elapsed: float, session_steps: int) -> None:
+        """Under a time budget, set the planned dropout and weight decay again for the passes
+        the run now expects to make at the speed measured so far: a machine slower or faster
+        than the probe at the start gets the regularisation its real number of passes calls for."""
         plan = self.plan
         if plan is None or self.schedule.max_time is None:
             return

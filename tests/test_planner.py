@@ -186,11 +186,11 @@ def test_a_time_budget_replans_dropout_for_the_speed_it_meets(poem):
     per_step = trainer.chars_per_step
     # half-way, after 100 steps in 300 s: the rest of the run will make as many again
     trainer.step = 100
-    trainer._replan_dropout(300.0, 100)
+    trainer._replan_regularisation(300.0, 100)
     expected = pl.dropout_for(200 * per_step / trainer.train_chars)
     assert trainer.model.config.dropout == expected == trainer.plan.dropout
     assert trainer.model.drop.p == expected and trainer.model.rnn.dropout == expected
     # a machine 50 times faster makes many more passes: more dropout, never above the cap
-    trainer._replan_dropout(300.0, 5000)
+    trainer._replan_regularisation(300.0, 5000)
     assert expected <= trainer.model.config.dropout <= pl.MAX_DROPOUT
     assert trainer.model.config.dropout > 0
