@@ -47,6 +47,7 @@ from charnext import __version__, tensorfile
 from charnext.config import ModelConfig
 from charnext.errors import CheckpointError, ConfigError
 from charnext.numpy_model import parameter_shapes
+from charnext.paths import shown_path
 from charnext.vocab import Vocab
 
 if TYPE_CHECKING:  # torch is imported only where a torch model or a format-1 file needs it
@@ -94,7 +95,7 @@ class Checkpoint:
         try:
             model.load_state_dict(weights)
         except RuntimeError as e:
-            raise CheckpointError(f"{self.path} is damaged: {_first_line(e)}") from None
+            raise CheckpointError(f"{shown_path(self.path)} is damaged: {_first_line(e)}") from None
         return model.to(self.device).eval()
 
     @cached_property
@@ -213,7 +214,7 @@ def _write(path: str | Path, raw: dict) -> Path:
             metadata[key] = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise CheckpointError(f"cannot write {path}: folder {parent} does not exist")
+        raise CheckpointError(f"cannot write {shown_path(path)}: folder {shown_path(parent)} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
     try:
         # mkstemp creates the file 0600; a checkpoint gets the mode of any new file (per umask)
@@ -309,15 +310,15 @@ def _from_json(value: Any, tensor: Callable[[str], Any]) -> Any:
 
 def _read_bytes(path: Path) -> bytes:
     if not path.exists():
-        raise CheckpointError(f"no such checkpoint: {path} (train one with `charnext train`)")
+        raise CheckpointError(f"no such checkpoint: {shown_path(path)} (train one with `charnext train`)")
     if path.is_dir():
-        raise CheckpointError(f"{path} is a directory, not a checkpoint")
+        raise CheckpointError(f"{shown_path(path)} is a directory, not a checkpoint")
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
+        raise CheckpointError(f"cannot read {shown_path(path)}: {e.strerror or e}") from None
     if not data:
-        raise CheckpointError(f"{path} is empty, not a charnext checkpoint")
+        raise CheckpointError(f"{shown_path(path)} is empty, not a charnext checkpoint")
     return data
 
 
@@ -326,7 +327,7 @@ def _read_format2(path: Path, data: bytes, convert: Callable[[np.ndarray, bool],
     try:
         file = tensorfile.read(data)
     except tensorfile.TensorFileError as e:
-        raise CheckpointError(f"{path} is not a readable charnext checkpoint: {e}") from None
+        raise CheckpointError(f"{shown_path(path)} is not a readable charnext checkpoint: {e}") from None
 
     def tensor(name: str) -> Any:
         if not isinstance(name, str) or name not in file.tensors:
@@ -335,12 +336,12 @@ def _read_format2(path: Path, data: bytes, convert: Callable[[np.ndarray, bool],
 
     meta = file.metadata
     if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is a safetensors file, but not a charnext checkpoint")
+        raise CheckpointError(f"{shown_path(path)} is a safetensors file, but not a charnext checkpoint")
     raw: dict[str, Any] = {"format": FORMAT}
     try:
         raw["format_version"] = int(meta.get("format_version", ""))
     except ValueError:
-        raise CheckpointError(f"{path} is damaged: field 'format_version' is malformed") from None
+        raise CheckpointError(f"{shown_path(path)} is damaged: field 'format_version' is malformed") from None
     for key, text in meta.items():
         if key in raw:
             continue
@@ -348,7 +349,7 @@ def _read_format2(path: Path, data: bytes, convert: Callable[[np.ndarray, bool],
             raw[key] = _from_json(json.loads(text), tensor)
         except (ValueError, TypeError, RecursionError) as e:
             raise CheckpointError(
-                f"{path} is damaged: field '{key}' is malformed ({_first_line(e)})"
+                f"{shown_path(path)} is damaged: field '{key}' is malformed ({_first_line(e)})"
             ) from None
     return raw
 
@@ -367,19 +368,19 @@ def _torch_load(path: Path) -> dict:
         reason = _first_line(e)
         if "weights_only" in str(e) or "Unsupported global" in str(e) or "Unpickler" in str(e):
             reason = "it is corrupt, or holds objects other than tensors and plain values (never loaded)"
-        raise CheckpointError(f"{path} is not a readable charnext checkpoint: {reason}") from None
+        raise CheckpointError(f"{shown_path(path)} is not a readable charnext checkpoint: {reason}") from None
 
 
 def _check(path: Path, raw: Any) -> dict:
     """`raw` if it has the fields every checkpoint has, of the right kinds."""
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a charnext checkpoint")
+        raise CheckpointError(f"{shown_path(path)} is not a charnext checkpoint")
     for key, kind in _REQUIRED.items():
         if not isinstance(raw.get(key), kind):
-            raise CheckpointError(f"{path} is damaged: field '{key}' is missing or malformed")
+            raise CheckpointError(f"{shown_path(path)} is damaged: field '{key}' is missing or malformed")
     if raw["format_version"] > FORMAT_VERSION:
         raise CheckpointError(
-            f"{path} has checkpoint format {raw['format_version']}, newer than this charnext "
+            f"{shown_path(path)} has checkpoint format {raw['format_version']}, newer than this charnext "
             f"{__version__} reads (format {FORMAT_VERSION}); upgrade charnext"
         )
     return raw
@@ -399,7 +400,8 @@ def _read(path: Path, convert: Callable[[np.ndarray, bool], Any]) -> dict:
         raw = _torch_load(path)
     else:
         raise CheckpointError(
-            f"{path} is not a readable charnext checkpoint: neither a safetensors file nor a torch file"
+            f"{shown_path(path)} is not a readable charnext checkpoint: "
+            "neither a safetensors file nor a torch file"
         )
     return _check(path, raw)
 
@@ -449,7 +451,7 @@ def _model_of(path: Path, raw: dict) -> tuple[Vocab, ModelConfig]:
             if not isinstance(w, np.ndarray) or w.dtype.kind != "f" or w.shape != shape:
                 raise ValueError(f"weight {name} is not a float tensor of shape {list(shape)}")
     except (TypeError, ValueError, KeyError, ConfigError) as e:
-        raise CheckpointError(f"{path} is damaged: {_first_line(e)}") from None
+        raise CheckpointError(f"{shown_path(path)} is damaged: {_first_line(e)}") from None
     return vocab, config
 
 

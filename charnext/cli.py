@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 from charnext import __version__
 from charnext.config import Cell, DeviceName, Engine, ModelConfig, Precision, TrainConfig
 from charnext.errors import CharnextError, ConfigError
+from charnext.paths import shown_path
 
 
 class _Group(TyperGroup):
@@ -677,7 +678,7 @@ def evaluate(
         return
     con = render.console()
     if file is not None:
-        source = "standard input" if str(file) == "-" else str(file)
+        source = "standard input" if str(file) == "-" else [shown_path(file)]
     else:
         source = "standard input" if text == "-" else f"TEXT ({len(content):,} characters)"
     con.print(render.evaluation_table(result, str(checkpoint), source))
@@ -730,7 +731,9 @@ def inspect(
     else:
         render.show_checkpoint(render.console(), info)
     if plot is not None:
-        render.error_console().print(f"loss curves written to {plot}", markup=False)
+        render.error_console().print(
+            f"loss curves written to {shown_path(plot)}", markup=False, soft_wrap=True
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -755,7 +758,7 @@ def export(
 
     written = export_checkpoint(checkpoint, out)
     before, after = checkpoint.stat().st_size, written.stat().st_size
-    typer.echo(f"wrote {written}: {after:,} bytes (the checkpoint has {before:,})")
+    typer.echo(f"wrote {shown_path(written)}: {after:,} bytes (the checkpoint has {before:,})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -881,9 +884,11 @@ def report(
     try:
         out.write_text(page, encoding="utf-8")
     except OSError as e:
-        raise ConfigError(f"cannot write {out}: {e.strerror or e}") from None
+        raise ConfigError(f"cannot write {shown_path(out)}: {e.strerror or e}") from None
     render.error_console().print(
-        f"report written to {out} ({len(page.encode()) / 1024:,.0f} KiB)", markup=False
+        f"report written to {shown_path(out)} ({len(page.encode()) / 1024:,.0f} KiB)",
+        markup=False,
+        soft_wrap=True,
     )
 
 

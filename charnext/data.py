@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from charnext.errors import TextError
+from charnext.paths import shown_path
 
 
 def decode_utf8(raw: bytes, source: str) -> str:
@@ -29,13 +30,13 @@ def read_text(path: str | Path) -> str:
         return decode_utf8(sys.stdin.buffer.read(), "standard input")
     p = Path(path)
     if p.is_dir():
-        raise TextError(f"{p} is a directory, not a text file")
+        raise TextError(f"{shown_path(p)} is a directory, not a text file")
     try:
         raw = p.read_bytes()
     except FileNotFoundError:
-        raise TextError(f"no such file: {p}") from None
+        raise TextError(f"no such file: {shown_path(p)}") from None
     except OSError as e:
-        raise TextError(f"cannot read {p}: {e.strerror or e}") from None
+        raise TextError(f"cannot read {shown_path(p)}: {e.strerror or e}") from None
     return decode_utf8(raw, str(p))
 
 

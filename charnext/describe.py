@@ -6,6 +6,7 @@ import math
 
 from charnext.checkpoint import Checkpoint
 from charnext.metrics import read_metrics
+from charnext.paths import absolute_path
 
 
 def _finite(values: list) -> list:
@@ -20,7 +21,7 @@ def describe(ckpt: Checkpoint) -> dict:
     losses = [v for v in history.get("loss", []) if isinstance(v, float) and math.isfinite(v)]
     val = [v for v in history.get("val_loss", []) if isinstance(v, float) and math.isfinite(v)]
     return {
-        "path": str(ckpt.path) if ckpt.path else None,
+        "path": absolute_path(ckpt.path) if ckpt.path else None,
         "format_version": raw.get("format_version"),
         "charnext_version": raw.get("charnext_version"),
         "created": raw.get("created"),
@@ -65,7 +66,7 @@ def _metrics_log(ckpt: Checkpoint) -> dict | None:
     records = read_metrics(path)
     validations = [r for r in records if r.get("kind") == "validation"]
     return {
-        "path": str(path),
+        "path": absolute_path(path),
         "steps": sum(1 for r in records if r.get("kind") == "step"),
         "validations": validations,
     }

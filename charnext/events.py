@@ -10,6 +10,8 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from charnext.paths import absolute_path
+
 
 @dataclass
 class StepEvent:
@@ -117,5 +119,5 @@ class TrainResult:
         """Plain values, for JSON (a figure that is not a number, e.g. no step made, is None)."""
         d = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in asdict(self).items()}
         for key in ("checkpoint", "best_checkpoint", "metrics_log"):
-            d[key] = str(d[key]) if d[key] is not None else None
+            d[key] = absolute_path(d[key]) if d[key] is not None else None
         return d

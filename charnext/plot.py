@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from charnext.errors import ConfigError, MissingDependencyError
+from charnext.paths import shown_path
 
 
 def smooth(values: list[float], span: int | None = None) -> list[float]:
@@ -78,7 +79,7 @@ def plot_history(info: dict, path: str | Path) -> Path:
         try:
             fig.savefig(path)
         except (OSError, ValueError) as e:
-            raise ConfigError(f"cannot write {path}: {e}") from None
+            raise ConfigError(f"cannot write {shown_path(path)}: {e}") from None
     finally:
         plt.close(fig)
     return path

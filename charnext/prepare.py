@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from charnext.errors import CharnextError, TextError
+from charnext.paths import shown_path
 from charnext.vocab import Vocab, VocabBuilder
 
 FORMAT = "charnext-tokens"
@@ -95,7 +96,7 @@ class PreparedData:
         if tuple(chars) != self.vocab.chars:
             raise TextError(
                 f"{checkpoint} has a vocabulary of {len(chars)} characters in another order than "
-                f"the {len(self.vocab)} of {self.path}; resume it with --file on the text instead"
+                f"the {len(self.vocab)} of {shown_path(self.path)}; resume it with --file on the text instead"
             )
 
 
@@ -111,11 +112,11 @@ def read_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tu
     try:
         f = open(path, "rb")  # noqa: SIM115 - a with-block below closes it
     except FileNotFoundError:
-        raise TextError(f"no such file: {path}") from None
+        raise TextError(f"no such file: {shown_path(path)}") from None
     except IsADirectoryError:
-        raise TextError(f"{path} is a directory, not a text file") from None
+        raise TextError(f"{shown_path(path)} is a directory, not a text file") from None
     except OSError as e:
-        raise TextError(f"cannot read {path}: {e.strerror or e}") from None
+        raise TextError(f"cannot read {shown_path(path)}: {e.strerror or e}") from None
     with f:
         while True:
             raw = f.read(chunk_bytes)
@@ -126,7 +127,8 @@ def read_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tu
                 offset = fed - pending + e.start
                 bad = e.object[e.start : e.start + 4].hex(" ")
                 raise TextError(
-                    f"{path} is not valid UTF-8: invalid byte sequence at byte offset {offset} ({bad})"
+                    f"{shown_path(path)} is not valid UTF-8: "
+                    f"invalid byte sequence at byte offset {offset} ({bad})"
                 ) from None
             fed += len(raw)
             yield raw, text
@@ -179,7 +181,7 @@ def prepare(
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise TextError(f"cannot create {out}: {e.strerror or e}") from None
+        raise TextError(f"cannot create {shown_path(out)}: {e.strerror or e}") from None
     (out / META).unlink(missing_ok=True)  # the folder is incomplete until the new meta.json
     tmp = out / f".{TOKENS}.tmp"
     check, written, done = hashlib.sha256(), 0, 0
@@ -226,21 +228,23 @@ def load_prepared(path: str | Path) -> PreparedData:
     path = Path(path)
     meta_path, tokens_path = path / META, path / TOKENS
     if not path.is_dir():
-        raise PreparedDataError(f"no prepared data folder {path} (make one with `charnext prepare`)")
+        raise PreparedDataError(
+            f"no prepared data folder {shown_path(path)} (make one with `charnext prepare`)"
+        )
     if not meta_path.is_file():
         raise PreparedDataError(
-            f"{path} holds no {META}: not prepared data, or `charnext prepare` did not finish"
+            f"{shown_path(path)} holds no {META}: not prepared data, or `charnext prepare` did not finish"
         )
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise PreparedDataError(f"{meta_path} is unreadable: {e}") from None
+        raise PreparedDataError(f"{shown_path(meta_path)} is unreadable: {e}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise PreparedDataError(f"{meta_path} does not describe charnext prepared data")
+        raise PreparedDataError(f"{shown_path(meta_path)} does not describe charnext prepared data")
     if not isinstance(meta.get("format_version"), int) or meta["format_version"] > FORMAT_VERSION:
         raise PreparedDataError(
-            f"{path} has prepared-data format {meta.get('format_version')!r}; this charnext reads "
-            f"format {FORMAT_VERSION} (prepare the text again, or upgrade charnext)"
+            f"{shown_path(path)} has prepared-data format {meta.get('format_version')!r}; "
+            f"this charnext reads format {FORMAT_VERSION} (prepare the text again, or upgrade charnext)"
         )
     length, chars, counts, text = meta.get("length"), meta.get("vocab"), meta.get("counts"), meta.get("text")
     dtype = {d.name: d for d in _NUMPY.values()}.get(meta.get("dtype"))
@@ -258,21 +262,23 @@ def load_prepared(path: str | Path) -> PreparedData:
         and dtype is not None
     )
     if not ok:
-        raise PreparedDataError(f"{meta_path} is damaged: a field is missing or inconsistent")
+        raise PreparedDataError(f"{shown_path(meta_path)} is damaged: a field is missing or inconsistent")
     try:
         vocab = Vocab(tuple(chars))
     except (TypeError, ValueError) as e:
-        raise PreparedDataError(f"{meta_path} is damaged: {e}") from None
+        raise PreparedDataError(f"{shown_path(meta_path)} is damaged: {e}") from None
     if _NUMPY[vocab.dtype] != dtype:
-        raise PreparedDataError(f"{meta_path} is damaged: dtype {meta['dtype']} does not fit its vocabulary")
+        raise PreparedDataError(
+            f"{shown_path(meta_path)} is damaged: dtype {meta['dtype']} does not fit its vocabulary"
+        )
     expected = length * dtype.itemsize
     try:
         actual = tokens_path.stat().st_size
     except FileNotFoundError:
-        raise PreparedDataError(f"{path} holds no {TOKENS}; prepare the text again") from None
+        raise PreparedDataError(f"{shown_path(path)} holds no {TOKENS}; prepare the text again") from None
     if actual != expected:
         raise PreparedDataError(
-            f"{tokens_path} has {actual:,} bytes, but {META} describes {length:,} tokens of "
+            f"{shown_path(tokens_path)} has {actual:,} bytes, but {META} describes {length:,} tokens of "
             f"{meta['dtype']} ({expected:,} bytes); prepare the text again"
         )
     array = np.memmap(tokens_path, dtype=dtype.newbyteorder("<"), mode="r", shape=(length,))

@@ -6,8 +6,10 @@ import math
 from collections.abc import Iterable, Sequence
 
 from rich import box
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     Progress,
@@ -20,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from charnext.events import EvalEvent, ReportEvent, StepEvent, TrainResult
+from charnext.paths import shorten_middle, shown_path
 from charnext.vocab import visible, visible_text
 
 LN2 = math.log(2)
@@ -91,6 +94,47 @@ def fmt_duration(seconds: float) -> str:
 def fmt_rate(chars_per_sec: float) -> str:
     """12,345 chars/s."""
     return f"{chars_per_sec:,.0f} chars/s"
+
+
+class Words:
+    """Words laid out in the width Rich gives them: wrapped between words, never inside one; a
+    word too wide for a whole line (a long path, a long name) is shortened in its middle with
+    `…` (between folder names, for a path). A path with spaces is one word."""
+
+    MIN_WIDTH = 16  # the narrowest a column of these gets before Rich squeezes it further
+
+    def __init__(self, words: Sequence[str], style: str = ""):
+        self.words = [w for w in words if w != ""] or [""]
+        self.style = style
+
+    @classmethod
+    def of(cls, value: str | Sequence[str]) -> Words:
+        """A plain string's words (split at spaces), or the words given as they are."""
+        return cls(value.split(" ") if isinstance(value, str) else list(value))
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        widths = [cell_len(w) for w in self.words]
+        longest = max(widths)
+        return Measurement(min(longest, self.MIN_WIDTH), sum(widths) + len(widths) - 1)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield Text("\n".join(self.lines(options.max_width)), style=self.style, no_wrap=True, overflow="crop")
+
+    def lines(self, width: int) -> list[str]:
+        """The words wrapped into lines of at most `width` cells."""
+        width = max(1, width)
+        lines: list[str] = []
+        line = ""
+        for word in self.words:
+            word = shorten_middle(word, width, cell_len)
+            if line and cell_len(line) + 1 + cell_len(word) <= width:
+                line += " " + word
+            else:
+                if line:
+                    lines.append(line)
+                line = word
+        lines.append(line)
+        return lines
 
 
 def fit(text: str, width: int, pad: bool = False) -> str:
@@ -229,7 +273,7 @@ def train_summary(out: Console, r: TrainResult) -> None:
     t = Table(title="training done" if r.reason != "interrupted" else "training interrupted",
               box=box.SIMPLE_HEAD, show_header=False, title_justify="left")  # fmt: skip
     t.add_column(style="cyan", no_wrap=True)
-    t.add_column(overflow="fold")
+    t.add_column()
     stopped = {"steps": "step budget reached", "max-time": "time budget reached",
                "patience": "no validation improvement (patience)", "interrupted": "Ctrl-C"}  # fmt: skip
     t.add_row("steps", f"{r.steps:,} ({stopped.get(r.reason, r.reason)})")
@@ -248,11 +292,11 @@ def train_summary(out: Console, r: TrainResult) -> None:
         "model", f"{r.parameters:,} parameters; text {r.train_chars:,} train / {r.val_chars:,} val chars"
     )
     if r.checkpoint:
-        t.add_row("checkpoint", str(r.checkpoint))
+        t.add_row("checkpoint", Words([shown_path(r.checkpoint)]))
     if r.best_checkpoint:
-        t.add_row("best checkpoint", str(r.best_checkpoint))
+        t.add_row("best checkpoint", Words([shown_path(r.best_checkpoint)]))
     if r.metrics_log:
-        t.add_row("metrics log", str(r.metrics_log))
+        t.add_row("metrics log", Words([shown_path(r.metrics_log)]))
     if r.skipped_steps:
         t.add_row("skipped steps", f"{r.skipped_steps:,} (gradients not finite)")
     out.print(t)
@@ -301,11 +345,11 @@ class PrepareView:
 def prepare_summary(out: Console, r) -> None:
     """The table printed after `charnext prepare` (a PrepareResult)."""
     rows = [
-        ("folder", str(r.path)),
+        ("folder", [shown_path(r.path)]),
         ("text", f"{r.characters:,} characters, {r.bytes:,} bytes"),
         ("vocabulary", f"{r.vocab_size:,} characters; tokens stored as {r.dtype}"),
         ("time", f"{fmt_duration(r.seconds)} ({r.mb_per_sec:,.1f} MB/s)"),
-        ("train on it", f"charnext train --data {r.path}"),
+        ("train on it", ["charnext", "train", "--data", shown_path(r.path)]),
     ]
     out.print(key_value_table("prepared", rows))
 
@@ -429,10 +473,11 @@ def plain_samples(out: Console, prefix: str, generated: Sequence[str]) -> None:
 # evaluate
 
 
-def evaluation_table(r, checkpoint: str, source: str) -> Table:
-    """Loss, bits/char, perplexity and accuracy of a checkpoint on a text (an Evaluation)."""
+def evaluation_table(r, checkpoint: str, source: str | Sequence[str]) -> Table:
+    """Loss, bits/char, perplexity and accuracy of a checkpoint on a text (an Evaluation);
+    `source` as words (a path one word)."""
     rows = [
-        ("checkpoint", checkpoint),
+        ("checkpoint", [shown_path(checkpoint)]),
         ("text", source),
         ("scored", f"{r.characters:,} characters"),
         ("loss", f"{r.loss:.4f} nats/char"),
@@ -558,13 +603,15 @@ def show_surprise(out: Console, view, n: int = 10) -> None:
 # inspect
 
 
-def key_value_table(title: str, rows: Iterable[tuple[str, str]]) -> Table:
-    """A two-column table of names and values."""
+def key_value_table(title: str, rows: Iterable[tuple[str, str | Sequence[str]]]) -> Table:
+    """A two-column table of names and values. A value is a string, wrapped between its words,
+    or a list of words (a path one word, whatever it holds); a word too wide for the column is
+    shortened in its middle, never broken (see `Words`)."""
     t = Table(title=title, box=box.SIMPLE_HEAD, show_header=False, title_justify="left")
     t.add_column(style="cyan", no_wrap=True)
-    t.add_column(overflow="fold")
+    t.add_column()
     for k, v in rows:
-        t.add_row(k, v)
+        t.add_row(k, Words.of(v))
     return t
 
 
@@ -676,26 +723,37 @@ def line_chart(
     out.append(" " * label_w + " └" + "─" * width + "\n")
     left, right = f"step {int(x_lo)}", f"step {int(x_hi)}"
     out.append(" " * (label_w + 2) + left + right.rjust(width - len(left)) + "\n")
-    legend = "   ".join(f"{mark} {name}" for name, (mark, _) in zip(series, styles))
+    keys = [f"{mark} {name}" for name, (mark, _) in zip(series, styles)]
     if faint is not None:
-        legend += f"   · {faint[0]}"
-    out.append(" " * (label_w + 2) + legend)
+        keys.append(f"· {faint[0]}")
+    legend = [keys[0]]  # the keys on lines no wider than the chart, each key whole
+    for key in keys[1:]:
+        if len(legend[-1]) + 3 + len(key) <= width:
+            legend[-1] += "   " + key
+        else:
+            legend.append(key)
+    out.append("\n".join(" " * (label_w + 2) + line for line in legend))
     if clipped:
         out.append("\n" + " " * (label_w + 2) + f"(early values up to {max(values):.2f} sit on the top row)")
     return out
 
 
-def provenance_rows(p: dict, log: dict | None) -> list[tuple[str, str]]:
+def provenance_rows(p: dict, log: dict | None) -> list[tuple[str, str | list[str]]]:
     """Where a run came from, for `inspect`: command, source, versions, batch and schedule."""
     source = p.get("source") or {}
+    if not isinstance(source, dict):
+        source = {}
+    path = source.get("path")
+    where = [shown_path(path)] if isinstance(path, str) and path else []  # one word, spaces and all
+    command = p.get("command")
     schedule = p.get("schedule") or {}
     plan = (
         f"{schedule['total_steps']:,} steps" if schedule.get("total_steps") else
         f"{fmt_duration(schedule['max_time'])} budget" if schedule.get("max_time") else "-"
     )  # fmt: skip
     rows = [
-        ("command", " ".join(p["command"]) if p.get("command") else "- (Python API)"),
-        ("source", f"{source.get('kind', '-')}" + (f" {source['path']}" if source.get("path") else "")),
+        ("command", [str(a) for a in command] if isinstance(command, list) and command else "- (Python API)"),
+        ("source", [str(source.get("kind", "-")), *where]),
         ("versions", f"charnext {p.get('charnext')}, torch {p.get('torch')}, Python {p.get('python')}"),
         ("platform", str(p.get("platform"))),
         ("batch", f"{p.get('batch_size')} x {p.get('seq_len')} characters per step, "
@@ -709,7 +767,7 @@ def provenance_rows(p: dict, log: dict | None) -> list[tuple[str, str]]:
         rows.append(("plan", f"{chosen['why']} (planned: {planned})"))
     if log:
         counts = f"{log['steps']:,} steps, {len(log['validations'])} validations"
-        rows.append(("metrics log", f"{log['path']} ({counts})"))
+        rows.append(("metrics log", [shown_path(log["path"]), *f"({counts})".split(" ")]))
     return rows
 
 

@@ -26,6 +26,7 @@ from charnext.corpus import (
 from charnext.data import fingerprint, read_text, text_lines
 from charnext.device import resolve_precision
 from charnext.errors import ConfigError, TextError, UnknownCharactersError
+from charnext.paths import shown_path
 from charnext.planner import Plan, make_plan, probe_speed
 from charnext.prepare import PreparedData, load_prepared
 from charnext.schedule import default_steps
@@ -224,7 +225,7 @@ def resume_run(
     """
     raw = ckpt.load_raw(path)
     if not isinstance(raw.get("resume"), dict) or not isinstance(raw.get("train_config"), dict):
-        raise ConfigError(f"{path} holds no resumable training state; use --init-from")
+        raise ConfigError(f"{shown_path(path)} holds no resumable training state; use --init-from")
     recorded = {**raw["model_config"], **raw["train_config"]}
     changed = {
         name: value for name, value in overrides.items()
@@ -235,7 +236,7 @@ def resume_run(
         option = "--" + name.replace("_", "-")
         raise ConfigError(
             f"cannot change {option} when resuming (the run has {_shown(recorded.get(name))}, "
-            f"given {_shown(value)}); start a new run, or --init-from {path} to keep its weights"
+            f"given {_shown(value)}); start a new run, or --init-from {shown_path(path)} to keep its weights"
         )
     source = _as_source(text) if text is not None else _reopen(raw, path)
     counts = None
@@ -247,12 +248,12 @@ def resume_run(
     if raw.get("text") and raw["text"].get("sha256") != fp["sha256"]:
         if text is None:
             raise TextError(
-                f"{source.path} has changed since {path} was trained on it "
+                f"{shown_path(source.path)} has changed since {shown_path(path)} was trained on it "
                 f"({raw['text'].get('length')} characters then, {fp['length']} now); give the "
                 "original text, or use --init-from to train further on this one"
             )
         raise TextError(
-            f"the text differs from the one {path} was trained on "
+            f"the text differs from the one {shown_path(path)} was trained on "
             f"({raw['text'].get('length')} characters); to train further on another text, "
             "use --init-from"
         )
@@ -272,18 +273,25 @@ def _reopen(raw: dict, path: str | Path) -> Source:
     """The file or prepared folder a checkpoint records, opened again."""
     source = raw.get("source") if isinstance(raw.get("source"), dict) else {}
     kind, where = source.get("kind"), source.get("path")
+    where = where if isinstance(where, str) else None
     if kind == "file" and where:
         if not Path(where).is_file():
-            raise TextError(f"{path} was trained on {where}, which is gone; give the text (--file)")
+            raise TextError(
+                f"{shown_path(path)} was trained on {shown_path(where)}, "
+                "which is gone; give the text (--file)"
+            )
         return Source.file(where)
     if kind == "prepared" and where:
         if not Path(where).is_dir():
-            raise TextError(f"{path} was trained on {where}, which is gone; give the data (--data)")
+            raise TextError(
+                f"{shown_path(path)} was trained on {shown_path(where)}, "
+                "which is gone; give the data (--data)"
+            )
         return Source.folder(where)
     said = {"stdin": "standard input", "text": "a text given on the command line"}.get(
         kind, "a text it did not record"
     )
-    raise TextError(f"{path} was trained on {said}; give the text again (TEXT, --file or --data)")
+    raise TextError(f"{shown_path(path)} was trained on {said}; give the text again (TEXT, --file or --data)")
 
 
 def _differs(given, recorded) -> bool:

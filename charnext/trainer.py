@@ -30,6 +30,7 @@ from charnext.inference import generate
 from charnext.loss import sequence_loss
 from charnext.metrics import MetricsLog, metrics_path
 from charnext.model import CharModel, ModelConfig
+from charnext.paths import shown_path
 from charnext.planner import Plan, dropout_for, weight_decay_for
 from charnext.schedule import Schedule
 from charnext.scoring import EvalResult
@@ -219,7 +220,7 @@ class Trainer:
         except TrainingDiverged as e:
             kept = "this run wrote no checkpoint"
             if self._saved_step is not None:
-                kept = f"{self.out} keeps step {self._saved_step}"
+                kept = f"{shown_path(self.out)} keeps step {self._saved_step}"
             raise TrainingDiverged(f"{e}; {kept}") from None
         finally:
             if log:

@@ -205,8 +205,13 @@ def test_completion_options_are_offered():
     assert "--install-completion" in out and "--show-completion" in out
 
 
+# Typer guesses the shell from the processes above this one unless told not to; the tests name
+# the shell instead, so that they pass whatever started pytest (a terminal, CI, a background job).
+NO_DETECTION = {"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+
+
 def test_show_completion_prints_a_script():
-    env = {**os.environ, "SHELL": "/bin/bash"}
+    env = {**os.environ, "SHELL": "/bin/bash", **NO_DETECTION}
     command = [sys.executable, "-m", "charnext", "--show-completion", "bash"]
     proc = subprocess.run(command, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
@@ -226,7 +231,7 @@ def test_completion_completes_commands_and_choices(words, expected):
 
 
 def test_install_completion_writes_the_script_for_the_shell(tmp_path):
-    env = {**os.environ, "HOME": str(tmp_path), "SHELL": "/bin/bash"}
+    env = {**os.environ, "HOME": str(tmp_path), "SHELL": "/bin/bash", **NO_DETECTION}
     command = [sys.executable, "-m", "charnext", "--install-completion", "bash"]
     proc = subprocess.run(command, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr

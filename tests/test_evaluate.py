@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from charnext import api, render
 from charnext.cli import app
+from charnext.paths import shown_path
 
 runner = CliRunner()
 TINY = {"hidden_size": 32, "num_layers": 1, "precision": "fp32", "device": "cpu"}
@@ -200,7 +201,7 @@ def test_inspect_plot_writes_png(with_validation, tmp_path):
     assert result.exit_code == 0, result.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     json.loads(result.stdout)  # the note about the file goes to stderr
-    assert str(png) in result.stderr
+    assert result.stderr.strip() == f"loss curves written to {shown_path(png)}"  # one line, any width
 
 
 def test_inspect_plot_without_matplotlib(with_validation, tmp_path, monkeypatch):

@@ -6,14 +6,17 @@ from __future__ import annotations
 import io
 import json
 import re
+import sys
 from types import SimpleNamespace
 
+import pytest
 from rich.cells import cell_len
 from rich.console import Console
 from typer.testing import CliRunner
 
 from charnext import api, render
 from charnext.cli import app
+from charnext.paths import shorten_middle, shown_path
 from charnext.plot import smooth, y_range
 from charnext.vocab import Vocab, visible, visible_text
 
@@ -155,11 +158,95 @@ def test_inspect_reports_best_validation_and_a_smoothed_curve(tmp_path, poem):
 
 
 def test_plot_draws_smoothed_and_raw(tmp_path, poem):
-    import pytest
-
     pytest.importorskip("matplotlib")
     path = tmp_path / "p.pt"
     api.train(poem, out=path, steps=20, hidden_size=16, num_layers=1, precision="fp32", device="cpu")
     result = run("inspect", path, "--plot", tmp_path / "loss.png")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# -- paths that read as paths ------------------------------------------------------------------
+
+
+def test_shown_path_is_relative_inside_the_current_folder_and_uses_tilde_for_home(tmp_path, monkeypatch):
+    home, work, elsewhere = tmp_path / "home", tmp_path / "home" / "work", tmp_path / "other"
+    for folder in (work, elsewhere):
+        folder.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    assert shown_path(work / "runs" / "a.pt") == "runs/a.pt"
+    assert shown_path("runs/../a.pt") == "a.pt"
+    assert shown_path(work) == "."
+    assert shown_path(home / "notes" / "b.txt") == "~/notes/b.txt"
+    assert shown_path(elsewhere / "c.pt") == str(elsewhere / "c.pt")  # outside both: absolute
+    assert shown_path(str(home) + "x/d.pt") == str(home) + "x/d.pt"  # a sibling, not inside home
+
+
+def test_a_long_path_is_shortened_between_names():
+    path = "/tmp/" + "a" * 50 + "/runs/deep/run.metrics.jsonl"
+    assert shorten_middle(path, len(path)) == path
+    assert shorten_middle(path, 40) == "/tmp/…/runs/deep/run.metrics.jsonl"
+    assert shorten_middle(path, 30) == "/…/runs/deep/run.metrics.jsonl"
+    assert shorten_middle(path, 29) == "…/runs/deep/run.metrics.jsonl"
+    assert shorten_middle(path, 19) == "…/run.metrics.jsonl"
+    assert shorten_middle(path, 12) == "run.m….jsonl"  # the file name alone, cut in its middle
+    name = shorten_middle("x" * 30 + ".txt", 12)  # a name alone too wide: cut inside, ends kept
+    assert name == "xxxxx…xx.txt" and cell_len(name) == 12
+
+
+def test_words_wrap_between_words_and_never_break_one():
+    words = render.Words(["charnext", "train", "--out", "/tmp/" + "b" * 70 + "/run.pt", "--steps", "6"])
+    for width in (20, 40, 60, 200):
+        lines = words.lines(width)
+        assert all(cell_len(line) <= width for line in lines), (width, lines)
+        assert [w for line in lines for w in line.split(" ")][-2:] == ["--steps", "6"]
+        shown = next(w for line in lines for w in line.split(" ") if w.endswith("run.pt"))
+        assert shown in ("/tmp/" + "b" * 70 + "/run.pt", "/tmp/…/run.pt", "…/run.pt")
+
+
+DEEP = ("a" * 60, "test_metrics_log_and_provenance_of_a_long_name0", "b" * 30)
+
+
+def _names(path) -> set[str]:
+    return set(str(path).split("/"))
+
+
+@pytest.mark.parametrize("width", [60, 80])
+def test_inspect_of_a_run_in_a_deep_folder_breaks_no_name(tmp_path, monkeypatch, poem, width):
+    deep = tmp_path.joinpath(*DEEP)
+    deep.mkdir(parents=True)
+    text = deep / "poem.txt"
+    text.write_text(poem, encoding="utf-8")
+    out = deep / "run.pt"
+    monkeypatch.chdir(tmp_path.parent)  # neither the current folder nor home holds the run
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(sys, "argv", ["charnext"])  # the recorded command: not pytest's arguments
+    trained = run("train", "--file", text, "--out", out, "--steps", 4, "--eval-every", 2, *TINY,
+                  env={"COLUMNS": str(width)})  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    shown = run("inspect", out, env={"COLUMNS": str(width)})
+    assert shown.exit_code == 0, shown.output
+    known = _names(out) | _names(out.with_name("run.metrics.jsonl")) | _names(text) | {"", "…"}
+    known |= {"nats", "char", "bits", "chars", "s"}  # units: nats/char, chars/s
+    pieces = []
+    for output in (trained.stdout, shown.stdout):
+        for line in output.splitlines():
+            assert cell_len(line) <= width, line
+            pieces += [p for word in line.split() if "/" in word for p in word.split("/")]
+    names = {p.strip("(),") for p in pieces}
+    assert names and names <= known, names - known  # every name whole, or left out as …
+    assert {"run.pt", "run.metrics.jsonl", "poem.txt"} <= names
+    info = json.loads(run("inspect", out, "--json").stdout)
+    assert info["path"] == str(out) and info["metrics_log"]["path"] == str(out.with_name("run.metrics.jsonl"))
+
+
+def test_the_training_summary_shows_paths_from_the_current_folder(tmp_path, monkeypatch, poem):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    result = run("train", poem[:600], "--out", "runs/p.pt", "--steps", 2, *TINY)
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split()[-1] for line in result.stdout.splitlines() if line.startswith("  ")}
+    assert rows["checkpoint"] == "runs/p.pt" and rows["metrics"] == "runs/p.metrics.jsonl"
+    as_json = run("train", poem[:600], "--out", "runs/q.pt", "--steps", 2, "--json", *TINY)
+    assert json.loads(as_json.stdout)["checkpoint"] == str(tmp_path / "runs" / "q.pt")  # full, for programs

@@ -10,6 +10,7 @@ from conftest import POEM
 from typer.testing import CliRunner
 
 from charnext.cli import app
+from charnext.paths import shown_path
 
 QUOTED = 'He said "(burning) bright" twice.\n'  # quotes and brackets, for the features
 
@@ -36,7 +37,7 @@ def report_file(poem_model, tmp_path_factory):
     r = CliRunner().invoke(app, ["report", "-c", str(poem_model), "--file", str(text), "-o", str(out),
                                  "--chars", "300", "--units", "4"])  # fmt: skip
     assert r.exit_code == 0, r.output
-    assert f"report written to {out}" in r.output
+    assert f"report written to {shown_path(out)} (" in r.output.splitlines()[-1]  # one line, any width
     return out
 
 

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import shutil
+import tempfile
 
 import pytest
 from test_report import poem_model, report_file  # noqa: F401 - the report's fixtures
@@ -30,8 +31,12 @@ def _missing() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    """Headless Chromium, fresh profile, nothing in the background that reaches the network."""
+def browser():
+    """Headless Chromium, fresh profile, nothing in the background that reaches the network.
+
+    The profile and Chromium's temporary files lie in a folder with a short path, whatever TMPDIR
+    is: Chromium keeps Unix sockets there, and a socket's path may not exceed 107 bytes (a long
+    TMPDIR kills Chromium at start)."""
     missing = _missing()
     if missing:
         if os.environ.get("CI"):
@@ -40,17 +45,20 @@ def browser(tmp_path_factory):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
+    profile = tempfile.mkdtemp(prefix="charnext-chromium-", dir="/tmp" if os.path.isdir("/tmp") else None)
     opts = webdriver.ChromeOptions()
     opts.binary_location = shutil.which("chromium")
     for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1000,1400",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):  # fmt: skip
+                f"--user-data-dir={profile}"):  # fmt: skip
         opts.add_argument(arg)
     # the console, and every network request the page makes (DevTools' performance log)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+    service = Service(shutil.which("chromedriver"), env={**os.environ, "TMPDIR": profile})
+    driver = webdriver.Chrome(service=service, options=opts)
     yield driver
     driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
 
 
 def _requests(driver) -> list[tuple[str, str]]:
