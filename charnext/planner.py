@@ -259,12 +259,13 @@ def probe_speed(cell: Cell, embedding: int, vocab_size: int, seq_len: int, devic
 
     from charnext.device import autocast
     from charnext.model import CharModel
+    from charnext.optim import make_adamw
 
     def probe(hidden: int, layers: int, batch: int) -> float:
         state = torch.random.get_rng_state()
         try:
             model = CharModel(ModelConfig(vocab_size, cell, hidden, layers, embedding)).to(device)
-            opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+            opt = make_adamw(model.parameters(), 1e-4, 0.0, device)
             x = torch.randint(0, vocab_size, (batch, seq_len), device=device)
             times = []
             for i in range(PROBE_STEPS + 1):

@@ -30,6 +30,7 @@ from charnext.inference import generate
 from charnext.loss import sequence_loss
 from charnext.metrics import MetricsLog, metrics_path
 from charnext.model import CharModel, ModelConfig
+from charnext.optim import make_adamw
 from charnext.paths import shown_path
 from charnext.planner import Plan, dropout_for, weight_decay_for
 from charnext.schedule import Schedule
@@ -89,12 +90,9 @@ class Trainer:
                 _copy_overlap(self.model, init_weights)
         self.model.to(self.device).train()
         self.net = distributed.wrap(self.model, self.device, self.world)
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(),
-            lr=config.lr,
-            weight_decay=config.weight_decay,
-            fused=self.device.type in ("cpu", "cuda"),
-        )
+        # torch.optim.AdamW(fused=True)'s arithmetic and state, without torch.optim's import
+        # of torch._dynamo (about 2 s): see optim.py
+        self.optimizer = make_adamw(self.model.parameters(), config.lr, config.weight_decay, self.device)
         self.corpus = make_corpus(text, vocab, config, self.rank, self.world, vocab_counts)
         self.schedule = Schedule.plan(
             config, self.corpus.steps_per_epoch(), self.corpus.train_chars, self.chars_per_step
