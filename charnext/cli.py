@@ -308,6 +308,9 @@ def train(
     (DistributedDataParallel); only the first writes checkpoints and output. A diverging run
     stops with exit code 3 and keeps its last good checkpoints.
     """
+    from charnext.cpuload import IdleSample
+
+    idle = IdleSample()  # how busy the CPUs are while torch imports, for the default --threads
     from charnext import distributed, render, runs
     from charnext.device import configure_threads
     from charnext.events import EvalEvent, ReportEvent, StepEvent
@@ -331,7 +334,7 @@ def train(
     )  # fmt: skip
     given_model = {k: v for k, v in model_options.items() if v is not None}
     given_train = {k: v for k, v in train_options.items() if v is not None}
-    configure_threads(threads)
+    configure_threads(threads, idle)
     with distributed.process_group(device.value if device else "auto", parse_duration(dist_timeout)) as procs:
         source = _source(text, file, data)
         if resume is not None:

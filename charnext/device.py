@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import torch
 
 from charnext.config import DeviceName, Precision
+from charnext.cpuload import IDLE_SAMPLE_SECONDS, IdleSample
 from charnext.errors import DeviceError
 
 
@@ -61,60 +61,30 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-# Seconds over which `idle_cpus` watches the CPUs: long enough for /proc/stat's 100 Hz ticks to
-# say which cores are busy, short enough not to be noticed at start-up.
-IDLE_SAMPLE_SECONDS = 0.1
-
-
 def idle_cpus(seconds: float = IDLE_SAMPLE_SECONDS) -> float | None:
     """How many of the CPUs this process may run on were idle over `seconds` (Linux; else None)."""
-    try:
-        allowed = os.sched_getaffinity(0)
-    except (AttributeError, OSError):
-        return None
-
-    def ticks() -> dict[int, tuple[int, int]]:
-        out = {}
-        with open("/proc/stat", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("cpu") and line[3].isdigit():
-                    name, *values = line.split()
-                    v = [int(x) for x in values]
-                    out[int(name[3:])] = (v[3] + (v[4] if len(v) > 4 else 0), sum(v))  # idle+iowait, all
-        return out
-
-    try:
-        before = ticks()
-        time.sleep(seconds)
-        after = ticks()
-    except (OSError, ValueError, IndexError):
-        return None
-    idle = 0.0
-    for cpu in allowed:
-        if cpu in before and cpu in after:
-            total = after[cpu][1] - before[cpu][1]
-            idle += (after[cpu][0] - before[cpu][0]) / total if total > 0 else 1.0
-    return idle
+    return IdleSample().idle(seconds)
 
 
-def default_threads() -> int:
+def default_threads(sample: IdleSample | None = None) -> int:
     """Threads for torch on the CPU: torch's own choice (one a core), fewer when other processes
     keep cores busy. A thread on a busy core makes every step wait for it (OpenMP threads meet
     at each operation), which on a 2-core machine beside one busy process cost 3-5x."""
     if os.environ.get("OMP_NUM_THREADS"):
         return torch.get_num_threads()  # the user's choice
-    idle = idle_cpus()
+    idle = sample.idle() if sample is not None else idle_cpus()
     if idle is None:
         return torch.get_num_threads()
     return max(1, min(torch.get_num_threads(), int(idle + 0.5)))
 
 
-def configure_threads(threads: int | None = None) -> int:
-    """Set torch's CPU threads: `threads`, or `default_threads()`; returns the number set."""
+def configure_threads(threads: int | None = None, sample: IdleSample | None = None) -> int:
+    """Set torch's CPU threads: `threads`, or `default_threads()` (from `sample`, an idle-CPU
+    sample started earlier, if given); returns the number set."""
     from charnext.errors import ConfigError
 
     if threads is not None and threads < 1:
         raise ConfigError(f"threads must be at least 1, not {threads}")
-    n = threads or default_threads()
+    n = threads or default_threads(sample)
     torch.set_num_threads(n)
     return n

@@ -20,6 +20,7 @@ from charnext import api, runs
 from charnext import checkpoint as ckpt
 from charnext.cli import app
 from charnext.config import ModelConfig, TrainConfig
+from charnext.cpuload import IdleSample
 from charnext.device import configure_threads, idle_cpus
 from charnext.errors import ConfigError, TextError, TrainingDiverged, UnknownCharactersError
 from charnext.events import EvalEvent, ReportEvent, StepEvent
@@ -409,6 +410,11 @@ def test_threads(monkeypatch):
         torch.set_num_threads(threads)
     idle = idle_cpus(0.05)
     assert idle is None or 0.0 <= idle <= len(os.sched_getaffinity(0)) + 0.01
+    sample = IdleSample()  # a window opened earlier (as while torch imports), read later
+    sum(i * i for i in range(200_000))  # this process's own work counts as idle
+    idle = sample.idle(0.01)
+    assert idle is None or 0.0 <= idle <= len(os.sched_getaffinity(0))
+    assert configure_threads(None, sample) >= 1
 
 
 def test_text_errors_still_name_the_text(run_pt, tmp_path):
