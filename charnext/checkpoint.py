@@ -95,7 +95,7 @@ class Checkpoint:
         try:
             model.load_state_dict(weights)
         except RuntimeError as e:
-            raise CheckpointError(f"{shown_path(self.path)} is damaged: {_first_line(e)}") from None
+            raise CheckpointError(f"{shown_path(self.path)} is damaged: {first_line(e)}") from None
         return model.to(self.device).eval()
 
     @cached_property
@@ -140,7 +140,7 @@ class Checkpoint:
         return sum(count for _, _, count in self.parameter_table())
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
 
@@ -215,7 +215,12 @@ def _write(path: str | Path, raw: dict) -> Path:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise CheckpointError(f"cannot write {shown_path(path)}: folder {shown_path(parent)} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    if path.is_dir():
+        raise CheckpointError(f"cannot write {shown_path(path)}: it is a folder")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    except OSError as e:
+        raise CheckpointError(f"cannot write {shown_path(path)}: {e.strerror or e}") from None
     try:
         # mkstemp creates the file 0600; a checkpoint gets the mode of any new file (per umask)
         os.chmod(tmp, 0o666 & ~_umask())
@@ -224,8 +229,10 @@ def _write(path: str | Path, raw: dict) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):  # a full disk, a folder put in the way meanwhile
+            raise CheckpointError(f"cannot write {shown_path(path)}: {e.strerror or e}") from None
         raise
     return path
 
@@ -267,8 +274,20 @@ def _unwrap(model: torch.nn.Module) -> CharModel:
 
 def export(path: str | Path, out: str | Path) -> Path:
     """Write an inference-only file: the weights, the vocabulary and the model's configuration
-    (plus, for a line-mode model, that it is one and its training lines' hashes)."""
+    (plus, for a line-mode model, that it is one and its training lines' hashes). Refuses an
+    `out` that is a folder, or the checkpoint itself (its training state would be lost)."""
+    path, out = Path(path), Path(out)
     ckpt = load(path, engine="numpy")
+    if out.is_dir():
+        raise CheckpointError(
+            f"--out {shown_path(out)} is a folder; give the file's name, "
+            f"e.g. --out {shown_path(out / 'model.safetensors')}"
+        )
+    if out.exists() and os.path.samefile(out, path):
+        raise CheckpointError(
+            f"--out {shown_path(out)} is the checkpoint being exported; the export would replace its "
+            "training state (give another --out)"
+        )
     raw = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -349,7 +368,7 @@ def _read_format2(path: Path, data: bytes, convert: Callable[[np.ndarray, bool],
             raw[key] = _from_json(json.loads(text), tensor)
         except (ValueError, TypeError, RecursionError) as e:
             raise CheckpointError(
-                f"{shown_path(path)} is damaged: field '{key}' is malformed ({_first_line(e)})"
+                f"{shown_path(path)} is damaged: field '{key}' is malformed ({first_line(e)})"
             ) from None
     return raw
 
@@ -365,25 +384,92 @@ def _torch_load(path: Path) -> dict:
             warnings.simplefilter("ignore")
             return torch.load(path, weights_only=True, map_location="cpu")
     except Exception as e:  # noqa: BLE001 - every failure here means "unusable file"
-        reason = _first_line(e)
+        reason = first_line(e)
         if "weights_only" in str(e) or "Unsupported global" in str(e) or "Unpickler" in str(e):
             reason = "it is corrupt, or holds objects other than tensors and plain values (never loaded)"
         raise CheckpointError(f"{shown_path(path)} is not a readable charnext checkpoint: {reason}") from None
 
 
 def _check(path: Path, raw: Any) -> dict:
-    """`raw` if it has the fields every checkpoint has, of the right kinds."""
+    """`raw` if it has the fields every checkpoint has, of the right kinds, and its optional
+    fields (those inspect, evaluate and resuming read) are of their kinds where present."""
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise CheckpointError(f"{shown_path(path)} is not a charnext checkpoint")
     for key, kind in _REQUIRED.items():
-        if not isinstance(raw.get(key), kind):
+        if not isinstance(raw.get(key), kind) or isinstance(raw.get(key), bool):
             raise CheckpointError(f"{shown_path(path)} is damaged: field '{key}' is missing or malformed")
     if raw["format_version"] > FORMAT_VERSION:
         raise CheckpointError(
             f"{shown_path(path)} has checkpoint format {raw['format_version']}, newer than this charnext "
             f"{__version__} reads (format {FORMAT_VERSION}); upgrade charnext"
         )
+    for key, ok in _OPTIONAL.items():
+        if raw.get(key) is not None and not ok(raw[key], raw):
+            raise CheckpointError(f"{shown_path(path)} is damaged: field '{key}' is malformed")
     return raw
+
+
+def _whole(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def _file_name(v: Any) -> bool:
+    """A plain file name (the metrics log's, found beside the checkpoint): no folder in it."""
+    return isinstance(v, str) and v not in ("", ".", "..") and not any(c in v for c in "/\\\0")
+
+
+def _history(v: Any, raw: dict) -> bool:
+    return isinstance(v, dict) and all(
+        isinstance(k, str) and isinstance(xs, list) and all(x is None or _number(x) for x in xs)
+        for k, xs in v.items()
+    )
+
+
+def _text(v: Any, raw: dict) -> bool:
+    return isinstance(v, dict) and isinstance(v.get("sha256"), str) and _whole(v.get("length"))
+
+
+def _summary(v: Any, raw: dict) -> bool:
+    return isinstance(v, dict) and (v.get("elapsed") is None or _number(v["elapsed"]))
+
+
+def _counts(v: Any, raw: dict) -> bool:  # its length is checked with the vocabulary (_model_of)
+    return isinstance(v, list) and all(map(_whole, v))
+
+
+def _line_index(v: Any, raw: dict) -> bool:
+    """Sorted 64-bit hashes of the training lines: a 1-D int64 tensor (numpy's or torch's)."""
+    if isinstance(v, np.ndarray):
+        return v.ndim == 1 and v.dtype == np.int64
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(v, torch.Tensor) and v.dim() == 1 and v.dtype == torch.int64
+
+
+def _kind(kind: type) -> Callable[[Any, dict], bool]:
+    return lambda v, raw: isinstance(v, kind)
+
+
+# What the optional fields must be where present (None is always allowed): what inspect,
+# evaluate and a resumed run read from them without further checks.
+_OPTIONAL: dict[str, Callable[[Any, dict], bool]] = {
+    "charnext_version": _kind(str),
+    "created": _kind(str),
+    "train_config": _kind(dict),
+    "step": lambda v, raw: _whole(v),
+    "optimizer": _kind(dict),
+    "history": _history,
+    "text": _text,
+    "summary": _summary,
+    "resume": _kind(dict),
+    "provenance": _kind(dict),
+    "metrics_log": lambda v, raw: _file_name(v),
+    "vocab_counts": _counts,
+    "line_index": _line_index,
+}
 
 
 def _read(path: Path, convert: Callable[[np.ndarray, bool], Any]) -> dict:
@@ -415,7 +501,62 @@ def load_raw(path: str | Path) -> dict:
             return torch.from_numpy(a.view(np.int16).copy()).view(torch.bfloat16)
         return torch.from_numpy(a.copy())  # a writable copy, as torch.load gives
 
-    return _read(Path(path), to_torch)
+    path = Path(path)
+    raw = _read(path, to_torch)
+    _model_of(path, raw)  # the weights fit the configuration, as `load` checks
+    return raw
+
+
+def check_resumable(path: str | Path, raw: dict) -> None:
+    """Refuse, in one line, training state (of `load_raw`'s fields) that cannot continue a run:
+    its configuration, step, optimizer state, random state and carried state must be what the
+    model and torch take, so that a resumed run never fails inside torch."""
+    import torch
+
+    path = Path(path)
+
+    def damaged(what: str) -> CheckpointError:
+        return CheckpointError(f"{shown_path(path)} is damaged: {what}")
+
+    from charnext.config import TrainConfig
+    from charnext.optim import check_state_dict
+
+    config = ModelConfig(**raw["model_config"])  # load_raw has checked it
+    try:
+        TrainConfig.from_dict(raw["train_config"])
+    except (ConfigError, TypeError, ValueError) as e:
+        raise damaged(f"train_config: {first_line(e)}") from None
+    if not _whole(raw.get("step")):
+        raise damaged("field 'step' is not a whole number")
+    if raw.get("optimizer") is not None:
+        try:
+            check_state_dict(raw["optimizer"], list(parameter_shapes(config).values()))
+        except ValueError as e:
+            raise damaged(first_line(e)) from None
+    r = raw["resume"]
+    rng = r.get("rng")
+    size = torch.get_rng_state().numel()
+    if rng is not None and not (
+        isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8 and rng.shape == (size,)
+    ):
+        raise damaged(f"the random state is not {size} bytes (uint8)")
+    state = r.get("state")
+    width = config.hidden_size * (2 if config.cell.value == "lstm" else 1)
+    if state is not None and not (
+        isinstance(state, torch.Tensor) and state.dtype.is_floating_point and state.dim() == 3
+        and state.shape[0] == config.num_layers and state.shape[2] == width
+    ):  # fmt: skip
+        raise damaged(f"the carried state is not a float tensor ({config.num_layers}, batch, {width})")
+    for key, ok in (("elapsed", _number), ("best_val_loss", _number), ("evals_since_best", _whole),
+                    ("skipped_steps", _whole)):  # fmt: skip
+        if r.get(key) is not None and not ok(r[key]):
+            raise damaged(f"resume field '{key}' is malformed")
+    guard = r.get("guard")
+    if guard is not None and not (
+        isinstance(guard, dict)
+        and all(v is None or _number(v) for k, v in guard.items() if k != "first_seen")
+    ):
+        raise damaged("resume field 'guard' is malformed")
 
 
 def _to_numpy(obj: Any) -> Any:
@@ -440,19 +581,33 @@ def _model_of(path: Path, raw: dict) -> tuple[Vocab, ModelConfig]:
         config = ModelConfig(**raw["model_config"])
         if config.vocab_size != len(vocab):
             raise ValueError("vocabulary size does not match the model")
+        counts = raw.get("vocab_counts")
+        if counts is not None and len(counts) != len(vocab):
+            raise ValueError("field 'vocab_counts' does not match the vocabulary")
         weights = raw["state_dict"]
+        if config.num_layers > len(weights):  # before listing the layers: a damaged count may be huge
+            raise ValueError(f"num_layers {config.num_layers} does not match the {len(weights)} weights")
         expected = parameter_shapes(config)
         missing = [k for k in expected if k not in weights]
         unexpected = [k for k in weights if k not in expected]
         if missing or unexpected:
             raise ValueError(f"weights do not match the model (missing {missing}, unexpected {unexpected})")
         for name, shape in expected.items():
-            w = weights[name]
-            if not isinstance(w, np.ndarray) or w.dtype.kind != "f" or w.shape != shape:
+            if _float_shape(weights[name]) != shape:
                 raise ValueError(f"weight {name} is not a float tensor of shape {list(shape)}")
     except (TypeError, ValueError, KeyError, ConfigError) as e:
-        raise CheckpointError(f"{shown_path(path)} is damaged: {_first_line(e)}") from None
+        raise CheckpointError(f"{shown_path(path)} is damaged: {first_line(e)}") from None
     return vocab, config
+
+
+def _float_shape(w: Any) -> tuple[int, ...] | None:
+    """The shape of a floating-point tensor, numpy's or torch's; None for anything else."""
+    if isinstance(w, np.ndarray):
+        return tuple(w.shape) if w.dtype.kind == "f" else None
+    torch = sys.modules.get("torch")  # a torch tensor can only exist if torch is imported
+    if torch is not None and isinstance(w, torch.Tensor):
+        return tuple(w.shape) if w.dtype.is_floating_point else None
+    return None
 
 
 def load(path: str | Path, device: str | torch.device = "cpu", engine: str = "torch") -> Checkpoint:

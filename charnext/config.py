@@ -7,10 +7,34 @@ Each dataclass belongs to the module that uses it and is re-exported there:
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, fields
 from enum import Enum
 
 from charnext.errors import ConfigError
+
+
+def _whole(obj, names: tuple[str, ...], optional: bool = False) -> None:
+    """Each of `names` on `obj` is a whole number (None too, if `optional`): an int, or what
+    acts as one (numpy's), never a bool, a float or a string (as a damaged checkpoint may hold)."""
+    for name in names:
+        value = getattr(obj, name)
+        if value is None and optional:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ConfigError(f"{name.replace('_', '-')} must be a whole number, not {value!r}")
+        setattr(obj, name, int(value))
+
+
+def _real(obj, names: tuple[str, ...], optional: bool = False) -> None:
+    """Each of `names` on `obj` is a finite number (None too, if `optional`)."""
+    for name in names:
+        value = getattr(obj, name)
+        if value is None and optional:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise ConfigError(f"{name.replace('_', '-')} must be a finite number, not {value!r}")
 
 
 class DeviceName(str, Enum):
@@ -61,8 +85,10 @@ class ModelConfig:
     def __post_init__(self) -> None:
         try:
             self.cell = Cell(self.cell)
-        except ValueError:
+        except (ValueError, TypeError):
             raise ConfigError(f"unknown cell {self.cell!r}; choose rnn, gru or lstm") from None
+        _whole(self, ("vocab_size", "hidden_size", "num_layers", "embedding_size"))
+        _real(self, ("dropout", "weight_drop"))
         for name in ("vocab_size", "hidden_size", "num_layers"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
@@ -106,6 +132,21 @@ class TrainConfig:
     sample_temperature: float = 0.8  # temperature of those previews (fixed seed); 0 = greedy
 
     def __post_init__(self) -> None:
+        _whole(self, ("seq_len", "warmup_steps", "seed"))
+        _whole(self, ("batch_size", "steps", "eval_every", "patience"), optional=True)
+        _real(self, ("lr", "min_lr_ratio", "grad_clip", "weight_decay", "sample_temperature"))
+        _real(self, ("epochs", "max_time", "val_fraction"), optional=True)
+        for name, choices in (("device", DeviceName), ("precision", Precision)):
+            try:
+                setattr(self, name, choices(getattr(self, name)).value)
+            except (ValueError, TypeError):
+                raise ConfigError(f"unknown {name} {getattr(self, name)!r}") from None
+        for name in ("lines", "random_windows"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ConfigError(f"{name.replace('_', '-')} must be true or false, not {value!r}")
+        if self.sample_prompt is not None and not isinstance(self.sample_prompt, str):
+            raise ConfigError(f"sample-prompt must be a text, not {self.sample_prompt!r}")
         positive = ("seq_len", "batch_size", "steps", "epochs", "max_time", "lr", "eval_every")
         for name in positive:
             value = getattr(self, name)

@@ -41,12 +41,10 @@ class MetricsLog:
         self.pending: list[str] = []
         self.file = None
         if resume_step and previous is not None and Path(previous).is_file():
-            for line in Path(previous).read_text(encoding="utf-8").splitlines():
-                try:
-                    if json.loads(line).get("step", 0) <= resume_step:
-                        self.pending.append(line)
-                except json.JSONDecodeError:  # a line cut short by a crash
-                    continue
+            for line, record in _records(previous):
+                step = record.get("step", 0)
+                if isinstance(step, (int, float)) and step <= resume_step:
+                    self.pending.append(line)
 
     def attach(self) -> None:
         """The checkpoint is written: (re)write the file from here on."""
@@ -95,11 +93,23 @@ class MetricsLog:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    """The records of a metrics log (lines that do not parse, e.g. cut by a crash, skipped)."""
-    records = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    """The records of a metrics log (lines that are not JSON objects, e.g. cut by a crash, skipped)."""
+    return [record for _, record in _records(path)]
+
+
+def _records(path: Path) -> list[tuple[str, dict]]:
+    """Each line of a metrics log that holds a JSON object, with that object. Lines that do not
+    (cut short by a crash, damaged, not UTF-8) are skipped; an unreadable file has none."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    out = []
+    for line in text.splitlines():
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
             continue
-    return records
+        if isinstance(record, dict):
+            out.append((line, record))
+    return out

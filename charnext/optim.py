@@ -11,6 +11,7 @@ with either one resume with the other. tests/test_optim.py holds both to it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import torch
@@ -133,52 +134,76 @@ class AdamW:
         """The state of `state_dict()`, this class's or torch.optim.AdamW's, with its saved
         hyperparameters; the moments cast to each parameter's dtype and device, the step count
         to float32 beside it (as torch does for its fused AdamW). Raises ValueError on a state
-        that does not fit the parameters."""
-        saved_groups = state_dict.get("param_groups") if isinstance(state_dict, dict) else None
-        saved_state = state_dict.get("state") if isinstance(state_dict, dict) else None
-        if not isinstance(saved_groups, list) or not isinstance(saved_state, dict):
-            raise ValueError("the optimizer state is not a state_dict")
-        if len(saved_groups) != len(self.param_groups):
-            raise ValueError("the optimizer state has a different number of parameter groups")
-        id_map: dict[int, torch.Tensor] = {}
-        new_groups = []
-        for group, saved in zip(self.param_groups, saved_groups):
-            if not isinstance(saved, dict) or not isinstance(saved.get("params"), list):
-                raise ValueError("the optimizer state has a malformed parameter group")
-            if len(saved["params"]) != len(group["params"]):
-                raise ValueError("the optimizer state does not match the model's parameters")
-            id_map.update(zip(saved["params"], group["params"]))
-            new = {**GROUP_DEFAULTS, **{k: v for k, v in saved.items() if k != "params"}}
-            new["decoupled_weight_decay"] = True  # AdamW, whatever was saved (as torch.optim.AdamW)
-            if new["amsgrad"] or new["maximize"]:
-                raise ValueError("the optimizer state asks for amsgrad or maximize; charnext uses neither")
-            new["fused"] = True  # the step count moves beside its parameter, below
-            new_groups.append({"params": group["params"], **new})
+        that does not fit the parameters (see `check_state_dict`)."""
+        params = [p for group in self.param_groups for p in group["params"]]
+        if len(self.param_groups) != 1:
+            raise ValueError("this AdamW loads the state of one parameter group")
+        check_state_dict(state_dict, [tuple(p.shape) for p in params])
+        saved = state_dict["param_groups"][0]
+        group = {**GROUP_DEFAULTS, **{k: v for k, v in saved.items() if k != "params"}}
+        group["decoupled_weight_decay"] = True  # AdamW, whatever was saved (as torch.optim.AdamW)
+        group["fused"] = True  # the step count moves beside its parameter, below
+        by_index = dict(zip(saved["params"], params))
         state: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
-        for key, value in saved_state.items():
-            p = id_map.get(key)
-            if p is None or not isinstance(value, dict):
-                raise ValueError(f"the optimizer state names parameter {key!r}, which the model lacks")
-            if set(value) != {"step", "exp_avg", "exp_avg_sq"}:
-                raise ValueError(f"the optimizer state of parameter {key} is not AdamW's")
-            step, avg, sq = value["step"], value["exp_avg"], value["exp_avg_sq"]
-            if not all(isinstance(t, torch.Tensor) and t.shape == p.shape for t in (avg, sq)):
-                raise ValueError(f"the optimizer state of parameter {key} does not match its shape")
-            if isinstance(step, torch.Tensor):
-                if step.numel() != 1:
-                    raise ValueError(f"the optimizer step count of parameter {key} is not one number")
-                step = step.to(dtype=torch.float32, device=p.device)
-            elif isinstance(step, (int, float)) and not isinstance(step, bool):  # older torch: a number
-                step = torch.tensor(float(step), dtype=torch.float32, device=p.device)
-            else:
-                raise ValueError(f"the optimizer step count of parameter {key} is not a number")
+        for key, value in state_dict["state"].items():
+            p = by_index[key]
+            step = value["step"]
+            if not isinstance(step, torch.Tensor):  # older torch saved a number
+                step = torch.tensor(float(step))
             state[p] = {
-                "step": step.reshape(()),
-                "exp_avg": avg.to(dtype=p.dtype, device=p.device),
-                "exp_avg_sq": sq.to(dtype=p.dtype, device=p.device),
+                "step": step.to(dtype=torch.float32, device=p.device).reshape(()),
+                "exp_avg": value["exp_avg"].to(dtype=p.dtype, device=p.device),
+                "exp_avg_sq": value["exp_avg_sq"].to(dtype=p.dtype, device=p.device),
             }
-        self.param_groups = new_groups
+        self.param_groups = [{"params": params, **group}]
         self.state = state
+
+
+def check_state_dict(state_dict: object, shapes: list[tuple[int, ...]]) -> None:
+    """Raise ValueError, saying what is wrong, unless `state_dict` is AdamW state (this module's
+    or torch.optim.AdamW's: one parameter group) for parameters of these shapes, in order."""
+    if not isinstance(state_dict, dict):
+        raise ValueError("the optimizer state is not a state_dict")
+    groups, state = state_dict.get("param_groups"), state_dict.get("state")
+    if not isinstance(groups, list) or not isinstance(state, dict) or len(groups) != 1:
+        raise ValueError("the optimizer state is not one parameter group's state_dict")
+    group = groups[0]
+    ids = group.get("params") if isinstance(group, dict) else None
+    if not (isinstance(ids, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in ids)):
+        raise ValueError("the optimizer state's parameter group is malformed")
+    if len(ids) != len(shapes) or len(set(ids)) != len(ids):
+        raise ValueError("the optimizer state does not match the model's parameters")
+    for name in ("lr", "eps", "weight_decay"):
+        if not _finite(group.get(name, 0.0)) or group.get(name, 0.0) < 0:
+            raise ValueError(f"the optimizer's {name} is not a finite number")
+    betas = group.get("betas", GROUP_DEFAULTS["betas"])
+    if not (
+        isinstance(betas, (tuple, list)) and len(betas) == 2 and all(_finite(b) and 0 <= b < 1 for b in betas)
+    ):
+        raise ValueError("the optimizer's betas are not two numbers in [0, 1)")
+    if group.get("amsgrad") or group.get("maximize"):
+        raise ValueError("the optimizer state asks for amsgrad or maximize; charnext uses neither")
+    shape_of = dict(zip(ids, shapes))
+    for key, value in state.items():
+        if key not in shape_of or not isinstance(value, dict):
+            raise ValueError(f"the optimizer state names parameter {key!r}, which the model lacks")
+        if set(value) != {"step", "exp_avg", "exp_avg_sq"}:
+            raise ValueError(f"the optimizer state of parameter {key} is not AdamW's")
+        for name in ("exp_avg", "exp_avg_sq"):
+            t = value[name]
+            if not (
+                isinstance(t, torch.Tensor) and t.dtype.is_floating_point and tuple(t.shape) == shape_of[key]
+            ):
+                raise ValueError(f"the optimizer state of parameter {key} does not match its shape")
+        step = value["step"]
+        if isinstance(step, torch.Tensor):
+            step = step.item() if step.numel() == 1 and not step.dtype.is_complex else None
+        if not _finite(step) or step < 0:
+            raise ValueError(f"the optimizer step count of parameter {key} is not a number")
+
+
+def _finite(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _by_device_and_dtype(tensors: list[torch.Tensor]) -> list[list[int]]:

@@ -101,7 +101,9 @@ def parameters(cell: Cell, hidden: int, layers: int, vocab: int, embedding: int)
     """Trainable parameters of a CharModel of this shape (as CharModel.num_parameters)."""
     gates = {Cell.rnn: 1, Cell.gru: 3, Cell.lstm: 4}[Cell(cell)]
     inp = embedding or vocab
-    recurrent = sum(gates * hidden * ((inp if i == 0 else hidden) + hidden + 2) for i in range(layers))
+    # the first layer reads the input, the others the layer below; counted, not listed (a
+    # mistyped --num-layers may be a billion)
+    recurrent = gates * hidden * (inp + hidden + 2) + (layers - 1) * gates * hidden * (2 * hidden + 2)
     return recurrent + (vocab * embedding) + hidden * vocab + vocab
 
 

@@ -50,8 +50,11 @@ def _pyplot():
 
 
 def plot_history(info: dict, path: str | Path) -> Path:
-    """Write the training (and validation) loss curves of `describe(ckpt)` to an image file."""
+    """Write the training (and validation) loss curves of `describe(ckpt)` to an image file:
+    `path` itself, whose suffix says the format (PNG where it has none)."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"--plot {shown_path(path)} is a folder; give the image's name, e.g. loss.png")
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     try:
@@ -77,7 +80,8 @@ def plot_history(info: dict, path: str | Path) -> Path:
             ax.legend()
         fig.tight_layout()
         try:
-            fig.savefig(path)
+            # a format named, so that matplotlib writes `path` itself (without one, `loss` became `loss.png`)
+            fig.savefig(path, format=None if path.suffix else "png")
         except (OSError, ValueError) as e:
             raise ConfigError(f"cannot write {shown_path(path)}: {e}") from None
     finally:

@@ -746,11 +746,15 @@ def provenance_rows(p: dict, log: dict | None) -> list[tuple[str, str | list[str
     path = source.get("path")
     where = [shown_path(path)] if isinstance(path, str) and path else []  # one word, spaces and all
     command = p.get("command")
-    schedule = p.get("schedule") or {}
+    schedule = p.get("schedule") if isinstance(p.get("schedule"), dict) else {}
+    total, budget = schedule.get("total_steps"), schedule.get("max_time")
     plan = (
-        f"{schedule['total_steps']:,} steps" if schedule.get("total_steps") else
-        f"{fmt_duration(schedule['max_time'])} budget" if schedule.get("max_time") else "-"
-    )  # fmt: skip
+        f"{total:,} steps"
+        if _positive(total)
+        else f"{fmt_duration(budget)} budget"
+        if _positive(budget)
+        else "-"
+    )
     rows = [
         ("command", [str(a) for a in command] if isinstance(command, list) and command else "- (Python API)"),
         ("source", [str(source.get("kind", "-")), *where]),
@@ -763,12 +767,18 @@ def provenance_rows(p: dict, log: dict | None) -> list[tuple[str, str | list[str
     ]  # fmt: skip
     chosen = p.get("plan")
     if isinstance(chosen, dict) and chosen.get("why"):
-        planned = ", ".join(str(n).replace("_", "-") for n in chosen.get("planned") or []) or "nothing"
+        names = chosen.get("planned") if isinstance(chosen.get("planned"), list) else []
+        planned = ", ".join(str(n).replace("_", "-") for n in names) or "nothing"
         rows.append(("plan", f"{chosen['why']} (planned: {planned})"))
     if log:
         counts = f"{log['steps']:,} steps, {len(log['validations'])} validations"
         rows.append(("metrics log", [shown_path(log["path"]), *f"({counts})".split(" ")]))
     return rows
+
+
+def _positive(v) -> bool:
+    """A number above zero (a recorded field, which a damaged file may hold as anything)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
 
 
 def show_checkpoint(out: Console, info: dict) -> None:

@@ -9,6 +9,8 @@ the same file or folder, checked against the text's fingerprint.
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,11 +28,12 @@ from charnext.corpus import (
 from charnext.data import fingerprint, read_text, text_lines
 from charnext.device import resolve_precision
 from charnext.errors import ConfigError, TextError, UnknownCharactersError
+from charnext.metrics import metrics_path
 from charnext.paths import shown_path
 from charnext.planner import Plan, make_plan, probe_speed
 from charnext.prepare import PreparedData, load_prepared
 from charnext.schedule import default_steps
-from charnext.trainer import Trainer
+from charnext.trainer import Trainer, best_path
 from charnext.vocab import Vocab, require_text
 
 NEWLINE = "\n"
@@ -66,6 +69,39 @@ class Source:
         return {"kind": self.kind, "path": str(self.path.resolve()) if self.path is not None else None}
 
 
+def check_out_path(out: Path, source: Source | None = None) -> None:
+    """Refuse, before any training, a checkpoint path the run could not write or should not:
+    a folder, a file in a folder this process cannot write to, or the text being trained on
+    (or a file of the prepared folder). A missing folder is left to the save."""
+    if out.is_dir():
+        raise ConfigError(
+            f"--out {shown_path(out)} is a folder; give the checkpoint's file name, "
+            f"e.g. --out {shown_path(out / 'checkpoint.pt')}"
+        )
+    for beside in (best_path(out), metrics_path(out)):
+        if beside.is_dir():
+            raise ConfigError(
+                f"cannot write {shown_path(beside)} beside --out {shown_path(out)}: it is a folder"
+            )
+    parent = out.parent
+    if parent.is_dir():
+        # a temporary file beside the checkpoint, as the save makes (os.access misjudges root)
+        try:
+            fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise ConfigError(f"cannot write {shown_path(out)}: {e.strerror or e}") from None
+    if source is not None and source.path is not None and out.exists():
+        inside = source.kind == "prepared" and out.resolve().parent == source.path.resolve()
+        if inside or os.path.samefile(out, source.path):
+            what = "a file of the prepared data" if inside else "the text"
+            raise ConfigError(
+                f"--out {shown_path(out)} is {what} being trained on; the checkpoint would "
+                "overwrite it (give another --out)"
+            )
+
+
 def _as_source(text: str | PreparedData | Source) -> Source:
     if isinstance(text, Source):
         return text
@@ -97,6 +133,8 @@ def new_run(
     out = Path(out) if out else None
     if extend_vocab and init_from is None:
         raise ConfigError("--extend-vocab grows the vocabulary of --init-from's model; give --init-from")
+    if out is not None:
+        check_out_path(out, source)
     origin = {"command": command, "source": source.record()}
     if source.prepared is not None:
         data = source.prepared
@@ -226,6 +264,7 @@ def resume_run(
     raw = ckpt.load_raw(path)
     if not isinstance(raw.get("resume"), dict) or not isinstance(raw.get("train_config"), dict):
         raise ConfigError(f"{shown_path(path)} holds no resumable training state; use --init-from")
+    ckpt.check_resumable(path, raw)
     recorded = {**raw["model_config"], **raw["train_config"]}
     changed = {
         name: value for name, value in overrides.items()
@@ -239,6 +278,7 @@ def resume_run(
             f"given {_shown(value)}); start a new run, or --init-from {shown_path(path)} to keep its weights"
         )
     source = _as_source(text) if text is not None else _reopen(raw, path)
+    check_out_path(Path(out or path), source)
     counts = None
     if source.prepared is not None:
         source.prepared.require_vocab(raw["vocab"], path)

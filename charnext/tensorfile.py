@@ -15,6 +15,7 @@ are read as uint16 bit patterns and marked in `TensorFile.bf16` (see `bf16_to_fl
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -22,6 +23,8 @@ from typing import BinaryIO
 import numpy as np
 
 MAX_HEADER = 100_000_000  # bytes of JSON header at most, as the reference implementation allows
+MAX_DIMS = 32  # dimensions of a tensor at most (numpy 1's limit)
+MAX_ELEMENTS = 2**62  # elements of a tensor at most, a zero dimension aside (numpy could not hold more)
 
 # safetensors dtype name <-> numpy dtype (little-endian); BF16 travels as its uint16 bits.
 DTYPES: dict[str, np.dtype] = {
@@ -86,10 +89,12 @@ def read(data: bytes) -> TensorFile:
         if not (isinstance(info, dict) and set(info) == {"dtype", "shape", "data_offsets"}):
             raise TensorFileError(f"tensor {name!r}: entry is not dtype/shape/data_offsets")
         dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
-        if dtype not in DTYPES:
-            raise TensorFileError(f"tensor {name!r}: unsupported dtype {dtype!r}")
-        if not (isinstance(shape, list) and all(_natural(d) for d in shape)):
-            raise TensorFileError(f"tensor {name!r}: malformed shape")
+        if not isinstance(dtype, str) or dtype not in DTYPES:  # a list or an object is no name
+            raise TensorFileError(f"tensor {name!r}: unsupported dtype {_short(dtype)}")
+        if not (isinstance(shape, list) and len(shape) <= MAX_DIMS and all(_natural(d) for d in shape)):
+            raise TensorFileError(f"tensor {name!r}: malformed shape {_short(shape)}")
+        if math.prod(d for d in shape if d) > MAX_ELEMENTS:  # [10**30, 0]: no bytes, yet no array
+            raise TensorFileError(f"tensor {name!r}: shape {_short(shape)} is too large for any tensor")
         if not (isinstance(offsets, list) and len(offsets) == 2 and all(_natural(o) for o in offsets)):
             raise TensorFileError(f"tensor {name!r}: malformed data_offsets")
         begin, end = offsets
@@ -113,6 +118,12 @@ def read(data: bytes) -> TensorFile:
 
 def _natural(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _short(value: object, limit: int = 60) -> str:
+    """`value` for a message: its repr, cut to `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def write(

@@ -9,6 +9,7 @@ schedule (`charnext.schedule`), and several processes talk through `charnext.dis
 from __future__ import annotations
 
 import math
+import os
 import platform
 import signal
 import time
@@ -24,7 +25,7 @@ from charnext.config import SampleConfig, TrainConfig
 from charnext.corpus import make_corpus
 from charnext.device import autocast, resolve_precision
 from charnext.divergence import DivergenceGuard
-from charnext.errors import TrainingDiverged
+from charnext.errors import CheckpointError, ConfigError, TrainingDiverged
 from charnext.events import EvalEvent, Event, ReportEvent, StepEvent, TrainResult
 from charnext.inference import generate
 from charnext.loss import sequence_loss
@@ -32,7 +33,7 @@ from charnext.metrics import MetricsLog, metrics_path
 from charnext.model import CharModel, ModelConfig
 from charnext.optim import make_adamw
 from charnext.paths import shown_path
-from charnext.planner import Plan, dropout_for, weight_decay_for
+from charnext.planner import Plan, dropout_for, parameters, weight_decay_for
 from charnext.schedule import Schedule
 from charnext.scoring import EvalResult
 from charnext.vocab import Vocab
@@ -84,6 +85,7 @@ class Trainer:
         self._start: float | None = None  # perf_counter at the start of this session's loop
 
         torch.manual_seed(config.seed)
+        _check_memory(model_config)
         self.model = CharModel(model_config)
         if init_weights is not None:
             with torch.no_grad():
@@ -116,7 +118,11 @@ class Trainer:
         self._val_ok = True  # whether the latest validation allows saving (see divergence.py)
         self._resumed_plan: dict | None = None
         if resume is not None:
-            self._restore(resume)
+            try:  # checkpoint.check_resumable has checked it; this is the last line of defence
+                self._restore(resume)
+            except (RuntimeError, ValueError, TypeError, KeyError) as e:
+                where = shown_path(self.resumed_from) if self.resumed_from is not None else "the checkpoint"
+                raise CheckpointError(f"{where} is damaged: {ckpt.first_line(e)}") from None
             if (
                 self.out is not None
                 and self.resumed_from is not None
@@ -557,6 +563,29 @@ class Trainer:
                 "skipped_steps": self.skipped_steps,
                 "guard": self.guard.to_dict(),
             },
+        )
+
+
+# float32 copies of the weights a CPU run holds at once: the weights, their gradients and AdamW's
+# two moments
+TRAINING_COPIES = 4
+
+
+def _check_memory(config: ModelConfig) -> None:
+    """Refuse, in one line, a model whose training state cannot fit in this machine's memory
+    (`--hidden-size 100000000`), before torch tries and fails to allocate it."""
+    c = config
+    count = parameters(c.cell, c.hidden_size, c.num_layers, c.vocab_size, c.embedding_size)
+    need = count * 4 * TRAINING_COPIES
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system: torch will say
+        return
+    if need > have:
+        raise ConfigError(
+            f"a {config.num_layers}x{config.hidden_size} {config.cell.value} model with embedding "
+            f"{config.embedding_size} has {count:,} parameters, which need about "
+            f"{need / 2**30:,.1f} GiB to train; this machine has {have / 2**30:,.1f} GiB"
         )
 
 
