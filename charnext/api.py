@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # torch's modules load on first use: load, predict and genera
     from charnext.events import Event, TrainResult
     from charnext.loss import sequence_loss
     from charnext.model import CharModel as Model
+    from charnext.page import PageData
     from charnext.surprise import CharSurprise, Surprise
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "sequence_loss",
     "surprisal",
     "train",
+    "web_page",
 ]
 
 
@@ -263,6 +265,24 @@ def surprisal(
     result = score_chars(ckpt.model, ckpt.vocab, kept, offset, length, top_k, line_mode=line_mode(ckpt))
     result.skipped = unknown
     return result
+
+
+def web_page(
+    ckpt: Checkpoint,
+    weights: str = "auto",
+    text: str | None = None,
+    prefix: str = "",
+    name: str | None = None,
+) -> PageData:
+    """The model as one self-contained web page (`charnext page`); `.html()` is the page.
+
+    `weights` "auto" embeds float16 weights where they move the loss by under 0.001 nats/char
+    on `text` (else on a sample the model writes), float32 otherwise; "float16" or "float32"
+    force one. `prefix` is the text the page opens with.
+    """
+    from charnext.page import collect
+
+    return collect(ckpt, weights, text, prefix, name)
 
 
 def train(

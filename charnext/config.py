@@ -38,6 +38,14 @@ class Engine(str, Enum):
     torch = "torch"
 
 
+class PageWeights(str, Enum):
+    """How `charnext page` stores the weights (see charnext.page)."""
+
+    auto = "auto"  # float16 where the loss moves by under 0.001 nats/char, else float32
+    float16 = "float16"
+    float32 = "float32"
+
+
 class Cell(str, Enum):
     """The recurrent cell."""
 

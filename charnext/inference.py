@@ -4,7 +4,8 @@ Both work on a *runner*: anything with `forward(idx, state) -> (logits, state)` 
 giving numpy arrays (idx (B, T) integers, logits (B, T, vocab)), the state opaque. Two exist:
 `charnext.numpy_model.NumpyModel` (no torch) and `TorchRunner` (a torch CharModel, on any
 device). The choice of the next character, sampling included, is numpy code shared by both,
-so the same seed gives the same text on either engine wherever their probabilities agree.
+so the same seed gives the same text on either engine wherever their probabilities agree. It
+draws from PCG32 (charnext.pcg32), as the model's web page does.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from charnext.config import Engine, SampleConfig
 from charnext.errors import ConfigError
+from charnext.pcg32 import Pcg32, streams
 from charnext.vocab import Vocab
 
 if TYPE_CHECKING:
@@ -79,9 +81,10 @@ def predict_steps(
     return steps
 
 
-def choose(logits: np.ndarray, sample: SampleConfig, rng: np.random.Generator) -> np.ndarray:
+def choose(logits: np.ndarray, sample: SampleConfig, rngs: list[Pcg32]) -> np.ndarray:
     """logits (N, V) -> chosen indices (N,): greedy at temperature 0, else drawn from the
-    distribution at that temperature, cut to the top k and the top-p mass."""
+    distribution at that temperature, cut to the top k and the top-p mass, row i with one
+    uniform draw from `rngs[i]` (charnext/web/charnext.js's `choose` is the same steps)."""
     if sample.temperature == 0:
         return logits.argmax(axis=-1)
     z = np.multiply(logits, 1.0 / sample.temperature, dtype=np.float64)
@@ -99,7 +102,7 @@ def choose(logits: np.ndarray, sample: SampleConfig, rng: np.random.Generator) -
         sorted_p[np.cumsum(sorted_p, axis=-1) - sorted_p >= sample.top_p] = 0.0
         np.put_along_axis(p, order, sorted_p, axis=-1)
     cdf = np.cumsum(p, axis=-1)  # (N, V)
-    u = rng.random(len(cdf)) * cdf[:, -1]  # uniform in [0, total)
+    u = np.array([rng.random() for rng in rngs]) * cdf[:, -1]  # uniform in [0, total)
     # the first index whose cdf passes u: a character of probability 0 never is one
     chosen = (cdf <= u[:, None]).sum(axis=-1)
     if chosen.max() >= V:  # u rounded up to the total: take the last possible character
@@ -126,8 +129,8 @@ def generate(
     """
     runner = _as_runner(runner)
     sample = sample or SampleConfig()
-    rng = np.random.default_rng(sample.seed)  # seed None: fresh entropy, not reproducible
     n = num_samples
+    rngs = streams(sample.seed, n)  # sample i draws from stream i; seed None: not reproducible
     boundary = stop if stop and stop in vocab else ""
     start = prefix if boundary and prefix.startswith(boundary) else boundary + prefix
     if start:
@@ -142,7 +145,7 @@ def generate(
     if length < 1:
         return
     chars = vocab.chars
-    nxt = choose(last, sample, rng)  # (n,)
+    nxt = choose(last, sample, rngs)  # (n,)
     for step in range(length):
         if done.any():
             yield [chars[i] if not d else "" for i, d in zip(nxt.tolist(), done.tolist())]
@@ -155,7 +158,7 @@ def generate(
         if step == length - 1:
             return  # nothing more to predict: do not feed the last character
         logits, state = runner.forward(nxt[:, None], state)  # (n, 1, V): one character, state carried
-        nxt = choose(logits[:, -1], sample, rng)
+        nxt = choose(logits[:, -1], sample, rngs)
 
 
 def resolve_engine(engine: str = "auto", device: str = "cpu") -> str:
