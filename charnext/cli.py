@@ -924,8 +924,9 @@ def page(
     except OSError as e:
         raise ConfigError(f"cannot write {out}: {e.strerror or e}") from None
     size = len(page_html.encode()) / 1024
-    note = f"page written to {out} ({size:,.0f} KiB); weights {data.precision.describe()}"
-    render.error_console().print(note, markup=False, highlight=False)
+    err = render.error_console()
+    err.print(f"page written to {out} ({size:,.0f} KiB)", markup=False, highlight=False, soft_wrap=True)
+    err.print(f"weights {data.precision.describe()}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -155,9 +155,9 @@ class PrecisionCheck:
         """One line for the model card."""
         if self.delta is None:
             return f"{self.dtype} (as asked)"
-        why = "under" if abs(self.delta) < FLOAT16_TOLERANCE else "not under"
-        return (f"{self.dtype}: float16 weights move the loss by {self.delta:+.5f} nats/char on {self.text}, "
-                f"{why} {FLOAT16_TOLERANCE} ({self.loss32:.4f} with float32)")  # fmt: skip
+        why = "<" if abs(self.delta) < FLOAT16_TOLERANCE else "≥"
+        return (f"{self.dtype}: float16 moves the loss by {self.delta:+.5f} nats/char "
+                f"({why} {FLOAT16_TOLERANCE}; {self.loss32:.4f} with float32) on {self.text}")  # fmt: skip
 
 
 def choose_precision(

@@ -283,6 +283,7 @@
     const prefix = lineMode ? all.slice(all.lastIndexOf(NL) + 1) : all;
     const prefixText = prefix.map((i) => vocab[i]).join("");
     const count = lineMode ? (s.temperature === 0 ? 1 : s.n) : 1; // greedy lines are all the same
+    page.lastGeneration = null;
     const out = $("out");
     out.replaceChildren();
     const node = document.createTextNode("");
@@ -331,6 +332,7 @@
   async function start() {
     const bytes = bytesOf($("weights").textContent.trim());
     const wasm = $("kernel") ? bytesOf($("kernel").textContent.trim()) : null;
+    page.weights = bytes;
     page.model = await charnext.CharModel.load(spec, bytes, wasm);
     page.reader = new Reader(page.model);
     $("engine").textContent = page.model.kernel.name;
