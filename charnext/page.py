@@ -74,6 +74,21 @@ def pack(arrays: dict[str, np.ndarray], dtype: str) -> tuple[dict[str, list[int]
     return index, b"".join(parts)
 
 
+def folded_size(config) -> int:
+    """How many numbers the page holds for a model of this configuration (ModelConfig)."""
+    c = config
+    gates = {"rnn": 1, "gru": 3, "lstm": 4}[c.cell.value] * c.hidden_size
+    size = c.vocab_size * gates + c.hidden_size * c.vocab_size + c.vocab_size  # table, head
+    size += c.num_layers * c.hidden_size * gates + (c.num_layers - 1) * (c.hidden_size + 1) * gates
+    return size + (c.num_layers * c.hidden_size if c.cell.value == "gru" else 0)
+
+
+def page_size(config, dtype: str = "float16") -> int:
+    """About how many bytes `charnext page` writes for a model of this configuration: the
+    weights in base64, and about 40 KB of page, script and kernel."""
+    return folded_size(config) * np.dtype(dtype).itemsize * 4 // 3 + 40_000
+
+
 def as_float16(model: NumpyModel) -> NumpyModel:
     """A copy of the numpy model with every folded weight rounded to float16, as a float16 page
     holds them (computed in float32 as before)."""

@@ -376,6 +376,24 @@ def _units(d: ReportData) -> str:
     return "".join(parts)
 
 
+def _live_view(d: ReportData) -> str:
+    """How to make the live page (charnext page): linked, not embedded, as it holds the weights,
+    several times the report's size for the default model (about 2.3 MB for a 2 × 256 LSTM)."""
+    from charnext.config import ModelConfig
+    from charnext.page import page_size
+
+    m = d.info["model"]
+    shape = ("vocab_size", "cell", "hidden_size", "num_layers", "embedding_size")
+    size = page_size(ModelConfig(**{k: m[k] for k in shape})) / 1e6
+    name = d.title.rsplit(".", 1)[0]
+    return (
+        '<section id="live"><h2>Try the model</h2><p class="note">To type and watch its predictions, or '
+        f"to let it write, in any browser: <code>charnext page -c {_e(d.title)} --out {_e(name)}.html</code> "
+        f"writes the model as a page of its own (about {size:.1f} MB with float16 weights, so it is kept "
+        "out of this report).</p></section>"
+    )
+
+
 def to_html(d: ReportData) -> str:
     """The whole page: one string, nothing to fetch."""
     csp = (
@@ -392,6 +410,7 @@ def to_html(d: ReportData) -> str:
             _surprise(d),
             _units(d),
             '<p id="info" aria-live="polite">Hover or tap a coloured character for details.</p>',
+            _live_view(d),
             "<footer>A self-contained page: it loads nothing from the network.</footer>",
         ]
     )

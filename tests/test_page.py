@@ -219,3 +219,17 @@ def test_numpy_model_built_from_any_engine(hihello):
     b = api.web_page(numpy_ckpt, "float32").weights
     assert a == b
     assert isinstance(numpy_ckpt.runner, NumpyModel)
+
+
+def test_report_says_how_to_make_the_page(hihello, tmp_path):
+    """The report links the live view (it would outweigh the report) with its size, estimated
+    to within a few percent."""
+    out = tmp_path / "r.html"
+    r = CliRunner().invoke(app, ["report", "-c", str(hihello), "-o", str(out), "--chars", "40"])
+    assert r.exit_code == 0, r.output
+    report = re.sub(r"<[^>]+>", "", out.read_text(encoding="utf-8"))
+    assert "charnext page -c hi.pt --out hi.html" in report
+    size = float(re.search(r"about ([\d.]+) MB with float16 weights", report)[1]) * 1e6
+    ckpt = api.load(hihello, engine="numpy")
+    real = len(api.web_page(ckpt, "float16").html().encode())
+    assert abs(size - real) < 0.1e6 and abs(web.page_size(ckpt.config) - real) / real < 0.05
