@@ -213,6 +213,10 @@ def test_hihello_shows_the_lecture_table(browser, hihello, tmp_path):  # noqa: F
     assert browser.find_element("id", "prediction").text == "ihello"
     steps = api.predict(api.load(hihello), "hihell").steps
     assert [float(r[3]) for r in rows] == [round(s.probability, 3) for s in steps]
+    # a character the model does not know is left out, and the page says so
+    type_into(browser, "z")
+    assert browser.find_element("id", "text").get_attribute("value") == "hihell"
+    assert browser.find_element("id", "message").text == 'Not in the model\'s vocabulary, left out: "z"'
 
 
 def test_bars_equal_predicts_last_step(browser, poem_model, tmp_path):  # noqa: F811
@@ -254,6 +258,12 @@ def test_works_with_the_keyboard_alone(browser, hihello, tmp_path):  # noqa: F81
     box.send_keys(Keys.TAB)  # accepts the most likely character
     wait_read(browser, 6)
     assert box.get_attribute("value") == "hihell"
+    before = page_probs(browser)
+    box.send_keys(Keys.BACKSPACE, Keys.BACKSPACE, "l")  # the state goes back with the text
+    wait_read(browser, 5)
+    assert page_probs(browser) == before[:6]
+    box.send_keys("l")
+    wait_read(browser, 6)
     assert browser.switch_to.active_element == box
     box.send_keys(Keys.ESCAPE, Keys.TAB)  # Escape, then Tab leaves the box
     assert browser.switch_to.active_element.get_attribute("aria-label") == "per-step predictions"
