@@ -373,15 +373,21 @@
     return chosen;
   }
 
-  /** Yield `length` characters (indices) continuing `prefix` (indices), as charnext's
-   * `generate` does for one sample: the prefix read from the zero state (in line mode after
-   * the `stop` character, and generation ends at it); an empty prefix outside line mode starts
-   * from a uniform first character. `rng` is a Pcg32 (sample i of predict: stream i). */
-  function* generate(model, prefix, length, sample, rng, stop = -1) {
+  /** Read `prefix` (indices) from the zero state, as charnext's `generate` does for one sample:
+   * in line mode (a `stop` index) after the stop character. The state, and the last logits
+   * (all zero, a uniform first character, when there is nothing to read). */
+  function readPrefix(model, prefix, stop = -1) {
     const start = stop >= 0 && prefix[0] !== stop ? [stop].concat(prefix) : prefix;
     const state = model.initialState();
-    let logits = new Float32Array(model.vocab.length); // uniform
+    let logits = new Float32Array(model.vocab.length);
     for (const idx of start) logits = model.step(idx, state);
+    return { state: state, logits: Float32Array.from(logits) };
+  }
+
+  /** Yield `length` characters (indices) continuing from `state` (updated in place) and the
+   * logits it gave: one draw from `rng` each (a Pcg32; sample i of predict draws from stream
+   * i); in line mode generation ends at the `stop` character, which is yielded. */
+  function* continueFrom(model, state, logits, length, sample, rng, stop = -1) {
     for (let n = 0; n < length; n++) {
       const next = choose(logits, sample, rng);
       yield next;
@@ -390,7 +396,13 @@
     }
   }
 
-  const api = { CharModel, Pcg32, choose, generate, jsKernel, readArrays, softmax, topK };
+  /** Yield `length` characters continuing `prefix` (indices), as `charnext predict` does. */
+  function* generate(model, prefix, length, sample, rng, stop = -1) {
+    const start = readPrefix(model, prefix, stop);
+    yield* continueFrom(model, start.state, start.logits, length, sample, rng, stop);
+  }
+
+  const api = { CharModel, Pcg32, choose, continueFrom, generate, jsKernel, readArrays, readPrefix, softmax, topK };
   root.charnext = api;
   if (typeof module !== "undefined" && module.exports) module.exports = api;
 })(typeof globalThis !== "undefined" ? globalThis : this);

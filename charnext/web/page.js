@@ -36,6 +36,7 @@
       this.model = model;
       this.text = []; // indices read
       this.probs = []; // probs[t]: Float32Array (V), or null before a stream's first character
+      this.logits = null; // the logits at the last position (null before a stream's first character)
       this.snapshots = []; // snapshots[k]: the state at position k * SNAPSHOT
       this.state = model.initialState();
       this.probs.push(lineMode ? this.restart() : null);
@@ -45,28 +46,44 @@
     /** The zero state, then a newline read (line mode): a line's start, as in training. */
     restart() {
       this.state.fill(0);
-      return Float32Array.from(charnext.softmax(this.model.step(NL, this.state)));
+      return this.read(NL);
+    }
+
+    /** One step of the model: the next character's probabilities (and keep its logits). */
+    read(idx) {
+      this.logits = Float32Array.from(this.model.step(idx, this.state));
+      return Float32Array.from(charnext.softmax(this.logits));
     }
 
     /** Read one more character. */
     feed(idx) {
-      const probs = lineMode && idx === NL
-        ? this.restart()
-        : Float32Array.from(charnext.softmax(this.model.step(idx, this.state)));
+      const probs = lineMode && idx === NL ? this.restart() : this.read(idx);
       this.text.push(idx);
       this.probs.push(probs);
       if (this.text.length % SNAPSHOT === 0) this.snapshots[this.text.length / SNAPSHOT] = this.state.slice();
     }
 
-    /** Go back to position `t` (at most the text's length): from the snapshot before it. */
+    /** Go back to position `t` (at most the text's length): from the snapshot before it,
+     * reading at least one character again (for its logits), or from the start. */
     rewind(t) {
-      const k = Math.floor(t / SNAPSHOT);
+      const k = Math.floor(Math.max(t - 1, 0) / SNAPSHOT);
       const again = this.text.slice(k * SNAPSHOT, t);
       this.snapshots.length = k + 1;
       this.state.set(this.snapshots[k]);
       this.text.length = k * SNAPSHOT;
       this.probs.length = k * SNAPSHOT + 1;
+      if (t === 0) {
+        this.logits = null;
+        this.probs[0] = lineMode ? this.restart() : null; // a line model reads its newline again
+      }
       for (const idx of again) this.feed(idx);
+    }
+
+    /** Where generation continues from: a copy of the state and the last logits (zeros, a
+     * uniform first character, before a stream's first character), as predict reads it. */
+    start() {
+      const logits = this.logits ? this.logits.slice() : new Float32Array(this.model.vocab.length);
+      return { state: this.state.slice(), logits: logits };
     }
   }
 
@@ -173,18 +190,24 @@
     showTable(reader);
   }
 
+  function argmax(p) {
+    let best = 0;
+    for (let i = 1; i < p.length; i++) if (p[i] > p[best]) best = i;
+    return best;
+  }
+
+  /** The per-step table (its last ROWS steps) and the prediction after each step. */
   function showTable(reader) {
     const body = $("steps-body");
     body.replaceChildren();
     const first = lineMode ? 0 : 1; // a stream model predicts after its first character
     const n = reader.text.length;
     const from = Math.max(first, n - ROWS + 1);
-    let prediction = "";
-    for (let t = first; t <= n; t++) {
+    let prediction = from > first ? "…" : "";
+    for (let t = from; t <= n; t++) {
       const probs = reader.probs[t];
-      const best = charnext.topK(probs, 1)[0][0];
-      prediction += vocab[best];
-      if (t < from) continue;
+      const best = argmax(probs);
+      prediction += shown[best];
       const input = t === 0 ? NL : reader.text[t - 1];
       const next = t < n ? reader.text[t] : -1;
       const tr = cell("tr");
@@ -202,7 +225,7 @@
       body.append(tr);
     }
     const steps = n + 1 - first;
-    $("prediction").textContent = steps > 0 ? Array.from(prediction, (c) => shown[indexOf.get(c)]).join("") : "";
+    $("prediction").textContent = steps > 0 ? prediction : "";
     $("steps-note").textContent = steps > ROWS ? `The last ${ROWS} of ${steps.toLocaleString()} steps.` : "";
   }
 
@@ -294,10 +317,15 @@
     out.setAttribute("aria-busy", "true");
     const t0 = performance.now();
     let made = 0;
+    const reader = page.reader;
+    const caughtUp = reader.text.length === all.length && reader.text.every((idx, i) => idx === all[i]);
     for (let j = 0; j < count && !running.stop; j++) {
       const rng = new charnext.Pcg32(BigInt(s.seed), j); // line j of predict --num-samples: stream j
       const length = lineMode ? LINE_CAP : s.n;
-      const chars = charnext.generate(page.model, prefix, length, sample, rng, lineMode ? NL : -1);
+      const stop = lineMode ? NL : -1;
+      // the reader's state is the prefix's, read as predict reads it; else read it afresh
+      const from = caughtUp ? reader.start() : charnext.readPrefix(page.model, prefix, stop);
+      const chars = charnext.continueFrom(page.model, from.state, from.logits, length, sample, rng, stop);
       if (lineMode) node.appendData(prefixText);
       let chunk = "", last = performance.now();
       for (const idx of chars) {
