@@ -287,7 +287,7 @@ def test_works_with_the_keyboard_alone(browser, hihello, tmp_path):  # noqa: F81
 
 
 def test_reads_on_a_phone(browser, poem_model, tmp_path):  # noqa: F811
-    prefix = "Tyger Tyger, burning bright,\nIn"
+    prefix = "Tyger Tyger, burning bright,\nIn the forests of the night; What immortal hand"  # a long line
     open_page(browser, write_page(poem_model, tmp_path / "poem.html", prefix=prefix))
     browser.set_window_size(390, 844)
     try:
