@@ -306,8 +306,9 @@ def _e(value: object) -> str:
 
 
 def _json_block(value: object) -> str:
-    """JSON that cannot end its <script> block early (every < escaped)."""
-    return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c")
+    """JSON that cannot end its <script> block early (every < escaped), in ASCII (a lone
+    surrogate of a vocabulary stays an escape)."""
+    return json.dumps(value).replace("<", "\\u003c")
 
 
 def content_security_policy(script: str, style: str) -> str:

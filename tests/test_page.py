@@ -29,11 +29,13 @@ from charnext.vocab import Vocab
 TEXT = "the cat sat on the mat\nhello there, general\nquick brown fox\n"
 
 
-def build_model(path, cell="lstm", embedding_size=8, lines=False, hidden_size=24, num_layers=2, seed=0):
+def build_model(
+    path, cell="lstm", embedding_size=8, lines=False, hidden_size=24, num_layers=2, seed=0, text=TEXT
+):
     """A checkpoint built directly: random weights large enough to saturate some gates, small
     enough that the state does not amplify float32 rounding (at std 0.5 a 2-layer RNN does:
     torch and numpy then differ by 3e-5 after 26 characters; at 0.35 by under 1e-6)."""
-    vocab = Vocab.from_text(TEXT)
+    vocab = Vocab.from_text(text)
     torch.manual_seed(seed)
     model = CharModel(ModelConfig(len(vocab), cell, hidden_size, num_layers, embedding_size))
     with torch.no_grad():

@@ -231,6 +231,27 @@ def test_bars_equal_predicts_last_step(browser, poem_model, tmp_path):  # noqa: 
     assert bar.text.split() == [last.predicted.replace(" ", "␣"), f"{100 * last.probability:.1f}%"]
 
 
+def test_any_character_reaches_the_page(browser, tmp_path):  # noqa: F811
+    """Characters that mean something in HTML or JSON, beyond the BMP, or invisible are typed,
+    shown and predicted like any other."""
+    odd = "</script><!-- & \"q\" 's' 😀\tü\u200b\n"
+    path = build_model(tmp_path / "odd.pt", "gru", 8, text=odd * 3)
+    prefix = '</script> & "😀"\t'  # a tab in the page's text (typing Tab accepts a prediction)
+    open_page(browser, write_page(path, tmp_path / "odd.html", prefix=prefix))
+    wait_read(browser, len(prefix))
+    assert browser.find_element("id", "text").get_attribute("value") == prefix
+    type_into(browser, "ü\u200b")
+    ckpt = api.load(path, engine="numpy")
+    got, want = page_probs(browser), reference_probs(ckpt, prefix + "ü\u200b", False)
+    assert max(float(np.abs(np.array(g) - w).max()) for g, w in zip(got, want) if w is not None) < TOLERANCE
+    inputs = [
+        tr.find_elements("css selector", "td")[1].text
+        for tr in browser.find_elements("css selector", "#steps-body tr")
+    ]
+    assert inputs[-3:] == ["\\t", "ü", "\\u200b"]  # the one notation: escapes for the invisible
+    assert browser.get_log("browser") == []
+
+
 def test_no_request_and_no_console_error(browser, hihello, tmp_path):  # noqa: F811
     out = write_page(hihello, tmp_path / "hi.html", weights="auto")
     browser.get_log("performance")  # forget what came before
