@@ -19,20 +19,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from charnext.checkpoint import Checkpoint
-from charnext.checkpoint import load as _load_checkpoint
 from charnext.config import Cell, Engine, ModelConfig, SampleConfig, TrainConfig
 from charnext.errors import ConfigError, TextError
 from charnext.events import EvalResult
-from charnext.inference import StepPrediction, predict_steps
-from charnext.inference import generate as _generate
-from charnext.vocab import Vocab
+from charnext.inference.steps import StepPrediction, predict_steps
+from charnext.inference.steps import generate as _generate
+from charnext.storage.checkpoint import Checkpoint
+from charnext.storage.checkpoint import load as _load_checkpoint
+from charnext.text.vocab import Vocab
 
 if TYPE_CHECKING:  # torch's modules load on first use: load, predict and generate never need them
     from charnext.events import Event, TrainResult
-    from charnext.loss import sequence_loss
-    from charnext.model import CharModel as Model
-    from charnext.surprise import CharSurprise, Surprise
+    from charnext.inference.surprise import CharSurprise, Surprise
+    from charnext.modeling.loss import sequence_loss
+    from charnext.modeling.model import CharModel as Model
 
 __all__ = [
     "Cell",
@@ -64,11 +64,11 @@ __all__ = [
 
 _LAZY = {  # name -> (module, name there): imported (with torch) only when first asked for
     "TrainResult": ("charnext.events", "TrainResult"),
-    "Trainer": ("charnext.trainer", "Trainer"),
-    "Model": ("charnext.model", "CharModel"),
-    "sequence_loss": ("charnext.loss", "sequence_loss"),
-    "CharSurprise": ("charnext.surprise", "CharSurprise"),
-    "Surprise": ("charnext.surprise", "Surprise"),
+    "Trainer": ("charnext.training.trainer", "Trainer"),
+    "Model": ("charnext.modeling.model", "CharModel"),
+    "sequence_loss": ("charnext.modeling.loss", "sequence_loss"),
+    "CharSurprise": ("charnext.inference.surprise", "CharSurprise"),
+    "Surprise": ("charnext.inference.surprise", "Surprise"),
 }
 
 
@@ -90,13 +90,13 @@ def load(path: str | Path = "checkpoint.pt", device: str = "cpu", engine: str = 
 
     `engine` is what `predict` and `generate` run on: "numpy" (the CPU only; no torch
     imported for a format-2 file), "torch", or "auto": numpy on the CPU, torch elsewhere (see
-    `charnext.inference.resolve_engine`). `evaluate`, `surprisal` and `.model` use torch
+    `charnext.inference.steps.resolve_engine`). `evaluate`, `surprisal` and `.model` use torch
     whatever the engine.
     """
-    from charnext.inference import resolve_engine
+    from charnext.inference.steps import resolve_engine
 
     if device != "cpu":
-        from charnext.device import resolve_device
+        from charnext.modeling.device import resolve_device
 
         device = str(resolve_device(device))
     return _load_checkpoint(path, device, resolve_engine(engine, device))
@@ -198,7 +198,7 @@ def generate(
 
 def seen_in_training(ckpt: Checkpoint, line: str) -> bool | None:
     """For a line-mode checkpoint: whether `line` is one of its training lines (None: unknown)."""
-    from charnext.inference import in_line_index
+    from charnext.inference.steps import in_line_index
 
     index = ckpt.raw.get("line_index")
     if index is None or not hasattr(index, "shape"):
@@ -220,9 +220,9 @@ class Evaluation(EvalResult):
 
 def evaluate(ckpt: Checkpoint, text: str, skip_unknown: bool = False, precision: str = "fp32") -> Evaluation:
     """Loss (nats/char), bits/char, perplexity and accuracy of the checkpoint on `text`."""
-    from charnext.data import text_lines
-    from charnext.device import resolve_precision
-    from charnext.scoring import evaluate_lines, evaluate_stream
+    from charnext.inference.scoring import evaluate_lines, evaluate_stream
+    from charnext.modeling.device import resolve_precision
+    from charnext.text.data import text_lines
 
     kept, unknown = _text_for(ckpt, text, skip_unknown)
     skipped = len(text) - len(kept)
@@ -255,7 +255,7 @@ def surprisal(
     """
     if offset < 0 or length < 1 or top_k < 1:
         raise ConfigError("offset must be 0 or more, and the length and top-k at least 1")
-    from charnext.surprise import score_chars
+    from charnext.inference.surprise import score_chars
 
     kept, unknown = _text_for(ckpt, text, skip_unknown)
     if offset >= len(kept):
@@ -278,7 +278,7 @@ def train(
 
     `options` are ModelConfig fields (cell, hidden_size, num_layers, embedding_size, dropout)
     and TrainConfig fields (steps, lr, seq_len, ...). Without `model` and `config`, the fields
-    they leave out are planned (charnext.planner), as `charnext train` does. `on_event`
+    they leave out are planned (charnext.training.planner), as `charnext train` does. `on_event`
     receives each event.
     """
     model_fields = set(ModelConfig.__dataclass_fields__) - {"vocab_size"}
@@ -287,7 +287,7 @@ def train(
     # with no config object, what `options` leave out is planned for the text and the budget
     given = set(options) if model is None and config is None else None
     config = config or TrainConfig(**train_options)
-    from charnext.runs import new_run
+    from charnext.training.runs import new_run
 
     trainer = new_run(text, model, config, out, given=given, **model_options)
     for event in trainer.run():

@@ -1,8 +1,8 @@
 """Typed configuration and choices, free of torch so that `charnext --help` starts fast.
 
 Each dataclass belongs to the module that uses it and is re-exported there:
-`ModelConfig` (charnext.model), `TrainConfig` (charnext.trainer), `SampleConfig`
-(charnext.inference).
+`ModelConfig` (charnext.modeling.model), `TrainConfig` (charnext.training.trainer), `SampleConfig`
+(charnext.inference.steps).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class Precision(str, Enum):
 
 
 class Engine(str, Enum):
-    """What runs the model for prediction and generation (see charnext.inference.resolve_engine)."""
+    """What runs the model for prediction and generation (see charnext.inference.steps.resolve_engine)."""
 
     auto = "auto"
     numpy = "numpy"

@@ -12,10 +12,11 @@ from rich.cells import cell_len
 from rich.console import Console
 from typer.testing import CliRunner
 
-from charnext import api, render
-from charnext.cli import app
-from charnext.plot import smooth, y_range
-from charnext.vocab import Vocab, visible, visible_text
+from charnext import api
+from charnext.cli.app import app
+from charnext.rendering import render
+from charnext.rendering.plot import smooth, y_range
+from charnext.text.vocab import Vocab, visible, visible_text
 
 runner = CliRunner()
 TINY = ["--hidden-size", "16", "--num-layers", "1", "--precision", "fp32", "--device", "cpu", "--lr", "0.01"]

@@ -8,12 +8,12 @@ import pytest
 from typer.testing import CliRunner
 
 from charnext import api
-from charnext import planner as pl
-from charnext.checkpoint import load_raw
-from charnext.cli import app
+from charnext.cli.app import app
 from charnext.config import TrainConfig
 from charnext.events import ReportEvent
-from charnext.runs import new_run
+from charnext.storage.checkpoint import load_raw
+from charnext.training import planner as pl
+from charnext.training.runs import new_run
 
 runner = CliRunner()
 SEQ = 64
@@ -42,7 +42,7 @@ def params(plan):
 
 
 def test_parameters_match_the_model():
-    from charnext.model import CharModel, ModelConfig
+    from charnext.modeling.model import CharModel, ModelConfig
 
     for cell in ("rnn", "gru", "lstm"):
         for hidden, layers, emb in ((5, 1, 0), (32, 2, 16), (100, 3, 64)):

@@ -16,14 +16,14 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from charnext.cli import app
+from charnext.cli.app import app
 
 ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07]*\x07|[()][0-9A-B]|[=>78])")
 
 
 def test_session_predicts_accepts_and_goes_back(hihello):
-    from charnext.checkpoint import load
-    from charnext.play import PlaySession
+    from charnext.inside.play import PlaySession
+    from charnext.storage.checkpoint import load
 
     s = PlaySession(load(hihello))
     assert s.top() == []  # a stream model predicts only after reading

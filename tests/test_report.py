@@ -9,7 +9,7 @@ import pytest
 from conftest import POEM
 from typer.testing import CliRunner
 
-from charnext.cli import app
+from charnext.cli.app import app
 
 QUOTED = 'He said "(burning) bright" twice.\n'  # quotes and brackets, for the features
 
@@ -55,8 +55,8 @@ def test_report_is_one_self_contained_file(report_file):
 
 
 def test_report_data(poem_model):
-    from charnext.checkpoint import load
-    from charnext.report import collect
+    from charnext.inside.report import collect
+    from charnext.storage.checkpoint import load
 
     d = collect(load(poem_model), POEM * 2, "poem", prefix="Tyger", chars=50, units=3, top_k=4)
     assert [s["input"] for s in d.prefix_steps] == list("Tyger")
@@ -80,8 +80,8 @@ def test_report_without_a_text_reads_a_sample(hihello, tmp_path):
 
 
 def test_report_escapes_the_text(hihello, tmp_path):
-    from charnext.checkpoint import load
-    from charnext.report import collect, to_html
+    from charnext.inside.report import collect, to_html
+    from charnext.storage.checkpoint import load
 
     d = collect(load(hihello), "hihello" * 5, "<script>alert(1)</script>", chars=20)
     page = to_html(d)

@@ -13,24 +13,24 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from charnext import checkpoint as ckpt
-from charnext import distributed
 from charnext.config import ModelConfig, TrainConfig
-from charnext.corpus import (
+from charnext.errors import ConfigError, TextError, UnknownCharactersError
+from charnext.modeling.device import resolve_precision
+from charnext.storage import checkpoint as ckpt
+from charnext.text.data import fingerprint, read_text, text_lines
+from charnext.text.prepare import PreparedData, load_prepared
+from charnext.text.vocab import Vocab, require_text
+from charnext.training import distributed
+from charnext.training.corpus import (
     DEFAULT_BATCH,
     DEFAULT_LINE_BATCH,
     DEFAULT_VAL_FRACTION,
     MIN_VAL_CHARS_TEXT,
     MIN_VAL_LINES,
 )  # fmt: skip
-from charnext.data import fingerprint, read_text, text_lines
-from charnext.device import resolve_precision
-from charnext.errors import ConfigError, TextError, UnknownCharactersError
-from charnext.planner import Plan, make_plan, probe_speed
-from charnext.prepare import PreparedData, load_prepared
-from charnext.schedule import default_steps
-from charnext.trainer import Trainer
-from charnext.vocab import Vocab, require_text
+from charnext.training.planner import Plan, make_plan, probe_speed
+from charnext.training.schedule import default_steps
+from charnext.training.trainer import Trainer
 
 NEWLINE = "\n"
 # What a resumed run may change: how long it goes on, where it runs, what it shows, where it
@@ -89,7 +89,7 @@ def new_run(
     `text` may be a prepared corpus, which brings its own vocabulary. `model_options` (cell,
     hidden_size, ...) build the ModelConfig when none is given. `command` is the command line
     to record. With `given` (the ModelConfig and TrainConfig fields the user chose), the
-    planner (charnext.planner) chooses the others for the text and the budget.
+    planner (charnext.training.planner) chooses the others for the text and the budget.
     """
     config = config or TrainConfig()
     source = _as_source(text)

@@ -257,8 +257,8 @@ def probe_speed(cell: Cell, embedding: int, vocab_size: int, seq_len: int, devic
     """A `probe` for make_plan: times PROBE_STEPS training steps of a model on random text."""
     import torch
 
-    from charnext.device import autocast
-    from charnext.model import CharModel
+    from charnext.modeling.device import autocast
+    from charnext.modeling.model import CharModel
 
     def probe(hidden: int, layers: int, batch: int) -> float:
         state = torch.random.get_rng_state()

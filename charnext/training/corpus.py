@@ -10,11 +10,11 @@ from __future__ import annotations
 import torch
 
 from charnext.config import TrainConfig
-from charnext.data import Batch, LineBatches, StreamBatches, line_index, split_stream, text_lines
 from charnext.errors import ConfigError, TextError
-from charnext.model import CharModel
-from charnext.scoring import EvalResult, evaluate_lines, evaluate_stream
-from charnext.vocab import Vocab, count_indices
+from charnext.inference.scoring import EvalResult, evaluate_lines, evaluate_stream
+from charnext.modeling.model import CharModel
+from charnext.text.data import Batch, LineBatches, StreamBatches, line_index, split_stream, text_lines
+from charnext.text.vocab import Vocab, count_indices
 
 NEWLINE = "\n"
 # Default batches, measured on tinyshakespeare (README, "Training on real text"): in a short

@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from charnext.events import EvalEvent, ReportEvent, StepEvent, TrainResult
-from charnext.vocab import visible, visible_text
+from charnext.text.vocab import visible, visible_text
 
 LN2 = math.log(2)
 
@@ -736,7 +736,7 @@ def show_checkpoint(out: Console, info: dict) -> None:
     def num(v, fmt="{:.4f}"):
         return fmt.format(v) if isinstance(v, (int, float)) else "-"
 
-    from charnext.plot import smooth
+    from charnext.rendering.plot import smooth
 
     text = t.get("text") or {}
     raw = [(x, y) for x, y in zip(info["history_steps"], info["history"]) if y is not None]
@@ -800,7 +800,7 @@ def unit_heat_map(text: str, values: Sequence[float], magnitude: float, width: i
     of text (▁ most negative ... █ most positive)."""
     from rich.cells import cell_len
 
-    from charnext.neurons import diverging_level
+    from charnext.inside.neurons import diverging_level
 
     out = Text()
     line, bars, used = Text(), [], 0
@@ -863,7 +863,7 @@ def neuron_tables(scan, n: int = 10) -> tuple[Table, Table]:
     best.add_column("unit", style="cyan", no_wrap=True)
     best.add_column("r", justify="right")
     best.add_column("the feature at each character", style="dim", overflow="fold")
-    from charnext.neurons import FEATURES
+    from charnext.inside.neurons import FEATURES
 
     for s in scan.best_per_feature():
         best.add_row(s.feature, s.unit.name, _r(s.r), FEATURES[s.feature])
@@ -881,7 +881,7 @@ def show_neurons(out: Console, scan, n: int = 10) -> None:
 
 def show_unit(out: Console, scan, unit) -> None:
     """`charnext neurons --unit`: one unit's activation over the stretch, as a heat map."""
-    from charnext.neurons import scale
+    from charnext.inside.neurons import scale
 
     colour = out.color_system is not None and not out.no_color
     s = scan.score(unit)

@@ -22,8 +22,8 @@ from torch import nn
 
 from charnext.config import Cell
 from charnext.errors import ConfigError, TextError
-from charnext.model import CharModel
-from charnext.vocab import Vocab
+from charnext.modeling.model import CharModel
+from charnext.text.vocab import Vocab
 
 CHUNK = 1024  # characters per call: (PIECES, CHUNK, 3H) gates stay small (4096: 15-25% slower)
 PIECES = 16  # most pieces of a long text read side by side, as one batch

@@ -7,10 +7,10 @@ import math
 import torch
 import torch.nn.functional as F
 
-from charnext.data import pad_lines
-from charnext.device import autocast
 from charnext.events import EvalResult
-from charnext.model import CharModel
+from charnext.modeling.device import autocast
+from charnext.modeling.model import CharModel
+from charnext.text.data import pad_lines
 
 
 @torch.no_grad()

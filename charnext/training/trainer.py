@@ -1,9 +1,9 @@
 """The training loop: it runs steps, validates and saves, and reports through events.
 
-Build a `Trainer` with `charnext.runs` (a new run, a resumed one, or one started from another
+Build a `Trainer` with `charnext.training.runs` (a new run, a resumed one, or one started from another
 model's weights); then `for event in trainer.run(): ...` and read `trainer.result`. What the
-run trains on is a corpus (`charnext.corpus`), when it ends and at which learning rate is its
-schedule (`charnext.schedule`), and several processes talk through `charnext.distributed`.
+run trains on is a corpus (`charnext.training.corpus`), when it ends and at which learning rate is its
+schedule (`charnext.training.schedule`), and several processes talk through `charnext.training.distributed`.
 """
 
 from __future__ import annotations
@@ -18,22 +18,23 @@ from pathlib import Path
 
 import torch
 
-from charnext import __version__, distributed
-from charnext import checkpoint as ckpt
 from charnext.config import SampleConfig, TrainConfig
-from charnext.corpus import make_corpus
-from charnext.device import autocast, resolve_precision
-from charnext.divergence import DivergenceGuard
 from charnext.errors import TrainingDiverged
 from charnext.events import EvalEvent, Event, ReportEvent, StepEvent, TrainResult
-from charnext.inference import generate
-from charnext.loss import sequence_loss
-from charnext.metrics import MetricsLog, metrics_path
-from charnext.model import CharModel, ModelConfig
-from charnext.planner import Plan, dropout_for, weight_decay_for
-from charnext.schedule import Schedule
-from charnext.scoring import EvalResult
-from charnext.vocab import Vocab
+from charnext.inference.scoring import EvalResult
+from charnext.inference.steps import generate
+from charnext.modeling.device import autocast, resolve_precision
+from charnext.modeling.loss import sequence_loss
+from charnext.modeling.model import CharModel, ModelConfig
+from charnext.storage import checkpoint as ckpt
+from charnext.storage.metrics import MetricsLog, metrics_path
+from charnext.text.vocab import Vocab
+from charnext.training import distributed
+from charnext.training.corpus import make_corpus
+from charnext.training.divergence import DivergenceGuard
+from charnext.training.planner import Plan, dropout_for, weight_decay_for
+from charnext.training.schedule import Schedule
+from charnext.version import __version__
 
 PERIODIC_VAL_CHARS = 2_000_000  # characters scored at each validation during training
 PREVIEW_CHARS = 80  # characters of the sampled preview after each validation
@@ -124,20 +125,6 @@ class Trainer:
                 and self.out.resolve() == self.resumed_from.resolve()
             ):
                 self._saved_step = self.step
-
-    @classmethod
-    def new(cls, *args, **kwargs) -> Trainer:
-        """A fresh run: `charnext.runs.new_run`."""
-        from charnext.runs import new_run
-
-        return new_run(*args, **kwargs)
-
-    @classmethod
-    def resume(cls, *args, **kwargs) -> Trainer:
-        """A resumed run: `charnext.runs.resume_run`."""
-        from charnext.runs import resume_run
-
-        return resume_run(*args, **kwargs)
 
     # -- what the run is --------------------------------------------------------------------
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from charnext.model import CharModel
-from charnext.vocab import Vocab
+from charnext.modeling.model import CharModel
+from charnext.text.vocab import Vocab
 
 NEWLINE = "\n"
 

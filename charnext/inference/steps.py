@@ -2,7 +2,7 @@
 
 Both work on a *runner*: anything with `forward(idx, state) -> (logits, state)` taking and
 giving numpy arrays (idx (B, T) integers, logits (B, T, vocab)), the state opaque. Two exist:
-`charnext.numpy_model.NumpyModel` (no torch) and `TorchRunner` (a torch CharModel, on any
+`charnext.modeling.numpy_model.NumpyModel` (no torch) and `TorchRunner` (a torch CharModel, on any
 device). The choice of the next character, sampling included, is numpy code shared by both,
 so the same seed gives the same text on either engine wherever their probabilities agree.
 """
@@ -19,10 +19,10 @@ import numpy as np
 
 from charnext.config import Engine, SampleConfig
 from charnext.errors import ConfigError
-from charnext.vocab import Vocab
+from charnext.text.vocab import Vocab
 
 if TYPE_CHECKING:
-    from charnext.model import CharModel
+    from charnext.modeling.model import CharModel
 
 __all__ = ["Runner", "SampleConfig", "StepPrediction", "TorchRunner", "generate", "predict_steps"]
 
@@ -180,7 +180,7 @@ def resolve_engine(engine: str = "auto", device: str = "cpu") -> str:
 
 
 def line_hash(line: str) -> int:
-    """A stable signed 64-bit hash of a line (blake2b), as `charnext.data.line_hash` makes them."""
+    """A stable signed 64-bit hash of a line (blake2b), as `charnext.text.data.line_hash` makes them."""
     digest = hashlib.blake2b(line.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(digest, "little", signed=True)
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from charnext import __version__
-from charnext.checkpoint import Checkpoint
-from charnext.describe import describe
 from charnext.errors import ConfigError
-from charnext.neurons import FEATURES, diverging_level, known_text, scale, scan
-from charnext.surprise import score_chars
+from charnext.inference.surprise import score_chars
+from charnext.inside.neurons import FEATURES, diverging_level, known_text, scale, scan
+from charnext.storage.checkpoint import Checkpoint
+from charnext.storage.describe import describe
+from charnext.version import __version__
 
 LN2 = math.log(2)
 SAMPLE_CHARS = 3000  # without a text, the report reads this many characters the model writes

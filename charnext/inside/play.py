@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from charnext.checkpoint import Checkpoint
+from charnext.storage.checkpoint import Checkpoint
 
 NEWLINE = "\n"
 

@@ -43,16 +43,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from charnext import __version__, tensorfile
 from charnext.config import ModelConfig
 from charnext.errors import CheckpointError, ConfigError
-from charnext.numpy_model import parameter_shapes
-from charnext.vocab import Vocab
+from charnext.modeling.numpy_model import parameter_shapes
+from charnext.storage import tensorfile
+from charnext.text.vocab import Vocab
+from charnext.version import __version__
 
 if TYPE_CHECKING:  # torch is imported only where a torch model or a format-1 file needs it
     import torch
 
-    from charnext.model import CharModel
+    from charnext.modeling.model import CharModel
 
 FORMAT = "charnext-checkpoint"
 FORMAT_VERSION = 2
@@ -87,7 +88,7 @@ class Checkpoint:
         """The torch model with the checkpoint's weights, in eval mode on `device`."""
         import torch
 
-        from charnext.model import CharModel
+        from charnext.modeling.model import CharModel
 
         model = CharModel(self.config)
         weights = {k: torch.from_numpy(np.array(v)) for k, v in self.raw["state_dict"].items()}
@@ -101,10 +102,10 @@ class Checkpoint:
     def runner(self):
         """The forward pass prediction and generation use: numpy arrays in, numpy arrays out."""
         if self.engine == "numpy":
-            from charnext.numpy_model import NumpyModel
+            from charnext.modeling.numpy_model import NumpyModel
 
             return NumpyModel(self.config, self.raw["state_dict"])
-        from charnext.inference import TorchRunner
+        from charnext.inference.steps import TorchRunner
 
         return TorchRunner(self.model)
 
@@ -459,7 +460,7 @@ def load(path: str | Path, device: str | torch.device = "cpu", engine: str = "to
     With engine "torch" the torch model is built now, in eval mode on `device`; with "numpy"
     nothing imports torch (for a format-2 file), and `.model` is still there on first use.
     """
-    from charnext.inference import resolve_engine
+    from charnext.inference.steps import resolve_engine
 
     engine = resolve_engine(engine, str(device))
     path = Path(path)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from charnext.errors import CharnextError, TextError
-from charnext.vocab import Vocab, VocabBuilder
+from charnext.text.vocab import Vocab, VocabBuilder
 
 FORMAT = "charnext-tokens"
 FORMAT_VERSION = 1

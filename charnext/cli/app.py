@@ -16,9 +16,9 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from charnext import __version__
 from charnext.config import Cell, DeviceName, Engine, ModelConfig, Precision, TrainConfig
 from charnext.errors import CharnextError, ConfigError
+from charnext.version import __version__
 
 
 class _Group(TyperGroup):
@@ -58,7 +58,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     """Print `error: message` on stderr (one line) and return the Exit to raise."""
     from rich.markup import escape
 
-    from charnext.render import error_console
+    from charnext.rendering.render import error_console
 
     # the message is plain text: escaped, so that "[plot]" or an unknown "[" print as they are
     error_console().print(
@@ -117,7 +117,7 @@ def parse_duration(value: str) -> float:
 
 def _read_input(text: str | None, file: Path | None, purpose: str = "to train on") -> str:
     """TEXT itself, the --file, or standard input for `-`; neither or both is a usage error."""
-    from charnext.data import decode_utf8, read_text
+    from charnext.text.data import decode_utf8, read_text
 
     if file is not None and text is not None:
         raise _usage("give either TEXT or --file, not both")
@@ -132,8 +132,8 @@ def _read_input(text: str | None, file: Path | None, purpose: str = "to train on
 
 def _source(text: str | None, file: Path | None, data: Path | None):
     """What to train on: a literal TEXT, standard input (-), --file or --data; None if none given."""
-    from charnext.data import decode_utf8
-    from charnext.runs import Source
+    from charnext.text.data import decode_utf8
+    from charnext.training.runs import Source
 
     if file is not None and text is not None:
         raise _usage("give either TEXT or --file, not both")
@@ -174,7 +174,7 @@ _MODEL_DEFAULTS = ModelConfig(vocab_size=1)
 _TRAIN_DEFAULTS = TrainConfig()
 
 
-# What the planner chooses when the option is not given (charnext.planner; the run's `plan:` line).
+# What the planner chooses when the option is not given (charnext.training.planner; the run's `plan:` line).
 _PLANNED = "[default: planned for the text, the budget and this machine]"
 
 
@@ -307,10 +307,11 @@ def train(
     (DistributedDataParallel); only the first writes checkpoints and output. A diverging run
     stops with exit code 3 and keeps its last good checkpoints.
     """
-    from charnext import distributed, render, runs
-    from charnext.device import configure_threads
     from charnext.events import EvalEvent, ReportEvent, StepEvent
-    from charnext.trainer import stop_on_sigint
+    from charnext.modeling.device import configure_threads
+    from charnext.rendering import render
+    from charnext.training import distributed, runs
+    from charnext.training.trainer import stop_on_sigint
 
     budget = parse_duration(max_time) if max_time is not None else None
     model_options = dict(
@@ -461,8 +462,8 @@ def prepare(
 
     The file is streamed in chunks, twice (vocabulary, then encoding): memory stays flat.
     """
-    from charnext import render
-    from charnext.prepare import prepare as prepare_text
+    from charnext.rendering import render
+    from charnext.text.prepare import prepare as prepare_text
 
     con = render.console(stderr=json_out)
     with render.PrepareView(con) as view:
@@ -537,8 +538,9 @@ def predict(
     The table is the argmax view of the lecture (␣ is a space, ↵ a newline); --length N then
     samples N characters past the prefix (--temperature 0: greedy).
     """
-    from charnext import api, render
+    from charnext import api
     from charnext.config import SampleConfig
+    from charnext.rendering import render
 
     if prefix_arg is not None and prefix is not None:
         raise _usage("give PREFIX or --prefix, not both")
@@ -619,7 +621,7 @@ def _random_seed() -> int:
 
 def _warn_skipped(chars: list[str]) -> None:
     """Say on stderr which characters were dropped as unknown."""
-    from charnext import render
+    from charnext.rendering import render
 
     shown = " ".join(f"'{render.visible(c)}'" for c in chars)
     noun = "character" if len(chars) == 1 else "characters"
@@ -662,7 +664,8 @@ def evaluate(
     Each character is predicted from the text before it; --show colours a stretch of the text
     by how surprising each character was.
     """
-    from charnext import api, render
+    from charnext import api
+    from charnext.rendering import render
 
     if show and (show_chars < 1 or most < 0):
         raise ConfigError("--show-chars must be at least 1 and --most 0 or more")
@@ -714,15 +717,16 @@ def inspect(
 
     The training curve is smoothed (an exponential moving average) with the raw losses faint.
     """
-    from charnext import api, render
-    from charnext.describe import describe
+    from charnext import api
+    from charnext.rendering import render
+    from charnext.storage.describe import describe
 
     if path is not None and checkpoint is not None:
         raise _usage("give CHECKPOINT or --checkpoint, not both")
     path = path or checkpoint or Path("checkpoint.pt")
     info = describe(api.load(path, engine=engine.value))
     if plot is not None:  # first, so that a missing matplotlib fails before anything is shown
-        from charnext.plot import plot_history
+        from charnext.rendering.plot import plot_history
 
         plot_history(info, plot)
     if json_out:
@@ -751,7 +755,7 @@ def export(
     No optimizer state or history, so it is a fraction of the size; predict, inspect and the
     Python API read it like any checkpoint, and any safetensors reader reads its weights.
     """
-    from charnext.checkpoint import export as export_checkpoint
+    from charnext.storage.checkpoint import export as export_checkpoint
 
     written = export_checkpoint(checkpoint, out)
     before, after = checkpoint.stat().st_size, written.stat().st_size
@@ -802,10 +806,10 @@ def neurons(
     lists those whose activation correlates best with a feature; --unit colours one of them
     over the text.
     """
-    from charnext import render
-    from charnext.checkpoint import load
-    from charnext.device import resolve_device
-    from charnext.neurons import known_text, parse_unit, scan
+    from charnext.inside.neurons import known_text, parse_unit, scan
+    from charnext.modeling.device import resolve_device
+    from charnext.rendering import render
+    from charnext.storage.checkpoint import load
 
     if top < 1 or max_chars < 0 or show_chars < 1 or offset < 0:
         raise ConfigError("--top and --show-chars must be at least 1, --max-chars and --offset 0 or more")
@@ -867,11 +871,11 @@ def report(
     One file with inline CSS and SVG that loads nothing from the network: open it in any
     browser, send it, print it.
     """
-    from charnext import render
-    from charnext.checkpoint import load
-    from charnext.data import read_text
-    from charnext.device import resolve_device
-    from charnext.report import collect, to_html
+    from charnext.inside.report import collect, to_html
+    from charnext.modeling.device import resolve_device
+    from charnext.rendering import render
+    from charnext.storage.checkpoint import load
+    from charnext.text.data import read_text
 
     text = read_text(file) if file is not None else None
     ckpt = load(checkpoint, resolve_device(device.value))
@@ -906,15 +910,15 @@ def play(
     Tab accepts the most likely character, Ctrl-G writes the next --length characters,
     Backspace deletes one, Ctrl-C or Ctrl-D leaves; the text is printed on leaving.
     """
-    from charnext import render
-    from charnext.play_ui import require_terminal, run
+    from charnext.rendering import render
+    from charnext.rendering.play_ui import require_terminal, run
 
     require_terminal()  # before loading anything: refuse at once
     if top_k < 1 or length < 1 or temperature < 0:
         raise ConfigError("--top-k and --length must be at least 1, --temperature 0 or more")
-    from charnext.checkpoint import load
-    from charnext.device import resolve_device
-    from charnext.play import PlaySession
+    from charnext.inside.play import PlaySession
+    from charnext.modeling.device import resolve_device
+    from charnext.storage.checkpoint import load
 
     ckpt = load(checkpoint, resolve_device(device.value))
     session = PlaySession(ckpt, line_mode=bool(ckpt.train_config.get("lines")), seed=seed)

@@ -14,8 +14,8 @@ from rich.live import Live
 from rich.text import Text
 
 from charnext.errors import ConfigError
-from charnext.play import PlaySession
-from charnext.vocab import visible
+from charnext.inside.play import PlaySession
+from charnext.text.vocab import visible
 
 TAB, CTRL_D, CTRL_G, ESC = "\t", "\x04", "\x07", "\x1b"
 BACKSPACE = ("\x7f", "\x08")
