@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 from charnext.config import Cell, Engine, ModelConfig, SampleConfig, TrainConfig
 from charnext.errors import ConfigError, TextError
 from charnext.events import EvalResult
+from charnext.inference.sampling import generate as _generate
 from charnext.inference.steps import StepPrediction, predict_steps
-from charnext.inference.steps import generate as _generate
 from charnext.storage.checkpoint import Checkpoint
 from charnext.storage.checkpoint import load as _load_checkpoint
 from charnext.text.vocab import Vocab
@@ -31,6 +31,7 @@ from charnext.text.vocab import Vocab
 if TYPE_CHECKING:  # torch's modules load on first use: load, predict and generate never need them
     from charnext.events import Event, TrainResult
     from charnext.inference.surprise import CharSurprise, Surprise
+    from charnext.inside.play import PlaySession
     from charnext.modeling.loss import sequence_loss
     from charnext.modeling.model import CharModel as Model
 
@@ -90,10 +91,10 @@ def load(path: str | Path = "checkpoint.pt", device: str = "cpu", engine: str = 
 
     `engine` is what `predict` and `generate` run on: "numpy" (the CPU only; no torch
     imported for a format-2 file), "torch", or "auto": numpy on the CPU, torch elsewhere (see
-    `charnext.inference.steps.resolve_engine`). `evaluate`, `surprisal` and `.model` use torch
+    `charnext.modeling.runner.resolve_engine`). `evaluate`, `surprisal` and `.model` use torch
     whatever the engine.
     """
-    from charnext.inference.steps import resolve_engine
+    from charnext.modeling.runner import resolve_engine
 
     if device != "cpu":
         from charnext.modeling.device import resolve_device
@@ -155,7 +156,7 @@ def predict(ckpt: Checkpoint, prefix: str, top_k: int = 3, skip_unknown: bool = 
 
 def line_mode(ckpt: Checkpoint) -> bool:
     """Whether the checkpoint was trained in line mode (each line its own sequence)."""
-    return bool(ckpt.train_config.get("lines"))
+    return ckpt.line_mode
 
 
 def generate_stream(
@@ -198,7 +199,7 @@ def generate(
 
 def seen_in_training(ckpt: Checkpoint, line: str) -> bool | None:
     """For a line-mode checkpoint: whether `line` is one of its training lines (None: unknown)."""
-    from charnext.inference.steps import in_line_index
+    from charnext.text.reading import in_line_index
 
     index = ckpt.raw.get("line_index")
     if index is None or not hasattr(index, "shape"):
@@ -222,7 +223,7 @@ def evaluate(ckpt: Checkpoint, text: str, skip_unknown: bool = False, precision:
     """Loss (nats/char), bits/char, perplexity and accuracy of the checkpoint on `text`."""
     from charnext.inference.scoring import evaluate_lines, evaluate_stream
     from charnext.modeling.device import resolve_precision
-    from charnext.text.data import text_lines
+    from charnext.text.reading import text_lines
 
     kept, unknown = _text_for(ckpt, text, skip_unknown)
     skipped = len(text) - len(kept)
@@ -260,9 +261,40 @@ def surprisal(
     kept, unknown = _text_for(ckpt, text, skip_unknown)
     if offset >= len(kept):
         raise ConfigError(f"offset {offset} is past the end of the text ({len(kept)} characters)")
-    result = score_chars(ckpt.model, ckpt.vocab, kept, offset, length, top_k, line_mode=line_mode(ckpt))
+    result = score_chars(ckpt.runner, ckpt.vocab, kept, offset, length, top_k, line_mode=line_mode(ckpt))
     result.skipped = unknown
     return result
+
+
+def play_session(ckpt: Checkpoint, sample: SampleConfig | None = None) -> PlaySession:
+    """A typing session with the checkpoint (`charnext play`): type, see the next character; what
+    it writes is drawn with `sample`. On the numpy engine it imports no torch."""
+    from charnext.inside.play import PlaySession
+
+    return PlaySession(ckpt.runner, ckpt.vocab, ckpt.line_mode, sample)
+
+
+def report_page(
+    ckpt: Checkpoint,
+    text: str | None = None,
+    source: str | None = None,
+    prefix: str | None = None,
+    offset: int = 0,
+    chars: int = 500,
+    units: int = 6,
+    alternatives: int = 5,
+    max_chars: int | None = 100_000,
+    skip_unknown: bool = False,
+    sample: SampleConfig | None = None,
+) -> str:
+    """The HTML report of a checkpoint (`charnext report`), as one self-contained page. Without
+    `text` it reads a sample the model writes itself, drawn with `sample`."""
+    from charnext.inside.report import collect, to_html
+
+    data = collect(
+        ckpt, text, source, prefix, offset, chars, units, alternatives, max_chars, skip_unknown, sample
+    )
+    return to_html(data)
 
 
 def train(

@@ -2,7 +2,7 @@
 
 Each dataclass belongs to the module that uses it and is re-exported there:
 `ModelConfig` (charnext.modeling.model), `TrainConfig` (charnext.training.trainer), `SampleConfig`
-(charnext.inference.steps).
+(charnext.inference.sampling).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class Precision(str, Enum):
 
 
 class Engine(str, Enum):
-    """What runs the model for prediction and generation (see charnext.inference.steps.resolve_engine)."""
+    """What runs the model for prediction and generation (see charnext.modeling.runner.resolve_engine)."""
 
     auto = "auto"
     numpy = "numpy"

@@ -30,7 +30,7 @@ def run(*args, input=None):
 
 
 def _fake_checkpoint():
-    return SimpleNamespace(train_config={}, raw={})
+    return SimpleNamespace(train_config={}, raw={}, line_mode=False)
 
 
 def _steps(prefix: str) -> list[StepPrediction]:

@@ -160,7 +160,7 @@ def test_engine_choice(saved):
     assert api.load(stream).engine == "numpy"  # auto on the CPU
     assert api.load(stream, engine="torch").engine == "torch"
     from charnext.errors import ConfigError
-    from charnext.inference.steps import resolve_engine
+    from charnext.modeling.runner import resolve_engine
 
     assert resolve_engine("auto", "cuda") == "torch"
     with pytest.raises(ConfigError, match="CPU only"):

@@ -225,3 +225,19 @@ def test_a_string_that_names_a_module_is_an_import(tmp_path):
     )  # fmt: skip
     graph, _ = import_graph(root, "pkg")
     assert cycles(graph) == [["pkg.a", "pkg.b"]]
+
+
+def test_exactly_one_module_draws_the_next_character():
+    """charnext.inference.sampling draws; everything else (generation, previews, the report,
+    play) calls it. No other module makes a random stream for characters or draws one."""
+    drawing = {"multinomial", "default_rng", "choose", "choice"}
+    found = {}
+    for name, path in module_names(PACKAGE, "charnext").items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                called = (
+                    node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                )
+                if called in drawing:
+                    found.setdefault(name, set()).add(called)
+    assert found == {"charnext.inference.sampling": {"choose", "default_rng"}}

@@ -13,8 +13,8 @@ from charnext.cli.app import app
 from charnext.config import TrainConfig
 from charnext.errors import ConfigError, TextError
 from charnext.storage import checkpoint as ckpt
-from charnext.text.data import decode_utf8, fingerprint
 from charnext.text.prepare import META, TOKENS, PreparedDataError, load_prepared, prepare, read_chunks
+from charnext.text.reading import decode_utf8, fingerprint
 from charnext.text.vocab import Vocab
 from charnext.training.runs import new_run, resume_run
 

@@ -6,10 +6,9 @@ import pytest
 import torch
 
 from charnext import api
-from charnext.config import TrainConfig
+from charnext.config import SampleConfig, TrainConfig
 from charnext.errors import ConfigError, TextError, UnknownCharactersError
 from charnext.events import StepEvent
-from charnext.inference.steps import SampleConfig
 from charnext.storage import checkpoint as ckpt
 from charnext.training.runs import new_run, resume_run
 from charnext.training.schedule import lr_at

@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
+from charnext.cli import options
 from charnext.config import Cell, DeviceName, Engine, ModelConfig, Precision, TrainConfig
 from charnext.errors import CharnextError, ConfigError
 from charnext.version import __version__
@@ -117,7 +118,7 @@ def parse_duration(value: str) -> float:
 
 def _read_input(text: str | None, file: Path | None, purpose: str = "to train on") -> str:
     """TEXT itself, the --file, or standard input for `-`; neither or both is a usage error."""
-    from charnext.text.data import decode_utf8, read_text
+    from charnext.text.reading import decode_utf8, read_text
 
     if file is not None and text is not None:
         raise _usage("give either TEXT or --file, not both")
@@ -132,7 +133,7 @@ def _read_input(text: str | None, file: Path | None, purpose: str = "to train on
 
 def _source(text: str | None, file: Path | None, data: Path | None):
     """What to train on: a literal TEXT, standard input (-), --file or --data; None if none given."""
-    from charnext.text.data import decode_utf8
+    from charnext.text.reading import decode_utf8
     from charnext.training.runs import Source
 
     if file is not None and text is not None:
@@ -819,7 +820,7 @@ def neurons(
     text, unknown = known_text(ckpt.vocab, text, skip_unknown)
     if unknown:
         _warn_skipped(unknown)
-    line_mode = bool(ckpt.train_config.get("lines"))
+    line_mode = ckpt.line_mode
     result = scan(ckpt.model, ckpt.vocab, text, max_chars or None, offset, show_chars, line_mode)
     result.skipped = unknown
     if json_out:
@@ -843,9 +844,7 @@ def neurons(
 @app.command()
 @handle_errors
 def report(
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Checkpoint to describe.")] = Path(
-        "checkpoint.pt"
-    ),
+    checkpoint: options.Checkpoint = Path("checkpoint.pt"),
     file: Annotated[
         Path | None,
         typer.Option("--file", "-f", help="UTF-8 text to read [default: a sample the model writes itself]."),
@@ -857,31 +856,45 @@ def report(
     chars: Annotated[int, typer.Option(help="Characters the heat maps show.")] = 500,
     offset: Annotated[int, typer.Option(help="Where the heat maps start in the text.")] = 0,
     units: Annotated[int, typer.Option(help="Units shown as heat maps.")] = 6,
-    top_k: Annotated[int, typer.Option(help="Alternatives shown per character.")] = 5,
+    alternatives: options.Alternatives = 5,
     max_chars: Annotated[
         int, typer.Option(help="Characters of the text the units are scored on; 0 = all.")
     ] = 100_000,
-    skip_unknown: Annotated[
-        bool, typer.Option("--skip-unknown", help="Drop characters the vocabulary lacks.")
-    ] = False,
-    device: Annotated[DeviceName, typer.Option(help="Where to run.")] = DeviceName.cpu,
+    temperature: options.Temperature = 0.8,
+    top_k: options.TopK = 0,
+    top_p: options.TopP = 1.0,
+    seed: options.Seed = 0,
+    skip_unknown: options.SkipUnknown = False,
+    device: options.Device = DeviceName.cpu,
+    engine: options.EngineChoice = Engine.auto,
 ) -> None:
     """Write a self-contained HTML report: model, loss curves, predictions, surprise, units.
 
     One file with inline CSS and SVG that loads nothing from the network: open it in any
-    browser, send it, print it.
+    browser, send it, print it. Without --file the model writes the text itself, drawn with
+    --temperature, --top-k, --top-p and --seed.
     """
-    from charnext.inside.report import collect, to_html
-    from charnext.modeling.device import resolve_device
+    from charnext import api
+    from charnext.config import SampleConfig
     from charnext.rendering import render
-    from charnext.storage.checkpoint import load
-    from charnext.text.data import read_text
 
-    text = read_text(file) if file is not None else None
-    ckpt = load(checkpoint, resolve_device(device.value))
+    sample = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)  # checks values
+    text = _read_input(None, file, "to read") if file is not None else None
+    ckpt = api.load(checkpoint, device.value, engine.value)
     source = None if file is None else ("standard input" if str(file) == "-" else file.name)
-    data = collect(ckpt, text, source, prefix, offset, chars, units, top_k, max_chars or None, skip_unknown)
-    page = to_html(data)
+    page = api.report_page(
+        ckpt,
+        text,
+        source,
+        prefix,
+        offset,
+        chars,
+        units,
+        alternatives,
+        max_chars or None,
+        skip_unknown,
+        sample,
+    )
     try:
         out.write_text(page, encoding="utf-8")
     except OSError as e:
@@ -894,38 +907,38 @@ def report(
 @app.command()
 @handle_errors
 def play(
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Checkpoint to use.")] = Path(
-        "checkpoint.pt"
-    ),
-    top_k: Annotated[int, typer.Option(help="Most likely next characters shown.")] = 5,
+    checkpoint: options.Checkpoint = Path("checkpoint.pt"),
+    alternatives: options.Alternatives = 5,
     length: Annotated[int, typer.Option("--length", "-n", help="Characters Ctrl-G writes.")] = 40,
-    temperature: Annotated[
-        float, typer.Option(help="Randomness of what Ctrl-G writes; 0 = always the most likely.")
-    ] = 0.8,
-    seed: Annotated[int, typer.Option(help="Seed of what Ctrl-G writes.")] = 0,
-    device: Annotated[DeviceName, typer.Option(help="Where to run.")] = DeviceName.cpu,
+    temperature: options.Temperature = 0.8,
+    top_k: options.TopK = 0,
+    top_p: options.TopP = 1.0,
+    seed: options.Seed = 0,
+    device: options.Device = DeviceName.cpu,
+    engine: options.EngineChoice = Engine.auto,
 ) -> None:
     """Type, and watch the model's next-character probabilities after every key (a terminal app).
 
-    Tab accepts the most likely character, Ctrl-G writes the next --length characters,
-    Backspace deletes one, Ctrl-C or Ctrl-D leaves; the text is printed on leaving.
+    Tab accepts the most likely character, Ctrl-G writes the next --length characters (drawn
+    with --temperature, --top-k, --top-p and --seed), Backspace deletes one, Ctrl-C or Ctrl-D
+    leaves; the text is printed on leaving.
     """
     from charnext.rendering import render
     from charnext.rendering.play_ui import require_terminal, run
 
     require_terminal()  # before loading anything: refuse at once
-    if top_k < 1 or length < 1 or temperature < 0:
-        raise ConfigError("--top-k and --length must be at least 1, --temperature 0 or more")
-    from charnext.inside.play import PlaySession
-    from charnext.modeling.device import resolve_device
-    from charnext.storage.checkpoint import load
+    if alternatives < 1 or length < 1:
+        raise ConfigError("--alternatives and --length must be at least 1")
+    from charnext import api
+    from charnext.config import SampleConfig
 
-    ckpt = load(checkpoint, resolve_device(device.value))
-    session = PlaySession(ckpt, line_mode=bool(ckpt.train_config.get("lines")), seed=seed)
+    sample = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)  # checks values
+    ckpt = api.load(checkpoint, device.value, engine.value)
+    session = api.play_session(ckpt, sample)
     c = ckpt.config
     title = f"charnext play · {checkpoint.name} · {c.cell.value} {c.num_layers}×{c.hidden_size}"
     con = render.console()
-    text = run(session, con, title, top_k, length, temperature)
+    text = run(session, con, title, alternatives, length)
     if text:
         con.print(text, markup=False, highlight=False, soft_wrap=True)
 

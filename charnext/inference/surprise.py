@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import torch
+import numpy as np
 
-from charnext.modeling.model import CharModel
+from charnext.inference.steps import step_probs, top_of
+from charnext.modeling.runner import Runner
 from charnext.text.vocab import Vocab
+
+if TYPE_CHECKING:
+    from charnext.modeling.model import CharModel
 
 NEWLINE = "\n"
 
@@ -69,23 +74,15 @@ class Surprise:
         }
 
 
-def _scores(model: CharModel, vocab: Vocab, inputs: str, targets: str, top_k: int) -> list[tuple]:
+def _scores(runner: Runner | CharModel, vocab: Vocab, inputs: str, targets: str, top_k: int) -> list[tuple]:
     """Read `inputs` from the zero state; for each step, (probability of the target, top-k)."""
-    device = model.head.weight.device
-    idx = vocab.encode(inputs).long().to(device)[None]  # (1, T)
-    logits, _ = model(idx)
-    probs = torch.softmax(logits[0].float(), dim=-1)  # (T, V)
-    tgt = vocab.encode(targets).long().to(device)  # (T,)
-    p = probs.gather(1, tgt[:, None])[:, 0].tolist()
-    k = max(1, min(top_k, len(vocab)))
-    top_p, top_i = probs.topk(k, dim=-1)  # (T, k)
-    tops = [[(vocab.chars[i], q) for i, q in zip(ii, qq)] for ii, qq in zip(top_i.tolist(), top_p.tolist())]
-    return list(zip(p, tops))
+    probs, _ = step_probs(runner, vocab, inputs)  # (T, V)
+    p = probs[np.arange(len(targets)), vocab.encode_array(targets)].tolist()
+    return list(zip(p, top_of(probs, vocab, top_k)))
 
 
-@torch.no_grad()
 def score_chars(
-    model: CharModel,
+    runner: Runner | CharModel,
     vocab: Vocab,
     text: str,
     offset: int = 0,
@@ -102,8 +99,6 @@ def score_chars(
     models read each line from the zero state after a newline, as they were trained.
     Every character of `text` must be in the vocabulary.
     """
-    was_training = model.training
-    model.eval()
     end = min(len(text), offset + length)
     out: list[CharSurprise] = []
     if line_mode:
@@ -113,19 +108,19 @@ def score_chars(
             stop = text.find(NEWLINE, pos)
             stop = len(text) if stop < 0 else stop  # the line's newline (or the text's end)
             last = min(stop + 1, len(text))  # score the newline too, where there is one
-            scores = _scores(model, vocab, NEWLINE + text[start:stop], text[start:last], top_k)
+            scores = _scores(runner, vocab, NEWLINE + text[start:stop], text[start:last], top_k)
             for p in range(pos, min(last, end)):
                 prob, top = scores[p - start]
                 out.append(CharSurprise(p, text[p], prob, top))
             pos = last
     else:
         start = max(0, offset - context)
-        scores = _scores(model, vocab, text[start : end - 1], text[start + 1 : end], top_k) if end > 1 else []
+        inputs, targets = text[start : end - 1], text[start + 1 : end]
+        scores = _scores(runner, vocab, inputs, targets, top_k) if end > 1 else []
         for p in range(offset, end):
             if p == 0:
                 out.append(CharSurprise(0, text[0], None, []))
             else:
                 prob, top = scores[p - 1 - start]
                 out.append(CharSurprise(p, text[p], prob, top))
-    model.train(was_training)
     return Surprise(offset, out)

@@ -14,9 +14,10 @@ import html
 import math
 from dataclasses import dataclass, field
 
-import torch
-
+from charnext.config import SampleConfig
 from charnext.errors import ConfigError
+from charnext.inference.sampling import generate
+from charnext.inference.steps import predict_steps
 from charnext.inference.surprise import score_chars
 from charnext.inside.neurons import FEATURES, diverging_level, known_text, scale, scan
 from charnext.storage.checkpoint import Checkpoint
@@ -43,39 +44,27 @@ class ReportData:
     )
 
 
-@torch.no_grad()
-def _sample(ckpt: Checkpoint, length: int, seed: int = 0, temperature: float = 0.8) -> str:
-    """A text the model writes itself, from its zero state (reproducible: a fixed seed)."""
-    model, vocab = ckpt.model, ckpt.vocab
-    device = model.head.weight.device
-    gen = torch.Generator().manual_seed(seed)
-    start = "\n" if "\n" in vocab else vocab.chars[0]
-    idx = vocab.encode(start).long().to(device)[None]  # (1, 1)
-    out, state = [], None
-    for _ in range(length):
-        logits, state = model(idx, state)
-        probs = torch.softmax(logits[0, -1].float().cpu() / temperature, dim=-1)
-        nxt = int(torch.multinomial(probs, 1, generator=gen))
-        out.append(vocab.chars[nxt])
-        idx = torch.tensor([[nxt]], device=device)
-    return ("" if start == "\n" else start) + "".join(out)
+def _sample(ckpt: Checkpoint, length: int, sample: SampleConfig) -> str:
+    """A text the model writes itself, from its zero state (reproducible with a seed)."""
+    start = "\n" if "\n" in ckpt.vocab else ckpt.vocab.chars[0]
+    drawn = "".join(chars[0] for chars in generate(ckpt.runner, ckpt.vocab, start, length, sample))
+    return ("" if start == "\n" else start) + drawn
 
 
-@torch.no_grad()
 def _prefix_steps(ckpt: Checkpoint, prefix: str, top_k: int) -> list[dict]:
     """The lecture's table: after each character of `prefix`, the k most likely next ones."""
-    model, vocab = ckpt.model, ckpt.vocab
-    idx = vocab.encode(prefix).long().to(model.head.weight.device)[None]  # (1, T)
-    logits, _ = model(idx)
-    top_p, top_i = torch.softmax(logits[0].float(), dim=-1).topk(min(top_k, len(vocab)), dim=-1)  # (T, k)
     return [
-        {
-            "input": ch,
-            "top": [(vocab.chars[i], p) for i, p in zip(ii, pp)],
-            "target": prefix[t + 1] if t + 1 < len(prefix) else None,
-        }
-        for t, (ch, ii, pp) in enumerate(zip(prefix, top_i.tolist(), top_p.tolist()))
+        {"input": s.input, "top": s.top, "target": s.target}
+        for s in predict_steps(ckpt.runner, ckpt.vocab, prefix, top_k)
     ]
+
+
+def _described(sample: SampleConfig) -> str:
+    """'temperature 0.8, seed 0' (top-k and top-p where they cut)."""
+    parts = [f"temperature {sample.temperature:g}"]
+    parts += [f"top-k {sample.top_k}"] if sample.top_k else []
+    parts += [f"top-p {sample.top_p:g}"] if sample.top_p < 1 else []
+    return ", ".join(parts + ([f"seed {sample.seed}"] if sample.seed is not None else []))
 
 
 def collect(
@@ -89,20 +78,23 @@ def collect(
     top_k: int = 5,
     max_chars: int | None = 100_000,
     skip_unknown: bool = False,
+    sample: SampleConfig | None = None,
 ) -> ReportData:
-    """Gather the report's data. Without `text`, the model's own sample (seeded) is read."""
+    """Gather the report's data. Without `text`, the model's own sample is read, drawn with
+    `sample` (default: temperature 0.8, seed 0)."""
     if chars < 1 or units < 0 or top_k < 1 or offset < 0:
         raise ConfigError("the stretch and top-k must be at least 1, units and offset 0 or more")
     if text is None:
-        text, source = _sample(ckpt, SAMPLE_CHARS), "a sample the model wrote (temperature 0.8, seed 0)"
+        sample = sample or SampleConfig(temperature=0.8, seed=0)
+        text, source = _sample(ckpt, SAMPLE_CHARS, sample), f"a sample the model wrote ({_described(sample)})"
     text, _ = known_text(ckpt.vocab, text, skip_unknown)
     if prefix is None:  # the first line of the stretch, up to 40 characters
         first = text[offset:].split("\n", 1)[0]
         prefix = (first or text[offset:])[:40]
     prefix, _ = known_text(ckpt.vocab, prefix, skip_unknown)
-    line_mode = bool(ckpt.train_config.get("lines"))
+    line_mode = ckpt.line_mode
     scanned = scan(ckpt.model, ckpt.vocab, text, max_chars, offset, chars, line_mode)
-    view = score_chars(ckpt.model, ckpt.vocab, text, offset, chars, top_k, line_mode=line_mode)
+    view = score_chars(ckpt.runner, ckpt.vocab, text, offset, chars, top_k, line_mode=line_mode)
     chosen = [
         {
             "name": s.unit.name,

@@ -105,7 +105,7 @@ class Checkpoint:
             from charnext.modeling.numpy_model import NumpyModel
 
             return NumpyModel(self.config, self.raw["state_dict"])
-        from charnext.inference.steps import TorchRunner
+        from charnext.modeling.runner import TorchRunner
 
         return TorchRunner(self.model)
 
@@ -123,6 +123,11 @@ class Checkpoint:
     def train_config(self) -> dict:
         """The training configuration as recorded (plain dict)."""
         return self.raw.get("train_config") or {}
+
+    @property
+    def line_mode(self) -> bool:
+        """Whether the model was trained in line mode (each line its own sequence)."""
+        return bool(self.train_config.get("lines"))
 
     @property
     def summary(self) -> dict:
@@ -279,7 +284,7 @@ def export(path: str | Path, out: str | Path) -> Path:
         "state_dict": ckpt.raw["state_dict"],
         "step": ckpt.step,
     }
-    if ckpt.train_config.get("lines"):
+    if ckpt.line_mode:
         raw["train_config"] = {"lines": True}  # generation stops at the end of a line
         if ckpt.raw.get("line_index") is not None:
             raw["line_index"] = ckpt.raw["line_index"]
@@ -460,7 +465,7 @@ def load(path: str | Path, device: str | torch.device = "cpu", engine: str = "to
     With engine "torch" the torch model is built now, in eval mode on `device`; with "numpy"
     nothing imports torch (for a format-2 file), and `.model` is still there on first use.
     """
-    from charnext.inference.steps import resolve_engine
+    from charnext.modeling.runner import resolve_engine
 
     engine = resolve_engine(engine, str(device))
     path = Path(path)

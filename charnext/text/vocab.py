@@ -135,10 +135,6 @@ class Vocab:
         """The compact integer dtype of encoded text."""
         return index_dtype(len(self.chars))
 
-    def stoi(self) -> dict[str, int]:
-        """Character -> index."""
-        return {c: i for i, c in enumerate(self.chars)}
-
     def unknown(self, text: str) -> list[str]:
         """Characters of `text` that the vocabulary lacks, in order of first appearance."""
         return [c for c in Vocab.from_text(text).chars if c not in self.chars] if text else []
@@ -202,10 +198,6 @@ class Vocab:
         import torch
 
         return torch.nn.functional.one_hot(self.encode(text).long(), len(self.chars)).float()
-
-    def extend(self, text: str) -> Vocab:
-        """This vocabulary plus the new characters of `text`, appended in order of appearance."""
-        return Vocab(self.chars + tuple(self.unknown(text)))
 
 
 def require_text(text: str, *, what: str = "text", minimum: int = 2) -> str:

@@ -13,7 +13,8 @@ from charnext.config import TrainConfig
 from charnext.errors import ConfigError, TextError
 from charnext.inference.scoring import EvalResult, evaluate_lines, evaluate_stream
 from charnext.modeling.model import CharModel
-from charnext.text.data import Batch, LineBatches, StreamBatches, line_index, split_stream, text_lines
+from charnext.text.data import Batch, LineBatches, StreamBatches, line_index, split_stream
+from charnext.text.reading import text_lines
 from charnext.text.vocab import Vocab, count_indices
 
 NEWLINE = "\n"

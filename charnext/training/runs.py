@@ -17,8 +17,8 @@ from charnext.config import ModelConfig, TrainConfig
 from charnext.errors import ConfigError, TextError, UnknownCharactersError
 from charnext.modeling.device import resolve_precision
 from charnext.storage import checkpoint as ckpt
-from charnext.text.data import fingerprint, read_text, text_lines
 from charnext.text.prepare import PreparedData, load_prepared
+from charnext.text.reading import fingerprint, read_text, text_lines
 from charnext.text.vocab import Vocab, require_text
 from charnext.training import distributed
 from charnext.training.corpus import (

@@ -21,8 +21,8 @@ import torch
 from charnext.config import SampleConfig, TrainConfig
 from charnext.errors import TrainingDiverged
 from charnext.events import EvalEvent, Event, ReportEvent, StepEvent, TrainResult
+from charnext.inference.sampling import generate
 from charnext.inference.scoring import EvalResult
-from charnext.inference.steps import generate
 from charnext.modeling.device import autocast, resolve_precision
 from charnext.modeling.loss import sequence_loss
 from charnext.modeling.model import CharModel, ModelConfig
@@ -157,10 +157,6 @@ class Trainer:
     def vocab_counts(self) -> list[int]:
         """Occurrences of each vocabulary entry in the text, index order."""
         return self.corpus.vocab_counts
-
-    def total_steps(self) -> int | None:
-        """Planned optimizer steps, or None when a time budget decides."""
-        return self.schedule.total
 
     def _restore(self, raw: dict) -> None:
         r = raw["resume"]
