@@ -14,12 +14,13 @@ The command line is a thin layer over exactly these functions. `load`, `predict`
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from charnext.config import Cell, Engine, ModelConfig, SampleConfig, TrainConfig
+from charnext.config import Cell, Engine, ModelConfig, SampleConfig, TrainConfig, split_options
 from charnext.errors import ConfigError, TextError
 from charnext.events import EvalResult
 from charnext.inference.sampling import generate as _generate
@@ -34,6 +35,8 @@ if TYPE_CHECKING:  # torch's modules load on first use: load, predict and genera
     from charnext.inside.play import PlaySession
     from charnext.modeling.loss import sequence_loss
     from charnext.modeling.model import CharModel as Model
+    from charnext.training.runs import Source
+    from charnext.training.trainer import Trainer
 
 __all__ = [
     "Cell",
@@ -313,18 +316,68 @@ def train(
     they leave out are planned (charnext.training.planner), as `charnext train` does. `on_event`
     receives each event.
     """
-    model_fields = set(ModelConfig.__dataclass_fields__) - {"vocab_size"}
-    model_options = {k: v for k, v in options.items() if k in model_fields}
-    train_options = {k: v for k, v in options.items() if k not in model_fields}
+    from charnext.training.runs import new_run
+
+    model_options, train_options = split_options(options)
     # with no config object, what `options` leave out is planned for the text and the budget
     given = set(options) if model is None and config is None else None
     config = config or TrainConfig(**train_options)
-    from charnext.training.runs import new_run
-
     trainer = new_run(text, model, config, out, given=given, **model_options)
-    for event in trainer.run():
-        if on_event is not None:
-            on_event(event)
-    result = trainer.result
+    result = run(trainer, on_event)
     result.model = trainer.model  # type: ignore[attr-defined]
     return result
+
+
+def start_run(
+    source: Source | None,
+    out: str | Path | None = None,
+    *,
+    resume: str | Path | None = None,
+    init_from: str | Path | None = None,
+    extend_vocab: bool = False,
+    command: list[str] | None = None,
+    **options,
+) -> Trainer:
+    """A run ready to train, as `charnext train` starts it: resumed from the checkpoint `resume`
+    (options marked resumable apply, the others are refused unless equal; `source` may be None:
+    the run reopens its text), or new on `source` (from `init_from`'s weights if given; the
+    options not given are planned). Nothing is trained yet: see `run`."""
+    from charnext.training.runs import new_run, resume_run
+
+    if resume is not None:
+        if init_from is not None:
+            raise ConfigError("--resume and --init-from exclude each other")
+        if extend_vocab:
+            raise ConfigError("--extend-vocab goes with --init-from, not with --resume")
+        return resume_run(resume, source, out=out, command=command, **options)
+    model_options, train_options = split_options(options)
+    return new_run(
+        source, ModelConfig(**model_options), TrainConfig(**train_options), out or Path("checkpoint.pt"),
+        init_from=init_from, extend_vocab=extend_vocab, command=command, given=set(options),
+    )  # fmt: skip
+
+
+def run(
+    trainer: Trainer, on_event: Callable[[Event], None] | None = None, stop_on_sigint: bool = False
+) -> TrainResult:
+    """Train `trainer` to its end, handing each event to `on_event`; its result. With
+    `stop_on_sigint` the first Ctrl-C stops the run after the current step and saves it."""
+    from charnext.training.trainer import stop_on_sigint as sigint_stops
+
+    with sigint_stops(trainer) if stop_on_sigint else contextlib.nullcontext():
+        for event in trainer.run():
+            if on_event is not None:
+                on_event(event)
+    return trainer.result
+
+
+@contextlib.contextmanager
+def training_processes(device: str = "auto", timeout: float = 600.0, threads: int | None = None) -> Iterator:
+    """The processes a run trains in (one, or torchrun's), with `threads` CPU threads each: set up
+    for a block and taken down after it; yields who this process is (`.main`, `.rank`, `.world`)."""
+    from charnext.modeling.device import configure_threads
+    from charnext.training import distributed
+
+    configure_threads(threads)
+    with distributed.process_group(device, timeout) as procs:
+        yield procs

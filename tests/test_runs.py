@@ -248,7 +248,7 @@ def test_train_hands_the_core_exactly_the_given_options(monkeypatch, tmp_path):
     args, kwargs = calls.pop()
     assert args == (
         Source(text="hihello", kind="text"),
-        ModelConfig(vocab_size=1, cell="gru"),
+        ModelConfig(cell="gru"),  # the vocabulary size: once the text is read
         TrainConfig(lr=0.5, steps=7, lines=True),
         tmp_path / "x.pt",
     )

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from charnext.cli import options
-from charnext.config import Cell, DeviceName, Engine, ModelConfig, Precision, TrainConfig
+from charnext.config import DeviceName, Engine, training_options
 from charnext.errors import CharnextError, ConfigError
 from charnext.version import __version__
 
@@ -45,13 +44,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     # -h as well as --help everywhere; choices (--cell LSTM, --device CPU) in any case
     context_settings={"help_option_names": ["-h", "--help"], "token_normalize_func": str.lower},
-)
-
-
-_ENGINE_HELP = (
-    "What runs the model: numpy (no torch imported; the CPU only) or torch. auto picks numpy on "
-    "the CPU and torch on a GPU: measured, numpy starts without torch's ~1.3 s import and "
-    "generates faster on a CPU."
 )
 
 
@@ -85,7 +77,9 @@ def handle_errors(fn):
         except KeyboardInterrupt:
             raise _fail("interrupted", 130) from None
         except BrokenPipeError:  # `charnext inspect run.pt | head -2`: the reader has enough
-            _stdout_closed()
+            from charnext.rendering.render import stdout_closed
+
+            stdout_closed()
             raise typer.Exit(0) from None
 
     return wrapper
@@ -169,18 +163,7 @@ def root(
 # ---------------------------------------------------------------------------------------------
 
 
-# Defaults of `train`, shown in --help. The options themselves default to None ("not given"),
-# so that a resumed run can tell an option the user typed from one left at its default.
-_MODEL_DEFAULTS = ModelConfig(vocab_size=1)
-_TRAIN_DEFAULTS = TrainConfig()
-
-
-# What the planner chooses when the option is not given (charnext.training.planner; the run's `plan:` line).
-_PLANNED = "[default: planned for the text, the budget and this machine]"
-
-
-def _default(value) -> str:
-    return f"[default: {getattr(value, 'value', value)}]"
+# ---------------------------------------------------------------------------------------------
 
 
 @app.command()
@@ -194,112 +177,36 @@ def train(
         Path | None,
         typer.Option("--data", "-d", help="Train on a folder made by `charnext prepare` (memory-mapped)."),
     ] = None,
-    cell: Annotated[
-        Cell | None,
-        typer.Option(help=f"Recurrent cell. {_default(_MODEL_DEFAULTS.cell)}", show_default=False),
-    ] = None,
-    hidden_size: Annotated[
-        int | None, typer.Option(help=f"Units per recurrent layer. {_PLANNED}", show_default=False)
-    ] = None,
-    num_layers: Annotated[
-        int | None, typer.Option(help=f"Stacked recurrent layers. {_PLANNED}", show_default=False)
-    ] = None,
-    embedding_size: Annotated[
-        int | None,
-        typer.Option(
-            help="Learned input embedding width; 0 feeds one-hot vectors. "
-            + _default(_MODEL_DEFAULTS.embedding_size)
-        ),
-    ] = None,
-    dropout: Annotated[
-        float | None,
-        typer.Option(
-            help=f"Dropout between layers and before the head, 0..1. {_PLANNED}", show_default=False
-        ),
-    ] = None,
-    weight_drop: Annotated[
-        float | None,
-        typer.Option(help=f"DropConnect on the recurrent weights, 0..1. {_default(0.0)}", show_default=False),
-    ] = None,
-    seq_len: Annotated[
-        int | None,
-        typer.Option(
-            help=f"Characters per training window (BPTT length). {_default(_TRAIN_DEFAULTS.seq_len)}"
-        ),
-    ] = None,
-    batch_size: Annotated[
-        int | None,
-        typer.Option(help=f"Windows (lines with --lines) per step. {_PLANNED}", show_default=False),
-    ] = None,
-    steps: Annotated[
-        int | None, typer.Option(help="Optimizer steps [default: sized to the text]", show_default=False)
-    ] = None,
-    epochs: Annotated[float | None, typer.Option(help="Passes over the text, instead of --steps.")] = None,
-    max_time: Annotated[
-        str | None, typer.Option(help="Wall-clock budget, e.g. 90s, 10m, 2h; the schedule fits it.")
-    ] = None,
-    weight_decay: Annotated[
-        float | None,
-        typer.Option(help=f"AdamW weight decay. {_PLANNED}", show_default=False),
-    ] = None,
-    lr: Annotated[
-        float | None, typer.Option(help=f"Peak learning rate. {_PLANNED}", show_default=False)
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help=f"Random seed. {_default(_TRAIN_DEFAULTS.seed)}")] = None,
-    device: Annotated[DeviceName | None, typer.Option(help="Where to train. [default: auto]")] = None,
-    precision: Annotated[
-        Precision | None, typer.Option(help="Forward-pass precision; auto = bf16 where fast. [default: auto]")
-    ] = None,
-    val_fraction: Annotated[
-        float | None,
-        typer.Option(help="Share of the text held out at its end [default: 0.1, 0 for short texts]"),
-    ] = None,
-    eval_every: Annotated[
-        int | None, typer.Option(help="Steps between validations [default: ~10 per run]")
-    ] = None,
-    patience: Annotated[
-        int | None, typer.Option(help="Stop after N validations without improvement.")
-    ] = None,
-    lines: Annotated[
-        bool | None, typer.Option("--lines", help="Line mode: each non-empty line is a sequence.")
-    ] = None,
-    random_windows: Annotated[
-        bool | None,
-        typer.Option("--random-windows", help="Draw windows at random instead of carrying state."),
-    ] = None,
-    sample_prompt: Annotated[
-        str | None,
-        typer.Option(help="Prompt of the previews after each validation [default: the text's first line]"),
-    ] = None,
-    sample_temperature: Annotated[
-        float | None,
-        typer.Option(
-            help="Temperature of those previews (fixed seed; 0 = greedy). "
-            + _default(_TRAIN_DEFAULTS.sample_temperature)
-        ),
-    ] = None,
-    threads: Annotated[
-        int | None,
-        typer.Option(
-            help="CPU threads for torch [default: the idle cores, measured at start; OMP_NUM_THREADS if set]",
-            show_default=False,
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out", "-o", help="Checkpoint to write [default: checkpoint.pt; with --resume, that file]"
-        ),
-    ] = None,
+    cell: options.Cell = None,
+    hidden_size: options.HiddenSize = None,
+    num_layers: options.NumLayers = None,
+    embedding_size: options.EmbeddingSize = None,
+    dropout: options.Dropout = None,
+    weight_drop: options.WeightDrop = None,
+    seq_len: options.SeqLen = None,
+    batch_size: options.BatchSize = None,
+    steps: options.Steps = None,
+    epochs: options.Epochs = None,
+    max_time: options.MaxTime = None,
+    weight_decay: options.WeightDecay = None,
+    lr: options.Lr = None,
+    seed: options.TrainSeed = None,
+    device: options.TrainDevice = None,
+    precision: options.TrainPrecision = None,
+    val_fraction: options.ValFraction = None,
+    eval_every: options.EvalEvery = None,
+    patience: options.Patience = None,
+    lines: options.Lines = None,
+    random_windows: options.RandomWindows = None,
+    sample_prompt: options.SamplePrompt = None,
+    sample_temperature: options.SampleTemperature = None,
+    threads: options.Threads = None,
+    out: options.TrainOut = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run saved in this checkpoint.")] = None,
     init_from: Annotated[Path | None, typer.Option(help="Start from this checkpoint's weights.")] = None,
-    extend_vocab: Annotated[
-        bool, typer.Option("--extend-vocab", help="With --init-from: add the text's new characters.")
-    ] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
-    dist_timeout: Annotated[
-        str, typer.Option(help="Under torchrun: how long a process waits for the others before failing.")
-    ] = "10m",
+    extend_vocab: options.ExtendVocab = False,
+    json_out: options.Json = False,
+    dist_timeout: options.DistTimeout = "10m",
 ) -> None:
     """Train a character model on TEXT (or --file, --data, or standard input) and save a checkpoint.
 
@@ -308,71 +215,28 @@ def train(
     (DistributedDataParallel); only the first writes checkpoints and output. A diverging run
     stops with exit code 3 and keeps its last good checkpoints.
     """
-    from charnext.events import EvalEvent, ReportEvent, StepEvent
-    from charnext.modeling.device import configure_threads
+    from charnext import api
     from charnext.rendering import render
-    from charnext.training import distributed, runs
-    from charnext.training.trainer import stop_on_sigint
 
-    budget = parse_duration(max_time) if max_time is not None else None
-    model_options = dict(
-        cell=cell,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        embedding_size=embedding_size,
-        dropout=dropout,
-        weight_drop=weight_drop,
-    )
-    train_options = dict(
-        seq_len=seq_len, batch_size=batch_size, steps=steps, epochs=epochs, max_time=budget, lr=lr,
-        weight_decay=weight_decay, seed=seed,
-        device=device.value if device else None, precision=precision.value if precision else None,
-        val_fraction=val_fraction, eval_every=eval_every, patience=patience, lines=lines,
-        random_windows=random_windows, sample_prompt=sample_prompt, sample_temperature=sample_temperature,
-    )  # fmt: skip
-    given_model = {k: v for k, v in model_options.items() if v is not None}
-    given_train = {k: v for k, v in train_options.items() if v is not None}
-    configure_threads(threads)
-    with distributed.process_group(device.value if device else "auto", parse_duration(dist_timeout)) as procs:
+    given = _given(locals())  # the training options typed, by their config names
+    where = device.value if device else "auto"
+    with api.training_processes(where, parse_duration(dist_timeout), threads) as procs:
         source = _source(text, file, data)
-        if resume is not None:
-            if init_from is not None:
-                raise ConfigError("--resume and --init-from exclude each other")
-            if extend_vocab:
-                raise ConfigError("--extend-vocab goes with --init-from, not with --resume")
-            trainer = runs.resume_run(
-                resume, source, out=out, command=_command(), **given_model, **given_train
-            )
-        else:
-            if source is None:
-                raise _usage(
-                    "give the text to train on: TEXT, --file PATH, --data DIR, or - for standard input"
-                )
-            trainer = runs.new_run(
-                source, ModelConfig(vocab_size=1, **given_model), TrainConfig(**given_train),
-                out or Path("checkpoint.pt"), init_from=init_from, extend_vocab=extend_vocab,
-                command=_command(), given={*given_model, *given_train},
-            )  # fmt: skip
-
-        con = render.console(stderr=json_out, quiet=not procs.main)
-        c = trainer.model.config
-        title = (
-            f"{c.cell.value} {c.num_layers}x{c.hidden_size}, {len(trainer.vocab)} chars, "
-            f"batch {trainer.batch_size}x{trainer.seq_len}, {trainer.device} {trainer.precision}"
+        if source is None and resume is None:
+            raise _usage("give the text to train on: TEXT, --file PATH, --data DIR, or - for standard input")
+        trainer = api.start_run(
+            source,
+            out,
+            resume=resume,
+            init_from=init_from,
+            extend_vocab=extend_vocab,
+            command=_command(),
+            **given,
         )
-        plan = trainer.recorded_plan()
-        if plan and trainer.resumed_from is None:
-            title += f"\nplan: {plan['why']}" + _given_note(plan)
-        con.file = _OutputThatMayClose(con.file)  # `| head`: the run goes on and saves
-        with stop_on_sigint(trainer), render.TrainView(con, title) as view:
-            for event in trainer.run():
-                if isinstance(event, StepEvent):
-                    view.step(event)
-                elif isinstance(event, ReportEvent):
-                    view.report(event)
-                elif isinstance(event, EvalEvent):
-                    view.evaluation(event)
-        result = trainer.result
+        con = render.console(stderr=json_out, quiet=not procs.main)
+        con.file = render.OutputThatMayClose(con.file)  # `| head`: the run goes on and saves
+        with render.TrainView(con, render.run_header(trainer)) as view:
+            result = api.run(trainer, view.show, stop_on_sigint=True)
         if json_out and procs.main:
             _print_json(result.to_dict())
         render.train_summary(con, result)
@@ -380,66 +244,18 @@ def train(
             raise _fail(f"interrupted at step {result.steps}; resume with --resume {result.checkpoint}", 130)
 
 
-def _given_note(plan: dict) -> str:
-    """' (batch_size as given)': what the plan did not choose because the user did."""
-    kept = [
-        n for n in ("hidden_size", "num_layers", "dropout", "batch_size", "lr") if n not in plan["planned"]
-    ]
-    return f" ({', '.join('--' + n.replace('_', '-') for n in kept)} as given)" if kept else ""
+def _given(values: dict) -> dict:
+    """The training options among a command's arguments that were given (not None), as plain
+    values for the configs: choices by their value, --max-time in seconds."""
+    given = {k: v for k, v in values.items() if k in training_options() and v is not None}
+    if "max_time" in given:
+        given["max_time"] = parse_duration(given["max_time"])
+    return {k: getattr(v, "value", v) if k in ("device", "precision") else v for k, v in given.items()}
 
 
 def _command() -> list[str]:
     """The command line as typed, for the checkpoint's provenance."""
     return ["charnext", *sys.argv[1:]]
-
-
-class _OutputThatMayClose:
-    """The training view's stream: once its reader is gone (`charnext train ... | head`), writes
-    go nowhere and the run goes on to the end, saving as usual; the command then exits 0."""
-
-    def __init__(self, stream):
-        self.stream = stream
-        self.gone = False
-
-    def write(self, text: str) -> int:
-        if not self.gone:
-            try:
-                self.stream.write(text)
-            except BrokenPipeError:
-                self._gone()
-        return len(text)
-
-    def flush(self) -> None:
-        if not self.gone:
-            try:
-                self.stream.flush()
-            except BrokenPipeError:
-                self._gone()
-
-    def _gone(self) -> None:
-        self.gone = True
-        _stdout_closed()
-
-    def isatty(self) -> bool:
-        return self.stream.isatty()
-
-    def fileno(self) -> int:
-        return self.stream.fileno()
-
-    @property
-    def encoding(self) -> str:
-        return getattr(self.stream, "encoding", "utf-8")
-
-
-def _stdout_closed() -> None:
-    """Point standard output at /dev/null, so that nothing later fails writing to the closed pipe."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):  # stdout is not a real file (e.g. under a test runner)
-        pass
-    finally:
-        os.close(devnull)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -457,7 +273,7 @@ def prepare(
             "--out", "-o", help="Folder to write tokens.bin and meta.json into.", show_default=False
         ),
     ],
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    json_out: options.Json = False,
 ) -> None:
     """Encode a text of any size once into a memory-mapped token folder, for `train --data`.
 
@@ -488,9 +304,7 @@ def predict(
     prefix: Annotated[
         str | None, typer.Option("--prefix", "-p", help="The same as PREFIX.", show_default=False)
     ] = None,
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Checkpoint to use.")] = Path(
-        "checkpoint.pt"
-    ),
+    checkpoint: options.Checkpoint = Path("checkpoint.pt"),
     length: Annotated[
         int, typer.Option("--length", "-n", help="Characters to generate past the prefix.")
     ] = 0,
@@ -530,9 +344,9 @@ def predict(
     skip_unknown: Annotated[
         bool, typer.Option("--skip-unknown", help="Drop prefix characters the vocabulary lacks.")
     ] = False,
-    device: Annotated[DeviceName, typer.Option(help="Where to run.")] = DeviceName.cpu,
-    engine: Annotated[Engine, typer.Option(help=_ENGINE_HELP)] = Engine.auto,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    device: options.Device = DeviceName.cpu,
+    engine: options.EngineChoice = Engine.auto,
+    json_out: options.Json = False,
 ) -> None:
     """Show the model's most likely next character after each character of PREFIX, and continue it.
 
@@ -645,20 +459,18 @@ def evaluate(
             "--file", "-f", help="Score this UTF-8 text file; - reads standard input.", show_default=False
         ),
     ] = None,
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Checkpoint to use.")] = Path(
-        "checkpoint.pt"
-    ),
+    checkpoint: options.Checkpoint = Path("checkpoint.pt"),
     skip_unknown: Annotated[
         bool, typer.Option("--skip-unknown", help="Drop (and count) characters the vocabulary lacks.")
     ] = False,
-    device: Annotated[DeviceName, typer.Option(help="Where to run.")] = DeviceName.cpu,
+    device: options.Device = DeviceName.cpu,
     show: Annotated[
         bool, typer.Option("--show", help="Colour a stretch of the text by how surprising each character is.")
     ] = False,
     show_chars: Annotated[int, typer.Option(help="Characters of the text --show colours.")] = 600,
     offset: Annotated[int, typer.Option(help="Where the --show stretch starts (0 = the beginning).")] = 0,
     most: Annotated[int, typer.Option(help="Most surprising characters --show lists.")] = 10,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    json_out: options.Json = False,
 ) -> None:
     """Score a checkpoint on TEXT (or --file): loss, bits/char, perplexity and accuracy.
 
@@ -711,8 +523,8 @@ def inspect(
             show_default=False,
         ),
     ] = None,
-    engine: Annotated[Engine, typer.Option(help=_ENGINE_HELP)] = Engine.auto,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    engine: options.EngineChoice = Engine.auto,
+    json_out: options.Json = False,
 ) -> None:
     """Show what a checkpoint holds: model, vocabulary, training and loss history.
 
@@ -780,9 +592,7 @@ def neurons(
             "--file", "-f", help="Read this UTF-8 text file; - reads standard input.", show_default=False
         ),
     ] = None,
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Checkpoint to use.")] = Path(
-        "checkpoint.pt"
-    ),
+    checkpoint: options.Checkpoint = Path("checkpoint.pt"),
     unit: Annotated[
         str | None,
         typer.Option(
@@ -798,8 +608,8 @@ def neurons(
     skip_unknown: Annotated[
         bool, typer.Option("--skip-unknown", help="Drop characters the vocabulary lacks.")
     ] = False,
-    device: Annotated[DeviceName, typer.Option(help="Where to run.")] = DeviceName.cpu,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    device: options.Device = DeviceName.cpu,
+    json_out: options.Json = False,
 ) -> None:
     """Find which units follow which features of a text: line position, quotes, brackets, indents.
 
@@ -948,5 +758,7 @@ def main() -> None:
     try:
         app(prog_name="charnext")  # the same name (and completion variable) for `python -m charnext`
     except BrokenPipeError:  # a closed stdout outside a command (e.g. during --help): quietly done
-        _stdout_closed()
+        from charnext.rendering.render import stdout_closed
+
+        stdout_closed()
         sys.exit(0)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import sys
 from collections.abc import Iterable, Sequence
 
 from rich import box
@@ -19,7 +21,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from charnext.events import EvalEvent, ReportEvent, StepEvent, TrainResult
+from charnext.config import PLANNED
+from charnext.events import EvalEvent, Event, ReportEvent, StepEvent, TrainResult
 from charnext.text.vocab import visible, visible_text
 
 LN2 = math.log(2)
@@ -72,6 +75,55 @@ class TrimmedLines:
     @property
     def encoding(self) -> str:
         return getattr(self.stream, "encoding", "utf-8")
+
+
+class OutputThatMayClose:
+    """The training view's stream: once its reader is gone (`charnext train ... | head`), writes
+    go nowhere and the run goes on to the end, saving as usual; the command then exits 0."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def _gone(self) -> None:
+        self.gone = True
+        stdout_closed()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.stream, "encoding", "utf-8")
+
+
+def stdout_closed() -> None:
+    """Point standard output at /dev/null, so that nothing later fails writing to the closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (e.g. under a test runner)
+        pass
+    finally:
+        os.close(devnull)
 
 
 def error_console() -> Console:
@@ -178,6 +230,15 @@ class TrainView:
         self.lines.append(line)
         (self.live.console if self.live is not None else self.out).print(line, soft_wrap=True)
 
+    def show(self, event: Event) -> None:
+        """Any event of the run, shown where it belongs."""
+        if isinstance(event, StepEvent):
+            self.step(event)
+        elif isinstance(event, ReportEvent):
+            self.report(event)
+        elif isinstance(event, EvalEvent):
+            self.evaluation(event)
+
     def step(self, e: StepEvent) -> None:
         """After an optimizer step: the progress bar, or a plain line now and then."""
         val = f" val {e.val_loss:.3f}" if e.val_loss is not None else ""
@@ -222,6 +283,26 @@ class TrainView:
         target = self.live.console if self.live is not None else self.out
         target.print(line, soft_wrap=True)
         target.print(sample, soft_wrap=True)
+
+
+def run_header(trainer) -> str:
+    """The run's header: the model, the vocabulary, the batch and where it runs; for a new run
+    the plan's line below it, with the options it kept as given."""
+    c = trainer.model.config
+    title = (
+        f"{c.cell.value} {c.num_layers}x{c.hidden_size}, {len(trainer.vocab)} chars, "
+        f"batch {trainer.batch_size}x{trainer.seq_len}, {trainer.device} {trainer.precision}"
+    )
+    plan = trainer.recorded_plan()
+    if plan and trainer.resumed_from is None:
+        title += f"\nplan: {plan['why']}" + _given_note(plan)
+    return title
+
+
+def _given_note(plan: dict) -> str:
+    """' (--batch-size as given)': the options the planner chooses that the user gave instead."""
+    kept = [name for name in PLANNED if name not in plan["planned"]]
+    return f" ({', '.join('--' + n.replace('_', '-') for n in kept)} as given)" if kept else ""
 
 
 def train_summary(out: Console, r: TrainResult) -> None:

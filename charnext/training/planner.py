@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from charnext.config import Cell, ModelConfig, TrainConfig
+from charnext.config import PLANNED, Cell, ModelConfig, TrainConfig
 
 # Hidden sizes the planner chooses among (two layers each; the smallest texts get one).
 LADDER = (32, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
@@ -95,6 +95,19 @@ class Plan:
     def to_dict(self) -> dict:
         """Plain values, for the checkpoint's provenance and JSON."""
         return asdict(self)
+
+    def replan_regularisation(self, passes: float) -> set[str]:
+        """Choose the planned dropout and weight decay again for a run now expected to make
+        `passes` passes over its text (a time budget on a machine slower or faster than the
+        probe at the start); the names of those it set (none where both were given)."""
+        changed = {"dropout", "weight_decay"} & set(self.planned)
+        if changed:
+            self.passes = passes
+        if "dropout" in changed:
+            self.dropout = dropout_for(passes)
+        if "weight_decay" in changed:
+            self.weight_decay = weight_decay_for(passes)
+        return changed
 
 
 def parameters(cell: Cell, hidden: int, layers: int, vocab: int, embedding: int) -> int:
@@ -233,19 +246,7 @@ def make_plan(
         chars_per_sec=speed(hidden, batch),
         budget=budget,
     )
-    plan.planned = [
-        name
-        for name in (
-            "hidden_size",
-            "num_layers",
-            "dropout",
-            "weight_decay",
-            "batch_size",
-            "lr",
-            "warmup_steps",
-        )
-        if name not in given
-    ]
+    plan.planned = [name for name in PLANNED if name not in given]
     shape = f"{layers}x{hidden}" + (f", dropout {plan.dropout:g}" if plan.dropout else "")
     shape += f", weight decay {plan.weight_decay:g}" if plan.weight_decay else ""
     over = f"is about {passes:.3g} passes over" if d else "on"  # d is 0: no speed was measured

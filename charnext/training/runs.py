@@ -13,7 +13,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from charnext.config import ModelConfig, TrainConfig
+from charnext.config import RESUMABLE, ModelConfig, TrainConfig
 from charnext.errors import ConfigError, TextError, UnknownCharactersError
 from charnext.modeling.device import resolve_precision
 from charnext.storage import checkpoint as ckpt
@@ -33,12 +33,6 @@ from charnext.training.schedule import default_steps
 from charnext.training.trainer import Trainer
 
 NEWLINE = "\n"
-# What a resumed run may change: how long it goes on, where it runs, what it shows, where it
-# saves. The rest fixes the model, the data order or the split, which a continuation keeps.
-RESUMABLE = frozenset(
-    {"steps", "epochs", "max_time", "patience", "eval_every", "device", "precision", "lr",
-     "sample_prompt", "sample_temperature"}
-)  # fmt: skip
 
 
 @dataclass
@@ -219,8 +213,8 @@ def resume_run(
     recorded). The model, optimizer, schedule, step, random state and position in the data
     continue where they stopped.
 
-    `overrides` are TrainConfig or ModelConfig fields. Those in RESUMABLE apply; any other is
-    refused with a ConfigError naming it, unless it equals the recorded value.
+    `overrides` are TrainConfig or ModelConfig fields. Those marked resumable (config.RESUMABLE)
+    apply; any other is refused with a ConfigError naming it, unless it equals the recorded value.
     """
     raw = ckpt.load_raw(path)
     if not isinstance(raw.get("resume"), dict) or not isinstance(raw.get("train_config"), dict):

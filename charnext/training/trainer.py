@@ -14,6 +14,7 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,13 +27,13 @@ from charnext.inference.scoring import EvalResult
 from charnext.modeling.device import autocast, resolve_precision
 from charnext.modeling.loss import sequence_loss
 from charnext.modeling.model import CharModel, ModelConfig
-from charnext.storage import checkpoint as ckpt
 from charnext.storage.metrics import MetricsLog, metrics_path
 from charnext.text.vocab import Vocab
 from charnext.training import distributed
 from charnext.training.corpus import make_corpus
 from charnext.training.divergence import DivergenceGuard
-from charnext.training.planner import Plan, dropout_for, weight_decay_for
+from charnext.training.planner import Plan
+from charnext.training.run_state import restore_run, save_run
 from charnext.training.schedule import Schedule
 from charnext.version import __version__
 
@@ -45,6 +46,47 @@ RATE_WINDOW = 2.0  # seconds of steps over which the progress line's chars/s is 
 def best_path(out: Path) -> Path:
     """Where the best-by-validation checkpoint goes: `checkpoint.pt` -> `checkpoint.best.pt`."""
     return out.with_name(f"{out.stem}.best{out.suffix or '.pt'}")
+
+
+@dataclass
+class _Session:
+    """One session of a run (a resumed run is a new session): its clock, the speed the progress
+    line shows, and the latest figures, which a session that makes no step reports as they were."""
+
+    trainer: Trainer
+    start: float  # perf_counter at the session's start
+    start_step: int  # the run's step then
+    loss: float  # the latest step's training loss
+    accuracy: float  # and accuracy
+    last_val: float | None  # the latest validation loss
+    reason: str = "steps"  # what ended the session
+    train_time: float = 0.0  # seconds in optimizer steps
+    last_eval_at: float = 0.0  # session seconds at the end of the latest validation
+    last_report_fraction: float = 0.0  # share of the run done at the latest table row
+    rate: float = 0.0  # the progress line's chars/s, measured over RATE_WINDOW
+    rate_time: float = 0.0
+    rate_chars: int = 0
+
+    @classmethod
+    def begin(cls, trainer: Trainer) -> _Session:
+        h = trainer.history
+        last = lambda key: h[key][-1] if h[key] else math.nan  # noqa: E731
+        start = time.perf_counter()
+        trainer._start = start
+        val = h["val_loss"][-1] if h["val_loss"] else None
+        return cls(trainer, start, trainer.step, last("loss"), last("accuracy"), val)
+
+    def elapsed(self) -> float:
+        """Seconds trained in the run so far, earlier sessions included."""
+        return self.trainer.elapsed_before + time.perf_counter() - self.start
+
+    def count(self, seconds: float, chars: int) -> float:
+        """Add one step's time and characters; the chars/s to show."""
+        self.train_time += seconds
+        self.rate_time, self.rate_chars = self.rate_time + seconds, self.rate_chars + chars
+        if self.rate_time >= RATE_WINDOW or not self.rate:
+            self.rate, self.rate_time, self.rate_chars = self.rate_chars / max(self.rate_time, 1e-9), 0.0, 0
+        return self.rate
 
 
 class Trainer:
@@ -118,7 +160,7 @@ class Trainer:
         self._val_ok = True  # whether the latest validation allows saving (see divergence.py)
         self._resumed_plan: dict | None = None
         if resume is not None:
-            self._restore(resume)
+            restore_run(self, resume)
             if (
                 self.out is not None
                 and self.resumed_from is not None
@@ -158,28 +200,6 @@ class Trainer:
         """Occurrences of each vocabulary entry in the text, index order."""
         return self.corpus.vocab_counts
 
-    def _restore(self, raw: dict) -> None:
-        r = raw["resume"]
-        plan = (raw.get("provenance") or {}).get("plan")
-        self._resumed_plan = plan if isinstance(plan, dict) else None
-        self.model.load_state_dict(raw["state_dict"])
-        if raw.get("optimizer"):
-            self.optimizer.load_state_dict(raw["optimizer"])
-        self.step = int(raw["step"])
-        self.elapsed_before = float(r.get("elapsed", 0.0))
-        self.history = {k: list(v) for k, v in (raw.get("history") or self.history).items()}
-        self.best_val = r.get("best_val_loss")
-        self.evals_since_best = int(r.get("evals_since_best", 0))
-        self.skipped_steps = int(r.get("skipped_steps", 0))
-        self.guard.restore(r.get("guard"))
-        if isinstance(r.get("rng"), torch.Tensor):
-            torch.set_rng_state(r["rng"])
-        state = r.get("state")
-        if isinstance(state, torch.Tensor) and self.corpus.carries_state:
-            rows = self.corpus.rows
-            # float: a state saved under bf16 also feeds a run resumed in fp32 (lossless back to bf16)
-            self.state = state[:, rows].float().to(self.device) if state.size(1) == self.batch_size else None
-
     # -- the run ------------------------------------------------------------------------------
 
     def stop(self) -> None:
@@ -210,96 +230,112 @@ class Trainer:
         return self.result
 
     def _run(self, log: MetricsLog | None) -> Iterator[Event]:
-        plan = self.schedule
-        has_val = self.corpus.has_validation()
-        reason = "steps"
-        last_val: float | None = self.history["val_loss"][-1] if self.history["val_loss"] else None
-        # a session that makes no step reports the figures of the last one
-        loss_value = self.history["loss"][-1] if self.history["loss"] else math.nan
-        accuracy = self.history["accuracy"][-1] if self.history["accuracy"] else math.nan
-        start = time.perf_counter()
-        self._start = start
-        session_start_step = self.step
-        train_time = 0.0  # seconds in optimizer steps, this session
-        rate_time, rate_chars, rate = 0.0, 0, 0.0  # the progress line's chars/s, over RATE_WINDOW
-        last_eval_at, last_report_fraction = 0.0, 0.0
+        """The loop: a step, now and then a table row and a validation, until the schedule is
+        done, a stop is asked for, or patience runs out; then the last validation and save."""
+        schedule, has_val = self.schedule, self.corpus.has_validation()
+        session = _Session.begin(self)
         while True:
-            elapsed, stop = distributed.agree(
-                self.elapsed_before + time.perf_counter() - start, self._stop_requested, self.world
-            )
-            if plan.done(self.step, elapsed):
-                reason = plan.reason()
+            elapsed, stop = distributed.agree(session.elapsed(), self._stop_requested, self.world)
+            if schedule.done(self.step, elapsed):
+                session.reason = schedule.reason()
                 break
             if stop:
-                reason = "interrupted"
+                session.reason = "interrupted"
                 break
-            lr = plan.lr(self.step, elapsed)
-            t0 = time.perf_counter()
-            loss_value, accuracy, applied = self._train_step(lr)
-            step_seconds = time.perf_counter() - t0
-            train_time += step_seconds
-            self.step += 1
-            # raises TrainingDiverged, before anything diverged is saved
-            self.guard.check(self.step, loss_value if applied else math.nan, self.config.lr)
-            rate_time, rate_chars = rate_time + step_seconds, rate_chars + self.chars_per_step
-            if rate_time >= RATE_WINDOW or not rate:
-                rate, rate_time, rate_chars = rate_chars / max(rate_time, 1e-9), 0.0, 0
-            elapsed = self.elapsed_before + time.perf_counter() - start
-            for key, value in zip(("step", "loss", "accuracy", "lr"), (self.step, loss_value, accuracy, lr)):
-                self.history[key].append(value)
-            fraction = plan.fraction(self.step, elapsed)
-            event = StepEvent(self.step, plan.total, fraction, loss_value, lr, rate, elapsed, last_val)
+            event = self._timed_step(schedule.lr(self.step, elapsed), session)
             if self.rank == 0:
                 if log:
-                    log.step(event, accuracy)
+                    log.step(event, session.accuracy)
                 yield event
-            final = plan.done(self.step, elapsed)
-            if plan.report_due(self.step, elapsed, last_report_fraction):
-                last_report_fraction = fraction
+            if schedule.report_due(self.step, event.elapsed, session.last_report_fraction):
+                session.last_report_fraction = event.fraction
                 if self.rank == 0:
-                    yield self._report(loss_value, accuracy)
-            session = elapsed - self.elapsed_before
-            if has_val and not final and plan.eval_due(self.step, session - last_eval_at):
-                eval_start = time.perf_counter()
-                eval_event = self._validate()
-                last_val = eval_event.val_loss
-                # the latest state too, so that a run that dies later resumes from here
-                if self._val_ok:
-                    self._save_latest(loss_value, accuracy, last_val)
-                plan.eval_seconds = time.perf_counter() - eval_start
-                last_eval_at = session + plan.eval_seconds
-                if self.rank == 0:
-                    if log:
-                        log.validation(eval_event)
-                    yield eval_event
-                self._replan_regularisation(elapsed, self.step - session_start_step)
+                    yield self._report(session.loss, session.accuracy)
+            since_eval = event.elapsed - self.elapsed_before - session.last_eval_at
+            if (
+                has_val
+                and not schedule.done(self.step, event.elapsed)
+                and schedule.eval_due(self.step, since_eval)
+            ):
+                yield from self._validate_and_save(session, event.elapsed, log)
                 if self.config.patience and self.evals_since_best >= self.config.patience:
-                    reason = "patience"
+                    session.reason = "patience"
                     break
+        yield from self._finish(session, log)
+        return self.result
+
+    def _timed_step(self, lr: float, session: _Session) -> StepEvent:
+        """One optimizer step, timed and checked by the divergence guard; its event."""
+        t0 = time.perf_counter()
+        session.loss, session.accuracy, applied = self._train_step(lr)
+        seconds = time.perf_counter() - t0
+        self.step += 1
+        # raises TrainingDiverged, before anything diverged is saved
+        self.guard.check(self.step, session.loss if applied else math.nan, self.config.lr)
+        rate = session.count(seconds, self.chars_per_step)
+        elapsed = session.elapsed()
+        for key, value in zip(
+            ("step", "loss", "accuracy", "lr"), (self.step, session.loss, session.accuracy, lr)
+        ):
+            self.history[key].append(value)
+        fraction = self.schedule.fraction(self.step, elapsed)
+        return StepEvent(
+            self.step, self.schedule.total, fraction, session.loss, lr, rate, elapsed, session.last_val
+        )
+
+    def _validate_and_save(
+        self, session: _Session, elapsed: float, log: MetricsLog | None
+    ) -> Iterator[Event]:
+        """A validation during the run, the latest state saved with it (so that a run that dies
+        later resumes from here), and the plan's regularisation set again for what is left."""
+        start = time.perf_counter()
+        event = self._validate()
+        session.last_val = event.val_loss
+        if self._val_ok:
+            self._save_latest(session.loss, session.accuracy, session.last_val)
+        self.schedule.eval_seconds = time.perf_counter() - start
+        session.last_eval_at = elapsed - self.elapsed_before + self.schedule.eval_seconds
+        if self.rank == 0:
+            if log:
+                log.validation(event)
+            yield event
+        self._replan_regularisation(elapsed, self.step - session.start_step)
+
+    def _finish(self, session: _Session, log: MetricsLog | None) -> Iterator[Event]:
+        """After the loop: a last validation unless the last step had one, the latest checkpoint
+        (refused if that validation scored worse than an untrained model), and the result."""
         validated_here = bool(self.history["val_step"]) and self.history["val_step"][-1] == self.step
-        if has_val and reason != "interrupted" and self.step > 0 and not validated_here:
-            eval_event = self._validate(final=True)
-            last_val = eval_event.val_loss
+        if (
+            self.corpus.has_validation()
+            and session.reason != "interrupted"
+            and self.step > 0
+            and not validated_here
+        ):
+            event = self._validate(final=True)
+            session.last_val = event.val_loss
             if self.rank == 0:
                 if log:
-                    log.validation(eval_event)
-                yield eval_event
-        self.elapsed_before += time.perf_counter() - start
+                    log.validation(event)
+                yield event
+        self.elapsed_before += time.perf_counter() - session.start
         self._start = None
-        if not self._val_ok:  # the last validation scored worse than an untrained model
-            self.guard.refuse_to_save(self.step, last_val, self.config.lr)
-        self._save_latest(loss_value, accuracy, last_val)
-        session_chars = (self.step - session_start_step) * self.chars_per_step
+        if not self._val_ok:
+            self.guard.refuse_to_save(self.step, session.last_val, self.config.lr)
+        self._save_latest(session.loss, session.accuracy, session.last_val)
+        self.result = self._result(session, log)
+
+    def _result(self, session: _Session, log: MetricsLog | None) -> TrainResult:
+        session_chars = (self.step - session.start_step) * self.chars_per_step
         best = best_path(self.out) if self.out is not None else None
-        self.result = TrainResult(
+        return TrainResult(
             steps=self.step,
             elapsed=self.elapsed_before,
-            loss=loss_value,
-            accuracy=accuracy,
-            val_loss=last_val,
+            loss=session.loss,
+            accuracy=session.accuracy,
+            val_loss=session.last_val,
             best_val_loss=self.best_val,
-            chars_per_sec=session_chars / train_time if train_time else 0.0,
-            reason=reason,
+            chars_per_sec=session_chars / session.train_time if session.train_time else 0.0,
+            reason=session.reason,
             checkpoint=self.out if self.out is not None and self.out.exists() else None,
             best_checkpoint=best if best is not None and best.exists() else None,
             device=str(self.device),
@@ -307,7 +343,7 @@ class Trainer:
             parameters=self.model.num_parameters(),
             train_chars=self.train_chars,
             val_chars=self.val_chars,
-            train_time=train_time,
+            train_time=session.train_time,
             batch_size=self.batch_size,
             seq_len=self.seq_len,
             threads=torch.get_num_threads() if self.device.type == "cpu" else 0,
@@ -315,30 +351,21 @@ class Trainer:
             skipped_steps=self.skipped_steps,
             plan=self.recorded_plan(),
         )
-        return self.result
 
     def _replan_regularisation(self, elapsed: float, session_steps: int) -> None:
-        """Under a time budget, set the planned dropout and weight decay again for the passes
-        the run now expects to make at the speed measured so far: a machine slower or faster
-        than the probe at the start gets the regularisation its real number of passes calls for."""
+        """Under a time budget, ask the plan for its dropout and weight decay again, for the
+        passes the run now expects at the speed measured so far (validation and saving
+        included), and apply what it sets."""
         plan = self.plan
-        if plan is None or self.schedule.max_time is None:
-            return
-        if not {"dropout", "weight_decay"} & set(plan.planned):
-            return
         session = elapsed - self.elapsed_before
-        if not session_steps or session <= 0:
+        if plan is None or self.schedule.max_time is None or not session_steps or session <= 0:
             return
-        # chars per second of wall-clock time, validation and saving included
         rate = session_steps * self.chars_per_step / max(session, 1e-9)
         expected = self.step * self.chars_per_step + max(0.0, self.schedule.max_time - elapsed) * rate
-        passes = expected / max(self.train_chars, 1)
-        plan.passes = passes
-        if "dropout" in plan.planned:
-            plan.dropout = dropout_for(passes)
+        changed = plan.replan_regularisation(expected / max(self.train_chars, 1))
+        if "dropout" in changed:
             self.model.set_dropout(plan.dropout)
-        if "weight_decay" in plan.planned:
-            plan.weight_decay = weight_decay_for(passes)
+        if "weight_decay" in changed:
             for group in self.optimizer.param_groups:
                 group["weight_decay"] = plan.weight_decay
 
@@ -498,50 +525,11 @@ class Trainer:
 
     def _save(self, path: Path, summary: dict) -> None:
         """Write a checkpoint (rank 0); every process must call it, to gather the state."""
-        state = self.state
-        if state is not None:
-            state = distributed.gather_rows(state, self.world)
+        state = distributed.gather_rows(self.state, self.world) if self.state is not None else None
         if self.rank != 0:
             return
         self._clean_stale_best()
-        elapsed = self.elapsed()
-        ckpt.save(
-            path,
-            self.model,
-            self.vocab,
-            # the batch and window as used, not None ("default"), so the record says what ran
-            train_config={**self.config.to_dict(), "batch_size": self.batch_size},
-            step=self.step,
-            optimizer=self.optimizer.state_dict(),
-            history=self.history,
-            text=self.text_fingerprint,
-            source=self.origin.get("source"),
-            provenance=self.provenance(),
-            metrics_log=metrics_path(self.out).name if self.out is not None else None,
-            vocab_counts=self.corpus.vocab_counts,
-            line_index=self.corpus.line_index,
-            summary={
-                "device": str(self.device),
-                "precision": self.precision,
-                "elapsed": elapsed,
-                "best_val_loss": self.best_val,
-                "train_chars": self.train_chars,
-                "val_chars": self.val_chars,
-                "seq_len": self.seq_len,
-                "batch_size": self.batch_size,
-                "skipped_steps": self.skipped_steps,
-                **summary,
-            },
-            resume={
-                "rng": torch.get_rng_state(),
-                "state": state,
-                "elapsed": elapsed,
-                "best_val_loss": self.best_val,
-                "evals_since_best": self.evals_since_best,
-                "skipped_steps": self.skipped_steps,
-                "guard": self.guard.to_dict(),
-            },
-        )
+        save_run(self, path, summary, state)
 
 
 def _copy_overlap(model: CharModel, state_dict: dict) -> None:
