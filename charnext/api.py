@@ -27,6 +27,7 @@ from charnext.inference.sampling import generate as _generate
 from charnext.inference.steps import StepPrediction, predict_steps
 from charnext.storage.checkpoint import Checkpoint
 from charnext.storage.checkpoint import load as _load_checkpoint
+from charnext.text.reading import decode_utf8, read_text  # noqa: F401 - for the command line
 from charnext.text.vocab import Vocab
 
 if TYPE_CHECKING:  # torch's modules load on first use: load, predict and generate never need them
@@ -69,6 +70,7 @@ __all__ = [
 _LAZY = {  # name -> (module, name there): imported (with torch) only when first asked for
     "TrainResult": ("charnext.events", "TrainResult"),
     "Trainer": ("charnext.training.trainer", "Trainer"),
+    "Source": ("charnext.training.runs", "Source"),
     "Model": ("charnext.modeling.model", "CharModel"),
     "sequence_loss": ("charnext.modeling.loss", "sequence_loss"),
     "CharSurprise": ("charnext.inference.surprise", "CharSurprise"),
@@ -94,7 +96,7 @@ def load(path: str | Path = "checkpoint.pt", device: str = "cpu", engine: str = 
 
     `engine` is what `predict` and `generate` run on: "numpy" (the CPU only; no torch
     imported for a format-2 file), "torch", or "auto": numpy on the CPU, torch elsewhere (see
-    `charnext.modeling.runner.resolve_engine`). `evaluate`, `surprisal` and `.model` use torch
+    `charnext.modeling.runner.resolve_engine`). `evaluate`, `neurons` and `.model` use torch
     whatever the engine.
     """
     from charnext.modeling.runner import resolve_engine
@@ -104,16 +106,6 @@ def load(path: str | Path = "checkpoint.pt", device: str = "cpu", engine: str = 
 
         device = str(resolve_device(device))
     return _load_checkpoint(path, device, resolve_engine(engine, device))
-
-
-def _text_for(ckpt: Checkpoint, text: str, skip_unknown: bool) -> tuple[str, list[str]]:
-    """The text with unknown characters dropped (if allowed), and the dropped characters."""
-    unknown = ckpt.vocab.unknown(text)
-    if unknown and not skip_unknown:
-        ckpt.vocab.encode(text)  # raises UnknownCharactersError with the standard message
-    if unknown:
-        text = "".join(c for c in text if c in ckpt.vocab)
-    return text, unknown
 
 
 @dataclass
@@ -153,7 +145,7 @@ class PredictResult:
 
 def predict(ckpt: Checkpoint, prefix: str, top_k: int = 3, skip_unknown: bool = False) -> PredictResult:
     """Feed `prefix` one character at a time; the prediction and top-k after each."""
-    prefix, skipped = _text_for(ckpt, prefix, skip_unknown)
+    prefix, skipped = ckpt.vocab.known(prefix, skip_unknown)
     return PredictResult(predict_steps(ckpt.runner, ckpt.vocab, prefix, top_k), skipped)
 
 
@@ -176,7 +168,7 @@ def generate_stream(
     """
     if length < 0 or num_samples < 1:
         raise ConfigError("length must be 0 or more and num-samples at least 1")
-    prefix, _ = _text_for(ckpt, prefix, skip_unknown)
+    prefix, _ = ckpt.vocab.known(prefix, skip_unknown)
     stop = NEWLINE if line_mode(ckpt) else None
     yield from _generate(ckpt.runner, ckpt.vocab, prefix, length, sample, num_samples, stop)
 
@@ -228,7 +220,7 @@ def evaluate(ckpt: Checkpoint, text: str, skip_unknown: bool = False, precision:
     from charnext.modeling.device import resolve_precision
     from charnext.text.reading import text_lines
 
-    kept, unknown = _text_for(ckpt, text, skip_unknown)
+    kept, unknown = ckpt.vocab.known(text, skip_unknown)
     skipped = len(text) - len(kept)
     device = ckpt.model.head.weight.device
     precision = resolve_precision(precision, device, ckpt.config.cell)
@@ -261,12 +253,53 @@ def surprisal(
         raise ConfigError("offset must be 0 or more, and the length and top-k at least 1")
     from charnext.inference.surprise import score_chars
 
-    kept, unknown = _text_for(ckpt, text, skip_unknown)
+    kept, unknown = ckpt.vocab.known(text, skip_unknown)
     if offset >= len(kept):
         raise ConfigError(f"offset {offset} is past the end of the text ({len(kept)} characters)")
     result = score_chars(ckpt.runner, ckpt.vocab, kept, offset, length, top_k, line_mode=line_mode(ckpt))
     result.skipped = unknown
     return result
+
+
+def describe(ckpt: Checkpoint) -> dict:
+    """What a checkpoint holds, as plain data (`charnext inspect`)."""
+    from charnext.storage.describe import describe as describe_checkpoint
+
+    return describe_checkpoint(ckpt)
+
+
+def export(path: str | Path, out: str | Path) -> Path:
+    """Write the inference-only file of a checkpoint: weights, vocabulary, model config."""
+    from charnext.storage.checkpoint import export as export_checkpoint
+
+    return export_checkpoint(path, out)
+
+
+def prepare(file: str | Path, out: str | Path, on_progress: Callable | None = None):
+    """Encode a text of any size once into a memory-mapped token folder (`charnext prepare`)."""
+    from charnext.text.prepare import prepare as prepare_text
+
+    return prepare_text(file, out, on_progress=on_progress)
+
+
+def neurons(
+    ckpt: Checkpoint,
+    text: str,
+    unit: str | None = None,
+    max_chars: int | None = 100_000,
+    offset: int = 0,
+    show_chars: int = 600,
+    skip_unknown: bool = False,
+):
+    """Which units of the model follow which features of `text` (`charnext neurons`): the scan,
+    and the unit named by `unit` (LAYER:INDEX, or LAYER:hINDEX) if one is."""
+    from charnext.inside.neurons import parse_unit, scan
+
+    chosen = parse_unit(unit, ckpt.model) if unit is not None else None
+    kept, unknown = ckpt.vocab.known(text, skip_unknown)
+    result = scan(ckpt.model, ckpt.vocab, kept, max_chars, offset, show_chars, ckpt.line_mode)
+    result.skipped = unknown
+    return result, chosen
 
 
 def play_session(ckpt: Checkpoint, sample: SampleConfig | None = None) -> PlaySession:

@@ -7,6 +7,7 @@ Each dataclass belongs to the module that uses it and is re-exported there:
 
 from __future__ import annotations
 
+import re
 from dataclasses import Field, asdict, dataclass, field, fields
 from enum import Enum
 
@@ -183,3 +184,41 @@ def split_options(options: dict) -> tuple[dict, dict]:
         raise ConfigError(f"unknown training option {unknown[0]!r}")
     model = {k: v for k, v in options.items() if k in model_names}
     return model, {k: v for k, v in options.items() if k in train_names}
+
+
+# -- durations: read from options, shown in tables and in the plan --------------------------
+
+
+def parse_duration(value: str) -> float:
+    """`90s`, `10m`, `2h`, `1h30m` or plain seconds -> seconds."""
+    text = value.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        seconds = float(text)
+    else:
+        parts = re.findall(r"(\d+(?:\.\d+)?)\s*(h|m|s)", text)
+        if not parts or "".join(a + b for a, b in parts) != text.replace(" ", ""):
+            raise ConfigError(f"cannot read duration {value!r}: use e.g. 90s, 10m, 2h or 1h30m")
+        seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+    if seconds <= 0:
+        raise ConfigError(f"duration must be positive, not {value!r}")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """12.3s, 4m05s, 1h02m."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+
+
+def format_budget(seconds: float) -> str:
+    """600 -> '10m', 90 -> '90s', 5400 -> '1h30m'."""
+    seconds = round(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 120:
+        return f"{minutes}m" + (f"{seconds % 60:02d}s" if seconds % 60 else "")
+    return f"{minutes // 60}h" + (f"{minutes % 60:02d}m" if minutes % 60 else "")

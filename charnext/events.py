@@ -26,7 +26,7 @@ class StepEvent:
 
 
 @dataclass
-class ReportEvent:
+class RowEvent:
     """A row of the lecture's table: loss, accuracy and decoded prediction of a fixed window."""
 
     step: int
@@ -49,7 +49,7 @@ class EvalEvent:
     sample: str  # a short sampled continuation of the prompt (fixed seed)
 
 
-Event = StepEvent | ReportEvent | EvalEvent
+Event = StepEvent | RowEvent | EvalEvent
 
 
 @dataclass

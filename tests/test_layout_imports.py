@@ -241,3 +241,37 @@ def test_exactly_one_module_draws_the_next_character():
                 if called in drawing:
                     found.setdefault(name, set()).add(called)
     assert found == {"charnext.inference.sampling": {"choose", "default_rng"}}
+
+
+def test_the_command_line_goes_through_the_api_only():
+    """cli/ reaches the core through charnext.api (and the front door's config, errors and
+    events); what it shows, through rendering/."""
+    graph, _ = import_graph(PACKAGE, "charnext")
+    allowed = {
+        "charnext",
+        "charnext.api",
+        "charnext.config",
+        "charnext.errors",
+        "charnext.events",
+        "charnext.version",
+    }
+    reached = {
+        (module, target)
+        for module, targets in graph.items()
+        if module.startswith("charnext.cli")
+        for target in targets
+        if target not in allowed and not target.startswith(("charnext.cli", "charnext.rendering"))
+    }
+    assert reached == set()
+
+
+def test_no_function_is_longer_than_sixty_lines():
+    """A function reads in one sitting: from its `def` to its last line, at most 60 lines."""
+    long = []
+    for name, path in module_names(PACKAGE, "charnext").items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 60:
+                    long.append(f"{name}.{node.name}: {lines} lines")
+    assert long == []

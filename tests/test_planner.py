@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from charnext import api
 from charnext.cli.app import app
 from charnext.config import TrainConfig
-from charnext.events import ReportEvent
+from charnext.events import RowEvent
 from charnext.storage.checkpoint import load_raw
 from charnext.training import planner as pl
 from charnext.training.runs import new_run
@@ -138,9 +138,7 @@ def test_the_lecture_models_learn_hihello_with_no_other_flag(tmp_path, cell):
 
 def test_the_default_model_learns_hihello_within_50_steps():
     reports = []
-    api.train(
-        "hihello", out=None, on_event=lambda e: reports.append(e) if isinstance(e, ReportEvent) else None
-    )
+    api.train("hihello", out=None, on_event=lambda e: reports.append(e) if isinstance(e, RowEvent) else None)
     first = [e.step for e in reports if e.prediction == "ihello"]
     assert first and first[0] <= 50, [(e.step, e.prediction) for e in reports]
 

@@ -137,3 +137,16 @@ def test_report_command_passes_the_sampling_options(hihello, tmp_path):
     assert "a sample the model wrote (temperature 1.5, top-k 3, top-p 0.9, seed 7)" in out.read_text("utf-8")
     r = CliRunner().invoke(app, [*args, "--top-k", "-1"])
     assert r.exit_code == 1 and "top" in r.output
+
+
+def test_report_shows_invisible_characters_in_the_one_notation(hihello):
+    """A tab is `\\t` in the report as in every table (README), not a mark of its own."""
+    from charnext import api
+    from charnext.inside.report import collect, to_html
+
+    ckpt = api.load(hihello)
+    tabbed = collect(ckpt, "hihello" * 3, "t", prefix="hihello", chars=12, units=0)
+    tabbed.prefix_steps[0]["input"] = "\t"
+    tabbed.surprise[1]["char"] = "\t"
+    page = to_html(tabbed)
+    assert "⇥" not in page and page.count("\\t") >= 2

@@ -19,7 +19,7 @@ from charnext import api
 from charnext.cli.app import app
 from charnext.config import ModelConfig, TrainConfig
 from charnext.errors import ConfigError, TextError, TrainingDiverged, UnknownCharactersError
-from charnext.events import EvalEvent, ReportEvent, StepEvent
+from charnext.events import EvalEvent, RowEvent, StepEvent
 from charnext.modeling.device import configure_threads, idle_cpus
 from charnext.storage import checkpoint as ckpt
 from charnext.storage.metrics import read_metrics
@@ -358,7 +358,7 @@ def test_sample_prompt_and_temperature(poem, names, tmp_path):
     config = TrainConfig(lines=True, steps=6, eval_every=3, batch_size=8)
     a = list(new_run(names, None, config, None, **SMALL).run())
     b = list(new_run(names, None, config, None, **SMALL).run())
-    rows = [e for e in a if isinstance(e, ReportEvent)]
+    rows = [e for e in a if isinstance(e, RowEvent)]
     assert rows and all(e.target.endswith("\n") and len(e.target) > 1 for e in rows)
     assert [e.sample for e in a if isinstance(e, EvalEvent)] == [
         e.sample for e in b if isinstance(e, EvalEvent)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from charnext.cli import options
-from charnext.config import DeviceName, Engine, training_options
+from charnext.config import DeviceName, Engine, parse_duration, training_options
 from charnext.errors import CharnextError, ConfigError
 from charnext.version import __version__
 
@@ -95,24 +94,9 @@ def _json_default(o):
     raise TypeError(type(o).__name__)
 
 
-def parse_duration(value: str) -> float:
-    """`90s`, `10m`, `2h`, `1h30m` or plain seconds -> seconds."""
-    text = value.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        seconds = float(text)
-    else:
-        parts = re.findall(r"(\d+(?:\.\d+)?)\s*(h|m|s)", text)
-        if not parts or "".join(a + b for a, b in parts) != text.replace(" ", ""):
-            raise ConfigError(f"cannot read duration {value!r}: use e.g. 90s, 10m, 2h or 1h30m")
-        seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
-    if seconds <= 0:
-        raise ConfigError(f"duration must be positive, not {value!r}")
-    return seconds
-
-
 def _read_input(text: str | None, file: Path | None, purpose: str = "to train on") -> str:
     """TEXT itself, the --file, or standard input for `-`; neither or both is a usage error."""
-    from charnext.text.reading import decode_utf8, read_text
+    from charnext.api import decode_utf8, read_text
 
     if file is not None and text is not None:
         raise _usage("give either TEXT or --file, not both")
@@ -127,8 +111,7 @@ def _read_input(text: str | None, file: Path | None, purpose: str = "to train on
 
 def _source(text: str | None, file: Path | None, data: Path | None):
     """What to train on: a literal TEXT, standard input (-), --file or --data; None if none given."""
-    from charnext.text.reading import decode_utf8
-    from charnext.training.runs import Source
+    from charnext.api import Source, decode_utf8
 
     if file is not None and text is not None:
         raise _usage("give either TEXT or --file, not both")
@@ -169,14 +152,9 @@ def root(
 @app.command()
 @handle_errors
 def train(
-    text: Annotated[
-        str | None, typer.Argument(help="Text to train on; - reads standard input.", show_default=False)
-    ] = None,
-    file: Annotated[Path | None, typer.Option("--file", "-f", help="Train on this UTF-8 text file.")] = None,
-    data: Annotated[
-        Path | None,
-        typer.Option("--data", "-d", help="Train on a folder made by `charnext prepare` (memory-mapped)."),
-    ] = None,
+    text: options.TrainText = None,
+    file: options.TrainFile = None,
+    data: options.TrainData = None,
     cell: options.Cell = None,
     hidden_size: options.HiddenSize = None,
     num_layers: options.NumLayers = None,
@@ -202,8 +180,8 @@ def train(
     sample_temperature: options.SampleTemperature = None,
     threads: options.Threads = None,
     out: options.TrainOut = None,
-    resume: Annotated[Path | None, typer.Option(help="Continue the run saved in this checkpoint.")] = None,
-    init_from: Annotated[Path | None, typer.Option(help="Start from this checkpoint's weights.")] = None,
+    resume: options.Resume = None,
+    init_from: options.InitFrom = None,
     extend_vocab: options.ExtendVocab = False,
     json_out: options.Json = False,
     dist_timeout: options.DistTimeout = "10m",
@@ -216,7 +194,6 @@ def train(
     stops with exit code 3 and keeps its last good checkpoints.
     """
     from charnext import api
-    from charnext.rendering import render
 
     given = _given(locals())  # the training options typed, by their config names
     where = device.value if device else "auto"
@@ -224,24 +201,30 @@ def train(
         source = _source(text, file, data)
         if source is None and resume is None:
             raise _usage("give the text to train on: TEXT, --file PATH, --data DIR, or - for standard input")
-        trainer = api.start_run(
-            source,
-            out,
-            resume=resume,
-            init_from=init_from,
-            extend_vocab=extend_vocab,
-            command=_command(),
-            **given,
-        )
-        con = render.console(stderr=json_out, quiet=not procs.main)
-        con.file = render.OutputThatMayClose(con.file)  # `| head`: the run goes on and saves
-        with render.TrainView(con, render.run_header(trainer)) as view:
-            result = api.run(trainer, view.show, stop_on_sigint=True)
-        if json_out and procs.main:
-            _print_json(result.to_dict())
-        render.train_summary(con, result)
-        if result.reason == "interrupted":
-            raise _fail(f"interrupted at step {result.steps}; resume with --resume {result.checkpoint}", 130)
+        extra = {
+            "resume": resume,
+            "init_from": init_from,
+            "extend_vocab": extend_vocab,
+            "command": _command(),
+        }
+        _train_and_show(api.start_run(source, out, **extra, **given), procs.main, json_out)
+
+
+def _train_and_show(trainer, main: bool, json_out: bool) -> None:
+    """Run the trainer with the training view (in the first process only), then the summary or
+    JSON; an interrupted run says how to resume it."""
+    from charnext import api
+    from charnext.rendering import render
+
+    con = render.console(stderr=json_out, quiet=not main)
+    con.file = render.OutputThatMayClose(con.file)  # `| head`: the run goes on and saves
+    with render.TrainView(con, render.run_header(trainer)) as view:
+        result = api.run(trainer, view.show, stop_on_sigint=True)
+    if json_out and main:
+        _print_json(result.to_dict())
+    render.train_summary(con, result)
+    if result.reason == "interrupted":
+        raise _fail(f"interrupted at step {result.steps}; resume with --resume {result.checkpoint}", 130)
 
 
 def _given(values: dict) -> dict:
@@ -279,12 +262,12 @@ def prepare(
 
     The file is streamed in chunks, twice (vocabulary, then encoding): memory stays flat.
     """
+    from charnext import api
     from charnext.rendering import render
-    from charnext.text.prepare import prepare as prepare_text
 
     con = render.console(stderr=json_out)
     with render.PrepareView(con) as view:
-        result = prepare_text(file, out, on_progress=view.update)
+        result = api.prepare(file, out, on_progress=view.update)
     if json_out:
         _print_json(result.to_dict())
     else:
@@ -308,32 +291,12 @@ def predict(
     length: Annotated[
         int, typer.Option("--length", "-n", help="Characters to generate past the prefix.")
     ] = 0,
-    temperature: Annotated[
-        float,
-        typer.Option(
-            help="Sampling temperature: 1 samples from the model as it is, lower is safer, "
-            "0 is greedy (always the most likely character)."
-        ),
-    ] = 1.0,
-    top_k: Annotated[
-        int, typer.Option(help="Sample only among the k most likely characters; 0 = all of them.")
-    ] = 0,
-    top_p: Annotated[
-        float,
-        typer.Option(help="Sample only among the most likely characters whose probability adds up to p."),
-    ] = 1.0,
-    seed: Annotated[
-        int | None,
-        typer.Option(
-            help="Sampling seed: the same seed gives the same text. Without it, a random "
-            "seed is drawn and printed on stderr.",
-            show_default=False,
-        ),
-    ] = None,
+    temperature: options.Temperature = 1.0,
+    top_k: options.TopK = 0,
+    top_p: options.TopP = 1.0,
+    seed: options.PredictSeed = None,
     num_samples: Annotated[int, typer.Option(help="Continuations to generate.")] = 1,
-    alternatives: Annotated[
-        int, typer.Option(help="Most likely characters shown per step in the table (the 'top' column).")
-    ] = 3,
+    alternatives: options.Alternatives = 3,
     table: Annotated[
         bool, typer.Option("--table", help="Also tabulate the generated steps (the last 60).")
     ] = False,
@@ -341,9 +304,7 @@ def predict(
         bool,
         typer.Option("--text", help="Print only the generated text (prefix and continuation) on stdout."),
     ] = False,
-    skip_unknown: Annotated[
-        bool, typer.Option("--skip-unknown", help="Drop prefix characters the vocabulary lacks.")
-    ] = False,
+    skip_unknown: options.SkipUnknown = False,
     device: options.Device = DeviceName.cpu,
     engine: options.EngineChoice = Engine.auto,
     json_out: options.Json = False,
@@ -354,63 +315,49 @@ def predict(
     samples N characters past the prefix (--temperature 0: greedy).
     """
     from charnext import api
-    from charnext.config import SampleConfig
     from charnext.rendering import render
 
     if prefix_arg is not None and prefix is not None:
         raise _usage("give PREFIX or --prefix, not both")
-    prefix = prefix_arg if prefix_arg is not None else prefix or ""
-    if alternatives < 1:
-        raise ConfigError(f"--alternatives must be at least 1, not {alternatives}")
-    if length < 0 or num_samples < 1:
-        raise ConfigError("--length must be 0 or more and --num-samples at least 1")
-    if text_only and json_out:
-        raise _usage("--text and --json exclude each other")
-    if text_only and not length:
-        raise _usage("--text prints generated text: give --length N")
-    greedy = temperature == 0
-    if greedy and num_samples > 1 and length:
-        raise _usage("--temperature 0 is greedy: every sample would be the same; drop --num-samples")
-    if greedy and seed is not None:
-        render.error_console().print("note: --seed has no effect with --temperature 0 (greedy)", markup=False)
-    if length and not greedy and seed is None:
-        seed = _random_seed()
-    sample = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)  # checks values
+    _check_predict(length, num_samples, alternatives, text_only, json_out)
+    sample = _sample_for(temperature, top_k, top_p, seed, length, num_samples)
     ckpt = api.load(checkpoint, device.value, engine.value)
+    prefix = prefix_arg if prefix_arg is not None else prefix or ""
     result = api.predict(ckpt, prefix, alternatives, skip_unknown)
     if result.skipped:
         _warn_skipped(result.skipped)
     if not result.steps and not length:
         raise _usage("give PREFIX to predict, or --length N to generate")
-    kept = result.prefix
-    if length and not greedy and seed is not None:
-        # stderr, so that stdout keeps only the output; the seed lets a good sample be made again
-        render.error_console().print(f"seed {seed}", markup=False, highlight=False)
+    if length and sample.temperature:  # stderr, so that stdout keeps only the output
+        render.error_console().print(f"seed {sample.seed}", markup=False, highlight=False)
     con = render.console(stderr=json_out)
     if result.steps and not json_out and not text_only:
-        con.print(render.prediction_table(result.steps, alternatives, width=con.width))
-        con.print(f"prediction: [bold]{render.visible_text(result.prediction)}[/]")
-    generated: list[str] = []
+        render.show_prediction(con, result.steps, result.prediction, alternatives)
+    _continue(con, ckpt, result, length, sample, num_samples, alternatives, table, text_only, json_out)
+
+
+def _continue(
+    con, ckpt, result, length, sample, num_samples, alternatives, table, text_only, json_out
+) -> None:
+    """predict past the prefix: the continuations, streamed on a terminal, listed (with whether
+    each line is new, in line mode), tabulated with --table, or as JSON."""
+    from charnext import api
+    from charnext.rendering import render
+
     line_mode = api.line_mode(ckpt)
     stream = length and not json_out and num_samples == 1 and con.is_terminal and not line_mode
-    if stream:
-        # one continuation on a terminal: print each character the moment it is produced
+    kept, generated = result.prefix, []
+    if stream:  # one continuation on a terminal: each character printed the moment it comes
         chars = (step[0] for step in api.generate_stream(ckpt, kept, length, sample=sample))
         generated = [render.stream_text(con, kept, chars)]
     elif length:
         generated = api.generate(ckpt, kept, length, sample=sample, num_samples=num_samples)
-    # line mode: say whether each generated line is new or one of the training lines
     seen = [api.seen_in_training(ckpt, kept + g) for g in generated] if line_mode else None
     if json_out:
         extra = {"seen_in_training": seen} if seen is not None else {}
+        first = generated[0] if generated else ""
         _print_json(
-            {
-                **result.to_dict(),
-                "generated": generated[0] if generated else "",
-                "samples": generated,
-                "seed": seed,
-                **extra,
-            }
+            {**result.to_dict(), "generated": first, "samples": generated, "seed": sample.seed, **extra}
         )
         return
     if generated and not stream:
@@ -420,11 +367,40 @@ def predict(
             render.samples(con, kept, generated, seen)
     if table and generated and not text_only:
         steps = api.predict(ckpt, kept + generated[0], alternatives).steps[len(kept) :]
+        start = len(kept) + 1
         con.print(
-            render.prediction_table(
-                steps, alternatives, "generated steps", start=len(kept) + 1, width=con.width
-            )
+            render.prediction_table(steps, alternatives, "generated steps", start=start, width=con.width)
         )
+
+
+def _check_predict(length: int, num_samples: int, alternatives: int, text_only: bool, json_out: bool) -> None:
+    """predict's options that exclude each other or are out of range."""
+    if alternatives < 1:
+        raise ConfigError(f"--alternatives must be at least 1, not {alternatives}")
+    if length < 0 or num_samples < 1:
+        raise ConfigError("--length must be 0 or more and --num-samples at least 1")
+    if text_only and json_out:
+        raise _usage("--text and --json exclude each other")
+    if text_only and not length:
+        raise _usage("--text prints generated text: give --length N")
+
+
+def _sample_for(
+    temperature: float, top_k: int, top_p: float, seed: int | None, length: int, num_samples: int
+):
+    """How predict samples: without --seed, a fresh seed (printed, to make a good sample again);
+    greedy needs none."""
+    from charnext.config import SampleConfig
+    from charnext.rendering.render import error_console
+
+    greedy = temperature == 0
+    if greedy and num_samples > 1 and length:
+        raise _usage("--temperature 0 is greedy: every sample would be the same; drop --num-samples")
+    if greedy and seed is not None:
+        error_console().print("note: --seed has no effect with --temperature 0 (greedy)", markup=False)
+    if length and not greedy and seed is None:
+        seed = _random_seed()
+    return SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)  # checks values
 
 
 def _random_seed() -> int:
@@ -532,12 +508,11 @@ def inspect(
     """
     from charnext import api
     from charnext.rendering import render
-    from charnext.storage.describe import describe
 
     if path is not None and checkpoint is not None:
         raise _usage("give CHECKPOINT or --checkpoint, not both")
     path = path or checkpoint or Path("checkpoint.pt")
-    info = describe(api.load(path, engine=engine.value))
+    info = api.describe(api.load(path, engine=engine.value))
     if plot is not None:  # first, so that a missing matplotlib fails before anything is shown
         from charnext.rendering.plot import plot_history
 
@@ -568,9 +543,9 @@ def export(
     No optimizer state or history, so it is a fraction of the size; predict, inspect and the
     Python API read it like any checkpoint, and any safetensors reader reads its weights.
     """
-    from charnext.storage.checkpoint import export as export_checkpoint
+    from charnext import api
 
-    written = export_checkpoint(checkpoint, out)
+    written = api.export(checkpoint, out)
     before, after = checkpoint.stat().st_size, written.stat().st_size
     typer.echo(f"wrote {written}: {after:,} bytes (the checkpoint has {before:,})")
 
@@ -617,32 +592,18 @@ def neurons(
     lists those whose activation correlates best with a feature; --unit colours one of them
     over the text.
     """
-    from charnext.inside.neurons import known_text, parse_unit, scan
-    from charnext.modeling.device import resolve_device
+    from charnext import api
     from charnext.rendering import render
-    from charnext.storage.checkpoint import load
 
     if top < 1 or max_chars < 0 or show_chars < 1 or offset < 0:
         raise ConfigError("--top and --show-chars must be at least 1, --max-chars and --offset 0 or more")
     text = _read_input(text, file, "to read")
-    ckpt = load(checkpoint, resolve_device(device.value))
-    chosen = parse_unit(unit, ckpt.model) if unit is not None else None
-    text, unknown = known_text(ckpt.vocab, text, skip_unknown)
-    if unknown:
-        _warn_skipped(unknown)
-    line_mode = ckpt.line_mode
-    result = scan(ckpt.model, ckpt.vocab, text, max_chars or None, offset, show_chars, line_mode)
-    result.skipped = unknown
+    ckpt = api.load(checkpoint, device.value, engine="torch")
+    result, chosen = api.neurons(ckpt, text, unit, max_chars or None, offset, show_chars, skip_unknown)
+    if result.skipped:
+        _warn_skipped(result.skipped)
     if json_out:
-        extra = {}
-        if chosen is not None:
-            extra["unit"] = {
-                **result.score(chosen).to_dict(),
-                "offset": result.stretch_offset,
-                "text": result.stretch,
-                "activations": [round(float(v), 5) for v in result.activation(chosen)],
-            }
-        _print_json({**result.to_dict(top), **extra})
+        _print_json({**result.to_dict(top), **({"unit": result.unit_to_dict(chosen)} if chosen else {})})
         return
     con = render.console()
     if chosen is not None:

@@ -45,6 +45,14 @@ TopP = Annotated[
     float, typer.Option(help="Sample only among the most likely characters whose probability adds up to p.")
 ]
 Seed = Annotated[int, typer.Option(help="Sampling seed: the same seed gives the same text.")]
+PredictSeed = Annotated[
+    int | None,
+    typer.Option(
+        help="Sampling seed: the same seed gives the same text. Without it, a random "
+        "seed is drawn and printed on stderr.",
+        show_default=False,
+    ),
+]
 Alternatives = Annotated[int, typer.Option(help="Most likely characters shown per step.")]
 
 
@@ -105,7 +113,17 @@ SampleTemperature = _train(
     "sample_temperature", float, "Temperature of those previews (fixed seed; 0 = greedy)."
 )
 
-# the options of `charnext train` that are not in the configs: how it runs, where it saves
+# the options of `charnext train` that are not in the configs: what it reads, how it runs, where it saves
+TrainText = Annotated[
+    str | None, typer.Argument(help="Text to train on; - reads standard input.", show_default=False)
+]
+TrainFile = Annotated[Path | None, typer.Option("--file", "-f", help="Train on this UTF-8 text file.")]
+TrainData = Annotated[
+    Path | None,
+    typer.Option("--data", "-d", help="Train on a folder made by `charnext prepare` (memory-mapped)."),
+]
+Resume = Annotated[Path | None, typer.Option(help="Continue the run saved in this checkpoint.")]
+InitFrom = Annotated[Path | None, typer.Option(help="Start from this checkpoint's weights.")]
 Threads = Annotated[
     int | None,
     typer.Option(

@@ -19,9 +19,10 @@ from charnext.errors import ConfigError
 from charnext.inference.sampling import generate
 from charnext.inference.steps import predict_steps
 from charnext.inference.surprise import score_chars
-from charnext.inside.neurons import FEATURES, diverging_level, known_text, scale, scan
+from charnext.inside.neurons import FEATURES, diverging_level, scale, scan
 from charnext.storage.checkpoint import Checkpoint
 from charnext.storage.describe import describe
+from charnext.text.vocab import visible, visible_running
 from charnext.version import __version__
 
 LN2 = math.log(2)
@@ -87,11 +88,11 @@ def collect(
     if text is None:
         sample = sample or SampleConfig(temperature=0.8, seed=0)
         text, source = _sample(ckpt, SAMPLE_CHARS, sample), f"a sample the model wrote ({_described(sample)})"
-    text, _ = known_text(ckpt.vocab, text, skip_unknown)
+    text, _ = ckpt.vocab.known(text, skip_unknown)
     if prefix is None:  # the first line of the stretch, up to 40 characters
         first = text[offset:].split("\n", 1)[0]
         prefix = (first or text[offset:])[:40]
-    prefix, _ = known_text(ckpt.vocab, prefix, skip_unknown)
+    prefix, _ = ckpt.vocab.known(prefix, skip_unknown)
     line_mode = ckpt.line_mode
     scanned = scan(ckpt.model, ckpt.vocab, text, max_chars, offset, chars, line_mode)
     view = score_chars(ckpt.runner, ckpt.vocab, text, offset, chars, top_k, line_mode=line_mode)
@@ -191,14 +192,9 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _char(ch: str) -> str:
-    """A character as a table shows it: named when invisible."""
-    return {" ": "␣", "\n": "↵", "\t": "⇥"}.get(ch, ch)
-
-
 def _span(ch: str, cls: str, detail: str) -> str:
     """One character of a heat map; a line break shows as ↵ and breaks the line."""
-    shown = "↵" if ch == "\n" else "⇥" if ch == "\t" else _e(ch)
+    shown = _e(visible_running(ch))  # the one notation: ↵, \t, \x1b, ...
     span = f'<span class="{cls}" title="{_e(detail)}">{shown}</span>'
     return span + ("\n" if ch == "\n" else "")
 
@@ -300,9 +296,10 @@ def _predictions(d: ReportData) -> str:
         best, p = s["top"][0]
         hit = ' <span class="hit">✓</span>' if s["target"] == best else ' <span class="miss">✗</span>'
         mark = "" if s["target"] is None else hit
-        alts = " ".join(f'<span class="alt"><code>{_e(_char(c))}</code> {q:.2f}</span>' for c, q in s["top"])
-        rows.append(f'<tr><td class="num">{i}</td><td class="ch">{_e(_char(s["input"]))}</td>'
-                    f'<td class="ch">{_e(_char(best))}{mark}</td><td class="num">{p:.3f}</td>'
+        alts = " ".join(f'<span class="alt"><code>{_e(visible(c))}</code> {q:.2f}</span>'
+                        for c, q in s["top"])  # fmt: skip
+        rows.append(f'<tr><td class="num">{i}</td><td class="ch">{_e(visible(s["input"]))}</td>'
+                    f'<td class="ch">{_e(visible(best))}{mark}</td><td class="num">{p:.3f}</td>'
                     f"<td>{alts}</td></tr>")  # fmt: skip
     return (
         head + f'<p class="note">The model reads <code>{_e(prefix)}</code> one character at a time; '
@@ -320,13 +317,13 @@ def _surprise(d: ReportData) -> str:
     spans = []
     for c in d.surprise:
         if c["prob"] is None:
-            spans.append(_span(c["char"], "su", f"{_char(c['char'])}: first character, not predicted"))
+            spans.append(_span(c["char"], "su", f"{visible(c['char'])}: first character, not predicted"))
             continue
         cls = next(k for low, k, _ in _SURPRISE if c["prob"] >= low)
         bits = -math.log2(c["prob"]) if c["prob"] > 0 else math.inf
-        alts = ", ".join(f"{_char(a)} {p:.0%}" for a, p in c["top"])
+        alts = ", ".join(f"{visible(a)} {p:.0%}" for a, p in c["top"])
         spans.append(
-            _span(c["char"], cls, f"{_char(c['char'])}: {c['prob']:.1%} ({bits:.1f} bits); expected {alts}")
+            _span(c["char"], cls, f"{visible(c['char'])}: {c['prob']:.1%} ({bits:.1f} bits); expected {alts}")
         )
     legend = "".join(f'<span class="{k}">{label}</span>' for _, k, label in _SURPRISE)
     return (
@@ -356,7 +353,7 @@ def _units(d: ReportData) -> str:
         for ch, v in zip(text, u["values"]):
             level = diverging_level(v, magnitude)
             cls = f"n{-level}" if level < 0 else f"p{level}" if level > 0 else ""
-            spans.append(_span(ch, cls, f"{_char(ch)}: {u['name']} = {v:+.3f}"))
+            spans.append(_span(ch, cls, f"{visible(ch)}: {u['name']} = {v:+.3f}"))
         parts.append(
             f'<h3>{_e(u["name"])} <span class="muted">({_e(u["description"])})</span> follows '
             f"{_e(u['feature'])}, r = {u['r']:+.2f}</h3>"

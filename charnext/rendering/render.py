@@ -21,9 +21,9 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from charnext.config import PLANNED
-from charnext.events import EvalEvent, Event, ReportEvent, StepEvent, TrainResult
-from charnext.text.vocab import visible, visible_text
+from charnext.config import PLANNED, format_duration
+from charnext.events import EvalEvent, Event, RowEvent, StepEvent, TrainResult
+from charnext.text.vocab import visible, visible_running, visible_text
 
 LN2 = math.log(2)
 
@@ -131,15 +131,6 @@ def error_console() -> Console:
     return Console(stderr=True, highlight=False)
 
 
-def fmt_duration(seconds: float) -> str:
-    """12.3s, 4m05s, 1h02m."""
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
-
-
 def fmt_rate(chars_per_sec: float) -> str:
     """12,345 chars/s."""
     return f"{chars_per_sec:,.0f} chars/s"
@@ -234,8 +225,8 @@ class TrainView:
         """Any event of the run, shown where it belongs."""
         if isinstance(event, StepEvent):
             self.step(event)
-        elif isinstance(event, ReportEvent):
-            self.report(event)
+        elif isinstance(event, RowEvent):
+            self.row(event)
         elif isinstance(event, EvalEvent):
             self.evaluation(event)
 
@@ -251,12 +242,10 @@ class TrainView:
         ):
             self.last_plain, self.last_plain_time = e.fraction, e.elapsed
             eta = (e.elapsed / e.fraction) * (1 - e.fraction) if e.fraction > 0 else 0.0
-            self.out.print(
-                f"{info}  {e.fraction:4.0%}  elapsed {fmt_duration(e.elapsed)}  eta {fmt_duration(eta)}",
-                soft_wrap=True,
-            )
+            times = f"elapsed {format_duration(e.elapsed)}  eta {format_duration(eta)}"
+            self.out.print(f"{info}  {e.fraction:4.0%}  {times}", soft_wrap=True)
 
-    def report(self, e: ReportEvent) -> None:
+    def row(self, e: RowEvent) -> None:
         """One row of the lecture's table."""
         prediction, target = visible_text(e.prediction), visible_text(e.target)
         if not self.lines:  # the first row sets the widths: the window is the same every time
@@ -318,7 +307,7 @@ def train_summary(out: Console, r: TrainResult) -> None:
     # checkpoint writes excluded), as on the progress line
     t.add_row(
         "time",
-        f"{fmt_duration(r.elapsed)}, of which training {fmt_duration(r.train_time)} at "
+        f"{format_duration(r.elapsed)}, of which training {format_duration(r.train_time)} at "
         f"{fmt_rate(r.chars_per_sec)} on {r.device}, {r.precision}",
     )
     t.add_row("final loss", f"{r.loss:.4f} nats/char, accuracy {r.accuracy:.1%}")
@@ -385,7 +374,7 @@ def prepare_summary(out: Console, r) -> None:
         ("folder", str(r.path)),
         ("text", f"{r.characters:,} characters, {r.bytes:,} bytes"),
         ("vocabulary", f"{r.vocab_size:,} characters; tokens stored as {r.dtype}"),
-        ("time", f"{fmt_duration(r.seconds)} ({r.mb_per_sec:,.1f} MB/s)"),
+        ("time", f"{format_duration(r.seconds)} ({r.mb_per_sec:,.1f} MB/s)"),
         ("train on it", f"charnext train --data {r.path}"),
     ]
     out.print(key_value_table("prepared", rows))
@@ -462,6 +451,12 @@ def prediction_table(
             _alternatives(s.top, room),
         )
     return t
+
+
+def show_prediction(out: Console, steps, prediction: str, alternatives: int) -> None:
+    """predict's per-step table and its prediction line."""
+    out.print(prediction_table(steps, alternatives, width=out.width))
+    out.print(f"prediction: [bold]{visible_text(prediction)}[/]")
 
 
 def stream_text(out: Console, prefix: str, chars: Iterable[str]) -> str:
@@ -546,14 +541,12 @@ def _bucket(prob: float | None) -> tuple[str, str]:
     return next((style, mark) for low, style, mark, _ in _HEAT if prob >= low)
 
 
-def _shown(ch: str) -> str:
-    """A character as the heat map shows it: newline as ↵ (then a line break), space as space."""
-    return "↵" if ch == "\n" else " " if ch == " " else visible(ch)
-
-
-def heat_map(chars, width: int, colour: bool) -> Text:
-    """The stretch, wrapped at `width` cells, each character styled by its probability; without
-    `colour`, a line of marks under each line of text instead."""
+def _wrapped(
+    cells: Iterable[tuple[str, str | None, str]], width: int, colour: bool, marks_style: str = ""
+) -> Text:
+    """(character, style, mark) cells wrapped at `width` terminal cells, a line break also ending
+    a line; with `colour` each character in its style, without it a line of marks under each
+    line of text instead."""
     from rich.cells import cell_len
 
     out = Text()
@@ -564,11 +557,10 @@ def heat_map(chars, width: int, colour: bool) -> Text:
         out.append_text(line)
         out.append("\n")
         if not colour:
-            out.append(("  " + "".join(marks)).rstrip() + "\n", style="bold")
+            out.append(("  " + "".join(marks)).rstrip() + "\n", style=marks_style)
 
-    for c in chars:
-        shown = _shown(c.char)
-        style, mark = _bucket(c.prob)
+    for ch, style, mark in cells:
+        shown = visible_running(ch)
         w = cell_len(shown)
         if used + w > width:
             flush()
@@ -576,12 +568,18 @@ def heat_map(chars, width: int, colour: bool) -> Text:
         line.append(shown, style=style if colour else None)
         marks.append(mark * w)
         used += w
-        if c.char == "\n":
+        if ch == "\n":
             flush()
             line, marks, used = Text(), [], 0
     if used:
         flush()
     return out
+
+
+def heat_map(chars, width: int, colour: bool) -> Text:
+    """The stretch, wrapped at `width` cells, each character styled by its probability; without
+    `colour`, a line of marks under each line of text instead."""
+    return _wrapped(((c.char, *_bucket(c.prob)) for c in chars), width, colour, "bold")
 
 
 def heat_legend(colour: bool) -> Text:
@@ -745,6 +743,16 @@ def line_chart(
         for col, y in cols.items():
             row = max(0, height - 1 - round((y - y_lo) / (y_hi - y_lo) * (height - 1)))
             grid[row][col] = (mark, style)
+    legend = "   ".join(f"{mark} {name}" for name, (mark, _) in zip(series, styles))
+    legend += f"   · {faint[0]}" if faint is not None else ""
+    note = f"(early values up to {max(values):.2f} sit on the top row)" if clipped else ""
+    return _framed(grid, (y_lo, y_hi), (x_lo, x_hi), legend, note)
+
+
+def _framed(grid: list, ys: tuple[float, float], xs: tuple[float, float], legend: str, note: str) -> Text:
+    """A chart's grid of (mark, style) cells with its y labels, axis, step range and legend."""
+    (y_lo, y_hi), (x_lo, x_hi) = ys, xs
+    height, width = len(grid), len(grid[0])
     label_w = max(len(f"{y_hi:.2f}"), len(f"{y_lo:.2f}"))
     out = Text()
     for r, cells in enumerate(grid):
@@ -757,12 +765,9 @@ def line_chart(
     out.append(" " * label_w + " └" + "─" * width + "\n")
     left, right = f"step {int(x_lo)}", f"step {int(x_hi)}"
     out.append(" " * (label_w + 2) + left + right.rjust(width - len(left)) + "\n")
-    legend = "   ".join(f"{mark} {name}" for name, (mark, _) in zip(series, styles))
-    if faint is not None:
-        legend += f"   · {faint[0]}"
     out.append(" " * (label_w + 2) + legend)
-    if clipped:
-        out.append("\n" + " " * (label_w + 2) + f"(early values up to {max(values):.2f} sit on the top row)")
+    if note:
+        out.append("\n" + " " * (label_w + 2) + note)
     return out
 
 
@@ -772,7 +777,7 @@ def provenance_rows(p: dict, log: dict | None) -> list[tuple[str, str]]:
     schedule = p.get("schedule") or {}
     plan = (
         f"{schedule['total_steps']:,} steps" if schedule.get("total_steps") else
-        f"{fmt_duration(schedule['max_time'])} budget" if schedule.get("max_time") else "-"
+        f"{format_duration(schedule['max_time'])} budget" if schedule.get("max_time") else "-"
     )  # fmt: skip
     rows = [
         ("command", " ".join(p["command"]) if p.get("command") else "- (Python API)"),
@@ -837,7 +842,7 @@ def show_checkpoint(out: Console, info: dict) -> None:
         ("accuracy", num(t["accuracy"], "{:.1%}") + " (last step)"),
     ]  # fmt: skip
     rows += [
-        ("time", fmt_duration(t["elapsed"]) if t.get("elapsed") is not None else "-"),
+        ("time", format_duration(t["elapsed"]) if t.get("elapsed") is not None else "-"),
         ("text", f"{text.get('length', 0):,} characters, sha256 {str(text.get('sha256', '-'))[:16]}…"),
         ("device", f"{t.get('device') or '-'}, {t.get('precision') or '-'}"),
         ("resumable", "yes" if t["resumable"] else "no"),
@@ -879,35 +884,12 @@ def unit_heat_map(text: str, values: Sequence[float], magnitude: float, width: i
     """`text` wrapped at `width` cells, each character's background coloured by a unit's
     activation (blue negative, red positive); without `colour`, a line of bars under each line
     of text (▁ most negative ... █ most positive)."""
-    from rich.cells import cell_len
-
     from charnext.inside.neurons import diverging_level
 
-    out = Text()
-    line, bars, used = Text(), [], 0
-
-    def flush() -> None:
-        out.append("  ")
-        out.append_text(line)
-        out.append("\n")
-        if not colour:
-            out.append(("  " + "".join(bars)).rstrip() + "\n")
-
-    for ch, v in zip(text, values):
-        shown = _shown(ch)
-        w = cell_len(shown)
-        if used + w > width:
-            flush()
-            line, bars, used = Text(), [], 0
-        line.append(shown, style=_DIVERGING[diverging_level(v, magnitude)] if colour else None)
-        bars.append(_spark(v, magnitude) * w)
-        used += w
-        if ch == "\n":
-            flush()
-            line, bars, used = Text(), [], 0
-    if used:
-        flush()
-    return out
+    cells = (
+        (ch, _DIVERGING[diverging_level(v, magnitude)], _spark(v, magnitude)) for ch, v in zip(text, values)
+    )
+    return _wrapped(cells, width, colour)
 
 
 def unit_legend(colour: bool, magnitude: float) -> Text:

@@ -21,12 +21,12 @@ import torch
 
 from charnext.config import SampleConfig, TrainConfig
 from charnext.errors import TrainingDiverged
-from charnext.events import EvalEvent, Event, ReportEvent, StepEvent, TrainResult
+from charnext.events import EvalEvent, Event, RowEvent, StepEvent, TrainResult
 from charnext.inference.sampling import generate
 from charnext.inference.scoring import EvalResult
 from charnext.modeling.device import autocast, resolve_precision
 from charnext.modeling.loss import sequence_loss
-from charnext.modeling.model import CharModel, ModelConfig
+from charnext.modeling.model import CharModel, ModelConfig, eval_mode
 from charnext.storage.metrics import MetricsLog, metrics_path
 from charnext.text.vocab import Vocab
 from charnext.training import distributed
@@ -62,7 +62,7 @@ class _Session:
     reason: str = "steps"  # what ended the session
     train_time: float = 0.0  # seconds in optimizer steps
     last_eval_at: float = 0.0  # session seconds at the end of the latest validation
-    last_report_fraction: float = 0.0  # share of the run done at the latest table row
+    last_row_fraction: float = 0.0  # share of the run done at the latest table row
     rate: float = 0.0  # the progress line's chars/s, measured over RATE_WINDOW
     rate_time: float = 0.0
     rate_chars: int = 0
@@ -124,7 +124,27 @@ class Trainer:
         self._stop_requested = False
         self._start: float | None = None  # perf_counter at the start of this session's loop
 
-        torch.manual_seed(config.seed)
+        self._build(model_config, init_weights)
+        self.corpus = make_corpus(text, vocab, config, self.rank, self.world, vocab_counts)
+        self.schedule = Schedule.for_run(
+            config, self.corpus.steps_per_epoch(), self.corpus.train_chars, self.chars_per_step
+        )
+        self.guard = DivergenceGuard(len(vocab))
+
+        self._fresh_state(resumed_from)
+        if resume is not None:
+            restore_run(self, resume)
+            if (
+                self.out is not None
+                and self.resumed_from is not None
+                and self.out.resolve() == self.resumed_from.resolve()
+            ):
+                self._saved_step = self.step
+
+    def _build(self, model_config: ModelConfig, init_weights: dict | None) -> None:
+        """The model (seeded; from `init_weights` where given), wrapped for several processes,
+        and its optimizer."""
+        torch.manual_seed(self.config.seed)
         self.model = CharModel(model_config)
         if init_weights is not None:
             with torch.no_grad():
@@ -133,16 +153,13 @@ class Trainer:
         self.net = distributed.wrap(self.model, self.device, self.world)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(),
-            lr=config.lr,
-            weight_decay=config.weight_decay,
+            lr=self.config.lr,
+            weight_decay=self.config.weight_decay,
             fused=self.device.type in ("cpu", "cuda"),
         )
-        self.corpus = make_corpus(text, vocab, config, self.rank, self.world, vocab_counts)
-        self.schedule = Schedule.plan(
-            config, self.corpus.steps_per_epoch(), self.corpus.train_chars, self.chars_per_step
-        )
-        self.guard = DivergenceGuard(len(vocab))
 
+    def _fresh_state(self, resumed_from: Path | None) -> None:
+        """The state of a run before its first step (a resumed run then restores its own)."""
         self.step = 0
         self.elapsed_before = 0.0  # seconds trained in earlier sessions of this run
         self.history: dict[str, list] = {
@@ -159,14 +176,6 @@ class Trainer:
         self._log: MetricsLog | None = None
         self._val_ok = True  # whether the latest validation allows saving (see divergence.py)
         self._resumed_plan: dict | None = None
-        if resume is not None:
-            restore_run(self, resume)
-            if (
-                self.out is not None
-                and self.resumed_from is not None
-                and self.out.resolve() == self.resumed_from.resolve()
-            ):
-                self._saved_step = self.step
 
     # -- what the run is --------------------------------------------------------------------
 
@@ -247,10 +256,10 @@ class Trainer:
                 if log:
                     log.step(event, session.accuracy)
                 yield event
-            if schedule.report_due(self.step, event.elapsed, session.last_report_fraction):
-                session.last_report_fraction = event.fraction
+            if schedule.row_due(self.step, event.elapsed, session.last_row_fraction):
+                session.last_row_fraction = event.fraction
                 if self.rank == 0:
-                    yield self._report(session.loss, session.accuracy)
+                    yield self._table_row(session.loss, session.accuracy)
             since_eval = event.elapsed - self.elapsed_before - session.last_eval_at
             if (
                 has_val
@@ -425,15 +434,13 @@ class Trainer:
         return loss.item(), accuracy, applied
 
     @torch.no_grad()
-    def _report(self, loss: float, accuracy: float) -> ReportEvent:
+    def _table_row(self, loss: float, accuracy: float) -> RowEvent:
         """The lecture's row: the model's argmax prediction for the corpus's fixed window."""
         x, y = self.corpus.window
-        self.model.eval()
-        with autocast(self.device, self.precision):
+        with eval_mode(self.model), autocast(self.device, self.precision):
             logits, _ = self.model(x.long().to(self.device)[None])
-        self.model.train()
         pred = self.vocab.decode(logits[0].argmax(-1))
-        return ReportEvent(self.step, loss, accuracy, pred, self.vocab.decode(y))
+        return RowEvent(self.step, loss, accuracy, pred, self.vocab.decode(y))
 
     def sample_prompt(self) -> str:
         """The prompt the previews continue: --sample-prompt, else the corpus's own."""
@@ -443,12 +450,10 @@ class Trainer:
 
     def _sample(self, prompt: str, length: int) -> str:
         """A preview: `length` characters sampled after `prompt` with a fixed seed."""
-        self.model.eval()
         sample = SampleConfig(temperature=self.config.sample_temperature, seed=PREVIEW_SEED)
-        steps = generate(self.model, self.vocab, prompt, length, sample, stop=self.corpus.preview_stop)
-        chars = [step[0] for step in steps]
-        self.model.train()
-        return "".join(chars)
+        with eval_mode(self.model):
+            steps = generate(self.model, self.vocab, prompt, length, sample, stop=self.corpus.preview_stop)
+            return "".join(step[0] for step in steps)
 
     def evaluate_validation(self, limit: int | None = None) -> EvalResult:
         """Loss and accuracy on the held-out part; with `limit`, on about its first `limit`
