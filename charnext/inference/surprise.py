@@ -18,6 +18,16 @@ if TYPE_CHECKING:
 NEWLINE = "\n"
 
 
+# How surprising a character was, in four levels by the probability the model gave it (the
+# lowest probability of each, and its label): the terminal's heat map and the report's agree.
+SURPRISE_LEVELS = ((0.5, "≥ 50%"), (0.1, "10–50%"), (0.01, "1–10%"), (0.0, "< 1%"))
+
+
+def surprise_level(prob: float) -> int:
+    """0 (expected: at least 50%) .. 3 (a surprise: below 1%)."""
+    return next(i for i, (low, _) in enumerate(SURPRISE_LEVELS) if prob >= low)
+
+
 @dataclass
 class CharSurprise:
     """The model's view of one character of a text, given everything before it."""

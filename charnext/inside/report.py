@@ -18,7 +18,7 @@ from charnext.config import SampleConfig
 from charnext.errors import ConfigError
 from charnext.inference.sampling import generate
 from charnext.inference.steps import predict_steps
-from charnext.inference.surprise import score_chars
+from charnext.inference.surprise import SURPRISE_LEVELS, score_chars, surprise_level
 from charnext.inside.neurons import FEATURES, diverging_level, scale, scan
 from charnext.storage.checkpoint import Checkpoint
 from charnext.storage.describe import describe
@@ -310,22 +310,19 @@ def _predictions(d: ReportData) -> str:
     )
 
 
-_SURPRISE = [(0.5, "s0", "≥ 50%"), (0.1, "s1", "10–50%"), (0.01, "s2", "1–10%"), (0.0, "s3", "< 1%")]
-
-
 def _surprise(d: ReportData) -> str:
     spans = []
     for c in d.surprise:
         if c["prob"] is None:
             spans.append(_span(c["char"], "su", f"{visible(c['char'])}: first character, not predicted"))
             continue
-        cls = next(k for low, k, _ in _SURPRISE if c["prob"] >= low)
+        cls = f"s{surprise_level(c['prob'])}"
         bits = -math.log2(c["prob"]) if c["prob"] > 0 else math.inf
         alts = ", ".join(f"{visible(a)} {p:.0%}" for a, p in c["top"])
         spans.append(
             _span(c["char"], cls, f"{visible(c['char'])}: {c['prob']:.1%} ({bits:.1f} bits); expected {alts}")
         )
-    legend = "".join(f'<span class="{k}">{label}</span>' for _, k, label in _SURPRISE)
+    legend = "".join(f'<span class="s{i}">{label}</span>' for i, (_, label) in enumerate(SURPRISE_LEVELS))
     return (
         '<section id="surprise"><h2>Surprise</h2>'
         f'<p class="note">{len(d.surprise):,} characters of {_e(d.source)}, coloured by the probability '

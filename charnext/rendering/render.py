@@ -526,11 +526,11 @@ def evaluation_table(r, checkpoint: str, source: str) -> Table:
 # Heat map buckets by the probability the model gave a character: confident characters are
 # calm (green, yellow text), surprising ones loud (yellow, then red backgrounds; a background
 # also shows a surprising space). Without colour, marks go on a line of their own under the text.
-_HEAT = [  # (lowest probability, style, mark, label)
-    (0.5, "green", " ", "≥ 50%"),
-    (0.1, "yellow", ".", "10-50%"),
-    (0.01, "black on yellow", "+", "1-10%"),
-    (0.0, "bold white on red", "!", "< 1%"),
+_HEAT = [  # (style, mark) of each surprise level (charnext.inference.surprise.SURPRISE_LEVELS)
+    ("green", " "),
+    ("yellow", "."),
+    ("black on yellow", "+"),
+    ("bold white on red", "!"),
 ]
 
 
@@ -538,7 +538,9 @@ def _bucket(prob: float | None) -> tuple[str, str]:
     """(style, mark) of a probability; unscored characters are dim and unmarked."""
     if prob is None:
         return "dim", " "
-    return next((style, mark) for low, style, mark, _ in _HEAT if prob >= low)
+    from charnext.inference.surprise import surprise_level
+
+    return _HEAT[surprise_level(prob)]
 
 
 def _wrapped(
@@ -584,16 +586,20 @@ def heat_map(chars, width: int, colour: bool) -> Text:
 
 def heat_legend(colour: bool) -> Text:
     """What the colours (or marks) of the heat map mean: two short lines."""
+    from charnext.inference.surprise import SURPRISE_LEVELS
+
     out = Text("  probability the model gave each character")
     if colour:
         out.append(":\n  ")
-        for _, style, _, label in _HEAT:
+        for (style, _), (_, label) in zip(_HEAT, SURPRISE_LEVELS):
             out.append(f" {label} ", style=style)
             out.append(" ")
         out.append(" unscored", style="dim")
     else:
         out.append(", marked under it:\n  ")
-        out.append("   ".join(f"{mark} {label}" for _, _, mark, label in _HEAT[1:]))
+        out.append(
+            "   ".join(f"{mark} {label}" for (_, mark), (_, label) in list(zip(_HEAT, SURPRISE_LEVELS))[1:])
+        )
         out.append("   (no mark: ≥ 50%)")
     return out
 

@@ -1,23 +1,22 @@
 """A run's state in its checkpoint: what `save_run` writes and `restore_run` reads back, side by
 side, so that a field added to one is seen beside the other. A resumed run continues bitwise
 where the saved one stopped: the weights, the optimizer, the step, the random state, the
-carried recurrent state, the history, the best validation and the divergence guard."""
+carried recurrent state, the history, the best validation and the divergence guard.
+
+Both take the `charnext.training.trainer.Trainer` whose run it is (not imported here: the
+trainer imports this module)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
 from charnext.storage import checkpoint as ckpt
 from charnext.storage.metrics import metrics_path
 
-if TYPE_CHECKING:
-    from charnext.training.trainer import Trainer
 
-
-def save_run(trainer: Trainer, path: Path, summary: dict, state: torch.Tensor | None) -> None:
+def save_run(trainer, path: Path, summary: dict, state: torch.Tensor | None) -> None:
     """Write `trainer`'s run to `path`: the model and everything a resumed run needs, with
     `summary` (the latest figures) and `state` (the carried state, gathered from every process)."""
     t = trainer
@@ -61,7 +60,7 @@ def save_run(trainer: Trainer, path: Path, summary: dict, state: torch.Tensor | 
     )
 
 
-def restore_run(trainer: Trainer, raw: dict) -> None:
+def restore_run(trainer, raw: dict) -> None:
     """Set `trainer` (just built from the same configs) to the run saved in `raw`, a loaded
     checkpoint: every field `save_run` wrote for resuming, read back once."""
     t, r = trainer, raw["resume"]
