@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from charnext import api
-from charnext import page as web
-from charnext.data import read_text
-from charnext.inference import softmax
+from charnext.inference.steps import softmax
+from charnext.inside import page as web
+from charnext.text.reading import read_text
 
 
 def reference(ckpt, text: str, lines: bool) -> list:

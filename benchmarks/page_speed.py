@@ -37,10 +37,10 @@ def build_default(folder: Path) -> Path:
     """An untrained 2x256 LSTM (embedding 64) over tinyshakespeare's 65 characters."""
     import torch
 
-    from charnext.checkpoint import save
     from charnext.config import ModelConfig
-    from charnext.model import CharModel
-    from charnext.vocab import Vocab
+    from charnext.modeling.model import CharModel
+    from charnext.storage.checkpoint import save
+    from charnext.text.vocab import Vocab
 
     chars = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
     vocab = Vocab.from_text(chars)

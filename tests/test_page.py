@@ -17,14 +17,14 @@ import torch
 from typer.testing import CliRunner
 
 from charnext import api
-from charnext import page as web
-from charnext.checkpoint import save
-from charnext.cli import app
+from charnext.cli.app import app
 from charnext.config import ModelConfig, SampleConfig, TrainConfig
-from charnext.model import CharModel
-from charnext.numpy_model import NumpyModel
-from charnext.pcg32 import Pcg32
-from charnext.vocab import Vocab
+from charnext.inference.pcg32 import Pcg32
+from charnext.inside import page as web
+from charnext.modeling.model import CharModel
+from charnext.modeling.numpy_model import NumpyModel
+from charnext.storage.checkpoint import save
+from charnext.text.vocab import Vocab
 
 TEXT = "the cat sat on the mat\nhello there, general\nquick brown fox\n"
 

@@ -15,9 +15,9 @@ from test_page import TEXT, build_model, poem_model  # noqa: F401 - the page tes
 from test_report_browser import _requests, browser  # noqa: F401 - headless Chromium, its request log
 
 from charnext import api
-from charnext import page as web
 from charnext.config import SampleConfig
-from charnext.inference import softmax
+from charnext.inference.steps import softmax
+from charnext.inside import page as web
 
 TYPED = "the cat sat\nhello there, gen"  # typed into each page: two lines, the second unfinished
 MODELS = [(cell, emb, False) for cell in ("rnn", "gru", "lstm") for emb in (0, 8)]
@@ -200,7 +200,7 @@ def test_hihello_shows_the_lecture_table(browser, hihello, tmp_path):  # noqa: F
     out = tmp_path / "hi.html"
     from typer.testing import CliRunner
 
-    from charnext.cli import app
+    from charnext.cli.app import app
 
     assert CliRunner().invoke(app, ["page", "-c", str(hihello), "--out", str(out)]).exit_code == 0
     open_page(browser, out)
