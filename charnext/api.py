@@ -33,6 +33,7 @@ from charnext.text.vocab import Vocab
 if TYPE_CHECKING:  # torch's modules load on first use: load, predict and generate never need them
     from charnext.events import Event, TrainResult
     from charnext.inference.surprise import CharSurprise, Surprise
+    from charnext.inside.page import PageData
     from charnext.inside.play import PlaySession
     from charnext.modeling.loss import sequence_loss
     from charnext.modeling.model import CharModel as Model
@@ -64,6 +65,7 @@ __all__ = [
     "sequence_loss",
     "surprisal",
     "train",
+    "web_page",
 ]
 
 
@@ -331,6 +333,24 @@ def report_page(
         ckpt, text, source, prefix, offset, chars, units, alternatives, max_chars, skip_unknown, sample
     )
     return to_html(data)
+
+
+def web_page(
+    ckpt: Checkpoint,
+    weights: str = "auto",
+    text: str | None = None,
+    prefix: str = "",
+    name: str | None = None,
+) -> PageData:
+    """The model as one self-contained web page (`charnext page`); `.html()` is the page.
+
+    `weights` "auto" embeds float16 weights where they move the loss by under 0.001 nats/char
+    on `text` (else on a sample the model writes), float32 otherwise; "float16" or "float32"
+    force one. `prefix` is the text the page opens with.
+    """
+    from charnext.inside.page import collect
+
+    return collect(ckpt, weights, text, prefix, name)
 
 
 def train(

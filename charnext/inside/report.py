@@ -362,6 +362,25 @@ def _units(d: ReportData) -> str:
     return "".join(parts)
 
 
+def _live_view(d: ReportData) -> str:
+    """How to make the live page (charnext page). Linked, not embedded: it holds the weights,
+    about 2.4 MB for the default 2 × 256 LSTM, many times the report (about 140 KB), which is
+    made to be sent and printed; and its script compiles WebAssembly, which the report's
+    policy does not allow."""
+    from charnext.config import ModelConfig
+    from charnext.inside.page import page_size
+
+    m = d.info["model"]
+    shape = ("vocab_size", "cell", "hidden_size", "num_layers", "embedding_size")
+    size = page_size(ModelConfig(**{k: m[k] for k in shape})) / 1e6
+    name = d.title.rsplit(".", 1)[0]
+    return (
+        '<section id="live"><h2>Try the model</h2><p class="note">To type and watch its predictions, or '
+        f"to let it write, in any browser: <code>charnext page -c {_e(d.title)} --out {_e(name)}.html</code> "
+        f"writes the model as a page of its own (about {size:.1f} MB with float16 weights).</p></section>"
+    )
+
+
 def to_html(d: ReportData) -> str:
     """The whole page: one string, nothing to fetch."""
     csp = (
@@ -377,6 +396,7 @@ def to_html(d: ReportData) -> str:
             _predictions(d),
             _surprise(d),
             _units(d),
+            _live_view(d),
             '<p id="info" aria-live="polite">Hover or tap a coloured character for details.</p>',
             "<footer>A self-contained page: it loads nothing from the network.</footer>",
         ]
