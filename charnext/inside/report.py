@@ -19,6 +19,7 @@ from charnext.errors import ConfigError
 from charnext.inference.sampling import generate
 from charnext.inference.steps import predict_steps
 from charnext.inference.surprise import SURPRISE_LEVELS, score_chars, surprise_level
+from charnext.inside.curves import loss_axis
 from charnext.inside.neurons import FEATURES, diverging_level, scale, scan
 from charnext.storage.checkpoint import Checkpoint
 from charnext.storage.describe import describe
@@ -246,9 +247,7 @@ def _curves(d: ReportData) -> str:
     pts = train + val
     x_lo, x_hi = min(p[0] for p in pts), max(p[0] for p in pts)
     x_hi = x_hi if x_hi > x_lo else x_lo + 1
-    # the scale fits the curves after their first tenth: the steep start would squash the rest
-    late = [p[1] for p in pts if p[0] >= x_lo + (x_hi - x_lo) / 10] or [p[1] for p in pts]
-    y_lo, y_hi = min(p[1] for p in pts), max(late)
+    y_lo, y_hi = loss_axis(pts)  # fits the curves after their first tenth
     y_hi = y_hi if y_hi > y_lo else y_lo + 1e-3
 
     def sx(x: float) -> float:
