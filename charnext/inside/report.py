@@ -1,8 +1,9 @@
 """A shareable report of a model as one self-contained HTML file (`charnext report`).
 
-`collect` gathers plain data from a checkpoint and a text (torch runs here); `to_html` turns
-that data into the page: inline CSS and SVG, a few lines of JavaScript, and a Content Security
-Policy that lets the page load nothing at all, so it works offline and leaks nothing.
+`collect` gathers plain data from a checkpoint and a text on the checkpoint's engine (numpy on
+the CPU by default: no torch); `to_html` turns that data into the page: inline CSS and SVG, a few
+lines of JavaScript, and a Content Security Policy that lets the page load nothing at all, so it
+works offline and leaks nothing.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def collect(
         prefix = (first or text[offset:])[:40]
     prefix, _ = ckpt.vocab.known(prefix, skip_unknown)
     line_mode = ckpt.line_mode
-    scanned = scan(ckpt.model, ckpt.vocab, text, max_chars, offset, chars, line_mode)
+    scanned = scan(ckpt.runner, ckpt.vocab, text, max_chars, offset, chars, line_mode)
     view = score_chars(ckpt.runner, ckpt.vocab, text, offset, chars, top_k, line_mode=line_mode)
     chosen = [
         {
