@@ -584,6 +584,7 @@ def neurons(
         bool, typer.Option("--skip-unknown", help="Drop characters the vocabulary lacks.")
     ] = False,
     device: options.Device = DeviceName.cpu,
+    engine: options.EngineChoice = Engine.auto,
     json_out: options.Json = False,
 ) -> None:
     """Find which units follow which features of a text: line position, quotes, brackets, indents.
@@ -598,7 +599,7 @@ def neurons(
     if top < 1 or max_chars < 0 or show_chars < 1 or offset < 0:
         raise ConfigError("--top and --show-chars must be at least 1, --max-chars and --offset 0 or more")
     text = _read_input(text, file, "to read")
-    ckpt = api.load(checkpoint, device.value, engine="torch")
+    ckpt = api.load(checkpoint, device.value, engine.value)
     result, chosen = api.neurons(ckpt, text, unit, max_chars or None, offset, show_chars, skip_unknown)
     if result.skipped:
         _warn_skipped(result.skipped)
