@@ -1,5 +1,5 @@
-"""Start-up cost of `charnext predict`, `inspect` and `train "hihello"`, against
-`python -c "import torch"`.
+"""Start-up cost of `charnext predict`, `inspect`, `play` (to its first frame), `report` and
+`train "hihello"`, on the numpy and the torch engine, against `python -c "import torch"`.
 
 Every command runs as a fresh process, all of them in turn, several times; the medians of
 their wall time and of the CPU time they used (which a machine busy with other work disturbs
@@ -27,6 +27,24 @@ import tempfile
 import time
 from pathlib import Path
 
+# `charnext play` to its first frame, without a terminal: the command as typed, its screen
+# replaced by one that types the first character, reads the prediction and leaves.
+PLAY_TO_FIRST_FRAME = """
+import sys
+from charnext.cli.app import main
+from charnext.rendering import play_ui
+
+def first_frame(session, out, title, k, length):
+    session.type(session.vocab.chars[0])
+    session.top(k)
+    return ""
+
+play_ui.require_terminal = lambda: None
+play_ui.run = first_frame
+sys.argv = ["charnext", "play", *sys.argv[1:]]
+main()
+"""
+
 # One `charnext train "hihello"` with its parts timed (wall seconds), printed as JSON. torch is
 # imported first here (the command imports it inside), so that its share stands alone.
 BREAKDOWN = r"""
@@ -36,12 +54,14 @@ t0 = time.perf_counter()
 import torch
 t["import torch"] = time.perf_counter() - t0
 t0 = time.perf_counter()
-import charnext.cli
+import charnext.cli.app
 t["import the CLI (typer, charnext.config)"] = time.perf_counter() - t0
 t0 = time.perf_counter()
-import charnext.render, charnext.runs, charnext.trainer
+import charnext.api, charnext.rendering.render, charnext.training.runs, charnext.training.trainer
 t["import train's modules (rich, charnext)"] = time.perf_counter() - t0
-from charnext import device, render, runs, trainer
+from charnext.modeling import device
+from charnext.rendering import render
+from charnext.training import runs, trainer
 
 def timed(owner, name, label):
     inner = getattr(owner, name)
@@ -63,7 +83,7 @@ timed(render, "train_summary", "summary table")
 sys.argv = ["charnext", "train", "hihello"]
 t0 = time.perf_counter()
 try:
-    charnext.cli.main()
+    charnext.cli.app.main()
 except SystemExit as e:
     assert not e.code, e.code
 t["the train command, all of it"] = time.perf_counter() - t0
@@ -114,12 +134,16 @@ def main() -> None:
         script = shutil.which("charnext")
         charnext = [script] if script else [sys.executable, "-m", "charnext"]
         predict = [*charnext, "predict", "--prefix", a.prefix, "--checkpoint", str(path)]
+        play = [sys.executable, "-c", PLAY_TO_FIRST_FRAME]
         commands = {
             "import torch": [sys.executable, "-c", "import torch"],
             "predict (numpy)": predict,
             "predict --engine torch": [*predict, "--engine", "torch"],
             "inspect (numpy)": [*charnext, "inspect", str(path)],
             "inspect --engine torch": [*charnext, "inspect", str(path), "--engine", "torch"],
+            "play (numpy)": [*play, "-c", str(path)],
+            "play --engine torch": [*play, "-c", str(path), "--engine", "torch"],
+            "report": [*charnext, "report", "-c", str(path), "-o", str(Path(folder) / "r.html")],
             "train hihello": [*charnext, "train", "hihello"],  # in a folder of its own (checkpoint.pt)
         }
         runs_in = {name: folder if name.startswith("train") else None for name in commands}

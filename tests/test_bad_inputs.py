@@ -15,10 +15,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from charnext import checkpoint as ckpt
-from charnext import tensorfile
-from charnext.cli import app
+from charnext.cli.app import app
 from charnext.errors import CheckpointError
+from charnext.storage import checkpoint as ckpt
+from charnext.storage import tensorfile
+from charnext.training.run_state import check_resumable
 
 runner = CliRunner()
 TINY = ["--hidden-size", "8", "--num-layers", "1", "--precision", "fp32", "--device", "cpu",
@@ -325,7 +326,7 @@ def test_odd_provenance_and_a_damaged_metrics_log_still_inspect(run):
 def test_a_state_dict_from_torch_optim_still_resumes(run):
     """A checkpoint's optimizer state as torch.optim.AdamW wrote it (main before issue 17) loads."""
     raw = ckpt.load_raw(run)
-    ckpt.check_resumable(run, raw)  # no complaint about the layout charnext has always written
+    check_resumable(run, raw)  # no complaint about the layout charnext has always written
     groups = raw["optimizer"]["param_groups"]
     assert groups[0]["fused"] is True and isinstance(groups[0]["betas"], tuple)
     assert torch.is_tensor(raw["optimizer"]["state"][0]["step"])

@@ -14,11 +14,15 @@ from rich.cells import cell_len
 from rich.console import Console
 from typer.testing import CliRunner
 
-from charnext import api, render
-from charnext.cli import app
-from charnext.paths import shorten_middle, shown_path
-from charnext.plot import smooth, y_range
-from charnext.vocab import Vocab, visible, visible_text
+from charnext import api
+from charnext.cli.app import app
+from charnext.inside.curves import loss_axis, smooth
+from charnext.inside.report import ReportData, _curves
+from charnext.rendering import render
+from charnext.rendering.plot import y_range
+from charnext.rendering.render import line_chart
+from charnext.text.paths import shorten_middle, shown_path
+from charnext.text.vocab import Vocab, visible, visible_text
 
 runner = CliRunner()
 TINY = ["--hidden-size", "16", "--num-layers", "1", "--precision", "fp32", "--device", "cpu", "--lr", "0.01"]
@@ -71,10 +75,10 @@ def test_piped_training_view_prints_in_the_order_things_happen():
     con, buf = _console(60)
     step, report, evaluation = _events()
     with render.TrainView(con, "the run's header") as view:
-        view.report(report)
+        view.row(report)
         view.step(step)
         view.evaluation(evaluation)
-        view.report(SimpleNamespace(**{**vars(report), "step": 2}))
+        view.row(SimpleNamespace(**{**vars(report), "step": 2}))
     lines = buf.getvalue().splitlines()
     assert lines[0] == "the run's header"
     assert lines[1].split() == ["step", "loss", "acc", "prediction", "target"]
@@ -92,7 +96,7 @@ def test_training_view_shortens_text_columns_first():
         report = SimpleNamespace(step=123456, loss=12.3456, accuracy=1.0, prediction="가" * 40,
                                  target="x" * 80)  # fmt: skip
         with render.TrainView(con, "header") as view:
-            view.report(report)
+            view.row(report)
         lines = buf.getvalue().splitlines()
         assert lines[-1].split()[:3] == ["123456", "12.3456", "100%"]
         assert all(cell_len(line) <= width for line in lines[1:]), (width, lines)
@@ -140,8 +144,23 @@ def test_smoothing():
     noisy = [1.0 + (0.5 if i % 2 else -0.5) for i in range(400)]
     tail = smooth(noisy)[100:]
     assert max(tail) - min(tail) < 0.2
-    lo, hi = y_range([4.2, 2.0, 1.9, 1.8] + [1.7] * 36, [1.7] * 36)
-    assert hi < 2.0  # the untrained model's 4.2 does not squash the curve
+
+
+def test_one_loss_axis_fits_the_curves_after_their_first_tenth():
+    """The terminal chart, the --plot image and the report share one scale: from the lowest loss
+    to the highest after the first tenth of the steps (the untrained start does not squash it)."""
+    points = list(zip(range(1, 41), [4.2, 2.0, 1.9, 1.85, 1.8] + [1.7] * 34 + [1.6]))
+    assert loss_axis(points) == (1.6, 1.8)  # from step 4.9 = 1 + 39/10 on: steps 1-4 are early
+    assert loss_axis([(3, 2.5), (7, float("nan"))]) == (2.5, 2.5)  # one finite point: itself
+    lo, hi = y_range(points)  # the image adds a margin of 5%
+    assert lo == pytest.approx(1.59) and hi == pytest.approx(1.81)
+    chart = line_chart({"loss": ([x for x, _ in points], [y for _, y in points])}, width=40).plain
+    assert "1.80 │" in chart and "early values up to 4.20 sit on the top row" in chart
+    history = {"history_steps": [x for x, _ in points], "history": [y for _, y in points]}
+    report_svg = _curves(
+        ReportData("m", {**history, "validation": {"steps": [], "loss": []}}, "", [], [], [], 0)
+    )
+    assert ">1.80</text>" in report_svg and "Early values up to 4.20 sit on the top edge" in report_svg
 
 
 def test_inspect_reports_best_validation_and_a_smoothed_curve(tmp_path, poem):

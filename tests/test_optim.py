@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from charnext.optim import AdamW
+from charnext.training.optim import AdamW
 
 
 def _model(seed: int = 0) -> torch.nn.Module:
@@ -99,7 +99,7 @@ def test_training_never_imports_torch_dynamo(tmp_path):
     # a fresh process: this one may have imported torch._dynamo already (torch.optim above)
     script = (
         "import sys\n"
-        "from charnext.cli import main\n"
+        "from charnext.cli.app import main\n"
         "sys.argv = ['charnext', 'train', 'hihello', '--steps', '5', '--out', sys.argv[1]]\n"
         "try:\n"
         "    main()\n"

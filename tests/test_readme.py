@@ -96,3 +96,24 @@ def test_readme_keeps_the_test_command_and_the_notation():
     assert "`␣` for a space, `↵` for a newline" in README
     for page in ("docs/design.md", "docs/performance.md", "docs/multi-process.md", "docs/loss.png"):
         assert f"({page})" in README and (ROOT / page).is_file(), page
+
+
+def test_the_resume_table_says_what_the_configs_mark():
+    """README's table of what applies with --resume is the configs' resumable marks: each
+    training option of `charnext train` is in the row that its field says."""
+    import inspect
+
+    from charnext.cli.app import train
+    from charnext.config import RESUMABLE, training_options
+
+    def flags(row: str) -> set[str]:
+        return set(re.findall(r"`(--[a-z-]+)`", row))
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    apply = flags(next(line for line in readme.splitlines() if line.startswith("| apply |")))
+    refused = flags(next(line for line in readme.splitlines() if line.startswith("| refused unless equal")))
+    options = [name for name in inspect.signature(train).parameters if name in training_options()]
+    assert len(options) > 20
+    flag = {name: "--" + name.replace("_", "-") for name in options}
+    assert {flag[n] for n in options if n in RESUMABLE} == apply & set(flag.values())
+    assert {flag[n] for n in options if n not in RESUMABLE} == refused

@@ -9,8 +9,8 @@ import pytest
 from conftest import POEM
 from typer.testing import CliRunner
 
-from charnext.cli import app
-from charnext.paths import shown_path
+from charnext.cli.app import app
+from charnext.text.paths import shown_path
 
 QUOTED = 'He said "(burning) bright" twice.\n'  # quotes and brackets, for the features
 
@@ -56,8 +56,8 @@ def test_report_is_one_self_contained_file(report_file):
 
 
 def test_report_data(poem_model):
-    from charnext.checkpoint import load
-    from charnext.report import collect
+    from charnext.inside.report import collect
+    from charnext.storage.checkpoint import load
 
     d = collect(load(poem_model), POEM * 2, "poem", prefix="Tyger", chars=50, units=3, top_k=4)
     assert [s["input"] for s in d.prefix_steps] == list("Tyger")
@@ -81,8 +81,8 @@ def test_report_without_a_text_reads_a_sample(hihello, tmp_path):
 
 
 def test_report_escapes_the_text(hihello, tmp_path):
-    from charnext.checkpoint import load
-    from charnext.report import collect, to_html
+    from charnext.inside.report import collect, to_html
+    from charnext.storage.checkpoint import load
 
     d = collect(load(hihello), "hihello" * 5, "<script>alert(1)</script>", chars=20)
     page = to_html(d)
@@ -102,3 +102,92 @@ def test_report_errors(hihello, tmp_path):
     r = CliRunner().invoke(app, ["report", "-c", str(hihello), "-f", str(text), "--skip-unknown",
                                  "-o", str(tmp_path / "r.html")])  # fmt: skip
     assert r.exit_code == 0, r.output
+
+
+def test_report_sample_is_drawn_with_temperature_top_k_top_p_and_seed(hihello):
+    """Without a text the report reads what the model writes, drawn by the one sampler."""
+    from charnext import api
+    from charnext.config import SampleConfig
+    from charnext.inside.report import collect
+
+    ckpt = api.load(hihello)
+
+    def sample(**options) -> tuple[str, str]:
+        d = collect(ckpt, chars=60, units=0, sample=SampleConfig(**options))
+        return "".join(c["char"] for c in d.surprise), d.source
+
+    greedy, source = sample(temperature=0)
+    assert "hihello" in greedy and "temperature 0" in source
+    assert sample(temperature=3.0, seed=1) == sample(temperature=3.0, seed=1)
+    assert sample(temperature=3.0, seed=1)[0] != sample(temperature=3.0, seed=2)[0]
+    assert sample(temperature=3.0, top_k=1, seed=1)[0] == greedy
+    assert sample(temperature=3.0, top_p=0.01, seed=2)[0] == greedy
+    assert (
+        sample(temperature=3.0, top_k=2, seed=4)[1]
+        == "a sample the model wrote (temperature 3, top-k 2, seed 4)"
+    )
+
+
+def test_report_command_passes_the_sampling_options(hihello, tmp_path):
+    out = tmp_path / "r.html"
+    args = ["report", "-c", str(hihello), "-o", str(out), "--chars", "40", "--units", "1"]
+    r = CliRunner().invoke(
+        app, [*args, "--temperature", "1.5", "--top-k", "3", "--top-p", "0.9", "--seed", "7"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "a sample the model wrote (temperature 1.5, top-k 3, top-p 0.9, seed 7)" in out.read_text("utf-8")
+    r = CliRunner().invoke(app, [*args, "--top-k", "-1"])
+    assert r.exit_code == 1 and "top" in r.output
+
+
+def test_report_shows_invisible_characters_in_the_one_notation(hihello):
+    """A tab is `\\t` in the report as in every table (README), not a mark of its own."""
+    from charnext import api
+    from charnext.inside.report import collect, to_html
+
+    ckpt = api.load(hihello)
+    tabbed = collect(ckpt, "hihello" * 3, "t", prefix="hihello", chars=12, units=0)
+    tabbed.prefix_steps[0]["input"] = "\t"
+    tabbed.surprise[1]["char"] = "\t"
+    page = to_html(tabbed)
+    assert "⇥" not in page and page.count("\\t") >= 2
+
+
+WITHOUT_TORCH = """
+import json, sys
+from typer.testing import CliRunner
+from charnext.cli.app import app
+
+ckpt, text, out, engine = sys.argv[1:]
+seen = {}
+for name, args in {
+    "report": ["report", "-c", ckpt, "-o", out, "--chars", "40", "--units", "2"],
+    "report --file": ["report", "-c", ckpt, "-f", text, "-o", out, "--units", "2"],
+    "neurons": ["neurons", "-c", ckpt, "-f", text, "--unit", "0:3"],
+}.items():
+    r = CliRunner().invoke(app, args + (["--engine", engine] if engine != "auto" else []))
+    seen[name] = {"exit": r.exit_code, "output": r.output[:300], "torch": "torch" in sys.modules}
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.parametrize("engine", ["auto", "torch"])
+def test_report_and_neurons_import_no_torch_on_the_cpu(engine, poem_model, tmp_path):
+    """On the CPU by default `report` (with or without a text) and `neurons` run on the numpy
+    engine, unit recording included: no torch is imported. `--engine torch` still uses torch."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    text = tmp_path / "poem.txt"
+    text.write_text((POEM + QUOTED) * 3, encoding="utf-8")
+    argv = [sys.executable, "-c", WITHOUT_TORCH, str(poem_model), str(text), str(tmp_path / "r.html"), engine]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    seen = json.loads(proc.stdout.splitlines()[-1])
+    for name, result in seen.items():
+        assert result["exit"] == 0, (name, result["output"])
+        assert result["torch"] == (engine == "torch"), name
+    assert seen["neurons"]["output"].startswith("0:c3 (layer 0 cell 3) follows ")

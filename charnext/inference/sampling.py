@@ -1,0 +1,121 @@
+"""The next character: the one place that draws it (temperature, top-k, top-p, seed), and
+generation, which carries the state forward one drawn character at a time.
+
+The draw is numpy code shared by both engines, so the same seed gives the same text on either
+wherever their probabilities agree. predict, generation, training previews, the report and
+play all draw here, from PCG32 (charnext.inference.pcg32), as the model's web page does.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from charnext.config import SampleConfig
+from charnext.inference.pcg32 import Pcg32
+from charnext.modeling.runner import Runner, as_runner
+from charnext.text.vocab import Vocab
+
+if TYPE_CHECKING:
+    from charnext.modeling.model import CharModel
+
+__all__ = ["SampleConfig", "Sampler", "choose", "generate"]
+
+
+def choose(logits: np.ndarray, sample: SampleConfig, rngs: list[Pcg32]) -> np.ndarray:
+    """logits (N, V) -> chosen indices (N,): greedy at temperature 0, else drawn from the
+    distribution at that temperature, cut to the top k and the top-p mass, row i with one
+    uniform draw from `rngs[i]` (charnext/inside/web/charnext.js's `choose` is the same steps)."""
+    if sample.temperature == 0:
+        return logits.argmax(axis=-1)
+    z = np.multiply(logits, 1.0 / sample.temperature, dtype=np.float64)
+    V = z.shape[-1]
+    if sample.top_k and sample.top_k < V:
+        kth = np.partition(z, V - sample.top_k, axis=-1)[:, V - sample.top_k, None]
+        z[z < kth] = -np.inf
+    z -= z.max(axis=-1, keepdims=True)
+    p = np.exp(z)  # unnormalised: the draw below scales by the total
+    if sample.top_p < 1.0:
+        p /= p.sum(axis=-1, keepdims=True)
+        order = np.argsort(-p, axis=-1, kind="stable")
+        sorted_p = np.take_along_axis(p, order, axis=-1)
+        # keep the smallest set whose mass reaches top_p (the first character always stays)
+        sorted_p[np.cumsum(sorted_p, axis=-1) - sorted_p >= sample.top_p] = 0.0
+        np.put_along_axis(p, order, sorted_p, axis=-1)
+    cdf = np.cumsum(p, axis=-1)  # (N, V)
+    u = np.array([rng.random() for rng in rngs]) * cdf[:, -1]  # uniform in [0, total)
+    # the first index whose cdf passes u: a character of probability 0 never is one
+    chosen = (cdf <= u[:, None]).sum(axis=-1)
+    if chosen.max() >= V:  # u rounded up to the total: take the last possible character
+        chosen = np.minimum(chosen, V - 1 - (p[:, ::-1] > 0).argmax(axis=-1))
+    return chosen
+
+
+class Sampler:
+    """Draws next characters with one SampleConfig: row i of the batch from PCG32's stream i of
+    the config's seed (None: a fresh seed, not reproducible), so the first sample of a batch is
+    the text of that seed alone, and the web page's."""
+
+    def __init__(self, sample: SampleConfig | None = None):
+        self.sample = sample or SampleConfig()
+        self.seed = self.sample.seed if self.sample.seed is not None else secrets.randbits(64)
+        self.rngs: list[Pcg32] = []
+
+    def __call__(self, logits: np.ndarray) -> np.ndarray:
+        """logits (N, V) -> chosen indices (N,)."""
+        if len(self.rngs) < len(logits):
+            self.rngs += [Pcg32(self.seed, i) for i in range(len(self.rngs), len(logits))]
+        return choose(logits, self.sample, self.rngs[: len(logits)])
+
+
+def generate(
+    runner: Runner | CharModel,
+    vocab: Vocab,
+    prefix: str,
+    length: int,
+    sample: SampleConfig | None = None,
+    num_samples: int = 1,
+    stop: str | None = None,
+) -> Iterator[list[str]]:
+    """Yield, `length` times, the next character of each of `num_samples` continuations.
+
+    The prefix is read once; afterwards each step feeds one character per sample, all samples
+    in one batch, and carries the state, so every generated character costs the same. With a
+    `stop` character (line mode) the prefix is read after `stop`, from the zero state, as
+    line-mode models are trained; an empty prefix without one starts from a uniform first
+    character. Continuations that produced `stop` keep yielding "".
+    """
+    runner = as_runner(runner)
+    draw = Sampler(sample)
+    n = num_samples
+    boundary = stop if stop and stop in vocab else ""
+    start = prefix if boundary and prefix.startswith(boundary) else boundary + prefix
+    if start:
+        idx = np.broadcast_to(vocab.encode_array(start), (n, len(start)))  # (n, T)
+        logits, state = runner.forward(idx)
+        last = logits[:, -1]  # (n, V)
+    else:
+        state = None
+        last = np.zeros((n, len(vocab)), dtype=np.float32)  # uniform first character
+    done = np.zeros(n, dtype=bool)
+    stop_idx = vocab.chars.index(stop) if stop and stop in vocab else -1
+    if length < 1:
+        return
+    chars = vocab.chars
+    nxt = draw(last)  # (n,)
+    for step in range(length):
+        if done.any():
+            yield [chars[i] if not d else "" for i, d in zip(nxt.tolist(), done.tolist())]
+        else:
+            yield [chars[i] for i in nxt.tolist()]
+        if stop_idx >= 0:
+            done |= nxt == stop_idx
+            if done.all():
+                return
+        if step == length - 1:
+            return  # nothing more to predict: do not feed the last character
+        logits, state = runner.forward(nxt[:, None], state)  # (n, 1, V): one character, state carried
+        nxt = draw(logits[:, -1])

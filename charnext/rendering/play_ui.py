@@ -1,0 +1,111 @@
+"""The terminal side of `charnext play`: keys in (cbreak mode), a redrawn screen out (Rich)."""
+
+from __future__ import annotations
+
+import codecs
+import os
+import select
+import sys
+import termios
+import tty
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.text import Text
+
+from charnext.errors import ConfigError
+from charnext.inside.play import PlaySession
+from charnext.text.vocab import visible
+
+TAB, CTRL_D, CTRL_G, ESC = "\t", "\x04", "\x07", "\x1b"
+BACKSPACE = ("\x7f", "\x08")
+ENTER = ("\r", "\n")
+CURSOR = "▌"
+
+
+def require_terminal() -> None:
+    """`play` reads single keys: refuse, with a reason, when stdin or stdout is not a terminal."""
+    if not sys.stdin.isatty():
+        raise ConfigError(
+            "play needs a terminal: standard input is not one (for scripts, use `charnext predict`)"
+        )
+    if not sys.stdout.isatty():
+        raise ConfigError("play needs a terminal: standard output is not one")
+
+
+def frame(session: PlaySession, title: str, k: int, length: int, message: str, width: int) -> Group:
+    """The screen: title and keys, the text so far (its last lines), the top-k as bars."""
+    keys = Text(f"Tab accept the top one · Ctrl-G write {length} more · Backspace · Ctrl-C or Ctrl-D quit",
+                style="dim")  # fmt: skip
+    lines = session.text.split("\n")[-6:]
+    text = Text()
+    for i, line in enumerate(lines):
+        text.append(line[-(width - 4) :] if len(line) > width - 4 else line, style="bold")
+        text.append("↵\n" if i < len(lines) - 1 else "", style="dim")
+    text.append(CURSOR, style="blink")
+    bars = Text()
+    bars.append("next:\n", style="italic")
+    bar_width = max(10, min(40, width - 20))
+    top = session.top(k)
+    if not top:
+        bars.append("  (type a character)\n", style="dim")
+    for ch, p in top:
+        full = round(p * bar_width)
+        bars.append(f"  {visible(ch):>2}  ", style="bold")
+        bars.append("█" * full, style="cyan")
+        bars.append(" " * (bar_width - full))
+        bars.append(f" {p:6.1%}\n")
+    return Group(Text(title, style="bold"), keys, Text(), text, Text(), bars, Text(message, style="yellow"))
+
+
+def run(session: PlaySession, out: Console, title: str, k: int = 5, length: int = 40) -> str:
+    """Read keys until Ctrl-C or Ctrl-D, redrawing after each; return the text."""
+    require_terminal()
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    message = ""
+    try:
+        tty.setcbreak(fd)  # keys one at a time, no echo; Ctrl-C still raises KeyboardInterrupt
+        with Live(console=out, screen=True, auto_refresh=False, transient=True) as live:
+            while True:
+                live.update(frame(session, title, k, length, message, out.width), refresh=True)
+                data = os.read(fd, 1024)
+                if not data:
+                    break  # the terminal went away
+                message = ""
+                keys = decoder.decode(data)
+                if ESC in keys:  # arrows and other sequences: drop them with what follows
+                    keys = keys[: keys.index(ESC)]
+                    while select.select([fd], [], [], 0.01)[0]:
+                        os.read(fd, 1024)
+                if CTRL_D in keys:
+                    session_keys(session, keys[: keys.index(CTRL_D)], length)
+                    break
+                message = session_keys(session, keys, length)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+    return session.text
+
+
+def session_keys(session: PlaySession, keys: str, length: int) -> str:
+    """Apply keys to the session; a message for the user, or ''."""
+    message = ""
+    for key in keys:
+        if key == TAB:
+            if session.accept() is None:
+                message = "nothing predicted yet: type a character first"
+        elif key == CTRL_G:
+            if not session.generate(length):
+                message = "nothing predicted yet: type a character first"
+        elif key in BACKSPACE:
+            session.backspace()
+        elif key in ENTER:
+            if not session.type("\n"):
+                message = "this model has no line break in its vocabulary"
+        elif key.isprintable():
+            if not session.type(key):
+                message = f"'{visible(key)}' is not in the model's vocabulary"
+    return message

@@ -1,0 +1,72 @@
+"""What a checkpoint holds, as plain data (for `charnext inspect` and its JSON)."""
+
+from __future__ import annotations
+
+import math
+
+from charnext.storage.checkpoint import Checkpoint
+from charnext.storage.metrics import read_metrics
+from charnext.text.paths import absolute_path
+
+
+def _finite(values: list) -> list:
+    return [v if isinstance(v, (int, float)) and math.isfinite(v) else None for v in values]
+
+
+def describe(ckpt: Checkpoint) -> dict:
+    """Model, vocabulary, training and history of a checkpoint, as JSON-ready values."""
+    raw = ckpt.raw
+    history = ckpt.history
+    summary = ckpt.summary
+    losses = [v for v in history.get("loss", []) if isinstance(v, float) and math.isfinite(v)]
+    val = [v for v in history.get("val_loss", []) if isinstance(v, float) and math.isfinite(v)]
+    return {
+        "path": absolute_path(ckpt.path) if ckpt.path else None,
+        "format_version": raw.get("format_version"),
+        "charnext_version": raw.get("charnext_version"),
+        "created": raw.get("created"),
+        "model": {
+            **ckpt.config.to_dict(),
+            "parameters": ckpt.num_parameters(),
+            "layers": [{"name": n, "shape": list(s), "parameters": c} for n, s, c in ckpt.parameter_table()],
+        },
+        "vocabulary": list(ckpt.vocab.chars),
+        "vocabulary_counts": raw.get("vocab_counts"),
+        "training": {
+            "steps": ckpt.step,
+            "final_loss": losses[-1] if losses else None,
+            "best_loss": min(losses) if losses else None,
+            "accuracy": summary.get("accuracy"),
+            "val_loss": val[-1] if val else None,
+            "best_val_loss": min(val) if val else None,
+            "elapsed": summary.get("elapsed"),
+            "device": summary.get("device"),
+            "precision": summary.get("precision"),
+            "text": raw.get("text"),
+            "config": ckpt.train_config,
+            "resumable": isinstance(raw.get("resume"), dict) and raw.get("optimizer") is not None,
+        },
+        "provenance": raw.get("provenance") if isinstance(raw.get("provenance"), dict) else None,
+        "metrics_log": _metrics_log(ckpt),
+        "history": _finite(history.get("loss", [])),
+        "history_steps": history.get("step", []),
+        "validation": {"steps": history.get("val_step", []), "loss": _finite(history.get("val_loss", []))},
+    }
+
+
+def _metrics_log(ckpt: Checkpoint) -> dict | None:
+    """The run's JSON Lines metrics log, if it is beside the checkpoint: its path, how many step
+    and validation records it holds, and its validation records."""
+    name = ckpt.raw.get("metrics_log")
+    if not isinstance(name, str) or ckpt.path is None:
+        return None
+    path = ckpt.path.with_name(name)
+    if not path.is_file():
+        return None
+    records = read_metrics(path)
+    validations = [r for r in records if r.get("kind") == "validation"]
+    return {
+        "path": absolute_path(path),
+        "steps": sum(1 for r in records if r.get("kind") == "step"),
+        "validations": validations,
+    }

@@ -1,0 +1,137 @@
+"""Training data as tensors: the held-out split and batches of windows and of lines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from charnext.text.reading import line_hash
+
+
+def split_stream(data: torch.Tensor, val_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first (1 - f) of the encoded text for training, the contiguous rest for validation."""
+    n_val = int(len(data) * val_fraction)
+    if val_fraction > 0 and n_val < 2:
+        return data, data[:0]
+    return data[: len(data) - n_val], data[len(data) - n_val :]
+
+
+@dataclass
+class Batch:
+    """One training batch."""
+
+    x: torch.Tensor  # (B, T) input indices
+    y: torch.Tensor  # (B, T) target indices
+    weights: torch.Tensor | None  # (B, T) 1 for real positions, 0 for padding; None = all real
+    reset: bool  # True when the carried state must start from zero for this batch
+
+
+class StreamBatches:
+    """Truncated-BPTT windows over a stream: B parallel streams read left to right.
+
+    Stream b reads the b-th contiguous B-th of the text, so the state a window ends with is
+    the right state for the next window of the same stream (as char-rnn and torch-rnn do).
+    Each epoch starts at a random offset below T so that windows do not always cut the text at
+    the same places. With `random_windows`, windows are drawn at random positions instead and
+    the state always starts from zero (as nanoGPT does).
+
+    The whole batch schedule depends only on (data length, B, T, seed), so a run can resume at
+    any step; `rank`/`world` select this process's rows of the global batch.
+    """
+
+    def __init__(
+        self,
+        data: torch.Tensor,
+        batch_size: int,
+        seq_len: int,
+        seed: int,
+        random_windows: bool = False,
+        rank: int = 0,
+        world: int = 1,
+    ):
+        assert len(data) >= seq_len + 1 and batch_size >= 1
+        self.data, self.B, self.T, self.seed = data, batch_size, seq_len, seed
+        self.random_windows = random_windows
+        assert batch_size % world == 0
+        per = batch_size // world
+        self.rows = slice(rank * per, (rank + 1) * per)
+
+    def windows_per_epoch(self) -> int:
+        """Steps that make one pass over the text."""
+        return max(1, (len(self.data) - 1) // (self.B * self.T))
+
+    def _epoch_offset(self, epoch: int) -> int:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        max_offset = min(self.T, len(self.data) - 1 - self.B * self.T * self.windows_per_epoch())
+        return int(torch.randint(0, max_offset + 1, (1,), generator=g)) if max_offset > 0 else 0
+
+    def batch(self, step: int) -> Batch:
+        """The batch for global step `step` (0-based)."""
+        B, T = self.B, self.T
+        if self.random_windows:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+            starts = torch.randint(0, len(self.data) - T, (B,), generator=g)[self.rows]
+            offsets = starts[:, None] + torch.arange(T + 1)  # (b, T+1)
+            chunk = self.data[offsets]
+            return Batch(chunk[:, :-1], chunk[:, 1:], None, reset=True)
+        per_epoch = self.windows_per_epoch()
+        epoch, window = divmod(step, per_epoch)
+        offset = self._epoch_offset(epoch)
+        stream_len = per_epoch * T
+        streams = self.data[offset : offset + B * stream_len + 1]
+        x = streams[: B * stream_len].view(B, stream_len)[self.rows, window * T : (window + 1) * T]
+        y = streams[1 : B * stream_len + 1].view(B, stream_len)[self.rows, window * T : (window + 1) * T]
+        return Batch(x, y, None, reset=window == 0)
+
+
+class LineBatches:
+    """Random batches of whole lines, each `newline + line` -> `line + newline`, padded.
+
+    Every line starts from the zero state and the padding carries weight 0, so nothing leaks
+    from one line to the next and padding never counts in the loss.
+    """
+
+    def __init__(
+        self,
+        lines: list[torch.Tensor],
+        boundary: int,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+    ):
+        assert lines and batch_size % world == 0
+        self.lines, self.boundary, self.B, self.seed = lines, boundary, batch_size, seed
+        per = batch_size // world
+        self.rows = slice(rank * per, (rank + 1) * per)
+
+    def windows_per_epoch(self) -> int:
+        """Steps that see about every line once."""
+        return max(1, len(self.lines) // self.B)
+
+    def batch(self, step: int) -> Batch:
+        """The batch for global step `step`."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        picks = torch.randint(0, len(self.lines), (self.B,), generator=g)[self.rows].tolist()
+        return pad_lines([self.lines[i] for i in picks], self.boundary)
+
+
+def pad_lines(lines: list[torch.Tensor], boundary: int) -> Batch:
+    """Lines -> a padded batch with `boundary` before and after each line."""
+    T = max(len(line) for line in lines) + 1
+    x = torch.full((len(lines), T), boundary, dtype=torch.long)
+    y = torch.full((len(lines), T), boundary, dtype=torch.long)
+    w = torch.zeros(len(lines), T)
+    for i, line in enumerate(lines):
+        n = len(line)
+        x[i, 1 : n + 1] = line
+        y[i, :n] = line
+        w[i, : n + 1] = 1.0
+    return Batch(x, y, w, reset=True)
+
+
+def line_index(lines: list[str]) -> torch.Tensor:
+    """Sorted unique hashes of `lines`: 8 bytes a line, enough to tell whether a generated line
+    occurs in the training text without storing the text in the checkpoint."""
+    return torch.tensor(sorted({line_hash(line) for line in lines}), dtype=torch.int64)

@@ -1,0 +1,205 @@
+"""What a run trains on: one interface, two shapes of data (a character stream, or lines).
+
+Both corpora split the text into training and validation parts, hand out the batch of any
+step, score the validation part, and give the lecture's fixed window and the preview prompt.
+The loop uses them the same way and never asks which one it has.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from charnext.config import TrainConfig
+from charnext.errors import ConfigError, TextError
+from charnext.inference.scoring import EvalResult, evaluate_lines, evaluate_stream
+from charnext.modeling.model import CharModel
+from charnext.text.data import Batch, LineBatches, StreamBatches, line_index, split_stream
+from charnext.text.reading import text_lines
+from charnext.text.vocab import Vocab, count_indices
+
+NEWLINE = "\n"
+# Default batches, measured on tinyshakespeare (README, "Training on real text"): in a short
+# budget more, smaller steps learn faster than fewer large ones (16x64 windows reached 1.485
+# nats/char in 90 s where 64x128 reached 1.727). Lines are short, so a line batch holds more.
+DEFAULT_BATCH = 16
+DEFAULT_LINE_BATCH = 64
+WINDOW_CHARS = 24  # characters of the lecture's fixed window
+# Texts shorter than these hold nothing out by default: their validation part would be too
+# small to say anything, and every character is needed for training.
+MIN_VAL_CHARS_TEXT = 10_000
+MIN_VAL_LINES = 100
+DEFAULT_VAL_FRACTION = 0.1
+LINE_INDEX_MAX_LINES = 2_000_000  # above this, no index of training lines is kept (8 bytes a line)
+
+
+def held_out_share(config: TrainConfig, size: int, lines: bool = False) -> float:
+    """The share of a text of `size` characters (lines, in line mode) held out for validation:
+    --val-fraction if given, else DEFAULT_VAL_FRACTION of a text long enough to spare it."""
+    if config.val_fraction is not None:
+        return config.val_fraction
+    return DEFAULT_VAL_FRACTION if size >= (MIN_VAL_LINES if lines else MIN_VAL_CHARS_TEXT) else 0.0
+
+
+class StreamCorpus:
+    """A text read as one stream of characters, cut into truncated-BPTT windows.
+
+    The last `val_fraction` of the text is held out, contiguous. Without --random-windows the
+    recurrent state is carried from one window to the next of the same stream.
+    """
+
+    preview_stop: str | None = None  # previews run on for their length
+    line_index: torch.Tensor | None = None
+
+    def __init__(
+        self,
+        data: torch.Tensor,
+        vocab: Vocab,
+        config: TrainConfig,
+        rank: int = 0,
+        world: int = 1,
+        counts: list[int] | None = None,
+    ):
+        """`data` is the text encoded with `vocab` (possibly memory-mapped); `counts` may spare
+        a pass over it to count each character."""
+        self.vocab = vocab
+        self.vocab_counts = counts or count_indices(data, len(vocab))
+        self.train_data, self.val_data = split_stream(data, held_out_share(config, len(data)))
+        n = len(self.train_data)
+        if n < 2:
+            raise TextError("the training part of the text is shorter than 2 characters")
+        # Short texts: shrink the window, then the batch, so that one step fits in the text.
+        self.seq_len = min(config.seq_len, n - 1)
+        batch = max(1, min(config.batch_size or DEFAULT_BATCH, (n - 1) // self.seq_len))
+        if world > 1:
+            batch = max(world, batch // world * world)
+            if self.seq_len * batch > n - 1:
+                raise TextError(f"the text is too short to give each of {world} processes a window")
+        self.batch_size = batch
+        self.batches = StreamBatches(
+            self.train_data, batch, self.seq_len, config.seed, config.random_windows, rank, world
+        )
+        self.carries_state = not config.random_windows
+        self.train_chars, self.val_chars = n, len(self.val_data)
+        w = min(n - 1, WINDOW_CHARS)
+        self.window = (self.train_data[:w], self.train_data[1 : w + 1])  # (inputs, targets)
+
+    def batch(self, step: int) -> Batch:
+        """The batch of global step `step` (0-based), this process's rows."""
+        return self.batches.batch(step)
+
+    def steps_per_epoch(self) -> int:
+        """Steps that make one pass over the training part."""
+        return self.batches.windows_per_epoch()
+
+    @property
+    def rows(self) -> slice:
+        """This process's rows of the global batch (and of the carried state)."""
+        return self.batches.rows
+
+    def has_validation(self) -> bool:
+        """Whether anything is held out to validate on."""
+        return len(self.val_data) > 1
+
+    def evaluate(
+        self, model: CharModel, device, precision: str, limit: int | None, part: tuple[int, int]
+    ) -> EvalResult:
+        """Loss on this process's share of the validation part (about its first `limit` chars)."""
+        val = self.val_data if limit is None else self.val_data[: limit + 1]
+        return evaluate_stream(model, val, device=device, precision=precision, part=part)
+
+    def sample_prompt(self) -> str:
+        """The preview's default prompt: the text's first line, cut short."""
+        head = self.vocab.decode(self.train_data[:32])
+        return head.split(NEWLINE)[0][:24] or head[:1]
+
+
+class LineCorpus:
+    """A text read as independent lines: each `newline + line` predicts `line + newline`.
+
+    A seeded random tenth of the lines is held out. Every line starts from the zero state.
+    """
+
+    preview_stop: str | None = NEWLINE  # a preview is one generated line
+    carries_state = False
+
+    def __init__(self, text: str, vocab: Vocab, config: TrainConfig, rank: int = 0, world: int = 1):
+        lines = text_lines(text)
+        if not lines:
+            raise TextError("line mode needs at least one non-empty line")
+        n_val = int(len(lines) * held_out_share(config, len(lines), lines=True))
+        # Lines are independent samples, and line files are often sorted (by frequency,
+        # alphabetically), so the held-out lines are a seeded random 10%, as makemore's
+        # test set is, not the last ones, which would all be the rarest or the z's.
+        order = torch.randperm(len(lines), generator=torch.Generator().manual_seed(config.seed))
+        held_out = set(order[:n_val].tolist())
+        train_text = [line for i, line in enumerate(lines) if i not in held_out]
+        val_text = [line for i, line in enumerate(lines) if i in held_out]
+        self.vocab = vocab
+        self.train_lines = [vocab.encode(line) for line in train_text]
+        self.val_lines = [vocab.encode(line) for line in val_text]
+        # lets `predict` say whether a generated line is new or one of the training lines
+        self.line_index = line_index(train_text) if len(lines) <= LINE_INDEX_MAX_LINES else None
+        self.boundary = vocab.chars.index(NEWLINE)
+        wanted = config.batch_size or DEFAULT_LINE_BATCH
+        self.batch_size = max(world, wanted // world * world)
+        self.batches = LineBatches(self.train_lines, self.boundary, self.batch_size, config.seed, rank, world)
+        encoded = self.train_lines + self.val_lines
+        counts = torch.bincount(torch.cat(encoded).long(), minlength=len(vocab))
+        counts[self.boundary] += len(encoded)
+        self.vocab_counts = counts.tolist()
+        self.train_chars = sum(len(x) + 1 for x in self.train_lines)
+        self.val_chars = sum(len(x) + 1 for x in self.val_lines)
+        self.seq_len = max(len(x) for x in self.train_lines) + 1
+        # the lecture's view: the first training line, read after a newline from the zero state
+        nl = torch.tensor([self.boundary], dtype=self.train_lines[0].dtype)
+        seq = torch.cat([nl, self.train_lines[0], nl])[: WINDOW_CHARS + 1]
+        self.window = (seq[:-1], seq[1:])  # (inputs, targets)
+
+    def batch(self, step: int) -> Batch:
+        """The batch of global step `step` (0-based), this process's rows."""
+        return self.batches.batch(step)
+
+    def steps_per_epoch(self) -> int:
+        """Steps that see about every line once."""
+        return self.batches.windows_per_epoch()
+
+    @property
+    def rows(self) -> slice:
+        """This process's rows of the global batch."""
+        return self.batches.rows
+
+    def has_validation(self) -> bool:
+        """Whether any line is held out to validate on."""
+        return len(self.val_lines) > 1
+
+    def evaluate(
+        self, model: CharModel, device, precision: str, limit: int | None, part: tuple[int, int]
+    ) -> EvalResult:
+        """Loss on this process's share of the held-out lines (about `limit` characters)."""
+        lines = self.val_lines if limit is None else self.val_lines[: limit // 16]
+        rank, world = part
+        return evaluate_lines(model, lines[rank::world], self.boundary, device=device, precision=precision)
+
+    def sample_prompt(self) -> str:
+        """The preview's default prompt: none, a line is generated from its start."""
+        return ""
+
+
+Corpus = StreamCorpus | LineCorpus
+
+
+def make_corpus(
+    text: str | torch.Tensor,
+    vocab: Vocab,
+    config: TrainConfig,
+    rank: int = 0,
+    world: int = 1,
+    counts: list[int] | None = None,
+) -> Corpus:
+    """The corpus `config` asks for: lines (--lines) or a stream, of a text or encoded tokens."""
+    if config.lines:
+        if isinstance(text, torch.Tensor):
+            raise ConfigError("line mode trains on a text (--file), not on prepared data (--data)")
+        return LineCorpus(text, vocab, config, rank, world)
+    data = text if isinstance(text, torch.Tensor) else vocab.encode(text)
+    return StreamCorpus(data, vocab, config, rank, world, counts)

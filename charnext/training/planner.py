@@ -1,0 +1,300 @@
+"""The plan of a run: the model, regularisation and optimisation a budget can buy on a text.
+
+What the user leaves out of `charnext train`, the planner chooses from four facts: how many
+characters the text has, how long the run may take (`--max-time`, `--steps`, `--epochs`, or
+the default), the cell, and how fast this machine trains it (measured at start, a fraction of
+a second). The rule, in order:
+
+1. **Characters the run will see** (`D`): a time budget times the measured speed of the
+   model in question, or steps (epochs) times the characters of a step.
+2. **Size**: the widest model on `LADDER` that still sees at least `CHARS_PER_PARAM`
+   characters per parameter in the run (below that, a smaller model learns more in the same
+   time), and holds at most `PARAMS_PER_CHAR` parameters per character of text (above that,
+   it can only memorise).
+3. **Dropout**: none while the run makes few passes over the text; more as passes add up,
+   since a model that sees the same text many times starts to memorise it. None at all when
+   nothing is held out (a short text, learnt by heart as the lecture does).
+4. **Learning rate**: falls as the model widens (`LR_256 * sqrt(256 / hidden)`): the
+   lecture's 5-unit model wants about 0.06, a 512-unit one about 0.006.
+5. **Batch**: doubles from 16 while the run still makes `MIN_PLANNED_STEPS` steps; larger
+   batches run faster per character on a CPU but learn less per character.
+
+Every option the user gives wins over the plan. The chosen values and the reason are
+recorded in the checkpoint's provenance, so `inspect` can show them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from charnext.config import PLANNED, Cell, ModelConfig, TrainConfig, format_budget
+
+# Hidden sizes the planner chooses among (two layers each; the smallest texts get one).
+LADDER = (32, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+# A run should train on at least this many characters per parameter. On tinyshakespeare
+# (docs/planning.md): in 90 s 2x256 (2.7 chars per parameter) beat 2x384 (0.6) by 0.03 nats/char;
+# in 10 min 2x512 (1.3) beat 2x384 (3.5) by 0.02.
+CHARS_PER_PARAM = 1.0
+# At most this many parameters per character of training text: beyond it a model only
+# memorises, whatever the budget. On 18 KB of verse in 90 s (hundreds of passes, dropout 0.35)
+# 2x128 (13.5 parameters per character) reached 1.81 nats/char where 1x32 (1.1) reached 2.00.
+PARAMS_PER_CHAR = 16.0
+LR_256 = 8e-3  # peak learning rate of a 256-unit model; others scale by sqrt(256 / hidden)
+MAX_LR = 0.06  # cap for very small models (the lecture's 5 units)
+# Dropout as passes over the text add up: 0 up to DROPOUT_FREE_PASSES, then DROPOUT_PER_DOUBLING
+# more for each doubling of the passes, at most MAX_DROPOUT.
+# It moves in steps of DROPOUT_STEP: a token dropout costs training speed (in a 90-second run
+# on tinyshakespeare, dropout 0.02 cost 10% of the chars/s) and buys nothing.
+DROPOUT_FREE_PASSES = 3.0
+DROPOUT_PER_DOUBLING = 0.1
+DROPOUT_STEP = 0.05
+MAX_DROPOUT = 0.35
+# AdamW weight decay wherever dropout is planned: on a 180 KB text (20 passes in 90 s) it took
+# the best validation loss from 1.562 to 1.542.
+WEIGHT_DECAY = 0.1
+# Under a time or epoch budget the batch doubles from the default (16 windows, 64 lines) at
+# most twice, while the run still makes MIN_PLANNED_STEPS steps. A step budget keeps the
+# default batch, so that a step costs what the user expects.
+BATCH_DOUBLINGS = 2
+MIN_PLANNED_STEPS = 3000
+TIME_FOR_TRAINING = 0.92  # share of a time budget spent in optimizer steps (validation, saving)
+# Characters per second grow with the batch on a CPU (raw_rnn_loop, 2x256 LSTM, bf16, batches
+# of 16, 32 and 64 windows), relative to the probe's batch: one doubling down, none, one up.
+PROBE_BATCH = 32
+BATCH_SPEED = {-1: 0.84, 0: 1.0, 1: 1.23, 2: 1.4}
+# Time per character grows with parameters plus a fixed cost, as if every model had this many
+# more (fitted to raw_rnn_loop on 2x128 .. 2x768 LSTMs).
+FIXED_COST_PARAMS = 160_000
+SPEED_DEPENDENT = {"hidden_size", "batch_size", "dropout", "weight_decay"}  # what needs the probe
+PROBE_HIDDEN = 256  # the model timed at the start of a time-budgeted run
+PROBE_STEPS = 3  # timed steps of the probe, after one warm-up step
+
+
+@dataclass
+class Plan:
+    """What the planner chose, and why: recorded in the checkpoint."""
+
+    hidden_size: int  # units per layer
+    num_layers: int  # recurrent layers
+    dropout: float  # dropout between layers and before the head
+    weight_decay: float  # AdamW weight decay
+    batch_size: int  # windows (lines) per step
+    lr: float  # peak learning rate
+    warmup_steps: int  # steps of linear warm-up
+    train_chars: int  # characters of the training text
+    run_chars: float  # characters the run is expected to train on
+    passes: float  # run_chars / train_chars
+    chars_per_sec: float | None  # measured (time budgets) and scaled to the chosen model
+    budget: str  # "10m", "3000 steps", ...
+    planned: list[str] = field(default_factory=list)  # the fields the plan set (the rest were given)
+    why: str = ""  # the header line
+
+    def to_dict(self) -> dict:
+        """Plain values, for the checkpoint's provenance and JSON."""
+        return asdict(self)
+
+    def replan_regularisation(self, passes: float) -> set[str]:
+        """Choose the planned dropout and weight decay again for a run now expected to make
+        `passes` passes over its text (a time budget on a machine slower or faster than the
+        probe at the start); the names of those it set (none where both were given)."""
+        changed = {"dropout", "weight_decay"} & set(self.planned)
+        if changed:
+            self.passes = passes
+        if "dropout" in changed:
+            self.dropout = dropout_for(passes)
+        if "weight_decay" in changed:
+            self.weight_decay = weight_decay_for(passes)
+        return changed
+
+
+def parameters(cell: Cell, hidden: int, layers: int, vocab: int, embedding: int) -> int:
+    """Trainable parameters of a CharModel of this shape (as CharModel.num_parameters)."""
+    gates = {Cell.rnn: 1, Cell.gru: 3, Cell.lstm: 4}[Cell(cell)]
+    inp = embedding or vocab
+    # the first layer reads the input, the others the layer below; counted, not listed (a
+    # mistyped --num-layers may be a billion)
+    recurrent = gates * hidden * (inp + hidden + 2) + (layers - 1) * gates * hidden * (2 * hidden + 2)
+    return recurrent + (vocab * embedding) + hidden * vocab + vocab
+
+
+def layers_for(hidden: int) -> int:
+    """Two layers, except for the smallest models."""
+    return 1 if hidden < 64 else 2
+
+
+def lr_for(hidden: int) -> float:
+    """The peak learning rate of a model `hidden` units wide."""
+    return min(MAX_LR, LR_256 * math.sqrt(256 / hidden))
+
+
+def dropout_for(passes: float) -> float:
+    """Dropout for a run that makes `passes` passes over its text."""
+    if passes <= DROPOUT_FREE_PASSES:
+        return 0.0
+    d = DROPOUT_PER_DOUBLING * math.log2(passes / DROPOUT_FREE_PASSES)
+    return round(round(min(MAX_DROPOUT, d) / DROPOUT_STEP) * DROPOUT_STEP, 2)
+
+
+def weight_decay_for(passes: float) -> float:
+    """AdamW weight decay for a run that makes `passes` passes: only where dropout is due."""
+    return WEIGHT_DECAY if dropout_for(passes) > 0 else 0.0
+
+
+def human_size(chars: float) -> str:
+    """1234567 -> '1.2 MB' (characters, as bytes of ASCII text)."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if chars >= size:
+            return f"{chars / size:.1f} {unit}"
+    return f"{int(chars)} chars"
+
+
+class _Estimates:
+    """What a run of a given shape would train on: the figures make_plan weighs, from the
+    options given, the text and (under a time budget) one speed probe."""
+
+    def __init__(self, given: dict, vocab_size: int, seq_len: int, steps_for: Callable[[int], int],
+                 base_batch: int, max_batch: int | None):  # fmt: skip
+        self.given, self.vocab_size, self.seq_len, self.steps_for = given, vocab_size, seq_len, steps_for
+        self.base_batch, self.max_batch = base_batch, max_batch
+        self.cell = Cell(given.get("cell", Cell.lstm))
+        self.embedding = given.get("embedding_size", ModelConfig.embedding_size)
+        self.max_time = given.get("max_time")
+        self.speed_ref: float | None = None  # the probe's chars/s
+        self.ref_cost = 0.0  # and the cost of the model it measured
+
+    def measure(self, probe: Callable[[int, int, int], float] | None) -> None:
+        """Under a time budget, probe the speed once (unless every option it informs is given)."""
+        if self.max_time is None or probe is None or SPEED_DEPENDENT <= self.given.keys():
+            return
+        hidden = self.given.get("hidden_size", PROBE_HIDDEN)
+        self.speed_ref = probe(hidden, self.given.get("num_layers", layers_for(hidden)), PROBE_BATCH)
+        self.ref_cost = self.size(hidden) + FIXED_COST_PARAMS
+
+    def size(self, hidden: int) -> int:
+        layers = self.given.get("num_layers", layers_for(hidden))
+        return parameters(self.cell, hidden, layers, self.vocab_size, self.embedding)
+
+    def speed(self, hidden: int, batch: int) -> float | None:
+        if self.speed_ref is None:
+            return None
+        doublings = max(-1, min(2, round(math.log2(batch / PROBE_BATCH))))
+        return (
+            self.speed_ref * self.ref_cost / (self.size(hidden) + FIXED_COST_PARAMS) * BATCH_SPEED[doublings]
+        )
+
+    def run_chars(self, hidden: int, batch: int) -> float:
+        if self.max_time is not None:
+            return (self.speed(hidden, batch) or 0.0) * self.max_time * TIME_FOR_TRAINING
+        return self.steps_for(batch) * batch * self.seq_len
+
+    def batch_for(self, hidden: int) -> int:
+        if "batch_size" in self.given:
+            return self.given["batch_size"]
+        chosen = self.base_batch
+        if self.max_time is not None or self.given.get("epochs") is not None:
+            for b in (self.base_batch * 2**k for k in range(1, BATCH_DOUBLINGS + 1)):
+                if self.run_chars(hidden, b) / (b * self.seq_len) >= MIN_PLANNED_STEPS:
+                    chosen = b
+        return max(1, min(chosen, self.max_batch or chosen))
+
+    def hidden_for(self, train_chars: int) -> int:
+        """The widest model of the ladder that the run trains on enough characters per
+        parameter, and that is not too large for the text."""
+        if "hidden_size" in self.given:
+            return self.given["hidden_size"]
+        hidden = LADDER[0]
+        for h in LADDER:
+            d = self.run_chars(h, self.batch_for(h))
+            if d / self.size(h) >= CHARS_PER_PARAM and self.size(h) <= PARAMS_PER_CHAR * max(train_chars, 1):
+                hidden = h
+            elif h > hidden:
+                break
+        return hidden
+
+
+def make_plan(
+    *,
+    given: dict,
+    train_chars: int,
+    vocab_size: int,
+    seq_len: int,
+    steps_for: Callable[[int], int],
+    probe: Callable[[int, int, int], float] | None,
+    held_out: bool = True,
+    base_batch: int = 16,
+    max_batch: int | None = None,
+) -> Plan:
+    """Choose what `given` (ModelConfig and TrainConfig fields the user set) leaves open.
+
+    `steps_for(batch)` gives the planned steps of a run with no time budget;
+    `base_batch` is the default batch and `max_batch` the most the text holds;
+    `probe(hidden, layers, batch)` measures chars/s of such a model on this
+    machine (called only for time budgets, at most once). Without `held_out` text the run
+    learns the text itself (the lecture's `hihello`), so nothing is dropped out.
+    """
+    est = _Estimates(given, vocab_size, seq_len, steps_for, base_batch, max_batch)
+    est.measure(probe)
+    hidden = est.hidden_for(train_chars)
+    layers = given.get("num_layers", layers_for(hidden))
+    batch = est.batch_for(hidden)
+    d = est.run_chars(hidden, batch)
+    passes = d / max(train_chars, 1)
+    steps = steps_for(batch) if est.max_time is None else None
+    budget = format_budget(est.max_time) if est.max_time is not None else f"{steps:,} steps"
+    plan = Plan(
+        hidden_size=hidden,
+        num_layers=layers,
+        dropout=given.get("dropout", dropout_for(passes) if held_out else 0.0),
+        weight_decay=given.get("weight_decay", weight_decay_for(passes) if held_out else 0.0),
+        batch_size=batch,
+        lr=given.get("lr", lr_for(hidden)),
+        warmup_steps=given.get("warmup_steps", min(TrainConfig.warmup_steps, max(1, (steps or 10**9) // 10))),
+        train_chars=train_chars,
+        run_chars=d,
+        passes=passes,
+        chars_per_sec=est.speed(hidden, batch),
+        budget=budget,
+    )
+    plan.planned = [name for name in PLANNED if name not in given]
+    shape = f"{layers}x{hidden}" + (f", dropout {plan.dropout:g}" if plan.dropout else "")
+    shape += f", weight decay {plan.weight_decay:g}" if plan.weight_decay else ""
+    over = f"is about {passes:.3g} passes over" if d else "on"  # d is 0: no speed was measured
+    plan.why = f"{shape}, lr {plan.lr:.2g}, batch {batch}: {budget} {over} {human_size(train_chars)}"
+    return plan
+
+
+def probe_speed(cell: Cell, embedding: int, vocab_size: int, seq_len: int, device, precision: str):
+    """A `probe` for make_plan: times PROBE_STEPS training steps of a model on random text."""
+    import torch
+
+    from charnext.modeling.device import autocast
+    from charnext.modeling.model import CharModel
+    from charnext.training.optim import make_adamw
+
+    def probe(hidden: int, layers: int, batch: int) -> float:
+        state = torch.random.get_rng_state()
+        try:
+            model = CharModel(ModelConfig(vocab_size, cell, hidden, layers, embedding)).to(device)
+            opt = make_adamw(model.parameters(), 1e-4, 0.0, device)
+            x = torch.randint(0, vocab_size, (batch, seq_len), device=device)
+            times = []
+            for i in range(PROBE_STEPS + 1):
+                t = time.perf_counter()
+                with autocast(device, precision):
+                    logits, _ = model(x)
+                loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), x.flatten())
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                if i:
+                    times.append(time.perf_counter() - t)
+            return batch * seq_len / sorted(times)[len(times) // 2]
+        finally:
+            torch.random.set_rng_state(state)  # the run's weights do not depend on the probe
+
+    return probe

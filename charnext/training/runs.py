@@ -1,0 +1,354 @@
+"""Building a run: a new one, one resumed from its checkpoint, or one started from a model's
+weights (`--init-from`). Each returns a `Trainer` ready to `run()`.
+
+What a run trains on comes as a `Source`: a text with where it came from (a file, standard
+input, a literal), or a prepared folder. The checkpoint records it, so a resumed run can reopen
+the same file or folder, checked against the text's fingerprint.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Collection
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from charnext.config import RESUMABLE, ModelConfig, TrainConfig
+from charnext.errors import ConfigError, TextError, UnknownCharactersError
+from charnext.modeling.device import resolve_precision
+from charnext.storage import checkpoint as ckpt
+from charnext.storage.metrics import metrics_path
+from charnext.text.paths import shown_path
+from charnext.text.prepare import PreparedData, load_prepared
+from charnext.text.reading import fingerprint, read_text, text_lines
+from charnext.text.vocab import Vocab, require_text
+from charnext.training import distributed
+from charnext.training.corpus import DEFAULT_BATCH, DEFAULT_LINE_BATCH, held_out_share
+from charnext.training.planner import Plan, make_plan, probe_speed
+from charnext.training.run_state import check_resumable
+from charnext.training.schedule import default_steps
+from charnext.training.trainer import Trainer, best_path
+
+NEWLINE = "\n"
+
+
+@dataclass
+class Source:
+    """A text to train on and where it came from."""
+
+    text: str | None = None  # the text itself (None for a prepared folder)
+    prepared: PreparedData | None = None  # a folder made by `charnext prepare`
+    kind: str = "text"  # "file", "stdin", "text" (a literal) or "prepared"
+    path: Path | None = None  # the file or folder, for kinds "file" and "prepared"
+
+    @classmethod
+    def file(cls, path: str | Path) -> Source:
+        """A UTF-8 text file."""
+        return cls(text=read_text(path), kind="file", path=Path(path))
+
+    @classmethod
+    def folder(cls, path: str | Path) -> Source:
+        """A prepared folder (memory-mapped, never read whole)."""
+        return cls(prepared=load_prepared(path), kind="prepared", path=Path(path))
+
+    def record(self) -> dict:
+        """What the checkpoint keeps: the kind, and the absolute path of a file or folder."""
+        return {"kind": self.kind, "path": str(self.path.resolve()) if self.path is not None else None}
+
+
+def check_out_path(out: Path, source: Source | None = None) -> None:
+    """Refuse, before any training, a checkpoint path the run could not write or should not:
+    a folder, a file in a folder this process cannot write to, or the text being trained on
+    (or a file of the prepared folder). A missing folder is left to the save."""
+    if out.is_dir():
+        raise ConfigError(
+            f"--out {shown_path(out)} is a folder; give the checkpoint's file name, "
+            f"e.g. --out {shown_path(out / 'checkpoint.pt')}"
+        )
+    for beside in (best_path(out), metrics_path(out)):
+        if beside.is_dir():
+            raise ConfigError(
+                f"cannot write {shown_path(beside)} beside --out {shown_path(out)}: it is a folder"
+            )
+    parent = out.parent
+    if parent.is_dir():
+        # a temporary file beside the checkpoint, as the save makes (os.access misjudges root)
+        try:
+            fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise ConfigError(f"cannot write {shown_path(out)}: {e.strerror or e}") from None
+    if source is not None and source.path is not None and out.exists():
+        inside = source.kind == "prepared" and out.resolve().parent == source.path.resolve()
+        if inside or os.path.samefile(out, source.path):
+            what = "a file of the prepared data" if inside else "the text"
+            raise ConfigError(
+                f"--out {shown_path(out)} is {what} being trained on; the checkpoint would "
+                "overwrite it (give another --out)"
+            )
+
+
+def _as_source(text: str | PreparedData | Source) -> Source:
+    if isinstance(text, Source):
+        return text
+    if isinstance(text, PreparedData):
+        return Source(prepared=text, kind="prepared", path=text.path)
+    return Source(text=text)
+
+
+def new_run(
+    text: str | PreparedData | Source,
+    model_config: ModelConfig | None = None,
+    config: TrainConfig | None = None,
+    out: str | Path | None = "checkpoint.pt",
+    init_from: str | Path | None = None,
+    extend_vocab: bool = False,
+    command: list[str] | None = None,
+    given: Collection[str] | None = None,
+    **model_options,
+) -> Trainer:
+    """A fresh run on `text` (its vocabulary built from it), or from `init_from`'s weights.
+
+    `text` may be a prepared corpus, which brings its own vocabulary. `model_options` (cell,
+    hidden_size, ...) build the ModelConfig when none is given. `command` is the command line
+    to record. With `given` (the ModelConfig and TrainConfig fields the user chose), the
+    planner (charnext.training.planner) chooses the others for the text and the budget.
+    """
+    config = config or TrainConfig()
+    source = _as_source(text)
+    out = Path(out) if out else None
+    if extend_vocab and init_from is None:
+        raise ConfigError("--extend-vocab grows the vocabulary of --init-from's model; give --init-from")
+    if out is not None:
+        check_out_path(out, source)
+    origin = {"command": command, "source": source.record()}
+    if source.prepared is not None:
+        if init_from is not None:
+            raise ConfigError("--init-from trains on a text (--file), not on prepared data (--data)")
+        options = model_config.to_dict() if model_config is not None else model_options
+        return _prepared_run(source.prepared, options, config, out, given, origin)
+    text = source.text
+    require_text(text)
+    init_weights = None
+    if init_from is not None:
+        vocab, model_config, init_weights = _from_weights(init_from, text, config, extend_vocab)
+    else:
+        vocab = Vocab.from_text(text + NEWLINE if config.lines and NEWLINE not in text else text)
+        options = model_config.to_dict() if model_config is not None else model_options
+        model_config = ModelConfig(**{**options, "vocab_size": len(vocab)})
+    _check_prompt(config, vocab)
+    plan = None
+    if given is not None and init_weights is None:
+        lines = text_lines(text) if config.lines else None
+        model_config, config, plan = _plan(len(text), lines, model_config, config, given)
+    return Trainer(
+        text, vocab, model_config, config, out,
+        text_fingerprint=fingerprint(text), init_weights=init_weights, origin=origin, plan=plan,
+    )  # fmt: skip
+
+
+def _prepared_run(
+    data: PreparedData, options: dict, config: TrainConfig, out: Path | None, given, origin: dict
+) -> Trainer:
+    """A fresh run on a prepared folder, which brings its own vocabulary and counts."""
+    if config.lines:
+        raise ConfigError("line mode trains on a text (--file), not on prepared data (--data)")
+    model_config = ModelConfig(**{**options, "vocab_size": len(data.vocab)})
+    _check_prompt(config, data.vocab)
+    plan = None
+    if given is not None:
+        model_config, config, plan = _plan(len(data.tokens), None, model_config, config, given)
+    return Trainer(
+        data.tokens, data.vocab, model_config, config, out,
+        text_fingerprint=data.fingerprint, vocab_counts=data.counts, origin=origin, plan=plan,
+    )  # fmt: skip
+
+
+def _from_weights(
+    path: str | Path, text: str, config: TrainConfig, extend_vocab: bool
+) -> tuple[Vocab, ModelConfig, dict]:
+    """The vocabulary, model and weights of a run started from `path`'s model: its vocabulary,
+    grown by the text's new characters with `extend_vocab` (refused without)."""
+    raw = ckpt.load_raw(path)
+    vocab = Vocab(tuple(raw["vocab"]))
+    unknown = vocab.unknown(text + (NEWLINE if config.lines else ""))
+    if unknown and not extend_vocab:
+        raise UnknownCharactersError(
+            vocab.unknown_message(unknown) + " (add --extend-vocab to grow it)", unknown
+        )
+    vocab = Vocab(vocab.chars + tuple(unknown))
+    return vocab, ModelConfig(**{**raw["model_config"], "vocab_size": len(vocab)}), raw["state_dict"]
+
+
+def _plan(
+    length: int,
+    lines: list[str] | None,
+    model_config: ModelConfig,
+    config: TrainConfig,
+    given: Collection[str],
+) -> tuple[ModelConfig, TrainConfig, Plan]:
+    """The configs with what the user did not give chosen by the planner, and the plan.
+
+    `length` is the text's length in characters; `lines` its lines in line mode.
+    """
+    values = {**model_config.to_dict(), **config.to_dict()}
+    chosen = {name: values[name] for name in given if name in values}
+    if lines is not None:
+        held_out = held_out_share(config, len(lines), lines=True)
+        train_chars = int(sum(len(line) + 1 for line in lines) * (1 - held_out))
+        seq_len = max(2, round(sum(len(line) + 1 for line in lines) / max(len(lines), 1)))
+    else:
+        held_out = held_out_share(config, length)
+        train_chars = max(2, int(length * (1 - held_out)))
+        seq_len = min(config.seq_len, train_chars - 1)
+
+    def steps_for(batch: int) -> int:
+        if config.steps is not None:
+            return config.steps
+        per_epoch = max(1, (train_chars - 1) // (batch * seq_len))
+        if config.epochs is not None:
+            return max(1, math.ceil(config.epochs * per_epoch))
+        return default_steps(train_chars, batch * seq_len)
+
+    rank_world = distributed.rank_world()
+    probe = None
+    if config.max_time is not None:
+        device = distributed.process_device(config.device, rank_world[1])
+        precision = resolve_precision(config.precision, device, model_config.cell)
+        measure = probe_speed(model_config.cell, model_config.embedding_size, model_config.vocab_size,
+                              seq_len, device, precision)  # fmt: skip
+
+        def probe(hidden: int, layers: int, batch: int) -> float:
+            # every process measures; all plan with the mean, so that all choose the same model
+            speed = distributed.weighted_mean([measure(hidden, layers, batch)], 1.0, rank_world[1])[0]
+            return speed * rank_world[1]
+
+    plan = make_plan(
+        given=chosen, train_chars=train_chars, vocab_size=model_config.vocab_size, seq_len=seq_len,
+        steps_for=steps_for, probe=probe, held_out=held_out > 0,
+        base_batch=DEFAULT_LINE_BATCH if lines is not None else DEFAULT_BATCH,
+        max_batch=None if lines is not None else max(1, (train_chars - 1) // seq_len),
+    )  # fmt: skip
+    model_config = replace(
+        model_config, hidden_size=plan.hidden_size, num_layers=plan.num_layers, dropout=plan.dropout
+    )
+    planned_train = {
+        "batch_size": plan.batch_size, "lr": plan.lr, "warmup_steps": plan.warmup_steps,
+        "weight_decay": plan.weight_decay,
+    }  # fmt: skip
+    config = replace(config, **{k: v for k, v in planned_train.items() if k not in chosen})
+    return model_config, config, plan
+
+
+def resume_run(
+    path: str | Path,
+    text: str | PreparedData | Source | None = None,
+    out: str | Path | None = None,
+    command: list[str] | None = None,
+    **overrides,
+) -> Trainer:
+    """Continue the run saved in `path`, on the same text (None: reopen the file or folder it
+    recorded). The model, optimizer, schedule, step, random state and position in the data
+    continue where they stopped.
+
+    `overrides` are TrainConfig or ModelConfig fields. Those marked resumable (config.RESUMABLE)
+    apply; any other is refused with a ConfigError naming it, unless it equals the recorded value.
+    """
+    raw = ckpt.load_raw(path)
+    if not isinstance(raw.get("resume"), dict) or not isinstance(raw.get("train_config"), dict):
+        raise ConfigError(f"{shown_path(path)} holds no resumable training state; use --init-from")
+    check_resumable(path, raw)
+    recorded = {**raw["model_config"], **raw["train_config"]}
+    changed = {
+        name: value for name, value in overrides.items()
+        if name not in RESUMABLE and value is not None and _differs(value, recorded.get(name))
+    }  # fmt: skip
+    if changed:
+        name, value = sorted(changed.items())[0]
+        option = "--" + name.replace("_", "-")
+        raise ConfigError(
+            f"cannot change {option} when resuming (the run has {_shown(recorded.get(name))}, "
+            f"given {_shown(value)}); start a new run, or --init-from {shown_path(path)} to keep its weights"
+        )
+    source = _as_source(text) if text is not None else _reopen(raw, path)
+    check_out_path(Path(out or path), source)
+    counts = None
+    if source.prepared is not None:
+        source.prepared.require_vocab(raw["vocab"], path)
+        data, fp, counts = source.prepared.tokens, source.prepared.fingerprint, source.prepared.counts
+    else:
+        data, fp = source.text, fingerprint(source.text)
+    if raw.get("text") and raw["text"].get("sha256") != fp["sha256"]:
+        if text is None:
+            raise TextError(
+                f"{shown_path(source.path)} has changed since {shown_path(path)} was trained on it "
+                f"({raw['text'].get('length')} characters then, {fp['length']} now); give the "
+                "original text, or use --init-from to train further on this one"
+            )
+        raise TextError(
+            f"the text differs from the one {shown_path(path)} was trained on "
+            f"({raw['text'].get('length')} characters); to train further on another text, "
+            "use --init-from"
+        )
+    applied = {k: v for k, v in overrides.items() if k in RESUMABLE and v is not None}
+    config = TrainConfig.from_dict({**raw["train_config"], **applied})
+    vocab = Vocab(tuple(raw["vocab"]))
+    _check_prompt(config, vocab)
+    model_config = ModelConfig(**raw["model_config"])
+    origin = {"command": command, "source": source.record() if text is not None else raw.get("source")}
+    return Trainer(
+        data, vocab, model_config, config, Path(out or path),
+        text_fingerprint=fp, vocab_counts=counts, resume=raw, resumed_from=Path(path), origin=origin,
+    )  # fmt: skip
+
+
+def _reopen(raw: dict, path: str | Path) -> Source:
+    """The file or prepared folder a checkpoint records, opened again."""
+    source = raw.get("source") if isinstance(raw.get("source"), dict) else {}
+    kind, where = source.get("kind"), source.get("path")
+    where = where if isinstance(where, str) else None
+    if kind == "file" and where:
+        if not Path(where).is_file():
+            raise TextError(
+                f"{shown_path(path)} was trained on {shown_path(where)}, "
+                "which is gone; give the text (--file)"
+            )
+        return Source.file(where)
+    if kind == "prepared" and where:
+        if not Path(where).is_dir():
+            raise TextError(
+                f"{shown_path(path)} was trained on {shown_path(where)}, "
+                "which is gone; give the data (--data)"
+            )
+        return Source.folder(where)
+    said = {"stdin": "standard input", "text": "a text given on the command line"}.get(
+        kind, "a text it did not record"
+    )
+    raise TextError(f"{shown_path(path)} was trained on {said}; give the text again (TEXT, --file or --data)")
+
+
+def _differs(given, recorded) -> bool:
+    """Whether an option's value differs from the recorded one (enums compare by value)."""
+    given = getattr(given, "value", given)
+    if isinstance(given, float) or isinstance(recorded, float):
+        try:
+            return float(given) != float(recorded)
+        except (TypeError, ValueError):
+            return True
+    return given != recorded
+
+
+def _shown(value) -> str:
+    value = getattr(value, "value", value)
+    return "none" if value is None else str(value)
+
+
+def _check_prompt(config: TrainConfig, vocab: Vocab) -> None:
+    """Refuse a preview prompt with characters the vocabulary lacks, before training starts."""
+    if config.sample_prompt:
+        unknown = vocab.unknown(config.sample_prompt)
+        if unknown:
+            raise UnknownCharactersError("--sample-prompt: " + vocab.unknown_message(unknown), unknown)

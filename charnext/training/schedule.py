@@ -1,0 +1,137 @@
+"""The schedule of a run: how long it lasts, its learning rate, and when it validates and reports.
+
+A run is planned either in steps (`--steps`, `--epochs`, or sized to the text) or in time
+(`--max-time`); `Schedule` hides which, so the loop asks it and never branches on the kind.
+The constants below are the defaults a planner may replace.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from charnext.config import TrainConfig
+
+# Steps when none are asked for: about DEFAULT_PASSES passes over the text, within bounds that
+# keep a tiny text from finishing before it is learned and a big one from running for hours.
+DEFAULT_PASSES = 10
+MIN_DEFAULT_STEPS = 60
+MAX_DEFAULT_STEPS = 3000
+# Validations per run when --eval-every is not given: often enough to keep a best checkpoint and
+# a resumable latest one, rarely enough to cost little (validation scores the held-out part).
+EVALS_PER_RUN = 10
+# Under a time budget, validations (with their previews and checkpoint writes) take at most
+# about this share of it: each one is timed, and the next waits long enough. In a 90-second
+# run on tinyshakespeare ten validations of a 2x256 model took 13 s that training then lacked.
+MAX_EVAL_SHARE = 0.04
+# Rows of the lecture's table (RowEvents) per run, first and last step included.
+ROWS_PER_RUN = 12
+
+
+def default_steps(train_chars: int, chars_per_step: int) -> int:
+    """Steps when none are asked for: about DEFAULT_PASSES passes over the text, within bounds."""
+    steps = math.ceil(DEFAULT_PASSES * train_chars / chars_per_step)
+    return int(min(MAX_DEFAULT_STEPS, max(MIN_DEFAULT_STEPS, steps)))
+
+
+def lr_at(config: TrainConfig, step: int, fraction: float) -> float:
+    """The learning rate of step `step` (0-based), `fraction` of the way through the run.
+
+    1. Warm-up: linear from near 0 over `warmup_steps`, so that Adam's first, poorly estimated
+       updates are small.
+    2. Past the end (fraction >= 1, e.g. a resumed run given more steps): the floor.
+    3. Otherwise cosine decay from the peak to `min_lr_ratio` of it, as in nanoGPT's get_lr.
+    """
+    peak = config.lr
+    if step < config.warmup_steps:
+        return peak * (step + 1) / (config.warmup_steps + 1)
+    f = min(max(fraction, 0.0), 1.0)
+    floor = peak * config.min_lr_ratio
+    return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * f))
+
+
+@dataclass
+class Schedule:
+    """When a run ends, its learning rate, and when it validates and adds a table row.
+
+    Exactly one of `total` (steps) and `max_time` (seconds) decides when the run ends.
+    """
+
+    config: TrainConfig
+    total: int | None  # planned optimizer steps; None when the time budget decides
+    max_time: float | None  # wall-clock budget in seconds (with total None)
+    eval_every: int  # steps between validations (step plans)
+    row_marks: frozenset[int]  # steps that add a table row (step plans)
+    eval_seconds: float = 0.0  # how long the latest validation took (time plans space them by it)
+
+    @classmethod
+    def for_run(
+        cls, config: TrainConfig, steps_per_epoch: int, train_chars: int, chars_per_step: int
+    ) -> Schedule:
+        """The schedule `config` asks for: steps, epochs, a time budget, or sized to the text."""
+        if config.steps is not None:
+            total = config.steps
+        elif config.epochs is not None:
+            total = max(1, math.ceil(config.epochs * steps_per_epoch))
+        elif config.max_time is not None:
+            total = None
+        else:
+            total = default_steps(train_chars, chars_per_step)
+        eval_every = config.eval_every or max(1, (total or 1000) // EVALS_PER_RUN)
+        marks: frozenset[int] = frozenset()
+        if total is not None:
+            middle = {max(1, round(total * i / (ROWS_PER_RUN - 1))) for i in range(1, ROWS_PER_RUN - 1)}
+            marks = frozenset({1, total} | middle)
+        return cls(config, total, None if total is not None else config.max_time, eval_every, marks)
+
+    def to_dict(self) -> dict:
+        """Plain values, for the checkpoint's provenance."""
+        return {
+            "total_steps": self.total,
+            "max_time": self.max_time,
+            "eval_every": self.eval_every if self.total is not None else None,
+            "lr": self.config.lr,
+            "warmup_steps": self.config.warmup_steps,
+            "min_lr_ratio": self.config.min_lr_ratio,
+            "decay": "cosine",
+        }
+
+    def fraction(self, step: int, elapsed: float) -> float:
+        """Share of the run done after `step` steps and `elapsed` seconds, 0..1."""
+        if self.total is not None:
+            return min(1.0, step / self.total) if self.total else 1.0
+        return min(1.0, elapsed / self.max_time)
+
+    def lr(self, step: int, elapsed: float) -> float:
+        """The learning rate of the next step."""
+        if self.total is not None:
+            return lr_at(self.config, step, step / self.total)
+        return lr_at(self.config, step, elapsed / self.max_time)
+
+    def done(self, step: int, elapsed: float) -> bool:
+        """Whether the plan is complete (the step count or the time budget reached)."""
+        if self.total is not None:
+            return step >= self.total
+        return elapsed >= self.max_time
+
+    def reason(self) -> str:
+        """What ended a completed plan: "steps" or "max-time"."""
+        return "steps" if self.total is not None else "max-time"
+
+    def eval_due(self, step: int, since_eval: float) -> bool:
+        """Whether to validate after `step`: every `eval_every` steps, or once a tenth of a time
+        budget has passed since the last validation (`since_eval` seconds) -- later if
+        validating takes more than MAX_EVAL_SHARE of the budget."""
+        if self.total is not None:
+            return step % self.eval_every == 0
+        return since_eval >= max(self.max_time / EVALS_PER_RUN, self.eval_seconds / MAX_EVAL_SHARE)
+
+    def row_due(self, step: int, elapsed: float, last_fraction: float) -> bool:
+        """Whether to add a row to the lecture's table after `step`; `last_fraction` is the share
+        of the run done at the last row (a time plan adds one each 1/(ROWS_PER_RUN-1) of it)."""
+        if self.total is not None:
+            return step in self.row_marks
+        if step == 1 or self.done(step, elapsed):
+            return True
+        rows = ROWS_PER_RUN - 1
+        return math.floor(self.fraction(step, elapsed) * rows) > math.floor(last_fraction * rows)
