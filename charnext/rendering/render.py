@@ -325,6 +325,8 @@ def train_summary(out: Console, r: TrainResult) -> None:
         t.add_row("metrics log", str(r.metrics_log))
     if r.skipped_steps:
         t.add_row("skipped steps", f"{r.skipped_steps:,} (gradients not finite)")
+    if r.outlook:  # last: what more time would buy, as the validation curve measured it
+        t.add_row("outlook", r.outlook["line"])
     out.print(t)
 
 
@@ -799,6 +801,9 @@ def provenance_rows(p: dict, log: dict | None) -> list[tuple[str, str]]:
     if isinstance(chosen, dict) and chosen.get("why"):
         planned = ", ".join(str(n).replace("_", "-") for n in chosen.get("planned") or []) or "nothing"
         rows.append(("plan", f"{chosen['why']} (planned: {planned})"))
+    outlook = p.get("outlook")
+    if isinstance(outlook, dict) and outlook.get("line"):
+        rows.append(("outlook", str(outlook["line"])))
     if log:
         counts = f"{log['steps']:,} steps, {len(log['validations'])} validations"
         rows.append(("metrics log", f"{log['path']} ({counts})"))

@@ -32,6 +32,7 @@ from charnext.text.vocab import Vocab
 from charnext.training import distributed
 from charnext.training.corpus import make_corpus
 from charnext.training.divergence import DivergenceGuard
+from charnext.training.outlook import Outlook, read_outlook
 from charnext.training.planner import Plan
 from charnext.training.run_state import restore_run, save_run
 from charnext.training.schedule import Schedule
@@ -359,7 +360,18 @@ class Trainer:
             metrics_log=log.path if log else None,
             skipped_steps=self.skipped_steps,
             plan=self.recorded_plan(),
+            outlook=self._outlook_record(),
         )
+
+    def outlook(self) -> Outlook | None:
+        """What more time would buy, read from the validation curve so far (None: too few
+        validations)."""
+        name = best_path(self.out).name if self.out is not None else "the best checkpoint"
+        return read_outlook(self.history["val_step"], self.history["val_loss"], name)
+
+    def _outlook_record(self) -> dict | None:
+        outlook = self.outlook()
+        return outlook.to_dict() if outlook is not None else None
 
     def _replan_regularisation(self, elapsed: float, session_steps: int) -> None:
         """Under a time budget, ask the plan for its dropout and weight decay again, for the
@@ -526,6 +538,7 @@ class Trainer:
             "seq_len": self.seq_len,
             "schedule": self.schedule.to_dict(),
             "plan": self.recorded_plan(),
+            "outlook": self._outlook_record(),
         }
 
     def _save(self, path: Path, summary: dict) -> None:
