@@ -59,6 +59,7 @@ def save_run(trainer, path: Path, summary: dict, state: torch.Tensor | None) -> 
             "average": t.average.state() if t.average is not None else None,
             "best_val_loss_live": t.best_live_val,
             "best_val_loss_average": t.best_average_val,
+            "best_weights": t.best_weights,
         },
     )
 
@@ -83,6 +84,7 @@ def restore_run(trainer, raw: dict) -> None:
         t.average.restore(r.get("average"))
     t.best_live_val = r.get("best_val_loss_live")
     t.best_average_val = r.get("best_val_loss_average")
+    t.best_weights = str(r.get("best_weights", "live"))
     if isinstance(r.get("rng"), torch.Tensor):
         torch.set_rng_state(r["rng"])
     state = r.get("state")

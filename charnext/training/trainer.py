@@ -183,6 +183,7 @@ class Trainer:
         self.best_live_val: float | None = None  # the best validation of the live weights
         self.best_average_val: float | None = None  # and of their average
         self._weights = "live"  # the weights the model holds now: "live" or "average"
+        self.best_weights = "live"  # the weights of the best validation (the best checkpoint's)
 
     # -- what the run is --------------------------------------------------------------------
 
@@ -501,7 +502,7 @@ class Trainer:
                 loss, weights = average, "average"
         best = self._val_ok and (self.best_val is None or loss < self.best_val)
         if best:
-            self.best_val, self.evals_since_best = loss, 0
+            self.best_val, self.evals_since_best, self.best_weights = loss, 0, weights
             if self.out is not None:
                 last = self._summary(self.history["loss"][-1], self.history["accuracy"][-1], loss)
                 self._save_weights(best_path(self.out), last, weights)
@@ -572,13 +573,15 @@ class Trainer:
                 self._weights = "live"
 
     def averaging(self) -> dict | None:
-        """The weight average: its settings, the weights the checkpoint being written holds, and
-        the best validation of each (None where the run keeps no average)."""
+        """The weight average: its settings, the weights the checkpoint being written holds
+        ("live" or "average"), those of the best validation, and the best validation of each
+        (None where the run keeps no average)."""
         if self.average is None:
             return None
         return {
             **WeightAverage.describe(),
             "weights": self._weights,
+            "best_weights": self.best_weights,
             "best_val_loss_live": self.best_live_val,
             "best_val_loss_average": self.best_average_val,
         }
