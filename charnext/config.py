@@ -119,6 +119,7 @@ class TrainConfig:
     patience: int | None = _option(None, resumable=True)  # stop after N validations without a new best
     lines: bool = _option(False)  # line mode: each non-empty line is its own sequence
     random_windows: bool = _option(False)  # windows drawn at random (no state carried), not streamed
+    ema: bool = _option(False)  # validate an average of the weights over the run's end beside them
     sample_prompt: str | None = _option(None, resumable=True)  # the previews' prompt; None = the text's
     sample_temperature: float = _option(0.8, resumable=True)  # the previews' temperature; 0 = greedy
 

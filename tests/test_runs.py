@@ -126,7 +126,7 @@ RESUME_TABLE = {
     "cell": "refused", "hidden_size": "refused", "num_layers": "refused", "embedding_size": "refused",
     "dropout": "refused", "seq_len": "refused", "batch_size": "refused", "seed": "refused",
     "weight_drop": "refused", "weight_decay": "refused", "val_fraction": "refused", "lines": "refused",
-    "random_windows": "refused",
+    "random_windows": "refused", "ema": "refused",
     "init_from": "refused", "extend_vocab": "refused",
 }  # fmt: skip
 REFUSED_VALUES = {

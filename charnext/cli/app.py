@@ -176,6 +176,7 @@ def train(
     patience: options.Patience = None,
     lines: options.Lines = None,
     random_windows: options.RandomWindows = None,
+    ema: options.Ema = None,
     sample_prompt: options.SamplePrompt = None,
     sample_temperature: options.SampleTemperature = None,
     threads: options.Threads = None,

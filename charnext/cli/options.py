@@ -105,6 +105,12 @@ RandomWindows = _train(
     "--random-windows",
     default="",
 )
+Ema = _train(
+    "ema",
+    bool,
+    "Validate an average (EMA) of the weights over the run's end; the best checkpoint keeps the better.",
+    "--ema/--no-ema",
+)
 SamplePrompt = _train(
     "sample_prompt", str, "Prompt of the previews after each validation",
     default="[default: the text's first line]",

@@ -295,6 +295,14 @@ def _given_note(plan: dict) -> str:
     return f" ({', '.join('--' + n.replace('_', '-') for n in kept)} as given)" if kept else ""
 
 
+def _average_note(averaging: dict | None) -> str:
+    """'; live weights 1.5012, their average 1.4950': the two bests, where an average was kept."""
+    if not averaging or averaging.get("best_val_loss_average") is None:
+        return ""
+    live, average = averaging["best_val_loss_live"], averaging["best_val_loss_average"]
+    return f"; live weights {live:.4f}, their average {average:.4f}"
+
+
 def train_summary(out: Console, r: TrainResult) -> None:
     """The table printed after training."""
     t = Table(title="training done" if r.reason != "interrupted" else "training interrupted",
@@ -314,7 +322,7 @@ def train_summary(out: Console, r: TrainResult) -> None:
     t.add_row("final loss", f"{r.loss:.4f} nats/char, accuracy {r.accuracy:.1%}")
     if r.val_loss is not None:
         t.add_row("validation", f"{r.val_loss:.4f} nats/char ({r.val_loss / LN2:.3f} bits/char)")
-        t.add_row("best validation", f"{r.best_val_loss:.4f} nats/char")
+        t.add_row("best validation", f"{r.best_val_loss:.4f} nats/char" + _average_note(r.averaging))
     t.add_row(
         "model", f"{r.parameters:,} parameters; text {r.train_chars:,} train / {r.val_chars:,} val chars"
     )
@@ -326,6 +334,8 @@ def train_summary(out: Console, r: TrainResult) -> None:
         t.add_row("metrics log", str(r.metrics_log))
     if r.skipped_steps:
         t.add_row("skipped steps", f"{r.skipped_steps:,} (gradients not finite)")
+    if r.outlook:  # last: what more time would buy, as the validation curve measured it
+        t.add_row("outlook", r.outlook["line"])
     out.print(t)
 
 
@@ -798,6 +808,15 @@ def provenance_rows(p: dict, log: dict | None) -> list[tuple[str, str]]:
     if isinstance(chosen, dict) and chosen.get("why"):
         planned = ", ".join(str(n).replace("_", "-") for n in chosen.get("planned") or []) or "nothing"
         rows.append(("plan", f"{chosen['why']} (planned: {planned})"))
+    averaging = p.get("averaging")
+    if isinstance(averaging, dict):
+        held = "their average" if averaging.get("weights") == "average" else "the live weights"
+        rows.append(("weights", f"{held} (EMA {averaging.get('decay')} every {averaging.get('every')} "
+                                f"steps from {averaging.get('start', 0):.0%} of the run)"
+                                + _average_note(averaging)))  # fmt: skip
+    outlook = p.get("outlook")
+    if isinstance(outlook, dict) and outlook.get("line"):
+        rows.append(("outlook", str(outlook["line"])))
     if log:
         counts = f"{log['steps']:,} steps, {len(log['validations'])} validations"
         rows.append(("metrics log", f"{log['path']} ({counts})"))

@@ -56,6 +56,10 @@ def save_run(trainer, path: Path, summary: dict, state: torch.Tensor | None) -> 
             "evals_since_best": t.evals_since_best,
             "skipped_steps": t.skipped_steps,
             "guard": t.guard.to_dict(),
+            "average": t.average.state() if t.average is not None else None,
+            "best_val_loss_live": t.best_live_val,
+            "best_val_loss_average": t.best_average_val,
+            "best_weights": t.best_weights,
         },
     )
 
@@ -76,6 +80,11 @@ def restore_run(trainer, raw: dict) -> None:
     t.evals_since_best = int(r.get("evals_since_best", 0))
     t.skipped_steps = int(r.get("skipped_steps", 0))
     t.guard.restore(r.get("guard"))
+    if t.average is not None:
+        t.average.restore(r.get("average"))
+    t.best_live_val = r.get("best_val_loss_live")
+    t.best_average_val = r.get("best_val_loss_average")
+    t.best_weights = str(r.get("best_weights", "live"))
     if isinstance(r.get("rng"), torch.Tensor):
         torch.set_rng_state(r["rng"])
     state = r.get("state")

@@ -179,7 +179,7 @@ def _plan(
         device = distributed.process_device(config.device, rank_world[1])
         precision = resolve_precision(config.precision, device, model_config.cell)
         measure = probe_speed(model_config.cell, model_config.embedding_size, model_config.vocab_size,
-                              seq_len, device, precision)  # fmt: skip
+                              seq_len, device, precision, config.max_time)  # fmt: skip
 
         def probe(hidden: int, layers: int, batch: int) -> float:
             # every process measures; all plan with the mean, so that all choose the same model

@@ -30,8 +30,10 @@ from charnext.modeling.model import CharModel, ModelConfig, eval_mode
 from charnext.storage.metrics import MetricsLog, metrics_path
 from charnext.text.vocab import Vocab
 from charnext.training import distributed
+from charnext.training.averaging import WeightAverage
 from charnext.training.corpus import make_corpus
 from charnext.training.divergence import DivergenceGuard
+from charnext.training.outlook import Outlook, read_outlook
 from charnext.training.planner import Plan
 from charnext.training.run_state import restore_run, save_run
 from charnext.training.schedule import Schedule
@@ -130,6 +132,8 @@ class Trainer:
             config, self.corpus.steps_per_epoch(), self.corpus.train_chars, self.chars_per_step
         )
         self.guard = DivergenceGuard(len(vocab))
+        # the average of the weights over the run's end, validated beside them (needs held-out text)
+        self.average = WeightAverage(self.model) if config.ema and self.corpus.has_validation() else None
 
         self._fresh_state(resumed_from)
         if resume is not None:
@@ -176,6 +180,10 @@ class Trainer:
         self._log: MetricsLog | None = None
         self._val_ok = True  # whether the latest validation allows saving (see divergence.py)
         self._resumed_plan: dict | None = None
+        self.best_live_val: float | None = None  # the best validation of the live weights
+        self.best_average_val: float | None = None  # and of their average
+        self._weights = "live"  # the weights the model holds now: "live" or "average"
+        self.best_weights = "live"  # the weights of the best validation (the best checkpoint's)
 
     # -- what the run is --------------------------------------------------------------------
 
@@ -288,6 +296,8 @@ class Trainer:
         ):
             self.history[key].append(value)
         fraction = self.schedule.fraction(self.step, elapsed)
+        if self.average is not None and applied and self.average.due(self.step, fraction):
+            self.average.update()
         return StepEvent(
             self.step, self.schedule.total, fraction, session.loss, lr, rate, elapsed, session.last_val
         )
@@ -359,7 +369,19 @@ class Trainer:
             metrics_log=log.path if log else None,
             skipped_steps=self.skipped_steps,
             plan=self.recorded_plan(),
+            outlook=self._outlook_record(),
+            averaging=self.averaging(),
         )
+
+    def outlook(self) -> Outlook | None:
+        """What more time would buy, read from the validation curve so far (None: too few
+        validations)."""
+        name = best_path(self.out).name if self.out is not None else "the best checkpoint"
+        return read_outlook(self.history["val_step"], self.history["val_loss"], name)
+
+    def _outlook_record(self) -> dict | None:
+        outlook = self.outlook()
+        return outlook.to_dict() if outlook is not None else None
 
     def _replan_regularisation(self, elapsed: float, session_steps: int) -> None:
         """Under a time budget, ask the plan for its dropout and weight decay again, for the
@@ -470,12 +492,20 @@ class Trainer:
         self.history["val_step"].append(self.step)
         self.history["val_loss"].append(result.loss)
         self.history["val_accuracy"].append(result.accuracy)
-        best = self._val_ok and (self.best_val is None or result.loss < self.best_val)
+        self.best_live_val = _lower(self.best_live_val, result.loss)
+        loss, weights = result.loss, "live"
+        if self.average is not None and self.average.ready():
+            with self.average.applied():
+                average = self.evaluate_validation(None if final else PERIODIC_VAL_CHARS).loss
+            self.best_average_val = _lower(self.best_average_val, average)
+            if average < loss:
+                loss, weights = average, "average"
+        best = self._val_ok and (self.best_val is None or loss < self.best_val)
         if best:
-            self.best_val, self.evals_since_best = result.loss, 0
+            self.best_val, self.evals_since_best, self.best_weights = loss, 0, weights
             if self.out is not None:
-                last = self._summary(self.history["loss"][-1], self.history["accuracy"][-1], result.loss)
-                self._save(best_path(self.out), last)
+                last = self._summary(self.history["loss"][-1], self.history["accuracy"][-1], loss)
+                self._save_weights(best_path(self.out), last, weights)
         else:
             self.evals_since_best += 1
         prompt = self.sample_prompt()
@@ -526,6 +556,34 @@ class Trainer:
             "seq_len": self.seq_len,
             "schedule": self.schedule.to_dict(),
             "plan": self.recorded_plan(),
+            "outlook": self._outlook_record(),
+            "averaging": self.averaging(),
+        }
+
+    def _save_weights(self, path: Path, summary: dict, weights: str) -> None:
+        """Write a checkpoint holding the live weights or their average (`weights`)."""
+        if weights == "live":
+            self._save(path, summary)
+            return
+        with self.average.applied():
+            self._weights = "average"
+            try:
+                self._save(path, summary)
+            finally:
+                self._weights = "live"
+
+    def averaging(self) -> dict | None:
+        """The weight average: its settings, the weights the checkpoint being written holds
+        ("live" or "average"), those of the best validation, and the best validation of each
+        (None where the run keeps no average)."""
+        if self.average is None:
+            return None
+        return {
+            **WeightAverage.describe(),
+            "weights": self._weights,
+            "best_weights": self.best_weights,
+            "best_val_loss_live": self.best_live_val,
+            "best_val_loss_average": self.best_average_val,
         }
 
     def _save(self, path: Path, summary: dict) -> None:
@@ -535,6 +593,13 @@ class Trainer:
             return
         self._clean_stale_best()
         save_run(self, path, summary, state)
+
+
+def _lower(best: float | None, loss: float) -> float | None:
+    """The lower of a best loss so far (None: none yet) and a new one; a non-finite one never wins."""
+    if not math.isfinite(loss):
+        return best
+    return loss if best is None or loss < best else best
 
 
 def _copy_overlap(model: CharModel, state_dict: dict) -> None:
