@@ -150,7 +150,7 @@ class PredictResult:
 def predict(ckpt: Checkpoint, prefix: str, top_k: int = 3, skip_unknown: bool = False) -> PredictResult:
     """Feed `prefix` one character at a time; the prediction and top-k after each."""
     prefix, skipped = _text_for(ckpt, prefix, skip_unknown)
-    return PredictResult(predict_steps(ckpt.runner, ckpt.vocab, prefix, top_k), skipped)
+    return PredictResult(predict_steps(ckpt.runner, ckpt.vocab, prefix, top_k, ckpt.start), skipped)
 
 
 def line_mode(ckpt: Checkpoint) -> bool:
@@ -174,7 +174,7 @@ def generate_stream(
         raise ConfigError("length must be 0 or more and num-samples at least 1")
     prefix, _ = _text_for(ckpt, prefix, skip_unknown)
     stop = NEWLINE if line_mode(ckpt) else None
-    yield from _generate(ckpt.runner, ckpt.vocab, prefix, length, sample, num_samples, stop)
+    yield from _generate(ckpt.runner, ckpt.vocab, prefix, length, sample, num_samples, stop, ckpt.start)
 
 
 def generate(
@@ -260,7 +260,7 @@ def surprisal(
     kept, unknown = _text_for(ckpt, text, skip_unknown)
     if offset >= len(kept):
         raise ConfigError(f"offset {offset} is past the end of the text ({len(kept)} characters)")
-    result = score_chars(ckpt.model, ckpt.vocab, kept, offset, length, top_k, line_mode=line_mode(ckpt))
+    result = score_chars(ckpt.model, ckpt.vocab, kept, offset, length, top_k, start=ckpt.start)
     result.skipped = unknown
     return result
 

@@ -22,6 +22,8 @@ Layout (the fields; tensors wherever they occur):
     text              {"length", "sha256"} of the training text
     summary           final figures: loss, accuracy, best_val_loss, elapsed, device, precision
     resume            what a resumed run needs: random state, carried state, best loss, ...
+    start             {"prime": str}: read from the zero state before any text (absent in files
+                      before charnext 0.2: then "\n" for a line-mode model, "" for a stream)
 
 and any further JSON-able fields passed to `save(**extra)`.
 """
@@ -52,6 +54,7 @@ from charnext.vocab import Vocab
 if TYPE_CHECKING:  # torch is imported only where a torch model or a format-1 file needs it
     import torch
 
+    from charnext.inference import Start
     from charnext.model import CharModel
 
 FORMAT = "charnext-checkpoint"
@@ -107,6 +110,13 @@ class Checkpoint:
         from charnext.inference import TorchRunner
 
         return TorchRunner(self.model)
+
+    @property
+    def start(self) -> Start:
+        """Where the model starts reading (a prime, and line mode's reset): every engine uses it."""
+        from charnext.inference import Start
+
+        return Start.of(self.raw)
 
     @property
     def step(self) -> int:
@@ -277,6 +287,7 @@ def export(path: str | Path, out: str | Path) -> Path:
         "vocab": list(ckpt.vocab.chars),
         "state_dict": ckpt.raw["state_dict"],
         "step": ckpt.step,
+        "start": ckpt.start.to_dict(),
     }
     if ckpt.train_config.get("lines"):
         raw["train_config"] = {"lines": True}  # generation stops at the end of a line

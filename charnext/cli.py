@@ -917,7 +917,7 @@ def play(
     from charnext.play import PlaySession
 
     ckpt = load(checkpoint, resolve_device(device.value))
-    session = PlaySession(ckpt, line_mode=bool(ckpt.train_config.get("lines")), seed=seed)
+    session = PlaySession(ckpt, seed=seed)
     c = ckpt.config
     title = f"charnext play · {checkpoint.name} · {c.cell.value} {c.num_layers}×{c.hidden_size}"
     con = render.console()

@@ -12,6 +12,7 @@ import torch
 from charnext.config import TrainConfig
 from charnext.data import Batch, LineBatches, StreamBatches, line_index, split_stream, text_lines
 from charnext.errors import ConfigError, TextError
+from charnext.inference import Start
 from charnext.model import CharModel
 from charnext.scoring import EvalResult, evaluate_lines, evaluate_stream
 from charnext.vocab import Vocab, count_indices
@@ -78,6 +79,7 @@ class StreamCorpus:
             self.train_data, batch, self.seq_len, config.seed, config.random_windows, rank, world
         )
         self.carries_state = not config.random_windows
+        self.start = Start()  # where prediction starts reading (recorded in the checkpoint)
         self.train_chars, self.val_chars = n, len(self.val_data)
         w = min(n - 1, WINDOW_CHARS)
         self.window = (self.train_data[:w], self.train_data[1 : w + 1])  # (inputs, targets)
@@ -139,6 +141,7 @@ class LineCorpus:
         # lets `predict` say whether a generated line is new or one of the training lines
         self.line_index = line_index(train_text) if len(lines) <= LINE_INDEX_MAX_LINES else None
         self.boundary = vocab.chars.index(NEWLINE)
+        self.start = Start(NEWLINE, lines=True)  # every line is read after a newline, from zero
         wanted = config.batch_size or DEFAULT_LINE_BATCH
         self.batch_size = max(world, wanted // world * world)
         self.batches = LineBatches(self.train_lines, self.boundary, self.batch_size, config.seed, rank, world)

@@ -10,6 +10,7 @@ so the same seed gives the same text on either engine wherever their probabiliti
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +25,18 @@ from charnext.vocab import Vocab
 if TYPE_CHECKING:
     from charnext.model import CharModel
 
-__all__ = ["Runner", "SampleConfig", "StepPrediction", "TorchRunner", "generate", "predict_steps"]
+__all__ = [
+    "Runner",
+    "SampleConfig",
+    "Start",
+    "StepPrediction",
+    "TorchRunner",
+    "generate",
+    "predict_steps",
+    "read",
+]
+
+NEWLINE = "\n"
 
 
 class Runner(Protocol):
@@ -53,19 +65,84 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return z
 
 
+@dataclass(frozen=True)
+class Start:
+    """Where a model starts reading, the same on every engine (the checkpoint's `start` field).
+
+    The rule, in full: read `prime` from the zero state, showing no prediction for it; then the
+    text. A line-mode model (`lines`) also returns to the zero state before each newline it
+    reads, so that every line is read as training read it: after a newline, from zero.
+    """
+
+    prime: str = ""  # read first, from the zero state; its predictions are not shown
+    lines: bool = False  # line mode: the state returns to zero before each newline
+
+    @classmethod
+    def of(cls, raw: dict) -> Start:
+        """The start a checkpoint's fields record. Checkpoints older than the field start as
+        they were trained: a line-mode model after a newline, a stream model from zero."""
+        lines = bool((raw.get("train_config") or {}).get("lines"))
+        start = raw.get("start")
+        if isinstance(start, dict) and isinstance(start.get("prime"), str):
+            return cls(start["prime"], lines)
+        return cls(NEWLINE if lines else "", lines)
+
+    def to_dict(self) -> dict:
+        """Plain values, for the checkpoint."""
+        return {"prime": self.prime}
+
+
+def read(
+    runner: Runner | CharModel,
+    vocab: Vocab,
+    text: str,
+    start: Start | None = None,
+    n: int = 1,
+    state: Any = None,
+) -> tuple[np.ndarray | None, Any]:
+    """Read `text` from `start`, as `n` identical rows: the logits after each character
+    (n, len(text), V) and the state after the last. The one place where reading begins:
+    predict, generation, evaluate --show, play and the report all call it.
+
+    `state` None begins at the start (the prime first); a state from an earlier call goes on
+    from there. With an empty text, the logits are those after the prime (n, 1, V), or None.
+    """
+    runner = _as_runner(runner)
+    start = start or Start()
+    logits = None
+    if state is None and start.prime:
+        logits, state = runner.forward(
+            np.broadcast_to(vocab.encode_array(start.prime), (n, len(start.prime)))
+        )
+        logits = logits[:, -1:]
+    if not text:
+        return logits, state
+    pieces = [text]
+    if start.lines:  # a newline begins a piece, read from the zero state
+        pieces = [p for p in re.split(f"(?={NEWLINE})", text) if p]
+    out = []
+    for piece in pieces:
+        if start.lines and piece.startswith(NEWLINE):
+            state = None
+        piece_logits, state = runner.forward(
+            np.broadcast_to(vocab.encode_array(piece), (n, len(piece))), state
+        )
+        out.append(piece_logits)
+    return (out[0] if len(out) == 1 else np.concatenate(out, axis=1)), state
+
+
 def _as_runner(model: Runner | CharModel) -> Runner:
     """A torch CharModel (as the training loop passes) wrapped as a runner; a runner as is."""
     return model if hasattr(model, "forward") and not hasattr(model, "state_dict") else TorchRunner(model)
 
 
 def predict_steps(
-    runner: Runner | CharModel, vocab: Vocab, prefix: str, top_k: int = 3
+    runner: Runner | CharModel, vocab: Vocab, prefix: str, top_k: int = 3, start: Start | None = None
 ) -> list[StepPrediction]:
-    """Feed `prefix` and report the prediction after every character (one forward pass)."""
+    """Feed `prefix` from `start` and report the prediction after every character."""
     if not prefix:
         return []
-    runner = _as_runner(runner)
-    logits, _ = runner.forward(vocab.encode_array(prefix)[None])  # (1, T, V)
+    logits, _ = read(runner, vocab, prefix, start)  # (1, T, V)
     probs = softmax(logits[0])  # (T, V)
     k = max(1, min(top_k, len(vocab)))
     top_i = np.argsort(-probs, axis=-1, kind="stable")[:, :k]  # (T, k), ties: lower index first
@@ -115,27 +192,24 @@ def generate(
     sample: SampleConfig | None = None,
     num_samples: int = 1,
     stop: str | None = None,
+    start: Start | None = None,
 ) -> Iterator[list[str]]:
     """Yield, `length` times, the next character of each of `num_samples` continuations.
 
-    The prefix is read once; afterwards each step feeds one character per sample, all samples
-    in one batch, and carries the state, so every generated character costs the same. With a
-    `stop` character (line mode) the prefix is read after `stop`, from the zero state, as
-    line-mode models are trained; an empty prefix without one starts from a uniform first
-    character. Continuations that produced `stop` keep yielding "".
+    The prefix is read once, from `start` (see `read`); afterwards each step feeds one
+    character per sample, all samples in one batch, and carries the state, so every generated
+    character costs the same. With an empty prefix the first character follows the start's
+    prime, or is uniform without one. With a `stop` character (line mode), continuations that
+    produced it keep yielding "".
     """
     runner = _as_runner(runner)
     sample = sample or SampleConfig()
     rng = np.random.default_rng(sample.seed)  # seed None: fresh entropy, not reproducible
     n = num_samples
-    boundary = stop if stop and stop in vocab else ""
-    start = prefix if boundary and prefix.startswith(boundary) else boundary + prefix
-    if start:
-        idx = np.broadcast_to(vocab.encode_array(start), (n, len(start)))  # (n, T)
-        logits, state = runner.forward(idx)
+    logits, state = read(runner, vocab, prefix, start, n)
+    if logits is not None:
         last = logits[:, -1]  # (n, V)
     else:
-        state = None
         last = np.zeros((n, len(vocab)), dtype=np.float32)  # uniform first character
     done = np.zeros(n, dtype=bool)
     stop_idx = vocab.chars.index(stop) if stop and stop in vocab else -1

@@ -5,19 +5,19 @@ updated one character at a time (the core of `charnext play`; the terminal side 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from charnext.checkpoint import Checkpoint
-
-NEWLINE = "\n"
+from charnext.inference import read, softmax
 
 
 @dataclass
 class _Step:
     """The model after one more character: its state and its next-character distribution."""
 
-    state: torch.Tensor | None  # (L, 1, S); None before any character
+    state: Any  # the model's state (L, 1, S); None before anything was read
     probs: torch.Tensor | None  # (V,) next-character probabilities; None when nothing was read
 
 
@@ -25,25 +25,20 @@ class PlaySession:
     """The text typed so far and what the model expects next. Every character costs one step of
     the model with its state carried; deleting one goes back to the state before it."""
 
-    def __init__(self, ckpt: Checkpoint, line_mode: bool = False, seed: int = 0):
+    def __init__(self, ckpt: Checkpoint, seed: int = 0):
         self.model, self.vocab = ckpt.model, ckpt.vocab
         self.model.eval()
-        self.line_mode = line_mode  # each line starts from the zero state, after a newline
+        self.start = ckpt.start  # where reading begins: the prime, and line mode's reset
         self.text = ""
         self.generator = torch.Generator().manual_seed(seed)
-        self._steps = [self._start()]
+        self._steps = [self._feed(_Step(None, None), "")]
 
-    def _start(self) -> _Step:
-        if self.line_mode and NEWLINE in self.vocab:
-            return self._feed(_Step(None, None), NEWLINE)
-        return _Step(None, None)
-
-    @torch.no_grad()
-    def _feed(self, step: _Step, ch: str) -> _Step:
-        device = self.model.head.weight.device
-        idx = torch.tensor([[self.vocab.chars.index(ch)]], device=device)  # (1, 1)
-        logits, state = self.model(idx, step.state)  # (1, 1, V)
-        return _Step(state, torch.softmax(logits[0, -1].float().cpu(), dim=-1))
+    def _feed(self, step: _Step, text: str) -> _Step:
+        """The model after reading `text` on from `step` (from the start, before anything)."""
+        logits, state = read(self.model, self.vocab, text, self.start, state=step.state)
+        if logits is None:  # nothing read and no prime: no prediction yet
+            return _Step(None, None)
+        return _Step(state, torch.from_numpy(softmax(logits[0, -1])))
 
     def top(self, k: int = 5) -> list[tuple[str, float]]:
         """The k most likely next characters and their probabilities, best first ([] before
@@ -58,11 +53,7 @@ class PlaySession:
         """Add one character; False (and nothing changes) when the vocabulary lacks it."""
         if ch not in self.vocab:
             return False
-        if self.line_mode and ch == NEWLINE:
-            step = self._start()  # a new line is a new sequence, as in training
-        else:
-            step = self._feed(self._steps[-1], ch)
-        self._steps.append(step)
+        self._steps.append(self._feed(self._steps[-1], ch))
         self.text += ch
         return True
 

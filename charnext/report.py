@@ -20,6 +20,7 @@ from charnext import __version__
 from charnext.checkpoint import Checkpoint
 from charnext.describe import describe
 from charnext.errors import ConfigError
+from charnext.inference import predict_steps
 from charnext.neurons import FEATURES, diverging_level, known_text, scale, scan
 from charnext.surprise import score_chars
 
@@ -61,21 +62,11 @@ def _sample(ckpt: Checkpoint, length: int, seed: int = 0, temperature: float = 0
     return ("" if start == "\n" else start) + "".join(out)
 
 
-@torch.no_grad()
 def _prefix_steps(ckpt: Checkpoint, prefix: str, top_k: int) -> list[dict]:
-    """The lecture's table: after each character of `prefix`, the k most likely next ones."""
-    model, vocab = ckpt.model, ckpt.vocab
-    idx = vocab.encode(prefix).long().to(model.head.weight.device)[None]  # (1, T)
-    logits, _ = model(idx)
-    top_p, top_i = torch.softmax(logits[0].float(), dim=-1).topk(min(top_k, len(vocab)), dim=-1)  # (T, k)
-    return [
-        {
-            "input": ch,
-            "top": [(vocab.chars[i], p) for i, p in zip(ii, pp)],
-            "target": prefix[t + 1] if t + 1 < len(prefix) else None,
-        }
-        for t, (ch, ii, pp) in enumerate(zip(prefix, top_i.tolist(), top_p.tolist()))
-    ]
+    """The lecture's table: after each character of `prefix`, the k most likely next ones
+    (read from the model's start, as `predict` reads it)."""
+    steps = predict_steps(ckpt.model, ckpt.vocab, prefix, top_k, ckpt.start)
+    return [{"input": s.input, "top": s.top, "target": s.target} for s in steps]
 
 
 def collect(
@@ -102,7 +93,7 @@ def collect(
     prefix, _ = known_text(ckpt.vocab, prefix, skip_unknown)
     line_mode = bool(ckpt.train_config.get("lines"))
     scanned = scan(ckpt.model, ckpt.vocab, text, max_chars, offset, chars, line_mode)
-    view = score_chars(ckpt.model, ckpt.vocab, text, offset, chars, top_k, line_mode=line_mode)
+    view = score_chars(ckpt.model, ckpt.vocab, text, offset, chars, top_k, start=ckpt.start)
     chosen = [
         {
             "name": s.unit.name,

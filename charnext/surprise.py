@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
+from charnext.inference import Start, read, softmax
 from charnext.model import CharModel
 from charnext.vocab import Vocab
 
@@ -69,16 +71,17 @@ class Surprise:
         }
 
 
-def _scores(model: CharModel, vocab: Vocab, inputs: str, targets: str, top_k: int) -> list[tuple]:
-    """Read `inputs` from the zero state; for each step, (probability of the target, top-k)."""
-    device = model.head.weight.device
-    idx = vocab.encode(inputs).long().to(device)[None]  # (1, T)
-    logits, _ = model(idx)
-    probs = torch.softmax(logits[0].float(), dim=-1)  # (T, V)
-    tgt = vocab.encode(targets).long().to(device)  # (T,)
-    p = probs.gather(1, tgt[:, None])[:, 0].tolist()
+def _scores(
+    model: CharModel, vocab: Vocab, inputs: str, targets: str, top_k: int, start: Start
+) -> list[tuple]:
+    """Read `inputs` from `start`; for each step, (probability of the target, top-k)."""
+    logits, _ = read(model, vocab, inputs, start)  # (1, T, V), the path predict takes
+    probs = softmax(logits[0])  # (T, V)
+    tgt = vocab.encode_array(targets).astype(np.intp)  # (T,)
+    p = probs[np.arange(len(tgt)), tgt].tolist()
     k = max(1, min(top_k, len(vocab)))
-    top_p, top_i = probs.topk(k, dim=-1)  # (T, k)
+    top_i = np.argsort(-probs, axis=-1, kind="stable")[:, :k]  # (T, k)
+    top_p = np.take_along_axis(probs, top_i, axis=-1)
     tops = [[(vocab.chars[i], q) for i, q in zip(ii, qq)] for ii, qq in zip(top_i.tolist(), top_p.tolist())]
     return list(zip(p, tops))
 
@@ -92,40 +95,42 @@ def score_chars(
     length: int = 600,
     top_k: int = 3,
     context: int = 2000,
-    line_mode: bool = False,
+    start: Start | None = None,
 ) -> Surprise:
     """The probability the model gives each character of `text[offset:offset + length]`.
 
     Stream models read up to `context` characters before the stretch first (not shown), so the
     state at the stretch is what a reader of the whole text would have, to within the memory of
     an RNN; the text's first character has nothing before it and stays unscored. Line-mode
-    models read each line from the zero state after a newline, as they were trained.
+    models (`start.lines`) read each line as they were trained: after a newline, from zero.
     Every character of `text` must be in the vocabulary.
     """
+    start = start or Start()
     was_training = model.training
     model.eval()
     end = min(len(text), offset + length)
     out: list[CharSurprise] = []
-    if line_mode:
+    if start.lines:
         pos = offset
         while pos < end:
-            start = text.rfind(NEWLINE, 0, pos) + 1  # this line's first character
+            first = text.rfind(NEWLINE, 0, pos) + 1  # this line's first character
             stop = text.find(NEWLINE, pos)
             stop = len(text) if stop < 0 else stop  # the line's newline (or the text's end)
             last = min(stop + 1, len(text))  # score the newline too, where there is one
-            scores = _scores(model, vocab, NEWLINE + text[start:stop], text[start:last], top_k)
+            # the line's start (the prime, a newline) predicts its first character
+            scores = _scores(model, vocab, NEWLINE + text[first:stop], text[first:last], top_k, start)
             for p in range(pos, min(last, end)):
-                prob, top = scores[p - start]
+                prob, top = scores[p - first]
                 out.append(CharSurprise(p, text[p], prob, top))
             pos = last
     else:
-        start = max(0, offset - context)
-        scores = _scores(model, vocab, text[start : end - 1], text[start + 1 : end], top_k) if end > 1 else []
+        s = max(0, offset - context)
+        scores = _scores(model, vocab, text[s : end - 1], text[s + 1 : end], top_k, start) if end > 1 else []
         for p in range(offset, end):
             if p == 0:
                 out.append(CharSurprise(0, text[0], None, []))
             else:
-                prob, top = scores[p - 1 - start]
+                prob, top = scores[p - 1 - s]
                 out.append(CharSurprise(p, text[p], prob, top))
     model.train(was_training)
     return Surprise(offset, out)

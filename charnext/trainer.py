@@ -26,7 +26,7 @@ from charnext.device import autocast, resolve_precision
 from charnext.divergence import DivergenceGuard
 from charnext.errors import TrainingDiverged
 from charnext.events import EvalEvent, Event, ReportEvent, StepEvent, TrainResult
-from charnext.inference import generate
+from charnext.inference import generate, read
 from charnext.loss import sequence_loss
 from charnext.metrics import MetricsLog, metrics_path
 from charnext.model import CharModel, ModelConfig
@@ -419,8 +419,8 @@ class Trainer:
         """The lecture's row: the model's argmax prediction for the corpus's fixed window."""
         x, y = self.corpus.window
         self.model.eval()
-        with autocast(self.device, self.precision):
-            logits, _ = self.model(x.long().to(self.device)[None])
+        # read as predict reads it: from the corpus's start (a line after its newline)
+        logits, _ = read(self.model, self.vocab, self.vocab.decode(x), self.corpus.start)  # (1, T, V)
         self.model.train()
         pred = self.vocab.decode(logits[0].argmax(-1))
         return ReportEvent(self.step, loss, accuracy, pred, self.vocab.decode(y))
@@ -435,7 +435,15 @@ class Trainer:
         """A preview: `length` characters sampled after `prompt` with a fixed seed."""
         self.model.eval()
         sample = SampleConfig(temperature=self.config.sample_temperature, seed=PREVIEW_SEED)
-        steps = generate(self.model, self.vocab, prompt, length, sample, stop=self.corpus.preview_stop)
+        steps = generate(
+            self.model,
+            self.vocab,
+            prompt,
+            length,
+            sample,
+            stop=self.corpus.preview_stop,
+            start=self.corpus.start,
+        )
         chars = [step[0] for step in steps]
         self.model.train()
         return "".join(chars)
@@ -537,6 +545,7 @@ class Trainer:
             metrics_log=metrics_path(self.out).name if self.out is not None else None,
             vocab_counts=self.corpus.vocab_counts,
             line_index=self.corpus.line_index,
+            start=self.corpus.start.to_dict(),
             summary={
                 "device": str(self.device),
                 "precision": self.precision,
