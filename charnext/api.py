@@ -236,7 +236,8 @@ def evaluate(ckpt: Checkpoint, text: str, skip_unknown: bool = False, precision:
     else:
         if len(kept) < 2:
             raise TextError("the text has fewer than 2 known characters; nothing to evaluate")
-        r = evaluate_stream(ckpt.model, ckpt.vocab.encode(kept), precision=precision)
+        prime = ckpt.vocab.encode(ckpt.start.prime) if ckpt.start.prime else None
+        r = evaluate_stream(ckpt.model, ckpt.vocab.encode(kept), precision=precision, prime=prime)
     return Evaluation(r.loss, r.accuracy, r.characters, skipped, unknown)
 
 

@@ -258,6 +258,30 @@ def save(path: str | Path, model: CharModel, vocab: Vocab, **extra: Any) -> Path
     return _write(path, raw)
 
 
+DEFAULT_NAME = "checkpoint.pt"  # the file a run writes into a folder given as --out
+
+
+def output_path(out: str | Path) -> Path:
+    """Where a run given `out` writes, its folder made ready before the first step.
+
+    `out` names the checkpoint file; `DIR/` (a trailing slash) or an existing folder means
+    `DIR/checkpoint.pt`. A folder that does not exist yet is created, as `mkdir -p` would; one
+    that cannot be is refused now, not after training.
+    """
+    text = str(out)
+    path = Path(out)
+    if text.endswith(("/", os.sep)) or path.is_dir():
+        path = path / DEFAULT_NAME
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise CheckpointError(f"cannot write {path}: {parent} is not a folder") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot create folder {parent} for {path.name}: {e.strerror or e}") from None
+    return path
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 

@@ -146,8 +146,25 @@ def _source(text: str | None, file: Path | None, data: Path | None):
     if text == "-":
         return Source(text=decode_utf8(sys.stdin.buffer.read(), "standard input"), kind="stdin")
     if text is not None:
+        if _names_a_file(text):  # `charnext train input.txt`: --file forgotten
+            from charnext.render import error_console
+
+            error_console().print(
+                f"note: training on the literal text {text!r}; did you mean --file {text}?",
+                markup=False, highlight=False, soft_wrap=True,
+            )  # fmt: skip
         return Source(text=text, kind="text")
     return None
+
+
+def _names_a_file(text: str) -> bool:
+    """Whether TEXT is the name of an existing file (a short, one-line text only)."""
+    if len(text) > 4096 or "\n" in text:
+        return False
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # a name too long, a NUL character
+        return False
 
 
 def _version(value: bool) -> None:
@@ -266,6 +283,14 @@ def train(
         bool | None,
         typer.Option("--random-windows", help="Draw windows at random instead of carrying state."),
     ] = None,
+    cold_starts: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of stream windows read from the zero state, so that the model also learns "
+            f"to start cold, as predict does. {_default(_TRAIN_DEFAULTS.cold_starts)}",
+            show_default=False,
+        ),
+    ] = None,
     sample_prompt: Annotated[
         str | None,
         typer.Option(help="Prompt of the previews after each validation [default: the text's first line]"),
@@ -285,9 +310,13 @@ def train(
         ),
     ] = None,
     out: Annotated[
-        Path | None,
+        str | None,  # a string, not a Path: `runs/` keeps its slash (a folder: runs/checkpoint.pt)
         typer.Option(
-            "--out", "-o", help="Checkpoint to write [default: checkpoint.pt; with --resume, that file]"
+            "--out",
+            "-o",
+            help="Checkpoint to write; DIR/ or an existing folder means DIR/checkpoint.pt, and a "
+            "missing folder is created. [default: checkpoint.pt; with --resume, that file]",
+            show_default=False,
         ),
     ] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run saved in this checkpoint.")] = None,
@@ -326,7 +355,8 @@ def train(
         weight_decay=weight_decay, seed=seed,
         device=device.value if device else None, precision=precision.value if precision else None,
         val_fraction=val_fraction, eval_every=eval_every, patience=patience, lines=lines,
-        random_windows=random_windows, sample_prompt=sample_prompt, sample_temperature=sample_temperature,
+        random_windows=random_windows, cold_starts=cold_starts, sample_prompt=sample_prompt,
+        sample_temperature=sample_temperature,
     )  # fmt: skip
     given_model = {k: v for k, v in model_options.items() if v is not None}
     given_train = {k: v for k, v in train_options.items() if v is not None}

@@ -102,6 +102,7 @@ class TrainConfig:
     patience: int | None = None  # stop after this many validations without improvement
     lines: bool = False  # line mode: each non-empty line is its own sequence
     random_windows: bool = False  # draw windows at random (state not carried) instead of streams
+    cold_starts: float = 0.0  # share of stream windows read from the zero state, not the carried one
     sample_prompt: str | None = None  # prompt of the previews after each validation; None = auto
     sample_temperature: float = 0.8  # temperature of those previews (fixed seed); 0 = greedy
 
@@ -113,6 +114,8 @@ class TrainConfig:
                 raise ConfigError(f"{name.replace('_', '-')} must be positive, not {value}")
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"patience must be at least 1, not {self.patience}")
+        if not 0.0 <= self.cold_starts <= 1.0:
+            raise ConfigError(f"cold-starts must be in [0, 1], not {self.cold_starts}")
         if self.val_fraction is not None and not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"val-fraction must be in [0, 1), not {self.val_fraction}")
         if self.grad_clip < 0 or self.weight_decay < 0 or self.warmup_steps < 0:

@@ -24,6 +24,7 @@ def evaluate_stream(
     seq_len: int = 256,
     warmup: int = 256,
     part: tuple[int, int] = (0, 1),
+    prime: torch.Tensor | None = None,
 ) -> EvalResult:
     """Score every character of `data` but the first, given all that comes before it.
 
@@ -31,6 +32,7 @@ def evaluate_stream(
     each piece but the first is first warmed up on the `warmup` characters before it (not
     scored), so the result matches one sequential pass closely at a fraction of the time.
     `part=(i, k)` scores only pieces i, i+k, i+2k, ... (process i of k scores its share).
+    `prime` (encoded) is read first, from the zero state, as `predict` reads the model's prime.
     Inputs are cut from `data` one window at a time, so a large memory-mapped text is never
     copied whole.
     """
@@ -51,6 +53,8 @@ def evaluate_stream(
     rows = [(max(0, s - w), min(s + size, n), s) for s in starts][part[0] :: part[1]]
     total, correct, count = 0.0, 0.0, 0.0
     state = None
+    if prime is not None and len(prime) and rows:
+        _, state = model(prime.long().to(device)[None].expand(len(rows), -1))
     for t0 in range(0, span if rows else 0, seq_len):
         t1 = min(t0 + seq_len, span)
         xs = torch.zeros(len(rows), t1 - t0, dtype=torch.long)

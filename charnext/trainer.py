@@ -376,6 +376,8 @@ class Trainer:
         y = batch.y.to(self.device, non_blocking=True).long()
         weights = batch.weights.to(self.device) if batch.weights is not None else None
         state = None if batch.reset else self.state
+        if state is not None and batch.cold is not None and batch.cold.any():
+            state = state * (~batch.cold).to(state.device, state.dtype)[None, :, None]  # (L, B, S)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with autocast(self.device, self.precision):
