@@ -14,6 +14,7 @@ The command line is a thin layer over exactly these functions. `load`, `predict`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,10 +213,39 @@ class Evaluation(EvalResult):
 
     skipped: int = 0  # characters dropped because the vocabulary lacks them
     skipped_chars: list[str] = field(default_factory=list)
+    training_val_loss: float | None = None  # the model's own validation loss, from training
+    unigram_loss: float | None = None  # loss of the training text's character frequencies alone
 
     def to_dict(self) -> dict:
         """Plain values, for JSON."""
-        return {**super().to_dict(), "skipped": self.skipped, "skipped_chars": self.skipped_chars}
+        return {
+            **super().to_dict(),
+            "skipped": self.skipped,
+            "skipped_chars": self.skipped_chars,
+            "training_val_loss": self.training_val_loss,
+            "unigram_loss": self.unigram_loss,
+        }
+
+
+def _training_val_loss(ckpt: Checkpoint) -> float | None:
+    """The validation loss the checkpoint's run recorded for it (None: none was)."""
+    value = ckpt.summary.get("val_loss")
+    if value is None and ckpt.history.get("val_loss"):
+        value = ckpt.history["val_loss"][-1]
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def _unigram_loss(ckpt: Checkpoint, targets: str) -> float | None:
+    """Loss (nats/char) on `targets` of a model that knows only how often each character occurs
+    in the training text (add-one smoothed); None where the checkpoint has no counts."""
+    import numpy as np
+
+    counts = ckpt.raw.get("vocab_counts")
+    if not isinstance(counts, list) or len(counts) != len(ckpt.vocab) or not targets:
+        return None
+    freq = np.asarray(counts, dtype=np.float64) + 1.0
+    logp = np.log(freq / freq.sum())
+    return float(-logp[ckpt.vocab.encode_array(targets).astype(np.intp)].mean())
 
 
 def evaluate(ckpt: Checkpoint, text: str, skip_unknown: bool = False, precision: str = "fp32") -> Evaluation:
@@ -233,12 +263,22 @@ def evaluate(ckpt: Checkpoint, text: str, skip_unknown: bool = False, precision:
         if not lines:
             raise TextError("the text has no non-empty line of known characters; nothing to evaluate")
         r = evaluate_lines(ckpt.model, lines, ckpt.vocab.chars.index(NEWLINE), precision=precision)
+        targets = "".join(line + NEWLINE for line in text_lines(kept))  # each line and its end
     else:
         if len(kept) < 2:
             raise TextError("the text has fewer than 2 known characters; nothing to evaluate")
         prime = ckpt.vocab.encode(ckpt.start.prime) if ckpt.start.prime else None
         r = evaluate_stream(ckpt.model, ckpt.vocab.encode(kept), precision=precision, prime=prime)
-    return Evaluation(r.loss, r.accuracy, r.characters, skipped, unknown)
+        targets = kept[1:]  # every character but the first
+    return Evaluation(
+        r.loss,
+        r.accuracy,
+        r.characters,
+        skipped,
+        unknown,
+        _training_val_loss(ckpt),
+        _unigram_loss(ckpt, targets),
+    )
 
 
 def surprisal(

@@ -403,9 +403,24 @@ def train(
         result = trainer.result
         if json_out and procs.main:
             _print_json(result.to_dict())
-        render.train_summary(con, result)
+        render.train_summary(con, result, _next_command(trainer, result))
         if result.reason == "interrupted":
             raise _fail(f"interrupted at step {result.steps}; resume with --resume {result.checkpoint}", 130)
+
+
+def _next_command(trainer, result) -> str | None:
+    """What to try with the model just trained: its predictions for the text's first line
+    (a line-mode model: five new lines), from the best checkpoint where there is one."""
+    import shlex
+
+    path = result.best_checkpoint or result.checkpoint
+    if path is None or result.reason == "interrupted":
+        return None
+    where = f"-c {shlex.quote(str(path))}"
+    if trainer.config.lines:
+        return f"charnext predict --length 40 --num-samples 5 {where}"
+    prompt = trainer.sample_prompt()[:24]
+    return f"charnext predict {shlex.quote(prompt)} --length 200 {where}" if prompt else None
 
 
 def _given_note(plan: dict) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from rich import box
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -224,8 +225,8 @@ class TrainView:
         target.print(sample, soft_wrap=True)
 
 
-def train_summary(out: Console, r: TrainResult) -> None:
-    """The table printed after training."""
+def train_summary(out: Console, r: TrainResult, next_command: str | None = None) -> None:
+    """The table printed after training, and the command to try next."""
     t = Table(title="training done" if r.reason != "interrupted" else "training interrupted",
               box=box.SIMPLE_HEAD, show_header=False, title_justify="left")  # fmt: skip
     t.add_column(style="cyan", no_wrap=True)
@@ -235,11 +236,17 @@ def train_summary(out: Console, r: TrainResult) -> None:
     t.add_row("steps", f"{r.steps:,} ({stopped.get(r.reason, r.reason)})")
     # chars/s: training characters over the time in optimizer steps (validation, previews and
     # checkpoint writes excluded), as on the progress line
-    t.add_row(
-        "time",
-        f"{fmt_duration(r.elapsed)}, of which training {fmt_duration(r.train_time)} at "
-        f"{fmt_rate(r.chars_per_sec)} on {r.device}, {r.precision}",
+    training = (
+        f"training {fmt_duration(r.train_time)} at {fmt_rate(r.chars_per_sec)} on {r.device}, {r.precision}"
     )
+    if r.session_steps < r.steps:  # resumed: this session's figures apart from the whole run's
+        t.add_row(
+            "this session",
+            f"{r.session_steps:,} steps in {fmt_duration(r.session_elapsed)}, of which {training}",
+        )
+        t.add_row("whole run", f"{r.steps:,} steps in {fmt_duration(r.elapsed)}")
+    else:
+        t.add_row("time", f"{fmt_duration(r.elapsed)}, of which {training}")
     t.add_row("final loss", f"{r.loss:.4f} nats/char, accuracy {r.accuracy:.1%}")
     if r.val_loss is not None:
         t.add_row("validation", f"{r.val_loss:.4f} nats/char ({r.val_loss / LN2:.3f} bits/char)")
@@ -256,6 +263,8 @@ def train_summary(out: Console, r: TrainResult) -> None:
     if r.skipped_steps:
         t.add_row("skipped steps", f"{r.skipped_steps:,} (gradients not finite)")
     out.print(t)
+    if next_command:
+        out.print(f"next: {escape(next_command)}", highlight=False, overflow="fold")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -440,6 +449,14 @@ def evaluation_table(r, checkpoint: str, source: str) -> Table:
         ("perplexity", f"{r.perplexity:.3f}"),
         ("accuracy", f"{r.accuracy:.1%} of next characters predicted exactly"),
     ]
+    # what the loss compares with: the model on its own held-out text, and a model that knows
+    # nothing but how often each character occurs
+    if getattr(r, "training_val_loss", None) is not None:
+        rows.append(("in training", f"{r.training_val_loss:.4f} nats/char on its own held-out text"))
+    if getattr(r, "unigram_loss", None) is not None:
+        rows.append(
+            ("frequencies", f"{r.unigram_loss:.4f} nats/char knowing only how often each character occurs")
+        )
     if r.skipped:
         shown = " ".join(f"'{visible(c)}'" for c in r.skipped_chars[:12])
         more = " ..." if len(r.skipped_chars) > 12 else ""

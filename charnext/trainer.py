@@ -301,7 +301,8 @@ class Trainer:
                 if log:
                     log.validation(eval_event)
                 yield eval_event
-        self.elapsed_before += time.perf_counter() - start
+        session_seconds = time.perf_counter() - start
+        self.elapsed_before += session_seconds
         self._start = None
         if not self._val_ok:  # the last validation scored worse than an untrained model
             self.guard.refuse_to_save(self.step, last_val, self.config.lr)
@@ -331,6 +332,8 @@ class Trainer:
             metrics_log=log.path if log else None,
             skipped_steps=self.skipped_steps,
             plan=self.recorded_plan(),
+            session_steps=self.step - session_start_step,
+            session_elapsed=session_seconds,
         )
         return self.result
 

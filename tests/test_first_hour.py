@@ -1,0 +1,70 @@
+"""What a newcomer reads: figures with something to compare them to, and what to do next."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pytest
+from typer.testing import CliRunner
+
+from charnext import api
+from charnext.cli import app
+
+TINY = ["--hidden-size", "16", "--num-layers", "1", "--precision", "fp32", "--device", "cpu"]
+
+
+def run(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_evaluate_shows_the_training_loss_and_the_frequencies_model(tmp_path, poem):
+    out = tmp_path / "poem.pt"
+    api.train(poem, out=out, steps=30, hidden_size=16, num_layers=1, val_fraction=0.2)
+    ckpt = api.load(out)
+    text = poem[:400]
+    r = api.evaluate(ckpt, text)
+    assert r.training_val_loss == pytest.approx(ckpt.history["val_loss"][-1])
+    # the frequencies model: add-one smoothed counts of the training text, on every scored character
+    counts = ckpt.raw["vocab_counts"]
+    total = sum(counts) + len(counts)
+    expected = -sum(math.log((counts[ckpt.vocab.chars.index(c)] + 1) / total) for c in text[1:]) / len(
+        text[1:]
+    )
+    assert r.unigram_loss == pytest.approx(expected)
+    assert r.loss < r.unigram_loss  # even a briefly trained model beats the frequencies alone
+    shown = run("evaluate", text, "-c", out)
+    assert shown.exit_code == 0, shown.output
+    assert f"{r.training_val_loss:.4f} nats/char on its own held-out text" in shown.stdout
+    assert f"{r.unigram_loss:.4f} nats/char knowing only how often" in shown.stdout
+    data = run("evaluate", text, "-c", out, "--json")
+    assert '"unigram_loss"' in data.stdout and '"training_val_loss"' in data.stdout
+
+
+def test_unigram_loss_of_a_line_model_counts_each_line_end(tmp_path, names):
+    out = tmp_path / "names.pt"
+    api.train(names, out=out, steps=5, lines=True, hidden_size=8, num_layers=1)
+    ckpt = api.load(out)
+    counts = dict(zip(ckpt.vocab.chars, ckpt.raw["vocab_counts"]))
+    scored = Counter("emma\nava\n")
+    total = sum(counts.values()) + len(counts)
+    expected = -sum(n * math.log((counts[c] + 1) / total) for c, n in scored.items()) / 9
+    assert api.evaluate(ckpt, "emma\nava").unigram_loss == pytest.approx(expected)
+
+
+def test_train_ends_with_the_next_command(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a short relative path: the line fits the 80 columns
+    result = run("train", "hihello", "--steps", 3, "--out", "hi.pt", *TINY)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.rstrip().splitlines()[-1] == "next: charnext predict hihello --length 200 -c hi.pt"
+    lines = run("train", "hello\nthere", "--lines", "--steps", 3, "--out", "n.pt", *TINY).stdout.splitlines()
+    assert lines[-1] == "next: charnext predict --length 40 --num-samples 5 -c n.pt"
+
+
+def test_resumed_summary_separates_the_session_from_the_run(tmp_path):
+    out = tmp_path / "hi.pt"
+    assert run("train", "hihello", "--steps", 4, "--out", out, *TINY).exit_code == 0
+    result = run("train", "hihello", "--resume", out, "--steps", 10)
+    assert result.exit_code == 0, result.output
+    assert "this session   6 steps in" in result.stdout
+    assert "whole run      10 steps in" in result.stdout
