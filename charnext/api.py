@@ -306,6 +306,17 @@ def surprisal(
     return result
 
 
+def _check_options(options: dict, known: set[str]) -> None:
+    """A ConfigError naming an unknown option, the nearest known one, and all of them."""
+    import difflib
+
+    for name in options:
+        if name not in known:
+            near = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {near[0]}? " if near else ""
+            raise ConfigError(f"unknown option {name!r}; {hint}the options are {', '.join(sorted(known))}")
+
+
 def train(
     text: str,
     out: str | Path | None = "checkpoint.pt",
@@ -318,11 +329,13 @@ def train(
     """Train a model on `text` and write it to `out` (None: keep it in memory only).
 
     `options` are ModelConfig fields (cell, hidden_size, num_layers, embedding_size, dropout)
-    and TrainConfig fields (steps, lr, seq_len, ...). Without `model` and `config`, the fields
+    and TrainConfig fields (steps, lr, seq_len, max_time: seconds or "90s", ...); an unknown one
+    is refused with a ConfigError naming the options that exist. Without `model` and `config`, the fields
     they leave out are planned (charnext.planner), as `charnext train` does. `on_event`
     receives each event.
     """
     model_fields = set(ModelConfig.__dataclass_fields__) - {"vocab_size"}
+    _check_options(options, model_fields | set(TrainConfig.__dataclass_fields__))
     model_options = {k: v for k, v in options.items() if k in model_fields}
     train_options = {k: v for k, v in options.items() if k not in model_fields}
     # with no config object, what `options` leave out is planned for the text and the budget

@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -17,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from charnext import __version__
-from charnext.config import Cell, DeviceName, Engine, ModelConfig, Precision, TrainConfig
+from charnext.config import Cell, DeviceName, Engine, ModelConfig, Precision, TrainConfig, parse_duration
 from charnext.errors import CharnextError, ConfigError
 
 
@@ -98,21 +97,6 @@ def _json_default(o):
     if isinstance(o, Path):
         return str(o)
     raise TypeError(type(o).__name__)
-
-
-def parse_duration(value: str) -> float:
-    """`90s`, `10m`, `2h`, `1h30m` or plain seconds -> seconds."""
-    text = value.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        seconds = float(text)
-    else:
-        parts = re.findall(r"(\d+(?:\.\d+)?)\s*(h|m|s)", text)
-        if not parts or "".join(a + b for a, b in parts) != text.replace(" ", ""):
-            raise ConfigError(f"cannot read duration {value!r}: use e.g. 90s, 10m, 2h or 1h30m")
-        seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
-    if seconds <= 0:
-        raise ConfigError(f"duration must be positive, not {value!r}")
-    return seconds
 
 
 def _read_input(text: str | None, file: Path | None, purpose: str = "to train on") -> str:

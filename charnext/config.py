@@ -7,6 +7,7 @@ Each dataclass belongs to the module that uses it and is re-exported there:
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, fields
 from enum import Enum
 
@@ -88,7 +89,7 @@ class TrainConfig:
     batch_size: int | None = None  # windows (lines) per step, all processes; None = 16 (64 lines)
     steps: int | None = None  # optimizer steps; None with no epochs/max_time = sized to the text
     epochs: float | None = None  # passes over the training text, instead of steps
-    max_time: float | None = None  # wall-clock budget in seconds; the lr schedule fits it
+    max_time: float | None = None  # wall-clock budget in seconds (or "90s", "10m"); the lr schedule fits it
     lr: float = 8e-3  # peak learning rate (AdamW)
     min_lr_ratio: float = 0.1  # final learning rate as a fraction of the peak (cosine decay)
     warmup_steps: int = 50  # steps of linear learning-rate warm-up
@@ -107,6 +108,8 @@ class TrainConfig:
     sample_temperature: float = 0.8  # temperature of those previews (fixed seed); 0 = greedy
 
     def __post_init__(self) -> None:
+        if isinstance(self.max_time, str):  # the command line's spelling: 90s, 10m, 1h30m
+            self.max_time = parse_duration(self.max_time)
         positive = ("seq_len", "batch_size", "steps", "epochs", "max_time", "lr", "eval_every")
         for name in positive:
             value = getattr(self, name)
@@ -152,3 +155,18 @@ class SampleConfig:
             raise ConfigError(f"top-k must be 0 (off) or more, not {self.top_k}")
         if not 0.0 < self.top_p <= 1.0:
             raise ConfigError(f"top-p must be in (0, 1], not {self.top_p}")
+
+
+def parse_duration(value: str) -> float:
+    """`90s`, `10m`, `2h`, `1h30m` or plain seconds -> seconds."""
+    text = value.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        seconds = float(text)
+    else:
+        parts = re.findall(r"(\d+(?:\.\d+)?)\s*(h|m|s)", text)
+        if not parts or "".join(a + b for a, b in parts) != text.replace(" ", ""):
+            raise ConfigError(f"cannot read duration {value!r}: use e.g. 90s, 10m, 2h or 1h30m")
+        seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+    if seconds <= 0:
+        raise ConfigError(f"duration must be positive, not {value!r}")
+    return seconds

@@ -68,3 +68,20 @@ def test_resumed_summary_separates_the_session_from_the_run(tmp_path):
     assert result.exit_code == 0, result.output
     assert "this session   6 steps in" in result.stdout
     assert "whole run      10 steps in" in result.stdout
+
+
+def test_api_takes_the_cli_duration_strings():
+    result = api.train("hihello", out=None, max_time="1s", hidden_size=8, num_layers=1)
+    assert result.reason == "max-time" and result.steps > 0
+    with pytest.raises(api.ConfigError, match="cannot read duration '2x': use e.g. 90s"):
+        api.train("hihello", out=None, max_time="2x")
+
+
+def test_api_names_the_options_that_exist():
+    with pytest.raises(api.ConfigError) as e:
+        api.train("hihello", out=None, hidden=32)
+    message = str(e.value)
+    assert "unknown option 'hidden'; did you mean hidden_size?" in message
+    assert "\n" not in message
+    for name in ("hidden_size", "num_layers", "steps", "max_time", "lr", "seq_len"):
+        assert name in message
