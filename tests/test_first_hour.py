@@ -85,3 +85,30 @@ def test_api_names_the_options_that_exist():
     assert "\n" not in message
     for name in ("hidden_size", "num_layers", "steps", "max_time", "lr", "seq_len"):
         assert name in message
+
+
+def test_step_budgets_space_validations_by_what_they_cost():
+    from charnext.config import TrainConfig
+    from charnext.schedule import MAX_EVAL_SHARE, Schedule
+
+    plan = Schedule.plan(TrainConfig(steps=100), 10, 10_000, 100)
+    assert plan.eval_every == 10
+    assert plan.eval_due(10, since_eval=0.0)  # nothing measured yet: as planned
+    plan.eval_seconds, plan.last_eval_step = 1.0, 10
+    assert not plan.eval_due(20, since_eval=1 / MAX_EVAL_SHARE - 0.1)  # too soon for its cost
+    assert plan.eval_due(23, since_eval=1 / MAX_EVAL_SHARE)
+    given = Schedule.plan(TrainConfig(steps=100, eval_every=10), 10, 10_000, 100)
+    given.eval_seconds = 100.0
+    assert given.eval_due(20, since_eval=0.0)  # --eval-every wins
+
+
+def test_a_short_step_budget_validates_briefly(tmp_path, poem):
+    from charnext.runs import new_run
+
+    trainer = new_run(poem * 200, None, api.TrainConfig(steps=20, batch_size=4, seq_len=16), tmp_path / "p.pt",
+                      hidden_size=8, num_layers=1)  # fmt: skip
+    assert trainer._val_limit(final=True) == 10_000  # 20 x 64 characters trained: the minimum
+    assert trainer.val_chars > 10_000
+    for _ in trainer.run():
+        pass
+    assert trainer.history["val_step"][-1] == 20
