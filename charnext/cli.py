@@ -320,6 +320,8 @@ def train(
     (DistributedDataParallel); only the first writes checkpoints and output. A diverging run
     stops with exit code 3 and keeps its last good checkpoints.
     """
+    if not json_out:  # a first word before the slow part (torch, reading, planning) begins
+        _say_starting(text, file, data, resume)
     from charnext import distributed, render, runs
     from charnext.device import configure_threads
     from charnext.events import EvalEvent, ReportEvent, StepEvent
@@ -390,6 +392,34 @@ def train(
         render.train_summary(con, result, _next_command(trainer, result))
         if result.reason == "interrupted":
             raise _fail(f"interrupted at step {result.steps}; resume with --resume {result.checkpoint}", 130)
+
+
+def _say_starting(text: str | None, file: Path | None, data: Path | None, resume: Path | None) -> None:
+    """One plain line on stdout at once, before torch is imported (a second or more), the text
+    read and the run planned: the header follows when training starts. Only for an input that
+    exists, so that an error is not preceded by it; only in the first of several processes."""
+    if os.environ.get("RANK", "0") != "0":
+        return
+    if resume is not None and resume.is_file():
+        what = f"resuming {resume}"
+    elif file is not None and str(file) != "-" and file.is_file():
+        what = f"training on {file} ({_size(file.stat().st_size)})"
+    elif data is not None and data.is_dir():
+        what = f"training on {data}"
+    elif text is not None and text != "-" and file is None and data is None:
+        what = f"training on a text of {len(text):,} characters"
+    else:
+        return
+    sys.stdout.write(f"{what}: loading, reading and planning...\n")
+    sys.stdout.flush()
+
+
+def _size(n: int) -> str:
+    """A file size in bytes, KB or MB (decimal)."""
+    for unit, scale in (("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
 
 
 def _next_command(trainer, result) -> str | None:

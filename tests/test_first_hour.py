@@ -105,10 +105,40 @@ def test_step_budgets_space_validations_by_what_they_cost():
 def test_a_short_step_budget_validates_briefly(tmp_path, poem):
     from charnext.runs import new_run
 
-    trainer = new_run(poem * 200, None, api.TrainConfig(steps=20, batch_size=4, seq_len=16), tmp_path / "p.pt",
-                      hidden_size=8, num_layers=1)  # fmt: skip
+    config = api.TrainConfig(steps=20, batch_size=4, seq_len=16)
+    trainer = new_run(poem * 200, None, config, tmp_path / "p.pt", hidden_size=8, num_layers=1)
     assert trainer._val_limit(final=True) == 10_000  # 20 x 64 characters trained: the minimum
     assert trainer.val_chars > 10_000
     for _ in trainer.run():
         pass
     assert trainer.history["val_step"][-1] == 20
+
+
+def test_train_says_a_word_before_the_slow_part(tmp_path):
+    result = run("train", "hihello", "--steps", 2, "--out", tmp_path / "h.pt", *TINY)
+    assert (
+        result.stdout.splitlines()[0]
+        == "training on a text of 7 characters: loading, reading and planning..."
+    )
+    missing = run("train", "--file", tmp_path / "nothere.txt")
+    assert missing.exit_code == 1 and missing.stdout == ""  # an error is not preceded by it
+    quiet = run("train", "hihello", "--steps", 2, "--out", tmp_path / "j.pt", "--json", *TINY)
+    assert quiet.stdout.lstrip().startswith("{")
+
+
+def test_the_first_word_comes_before_torch_is_imported(tmp_path):
+    """The line is written before `import torch` starts (checked in a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, charnext.cli as c\n"
+        "write = sys.stdout.write\n"
+        "mark = lambda: ' (torch loaded)' if 'torch' in sys.modules else ''\n"
+        "sys.stdout.write = lambda s: write(s.rstrip() + mark() + '\\n')\n"
+        "c._say_starting('hihello', None, None, None)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+    assert out.stdout == "training on a text of 7 characters: loading, reading and planning...\n"
