@@ -299,8 +299,9 @@ def _unwrap(model: torch.nn.Module) -> CharModel:
 
 
 def export(path: str | Path, out: str | Path) -> Path:
-    """Write an inference-only file: the weights, the vocabulary and the model's configuration
-    (plus, for a line-mode model, that it is one and its training lines' hashes)."""
+    """Write an inference-only file: the weights, the vocabulary and the model's configuration,
+    where it starts reading, the characters' counts (plus, for a line-mode model, that it is one
+    and its training lines' hashes)."""
     ckpt = load(path, engine="numpy")
     raw = {
         "format": FORMAT,
@@ -313,6 +314,8 @@ def export(path: str | Path, out: str | Path) -> Path:
         "step": ckpt.step,
         "start": ckpt.start.to_dict(),
     }
+    if isinstance(ckpt.raw.get("vocab_counts"), list):  # for evaluate's frequencies figure
+        raw["vocab_counts"] = ckpt.raw["vocab_counts"]
     if ckpt.train_config.get("lines"):
         raw["train_config"] = {"lines": True}  # generation stops at the end of a line
         if ckpt.raw.get("line_index") is not None:

@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable, Sequence
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
 from rich.progress import (
@@ -597,16 +597,31 @@ def parameter_table(params: Sequence[tuple[str, tuple[int, ...], int]]) -> Table
     return t
 
 
+def _inference_only_rows(info: dict) -> list[tuple[str, str]]:
+    """What an exported file holds, and only that."""
+    start = info.get("start") or ""
+    rows = [
+        ("kind", "inference-only (charnext export): the weights, the vocabulary and the model's "
+                 "configuration; no training record, so it cannot be resumed"),
+        ("trained for", f"{info['training']['steps']:,} steps"),
+        ("mode", "lines (each line read after a newline, from zero)" if info.get("line_mode") else "stream"),
+    ]  # fmt: skip
+    if not info.get("line_mode"):
+        rows.append(("reads first", visible_text(start) if start else "nothing (the zero state)"))
+    rows.append(("written by", f"charnext {info['charnext_version']}, {info['created']}"))
+    return rows
+
+
 def vocab_table(
     chars: Sequence[str], counts: Sequence[int] | None, one_hot_max: int = 12, most: int = 16
-) -> Table:
-    """Index and character; one-hot rows for a small vocabulary, the most frequent otherwise."""
+) -> Group:
+    """Index and character; one-hot rows for a small vocabulary, the most frequent otherwise.
+
+    The heading and the note on what is left out are lines of their own, not the table's title
+    and caption, which Rich would wrap to the narrow table's width."""
     small = len(chars) <= one_hot_max
     total = sum(counts) if counts else 0
-    title = f"vocabulary ({len(chars)} characters)"
-    if not small and counts:
-        title += f", {min(most, len(chars))} most frequent of {total:,}"
-    t = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    t = Table(box=box.SIMPLE_HEAD)
     t.add_column("index", justify="right", style="cyan")
     t.add_column("char", justify="center", style="bold")
     if small:
@@ -626,7 +641,12 @@ def vocab_table(
         if counts:
             row += [f"{counts[i]:,}", f"{counts[i] / total:.1%}" if total else ""]
         t.add_row(*row)
-    return t
+    heading = f"vocabulary: {len(chars)} characters" + (f", {total:,} in the training text" if counts else "")
+    parts: list = [Text(heading, style="italic"), t]
+    left = len(chars) - len(order)
+    if left:
+        parts.append(Text(f"  and {left} more (--json lists all)", style="dim"))
+    return Group(*parts)
 
 
 def line_chart(
@@ -749,6 +769,10 @@ def show_checkpoint(out: Console, info: dict) -> None:
     )
     out.print(parameter_table([(p["name"], tuple(p["shape"]), p["parameters"]) for p in m["layers"]]))
     out.print(vocab_table(info["vocabulary"], info.get("vocabulary_counts")))
+
+    if info.get("inference_only"):  # `charnext export`: no training record to show
+        out.print(key_value_table("file", _inference_only_rows(info)))
+        return
 
     def num(v, fmt="{:.4f}"):
         return fmt.format(v) if isinstance(v, (int, float)) else "-"

@@ -142,3 +142,24 @@ def test_the_first_word_comes_before_torch_is_imported(tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
     )
     assert out.stdout == "training on a text of 7 characters: loading, reading and planning...\n"
+
+
+@pytest.mark.parametrize("columns", [60, 80, 120])
+def test_inspect_of_an_exported_file_says_what_it_is(tmp_path, poem, monkeypatch, columns):
+    monkeypatch.setenv("COLUMNS", str(columns))
+    path = tmp_path / "poem.pt"
+    api.train(
+        poem + "".join(chr(0x41 + i) for i in range(26)), out=path, steps=3, hidden_size=8, num_layers=1
+    )
+    assert run("export", path, "--out", tmp_path / "m.safetensors").exit_code == 0
+    shown = run("inspect", tmp_path / "m.safetensors")
+    assert shown.exit_code == 0, shown.output
+    out = shown.stdout
+    assert "inference-only (charnext export)" in out and "trained for   3 steps" in out
+    assert "-," not in out and "sha256 -" not in out and "(no history)" not in out  # no placeholders
+    vocab = len(api.load(path).vocab)
+    assert f"vocabulary: {vocab} characters" in out
+    assert f"and {vocab - 16} more (--json lists all)" in out
+    assert max(len(line) for line in out.splitlines()) <= columns
+    whole = run("inspect", path).stdout
+    assert f"and {vocab - 16} more (--json lists all)" in whole and "inference-only" not in whole
