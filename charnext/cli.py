@@ -401,16 +401,16 @@ def _say_starting(text: str | None, file: Path | None, data: Path | None, resume
     if os.environ.get("RANK", "0") != "0":
         return
     if resume is not None and resume.is_file():
-        what = f"resuming {resume}"
+        what = f"resuming {resume.name}"
     elif file is not None and str(file) != "-" and file.is_file():
-        what = f"training on {file} ({_size(file.stat().st_size)})"
+        what = f"training on {file.name} ({_size(file.stat().st_size)})"
     elif data is not None and data.is_dir():
-        what = f"training on {data}"
+        what = f"training on {data.name or data}"
     elif text is not None and text != "-" and file is None and data is None:
         what = f"training on a text of {len(text):,} characters"
     else:
         return
-    sys.stdout.write(f"{what}: loading, reading and planning...\n")
+    sys.stdout.write(f"{what}: loading...\n")
     sys.stdout.flush()
 
 

@@ -42,7 +42,8 @@ def test_piped_korean_training_at_60_columns_keeps_every_column(tmp_path):
     result = run("train", "--file", text, "--steps", 30, "--out", out, *TINY, env={"COLUMNS": "60"})
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("lstm 1x16, ") and "batch" in lines[0]  # the run's header first
+    assert lines[0] == "training on korean.txt (1.1 KB): loading..."  # at once, before torch
+    assert lines[1].startswith("lstm 1x16, ") and "batch" in lines[1]  # then the run's header
     header = next(line for line in lines if "prediction" in line)
     assert header.split() == ["step", "loss", "acc", "prediction", "target"]
     rows = [line for line in lines if re.match(r"\s+\d+\s+\d+\.\d{4}\s+\d+%\s", line)]
