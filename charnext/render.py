@@ -9,6 +9,7 @@ from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
+from rich.padding import Padding
 from rich.progress import (
     BarColumn,
     Progress,
@@ -520,20 +521,21 @@ def heat_map(chars, width: int, colour: bool) -> Text:
     return out
 
 
-def heat_legend(colour: bool) -> Text:
-    """What the colours (or marks) of the heat map mean: two short lines."""
-    out = Text("  probability the model gave each character")
+def heat_legend(colour: bool) -> Padding:
+    """What the colours (or marks) of the heat map mean: two short lines, indented, and so is
+    every line they wrap onto in a narrow terminal."""
+    out = Text("probability the model gave each character")
     if colour:
-        out.append(":\n  ")
+        out.append(":\n")
         for _, style, _, label in _HEAT:
             out.append(f" {label} ", style=style)
             out.append(" ")
         out.append(" unscored", style="dim")
     else:
-        out.append(", marked under it:\n  ")
+        out.append(", marked under it:\n")
         out.append("   ".join(f"{mark} {label}" for _, _, mark, label in _HEAT[1:]))
         out.append("   (no mark: ≥ 50%)")
-    return out
+    return Padding(out, (0, 0, 0, 2))
 
 
 def _context(chars, i: int, before: int = 12) -> Text:
@@ -870,16 +872,17 @@ def unit_heat_map(text: str, values: Sequence[float], magnitude: float, width: i
     return out
 
 
-def unit_legend(colour: bool, magnitude: float) -> Text:
-    """What the colours (or bars) of a unit's heat map mean."""
+def unit_legend(colour: bool, magnitude: float) -> Padding:
+    """What the colours (or bars) of a unit's heat map mean (indented, wrapped lines too)."""
     if colour:
-        out = Text("  activation: ")
+        out = Text("activation: ")
         for level in range(-4, 5):
             value = level / 4 * magnitude
             out.append(f" {value:+.2f} " if level in (-4, 0, 4) else "  ", style=_DIVERGING[level] or "dim")
-        return out
-    return Text(
-        f"  activation, as a bar under each character: ▁ {-magnitude:+.2f} … ▄▅ 0 … █ {magnitude:+.2f}"
+        return Padding(out, (0, 0, 0, 2))
+    return Padding(
+        Text(f"activation, as a bar under each character: ▁ {-magnitude:+.2f} … ▄▅ 0 … █ {magnitude:+.2f}"),
+        (0, 0, 0, 2),
     )
 
 
@@ -887,18 +890,34 @@ def _r(r: float) -> Text:
     return Text(f"{r:+.2f}", style="red" if r > 0 else "blue")
 
 
-def neuron_tables(scan, n: int = 10) -> tuple[Table, Table]:
-    """The `n` most telling units of a NeuronScan, and the best unit for each feature."""
+def neuron_tables(scan, n: int = 10, width: int | None = None) -> tuple[Table, Table]:
+    """The `n` most telling units of a NeuronScan, and the best unit for each feature.
+
+    Feature names are never cut. Where the console is too narrow, the top table gives up its
+    least useful columns first: `state` (the unit's name says the same, `1:c62` = layer 1 cell
+    62), then `next best`."""
+    units = scan.top_units(n)
+    rows = []
+    for s in units:
+        second = f"{s.second} {s.second_r:+.2f}" if s.second else ""
+        rows.append((s.unit.name, s.unit.description, s.feature, _r(s.r), second))
+    columns = ["unit", "state", "follows", "r", "next best"]
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    keep = list(range(len(columns)))
+    for drop in (1, 4):  # state, then next best
+        if width is None or sum(widths[i] for i in keep) + 3 * (len(keep) + 1) - 2 <= width:
+            break
+        keep.remove(drop)
     top = Table(title=f"most telling units (of {len(scan.units):,}, over {scan.characters:,} characters)",
                 box=box.SIMPLE_HEAD, title_justify="left")  # fmt: skip
-    top.add_column("unit", style="cyan", no_wrap=True)
-    top.add_column("state", no_wrap=True)
-    top.add_column("follows", style="bold")
-    top.add_column("r", justify="right")
-    top.add_column("next best", style="dim")
-    for s in scan.top_units(n):
-        second = f"{s.second} {s.second_r:+.2f}" if s.second else ""
-        top.add_row(s.unit.name, s.unit.description, s.feature, _r(s.r), second)
+    styles = {"unit": "cyan", "follows": "bold", "next best": "dim"}
+    for i in keep:
+        name = columns[i]
+        top.add_column(
+            name, style=styles.get(name, ""), no_wrap=True, justify="right" if name == "r" else "left"
+        )
+    for r in rows:
+        top.add_row(*(r[i] for i in keep))
     best = Table(title="best unit for each feature", box=box.SIMPLE_HEAD, title_justify="left")
     best.add_column("feature", style="bold", no_wrap=True)
     best.add_column("unit", style="cyan", no_wrap=True)
@@ -913,7 +932,7 @@ def neuron_tables(scan, n: int = 10) -> tuple[Table, Table]:
 
 def show_neurons(out: Console, scan, n: int = 10) -> None:
     """`charnext neurons`: the most telling units and the best unit per feature."""
-    top, best = neuron_tables(scan, n)
+    top, best = neuron_tables(scan, n, out.width)
     out.print(top)
     out.print(best)
     if scan.top_units(1):
