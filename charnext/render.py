@@ -908,8 +908,10 @@ def neuron_tables(scan, n: int = 10, width: int | None = None) -> tuple[Table, T
         if width is None or sum(widths[i] for i in keep) + 3 * (len(keep) + 1) - 2 <= width:
             break
         keep.remove(drop)
-    top = Table(title=f"most telling units (of {len(scan.units):,}, over {scan.characters:,} characters)",
-                box=box.SIMPLE_HEAD, title_justify="left")  # fmt: skip
+    title = f"most telling units (of {len(scan.units):,}, over {scan.characters:,} characters)"
+    top = Table(
+        title=title, box=box.SIMPLE_HEAD, title_justify="left", min_width=min(len(title) + 2, width or 200)
+    )
     styles = {"unit": "cyan", "follows": "bold", "next best": "dim"}
     for i in keep:
         name = columns[i]
@@ -918,7 +920,8 @@ def neuron_tables(scan, n: int = 10, width: int | None = None) -> tuple[Table, T
         )
     for r in rows:
         top.add_row(*(r[i] for i in keep))
-    best = Table(title="best unit for each feature", box=box.SIMPLE_HEAD, title_justify="left")
+    # min_width: a narrow table would otherwise wrap its title
+    best = Table(title="best unit for each feature", box=box.SIMPLE_HEAD, title_justify="left", min_width=30)
     best.add_column("feature", style="bold", no_wrap=True)
     best.add_column("unit", style="cyan", no_wrap=True)
     best.add_column("r", justify="right")
