@@ -410,8 +410,11 @@ def _say_starting(text: str | None, file: Path | None, data: Path | None, resume
         what = f"training on a text of {len(text):,} characters"
     else:
         return
-    sys.stdout.write(f"{what}: loading...\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(f"{what}: loading...\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader is gone: the run goes on, and saves, regardless
+        _stdout_closed()
 
 
 def _size(n: int) -> str:
