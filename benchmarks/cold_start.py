@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from charnext import api
-from charnext.inference import Start, predict_steps, softmax
+from charnext.inference.steps import Start, predict_steps, softmax
 
 READ = 16  # characters of each speech read; the prediction after each is scored
 CONTEXT = 2000  # characters read before the held-out part, to warm the carried state

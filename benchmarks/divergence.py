@@ -20,9 +20,9 @@ import time
 import torch
 
 from charnext import api
-from charnext.divergence import RISE, SMOOTHING
 from charnext.errors import TrainingDiverged
 from charnext.events import StepEvent
+from charnext.training.divergence import RISE, SMOOTHING
 
 VERSE = (
     "Tyger Tyger, burning bright,\nIn the forests of the night;\nWhat immortal hand or eye,\n"

@@ -38,10 +38,10 @@ def model_path(a, folder: Path) -> Path:
     text = TEXT.read_text(encoding="utf-8")[:50_000] if TEXT.exists() else FALLBACK
     path = folder / "bench.pt"
     if a.steps == 0:
-        from charnext import checkpoint
         from charnext.config import ModelConfig
-        from charnext.model import CharModel
-        from charnext.vocab import Vocab
+        from charnext.modeling.model import CharModel
+        from charnext.storage import checkpoint
+        from charnext.text.vocab import Vocab
 
         vocab = Vocab.from_text(text)
         config = ModelConfig(vocab_size=len(vocab), hidden_size=a.hidden_size, num_layers=a.num_layers)

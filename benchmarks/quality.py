@@ -65,7 +65,7 @@ def held_out_last(file: Path, tmp: Path, seed: int = 0) -> Path:
     """A copy of a line file with charnext's held-out lines (line mode, --seed) at its end."""
     import torch
 
-    from charnext.data import text_lines
+    from charnext.text.reading import text_lines
 
     lines = text_lines(file.read_text(encoding="utf-8"))
     n_val = int(len(lines) * 0.1)

@@ -1,5 +1,5 @@
-"""Start-up cost of `charnext predict` and `inspect`, on the numpy and the torch engine, against
-`python -c "import torch"`.
+"""Start-up cost of `charnext predict`, `inspect`, `play` (to its first frame) and `report`, on
+the numpy and the torch engine, against `python -c "import torch"`.
 
 Every command runs as a fresh process, all of them in turn, several times; the medians of
 their wall time and of the CPU time they used (which a machine busy with other work disturbs
@@ -23,6 +23,24 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+# `charnext play` to its first frame, without a terminal: the command as typed, its screen
+# replaced by one that types the first character, reads the prediction and leaves.
+PLAY_TO_FIRST_FRAME = """
+import sys
+from charnext.cli.app import main
+from charnext.rendering import play_ui
+
+def first_frame(session, out, title, k, length):
+    session.type(session.vocab.chars[0])
+    session.top(k)
+    return ""
+
+play_ui.require_terminal = lambda: None
+play_ui.run = first_frame
+sys.argv = ["charnext", "play", *sys.argv[1:]]
+main()
+"""
 
 
 def wall(cmd: list[str], env: dict) -> tuple[float, float]:
@@ -63,12 +81,16 @@ def main() -> None:
         script = shutil.which("charnext")
         charnext = [script] if script else [sys.executable, "-m", "charnext"]
         predict = [*charnext, "predict", "--prefix", a.prefix, "--checkpoint", str(path)]
+        play = [sys.executable, "-c", PLAY_TO_FIRST_FRAME]
         commands = {
             "import torch": [sys.executable, "-c", "import torch"],
             "predict (numpy)": predict,
             "predict --engine torch": [*predict, "--engine", "torch"],
             "inspect (numpy)": [*charnext, "inspect", str(path)],
             "inspect --engine torch": [*charnext, "inspect", str(path), "--engine", "torch"],
+            "play (numpy)": [*play, "-c", str(path)],
+            "play --engine torch": [*play, "-c", str(path), "--engine", "torch"],
+            "report": [*charnext, "report", "-c", str(path), "-o", str(Path(folder) / "r.html")],
         }
         for name, cmd in commands.items():
             print(f"{name:24s} {' '.join(cmd)}")

@@ -38,12 +38,12 @@ def charnext_rate(a) -> float:
 
     from charnext.config import TrainConfig
     from charnext.events import StepEvent
-    from charnext.trainer import Trainer
+    from charnext.training.runs import new_run
 
     text = Path(a.text).read_text(encoding="utf-8")
     config = TrainConfig(steps=a.steps + 3, seq_len=a.seq_len, batch_size=a.batch_size, precision=a.precision,
                          device="cpu", val_fraction=0.0, random_windows=a.random_windows)  # fmt: skip
-    trainer = Trainer.new(text, None, config, None, cell=a.cell, hidden_size=a.hidden_size,
+    trainer = new_run(text, None, config, None, cell=a.cell, hidden_size=a.hidden_size,
                           num_layers=a.num_layers, embedding_size=a.embedding_size)  # fmt: skip
     rates, last = [], None
     for event in trainer.run():

@@ -1,6 +1,6 @@
 """`python -m charnext` runs the command line."""
 
-from charnext.cli import main
+from charnext.cli.app import main
 
 if __name__ == "__main__":
     main()

@@ -14,26 +14,31 @@ The command line is a thin layer over exactly these functions. `load`, `predict`
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from charnext.checkpoint import Checkpoint
-from charnext.checkpoint import load as _load_checkpoint
-from charnext.config import Cell, Engine, ModelConfig, SampleConfig, TrainConfig
+from charnext.config import Cell, Engine, ModelConfig, SampleConfig, TrainConfig, split_options
 from charnext.errors import ConfigError, TextError
 from charnext.events import EvalResult
-from charnext.inference import StepPrediction, predict_steps
-from charnext.inference import generate as _generate
-from charnext.vocab import Vocab
+from charnext.inference.sampling import generate as _generate
+from charnext.inference.steps import StepPrediction, predict_steps
+from charnext.storage.checkpoint import Checkpoint
+from charnext.storage.checkpoint import load as _load_checkpoint
+from charnext.text.reading import decode_utf8, read_text  # noqa: F401 - for the command line
+from charnext.text.vocab import Vocab
 
 if TYPE_CHECKING:  # torch's modules load on first use: load, predict and generate never need them
     from charnext.events import Event, TrainResult
-    from charnext.loss import sequence_loss
-    from charnext.model import CharModel as Model
-    from charnext.surprise import CharSurprise, Surprise
+    from charnext.inference.surprise import CharSurprise, Surprise
+    from charnext.inside.play import PlaySession
+    from charnext.modeling.loss import sequence_loss
+    from charnext.modeling.model import CharModel as Model
+    from charnext.training.runs import Source
+    from charnext.training.trainer import Trainer
 
 __all__ = [
     "Cell",
@@ -65,11 +70,12 @@ __all__ = [
 
 _LAZY = {  # name -> (module, name there): imported (with torch) only when first asked for
     "TrainResult": ("charnext.events", "TrainResult"),
-    "Trainer": ("charnext.trainer", "Trainer"),
-    "Model": ("charnext.model", "CharModel"),
-    "sequence_loss": ("charnext.loss", "sequence_loss"),
-    "CharSurprise": ("charnext.surprise", "CharSurprise"),
-    "Surprise": ("charnext.surprise", "Surprise"),
+    "Trainer": ("charnext.training.trainer", "Trainer"),
+    "Source": ("charnext.training.runs", "Source"),
+    "Model": ("charnext.modeling.model", "CharModel"),
+    "sequence_loss": ("charnext.modeling.loss", "sequence_loss"),
+    "CharSurprise": ("charnext.inference.surprise", "CharSurprise"),
+    "Surprise": ("charnext.inference.surprise", "Surprise"),
 }
 
 
@@ -91,26 +97,16 @@ def load(path: str | Path = "checkpoint.pt", device: str = "cpu", engine: str = 
 
     `engine` is what `predict` and `generate` run on: "numpy" (the CPU only; no torch
     imported for a format-2 file), "torch", or "auto": numpy on the CPU, torch elsewhere (see
-    `charnext.inference.resolve_engine`). `evaluate`, `surprisal` and `.model` use torch
+    `charnext.modeling.runner.resolve_engine`). `evaluate`, `neurons` and `.model` use torch
     whatever the engine.
     """
-    from charnext.inference import resolve_engine
+    from charnext.modeling.runner import resolve_engine
 
     if device != "cpu":
-        from charnext.device import resolve_device
+        from charnext.modeling.device import resolve_device
 
         device = str(resolve_device(device))
     return _load_checkpoint(path, device, resolve_engine(engine, device))
-
-
-def _text_for(ckpt: Checkpoint, text: str, skip_unknown: bool) -> tuple[str, list[str]]:
-    """The text with unknown characters dropped (if allowed), and the dropped characters."""
-    unknown = ckpt.vocab.unknown(text)
-    if unknown and not skip_unknown:
-        ckpt.vocab.encode(text)  # raises UnknownCharactersError with the standard message
-    if unknown:
-        text = "".join(c for c in text if c in ckpt.vocab)
-    return text, unknown
 
 
 @dataclass
@@ -150,13 +146,13 @@ class PredictResult:
 
 def predict(ckpt: Checkpoint, prefix: str, top_k: int = 3, skip_unknown: bool = False) -> PredictResult:
     """Feed `prefix` one character at a time; the prediction and top-k after each."""
-    prefix, skipped = _text_for(ckpt, prefix, skip_unknown)
+    prefix, skipped = ckpt.vocab.known(prefix, skip_unknown)
     return PredictResult(predict_steps(ckpt.runner, ckpt.vocab, prefix, top_k, ckpt.start), skipped)
 
 
 def line_mode(ckpt: Checkpoint) -> bool:
     """Whether the checkpoint was trained in line mode (each line its own sequence)."""
-    return bool(ckpt.train_config.get("lines"))
+    return ckpt.line_mode
 
 
 def generate_stream(
@@ -173,7 +169,7 @@ def generate_stream(
     """
     if length < 0 or num_samples < 1:
         raise ConfigError("length must be 0 or more and num-samples at least 1")
-    prefix, _ = _text_for(ckpt, prefix, skip_unknown)
+    prefix, _ = ckpt.vocab.known(prefix, skip_unknown)
     stop = NEWLINE if line_mode(ckpt) else None
     yield from _generate(ckpt.runner, ckpt.vocab, prefix, length, sample, num_samples, stop, ckpt.start)
 
@@ -199,7 +195,7 @@ def generate(
 
 def seen_in_training(ckpt: Checkpoint, line: str) -> bool | None:
     """For a line-mode checkpoint: whether `line` is one of its training lines (None: unknown)."""
-    from charnext.inference import in_line_index
+    from charnext.text.reading import in_line_index
 
     index = ckpt.raw.get("line_index")
     if index is None or not hasattr(index, "shape"):
@@ -250,11 +246,11 @@ def _unigram_loss(ckpt: Checkpoint, targets: str) -> float | None:
 
 def evaluate(ckpt: Checkpoint, text: str, skip_unknown: bool = False, precision: str = "fp32") -> Evaluation:
     """Loss (nats/char), bits/char, perplexity and accuracy of the checkpoint on `text`."""
-    from charnext.data import text_lines
-    from charnext.device import resolve_precision
-    from charnext.scoring import evaluate_lines, evaluate_stream
+    from charnext.inference.scoring import evaluate_lines, evaluate_stream
+    from charnext.modeling.device import resolve_precision
+    from charnext.text.reading import text_lines
 
-    kept, unknown = _text_for(ckpt, text, skip_unknown)
+    kept, unknown = ckpt.vocab.known(text, skip_unknown)
     skipped = len(text) - len(kept)
     device = ckpt.model.head.weight.device
     precision = resolve_precision(precision, device, ckpt.config.cell)
@@ -296,25 +292,86 @@ def surprisal(
     """
     if offset < 0 or length < 1 or top_k < 1:
         raise ConfigError("offset must be 0 or more, and the length and top-k at least 1")
-    from charnext.surprise import score_chars
+    from charnext.inference.surprise import score_chars
 
-    kept, unknown = _text_for(ckpt, text, skip_unknown)
+    kept, unknown = ckpt.vocab.known(text, skip_unknown)
     if offset >= len(kept):
         raise ConfigError(f"offset {offset} is past the end of the text ({len(kept)} characters)")
-    result = score_chars(ckpt.model, ckpt.vocab, kept, offset, length, top_k, start=ckpt.start)
+    result = score_chars(ckpt.runner, ckpt.vocab, kept, offset, length, top_k, start=ckpt.start)
     result.skipped = unknown
     return result
 
 
-def _check_options(options: dict, known: set[str]) -> None:
-    """A ConfigError naming an unknown option, the nearest known one, and all of them."""
-    import difflib
+def describe(ckpt: Checkpoint) -> dict:
+    """What a checkpoint holds, as plain data (`charnext inspect`)."""
+    from charnext.storage.describe import describe as describe_checkpoint
 
-    for name in options:
-        if name not in known:
-            near = difflib.get_close_matches(name, known, n=1)
-            hint = f"did you mean {near[0]}? " if near else ""
-            raise ConfigError(f"unknown option {name!r}; {hint}the options are {', '.join(sorted(known))}")
+    return describe_checkpoint(ckpt)
+
+
+def export(path: str | Path, out: str | Path) -> Path:
+    """Write the inference-only file of a checkpoint: weights, vocabulary, model config."""
+    from charnext.storage.checkpoint import export as export_checkpoint
+
+    return export_checkpoint(path, out)
+
+
+def prepare(file: str | Path, out: str | Path, on_progress: Callable | None = None):
+    """Encode a text of any size once into a memory-mapped token folder (`charnext prepare`)."""
+    from charnext.text.prepare import prepare as prepare_text
+
+    return prepare_text(file, out, on_progress=on_progress)
+
+
+def neurons(
+    ckpt: Checkpoint,
+    text: str,
+    unit: str | None = None,
+    max_chars: int | None = 100_000,
+    offset: int = 0,
+    show_chars: int = 600,
+    skip_unknown: bool = False,
+):
+    """Which units of the model follow which features of `text` (`charnext neurons`): the scan,
+    and the unit named by `unit` (LAYER:INDEX, or LAYER:hINDEX) if one is."""
+    from charnext.inside.neurons import parse_unit, scan
+
+    chosen = parse_unit(unit, ckpt.model) if unit is not None else None
+    kept, unknown = ckpt.vocab.known(text, skip_unknown)
+    result = scan(ckpt.model, ckpt.vocab, kept, max_chars, offset, show_chars, ckpt.line_mode)
+    result.skipped = unknown
+    return result, chosen
+
+
+def play_session(ckpt: Checkpoint, sample: SampleConfig | None = None) -> PlaySession:
+    """A typing session with the checkpoint (`charnext play`): type, see the next character; what
+    it writes is drawn with `sample`. On the numpy engine it imports no torch."""
+    from charnext.inside.play import PlaySession
+
+    return PlaySession(ckpt.runner, ckpt.vocab, ckpt.start, sample)
+
+
+def report_page(
+    ckpt: Checkpoint,
+    text: str | None = None,
+    source: str | None = None,
+    prefix: str | None = None,
+    offset: int = 0,
+    chars: int = 500,
+    units: int = 6,
+    alternatives: int = 5,
+    max_chars: int | None = 100_000,
+    skip_unknown: bool = False,
+    sample: SampleConfig | None = None,
+) -> str:
+    """The HTML report of a checkpoint (`charnext report`), as one self-contained page. Without
+    `text` it reads a sample the model writes itself, drawn with `sample`."""
+    from charnext.inside.report import collect, to_html
+
+    data = collect(
+        ckpt, text, source, prefix, offset, chars, units, alternatives, max_chars, skip_unknown, sample
+    )
+    return to_html(data)
 
 
 def train(
@@ -330,23 +387,72 @@ def train(
 
     `options` are ModelConfig fields (cell, hidden_size, num_layers, embedding_size, dropout)
     and TrainConfig fields (steps, lr, seq_len, max_time: seconds or "90s", ...); an unknown one
-    is refused with a ConfigError naming the options that exist. Without `model` and `config`, the fields
-    they leave out are planned (charnext.planner), as `charnext train` does. `on_event`
-    receives each event.
+    is refused with a ConfigError naming the options that exist. Without `model` and `config`,
+    the fields they leave out are planned (charnext.training.planner), as `charnext train` does.
+    `on_event` receives each event.
     """
-    model_fields = set(ModelConfig.__dataclass_fields__) - {"vocab_size"}
-    _check_options(options, model_fields | set(TrainConfig.__dataclass_fields__))
-    model_options = {k: v for k, v in options.items() if k in model_fields}
-    train_options = {k: v for k, v in options.items() if k not in model_fields}
+    from charnext.training.runs import new_run
+
+    model_options, train_options = split_options(options)
     # with no config object, what `options` leave out is planned for the text and the budget
     given = set(options) if model is None and config is None else None
     config = config or TrainConfig(**train_options)
-    from charnext.runs import new_run
-
     trainer = new_run(text, model, config, out, given=given, **model_options)
-    for event in trainer.run():
-        if on_event is not None:
-            on_event(event)
-    result = trainer.result
+    result = run(trainer, on_event)
     result.model = trainer.model  # type: ignore[attr-defined]
     return result
+
+
+def start_run(
+    source: Source | None,
+    out: str | Path | None = None,
+    *,
+    resume: str | Path | None = None,
+    init_from: str | Path | None = None,
+    extend_vocab: bool = False,
+    command: list[str] | None = None,
+    **options,
+) -> Trainer:
+    """A run ready to train, as `charnext train` starts it: resumed from the checkpoint `resume`
+    (options marked resumable apply, the others are refused unless equal; `source` may be None:
+    the run reopens its text), or new on `source` (from `init_from`'s weights if given; the
+    options not given are planned). Nothing is trained yet: see `run`."""
+    from charnext.training.runs import new_run, resume_run
+
+    if resume is not None:
+        if init_from is not None:
+            raise ConfigError("--resume and --init-from exclude each other")
+        if extend_vocab:
+            raise ConfigError("--extend-vocab goes with --init-from, not with --resume")
+        return resume_run(resume, source, out=out, command=command, **options)
+    model_options, train_options = split_options(options)
+    return new_run(
+        source, ModelConfig(**model_options), TrainConfig(**train_options), out or Path("checkpoint.pt"),
+        init_from=init_from, extend_vocab=extend_vocab, command=command, given=set(options),
+    )  # fmt: skip
+
+
+def run(
+    trainer: Trainer, on_event: Callable[[Event], None] | None = None, stop_on_sigint: bool = False
+) -> TrainResult:
+    """Train `trainer` to its end, handing each event to `on_event`; its result. With
+    `stop_on_sigint` the first Ctrl-C stops the run after the current step and saves it."""
+    from charnext.training.trainer import stop_on_sigint as sigint_stops
+
+    with sigint_stops(trainer) if stop_on_sigint else contextlib.nullcontext():
+        for event in trainer.run():
+            if on_event is not None:
+                on_event(event)
+    return trainer.result
+
+
+@contextlib.contextmanager
+def training_processes(device: str = "auto", timeout: float = 600.0, threads: int | None = None) -> Iterator:
+    """The processes a run trains in (one, or torchrun's), with `threads` CPU threads each: set up
+    for a block and taken down after it; yields who this process is (`.main`, `.rank`, `.world`)."""
+    from charnext.modeling.device import configure_threads
+    from charnext.training import distributed
+
+    configure_threads(threads)
+    with distributed.process_group(device, timeout) as procs:
+        yield procs

@@ -1,14 +1,14 @@
 """Typed configuration and choices, free of torch so that `charnext --help` starts fast.
 
 Each dataclass belongs to the module that uses it and is re-exported there:
-`ModelConfig` (charnext.model), `TrainConfig` (charnext.trainer), `SampleConfig`
-(charnext.inference).
+`ModelConfig` (charnext.modeling.model), `TrainConfig` (charnext.training.trainer), `SampleConfig`
+(charnext.inference.sampling).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import Field, asdict, dataclass, field, fields
 from enum import Enum
 
 from charnext.errors import ConfigError
@@ -32,11 +32,19 @@ class Precision(str, Enum):
 
 
 class Engine(str, Enum):
-    """What runs the model for prediction and generation (see charnext.inference.resolve_engine)."""
+    """What runs the model for prediction and generation (see charnext.modeling.runner.resolve_engine)."""
 
     auto = "auto"
     numpy = "numpy"
     torch = "torch"
+
+
+def _option(default, *, resumable: bool = False, planned: bool = False):
+    """A training option's field: its default, whether a resumed run may change it (the rest fix
+    the model, the data order or the split), and whether the planner chooses it when not given.
+    RESUMABLE and PLANNED below, and so runs, the planner, the run's header and the README's
+    resume table, read these marks."""
+    return field(default=default, metadata={"resumable": resumable, "planned": planned})
 
 
 class Cell(str, Enum):
@@ -51,13 +59,13 @@ class Cell(str, Enum):
 class ModelConfig:
     """Shape of a character model."""
 
-    vocab_size: int  # number of distinct characters
-    cell: Cell = Cell.lstm  # recurrent cell: rnn (tanh), gru or lstm
-    hidden_size: int = 256  # units in each recurrent layer
-    num_layers: int = 2  # stacked recurrent layers
-    embedding_size: int = 64  # learned input embedding width; 0 feeds one-hot vectors
-    dropout: float = 0.0  # dropout between recurrent layers and before the head, 0..1
-    weight_drop: float = 0.0  # DropConnect on the recurrent (hidden-to-hidden) weights in training, 0..1
+    vocab_size: int | None = None  # distinct characters; None until a run has read the text
+    cell: Cell = _option(Cell.lstm)  # recurrent cell: rnn (tanh), gru or lstm
+    hidden_size: int = _option(256, planned=True)  # units in each recurrent layer
+    num_layers: int = _option(2, planned=True)  # stacked recurrent layers
+    embedding_size: int = _option(64)  # learned input embedding width; 0 feeds one-hot vectors
+    dropout: float = _option(0.0, planned=True)  # dropout between layers and before the head, 0..1
+    weight_drop: float = _option(0.0)  # DropConnect on the hidden-to-hidden weights in training, 0..1
 
     def __post_init__(self) -> None:
         try:
@@ -65,7 +73,7 @@ class ModelConfig:
         except ValueError:
             raise ConfigError(f"unknown cell {self.cell!r}; choose rnn, gru or lstm") from None
         for name in ("vocab_size", "hidden_size", "num_layers"):
-            if int(getattr(self, name)) < 1:
+            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
         if self.embedding_size < 0:
             raise ConfigError(f"embedding-size must be 0 (one-hot) or more, not {self.embedding_size}")
@@ -85,27 +93,27 @@ class ModelConfig:
 class TrainConfig:
     """How to train."""
 
-    seq_len: int = 64  # characters per window: how far gradients flow back in time
-    batch_size: int | None = None  # windows (lines) per step, all processes; None = 16 (64 lines)
-    steps: int | None = None  # optimizer steps; None with no epochs/max_time = sized to the text
-    epochs: float | None = None  # passes over the training text, instead of steps
-    max_time: float | None = None  # wall-clock budget in seconds (or "90s", "10m"); the lr schedule fits it
-    lr: float = 8e-3  # peak learning rate (AdamW)
-    min_lr_ratio: float = 0.1  # final learning rate as a fraction of the peak (cosine decay)
-    warmup_steps: int = 50  # steps of linear learning-rate warm-up
-    grad_clip: float = 1.0  # maximum gradient norm; 0 turns clipping off
-    weight_decay: float = 0.0  # AdamW weight decay
-    seed: int = 0  # random seed: weights, dropout, batch order
-    device: str = "auto"  # auto, cpu, cuda or mps
-    precision: str = "auto"  # auto, fp32 or bf16 (autocast of the forward pass)
-    val_fraction: float | None = None  # share of the text held out at its end; None = auto
-    eval_every: int | None = None  # steps between validations; None = about 10 per run
-    patience: int | None = None  # stop after this many validations without improvement
-    lines: bool = False  # line mode: each non-empty line is its own sequence
-    random_windows: bool = False  # draw windows at random (state not carried) instead of streams
-    cold_starts: float = 0.0  # share of stream windows read from the zero state, not the carried one
-    sample_prompt: str | None = None  # prompt of the previews after each validation; None = auto
-    sample_temperature: float = 0.8  # temperature of those previews (fixed seed); 0 = greedy
+    seq_len: int = _option(64)  # characters per window: how far gradients flow back in time
+    batch_size: int | None = _option(None, planned=True)  # windows (lines) per step, all processes
+    steps: int | None = _option(None, resumable=True)  # optimizer steps; None = sized to the text
+    epochs: float | None = _option(None, resumable=True)  # passes over the training text, instead of steps
+    max_time: float | None = _option(None, resumable=True)  # budget, seconds (or "90s"); the schedule fits it
+    lr: float = _option(8e-3, resumable=True, planned=True)  # peak learning rate (AdamW)
+    min_lr_ratio: float = _option(0.1)  # final learning rate as a fraction of the peak (cosine decay)
+    warmup_steps: int = _option(50, planned=True)  # steps of linear learning-rate warm-up
+    grad_clip: float = _option(1.0)  # maximum gradient norm; 0 turns clipping off
+    weight_decay: float = _option(0.0, planned=True)  # AdamW weight decay
+    seed: int = _option(0)  # random seed: weights, dropout, batch order
+    device: str = _option("auto", resumable=True)  # auto, cpu, cuda or mps
+    precision: str = _option("auto", resumable=True)  # auto, fp32 or bf16 (autocast of the forward)
+    val_fraction: float | None = _option(None)  # share of the text held out at its end; None = auto
+    eval_every: int | None = _option(None, resumable=True)  # steps between validations; None = ~10 a run
+    patience: int | None = _option(None, resumable=True)  # stop after N validations without a new best
+    lines: bool = _option(False)  # line mode: each non-empty line is its own sequence
+    random_windows: bool = _option(False)  # windows drawn at random (no state carried), not streamed
+    cold_starts: float = _option(0.0)  # share of stream windows read from the zero state, not carried
+    sample_prompt: str | None = _option(None, resumable=True)  # the previews' prompt; None = the text's
+    sample_temperature: float = _option(0.8, resumable=True)  # the previews' temperature; 0 = greedy
 
     def __post_init__(self) -> None:
         if isinstance(self.max_time, str):  # the command line's spelling: 90s, 10m, 1h30m
@@ -157,6 +165,40 @@ class SampleConfig:
             raise ConfigError(f"top-p must be in (0, 1], not {self.top_p}")
 
 
+def _marked(mark: str) -> tuple[str, ...]:
+    return tuple(f.name for cls in (ModelConfig, TrainConfig) for f in fields(cls) if f.metadata.get(mark))
+
+
+def training_options() -> dict[str, Field]:
+    """Every training option (the fields of ModelConfig, but the vocabulary's size, and of
+    TrainConfig), by name, in declaration order."""
+    return {f.name: f for cls in (ModelConfig, TrainConfig) for f in fields(cls) if f.name != "vocab_size"}
+
+
+RESUMABLE = _marked("resumable")  # the options a resumed run may change
+PLANNED = _marked("planned")  # the options the planner chooses when they are not given
+
+
+def split_options(options: dict) -> tuple[dict, dict]:
+    """Training options -> (ModelConfig fields, TrainConfig fields); an unknown name is a
+    ConfigError. The API and the command line split them here alike."""
+    model_names = {f.name for f in fields(ModelConfig)} - {"vocab_size"}
+    train_names = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(options) - model_names - train_names)
+    if unknown:  # one line: the name, the nearest option, and every option there is
+        import difflib
+
+        known = sorted(model_names | train_names)
+        near = difflib.get_close_matches(unknown[0], known, n=1)
+        hint = f"did you mean {near[0]}? " if near else ""
+        raise ConfigError(f"unknown option {unknown[0]!r}; {hint}the options are {', '.join(known)}")
+    model = {k: v for k, v in options.items() if k in model_names}
+    return model, {k: v for k, v in options.items() if k in train_names}
+
+
+# -- durations: read from options, shown in tables and in the plan --------------------------
+
+
 def parse_duration(value: str) -> float:
     """`90s`, `10m`, `2h`, `1h30m` or plain seconds -> seconds."""
     text = value.strip().lower()
@@ -170,3 +212,23 @@ def parse_duration(value: str) -> float:
     if seconds <= 0:
         raise ConfigError(f"duration must be positive, not {value!r}")
     return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """12.3s, 4m05s, 1h02m."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+
+
+def format_budget(seconds: float) -> str:
+    """600 -> '10m', 90 -> '90s', 5400 -> '1h30m'."""
+    seconds = round(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 120:
+        return f"{minutes}m" + (f"{seconds % 60:02d}s" if seconds % 60 else "")
+    return f"{minutes // 60}h" + (f"{minutes % 60:02d}m" if minutes % 60 else "")

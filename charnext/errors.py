@@ -47,3 +47,16 @@ class TrainingDiverged(CharnextError):
     """The training loss exploded; the checkpoints on disk are the last good ones."""
 
     exit_code = 3
+
+
+class PreparedDataError(CharnextError):
+    """A prepared data folder is missing, incomplete, corrupt or from an unsupported version."""
+
+
+class DistributedError(CharnextError):
+    """Another process of a multi-process run failed, vanished or stopped answering."""
+
+
+class TensorFileError(ValueError):
+    """The bytes are not a well-formed safetensors file (the message says why). Internal: the
+    checkpoint module turns it into a CheckpointError naming the file."""

@@ -1,6 +1,6 @@
 """What a training run reports: small event dataclasses and the final result, free of torch.
 
-The loop (`charnext.trainer`) yields these; `render.py` and `cli.py` import them without
+The loop (`charnext.training.trainer`) yields these; `render.py` and `cli.py` import them without
 loading torch, so the front end is typed and tells events apart with `isinstance`.
 """
 
@@ -26,7 +26,7 @@ class StepEvent:
 
 
 @dataclass
-class ReportEvent:
+class RowEvent:
     """A row of the lecture's table: loss, accuracy and decoded prediction of a fixed window."""
 
     step: int
@@ -49,7 +49,7 @@ class EvalEvent:
     sample: str  # a short sampled continuation of the prompt (fixed seed)
 
 
-Event = StepEvent | ReportEvent | EvalEvent
+Event = StepEvent | RowEvent | EvalEvent
 
 
 @dataclass
@@ -111,7 +111,7 @@ class TrainResult:
     threads: int = 0  # CPU threads each process used for torch
     metrics_log: Path | None = None  # the JSON Lines metrics log, if one was written
     skipped_steps: int = 0  # steps skipped because their gradients were not finite
-    plan: dict | None = None  # what the planner chose and why (charnext.planner.Plan), if it ran
+    plan: dict | None = None  # what the planner chose and why (charnext.training.planner.Plan), if it ran
     session_steps: int = 0  # optimizer steps made in this session (less than `steps` after --resume)
     session_elapsed: float = 0.0  # wall-clock seconds of this session
 

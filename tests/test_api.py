@@ -37,10 +37,10 @@ def test_api_names_survive_importing_every_submodule():
 
     import charnext
 
-    modules = {m.name for m in pkgutil.iter_modules(charnext.__path__)}
-    assert not {"train", "predict", "evaluate", "generate"} & modules
-    for name in modules - {"__main__"}:
-        importlib.import_module(f"charnext.{name}")
+    modules = {m.name for m in pkgutil.walk_packages(charnext.__path__, "charnext.")}
+    assert not {"train", "predict", "evaluate", "generate", "load"} & {m.split(".")[-1] for m in modules}
+    for name in modules - {"charnext.__main__"}:
+        importlib.import_module(name)
     from charnext import api
 
     for name in charnext.__all__:

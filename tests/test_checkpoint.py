@@ -19,12 +19,13 @@ import safetensors.numpy
 import safetensors.torch
 import torch
 
-from charnext import api, tensorfile
-from charnext import checkpoint as ckpt
+from charnext import api
 from charnext.config import ModelConfig
 from charnext.errors import CheckpointError
-from charnext.model import CharModel
-from charnext.vocab import Vocab
+from charnext.modeling.model import CharModel
+from charnext.storage import checkpoint as ckpt
+from charnext.storage import tensorfile
+from charnext.text.vocab import Vocab
 
 
 @pytest.fixture
@@ -202,9 +203,9 @@ def test_export_keeps_only_what_inference_needs(tmp_path, hihello):
     assert api.predict(b, "hihell").to_dict() == api.predict(a, "hihell").to_dict()
     assert api.generate(b, "hi", 20) == api.generate(a, "hi", 20)
     with pytest.raises(Exception, match="no resumable"):
-        from charnext.trainer import Trainer
+        from charnext.training.runs import resume_run
 
-        Trainer.resume(out, "hihello")
+        resume_run(out, "hihello")
 
 
 def test_export_converts_a_format_1_checkpoint(tmp_path):

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from charnext import __version__
-from charnext.checkpoint import load_raw
-from charnext.cli import app
+from charnext.cli.app import app
+from charnext.storage.checkpoint import load_raw
 
 runner = CliRunner()
 FAST = ["--hidden-size", "32", "--num-layers", "1", "--steps", "150", "--lr", "0.01"]

@@ -17,9 +17,9 @@ import typer
 from typer.testing import CliRunner
 
 from charnext import api
-from charnext.cli import app
+from charnext.cli.app import app
 from charnext.config import SampleConfig
-from charnext.inference import StepPrediction
+from charnext.inference.steps import StepPrediction
 
 runner = CliRunner()
 TINY = ["--hidden-size", "16", "--num-layers", "1", "--steps", "3", "--precision", "fp32", "--device", "cpu"]
@@ -30,7 +30,7 @@ def run(*args, input=None):
 
 
 def _fake_checkpoint():
-    return SimpleNamespace(train_config={}, raw={})
+    return SimpleNamespace(train_config={}, raw={}, line_mode=False)
 
 
 def _steps(prefix: str) -> list[StepPrediction]:
@@ -123,8 +123,8 @@ def test_inspect_hands_the_core_the_checkpoint(args):
     info = {"model": {}, "note": "described"}
     with (
         mock.patch.object(api, "load", return_value=ckpt) as load,
-        mock.patch("charnext.describe.describe", return_value=info) as describe,
-        mock.patch("charnext.plot.plot_history") as plot,
+        mock.patch("charnext.storage.describe.describe", return_value=info) as describe,
+        mock.patch("charnext.rendering.plot.plot_history") as plot,
     ):
         result = run("inspect", *args, "--plot", "loss.png", "--json", "--engine", "torch")
     assert result.exit_code == 0, result.output
@@ -137,7 +137,7 @@ def test_inspect_hands_the_core_the_checkpoint(args):
 def test_inspect_default_checkpoint():
     with (
         mock.patch.object(api, "load", return_value=_fake_checkpoint()) as load,
-        mock.patch("charnext.describe.describe", return_value={}),
+        mock.patch("charnext.storage.describe.describe", return_value={}),
     ):
         assert run("inspect", "--json").exit_code == 0
     load.assert_called_once_with(Path("checkpoint.pt"), engine="auto")

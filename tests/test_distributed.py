@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from charnext import checkpoint as ckpt
-from charnext import distributed
 from charnext.config import TrainConfig
 from charnext.errors import DeviceError
-from charnext.prepare import prepare
-from charnext.trainer import Trainer
+from charnext.storage import checkpoint as ckpt
+from charnext.text.prepare import prepare
+from charnext.training import distributed
+from charnext.training.runs import new_run, resume_run
+from charnext.training.trainer import Trainer
 
 pytestmark = pytest.mark.skipif(
     not torch.distributed.is_available() or not sys.platform.startswith("linux"),
@@ -104,11 +105,11 @@ def assert_same_weights(a: Path, b: Path) -> None:
 def one_process(text, out: Path, steps: int, resume: Path | None = None) -> Trainer:
     """A single-process run in this process, on the same settings as the torchrun ones."""
     if resume is not None:
-        trainer = Trainer.resume(resume, text, out=out, steps=steps)
+        trainer = resume_run(resume, text, out=out, steps=steps)
     else:
         # planned as `charnext train` plans it with the same options (e.g. its warm-up)
         given = {*MODEL, *TRAIN, "steps"}
-        trainer = Trainer.new(text, None, TrainConfig(steps=steps, **TRAIN), out, given=given, **MODEL)
+        trainer = new_run(text, None, TrainConfig(steps=steps, **TRAIN), out, given=given, **MODEL)
     list(trainer.run())
     return trainer
 
@@ -256,7 +257,7 @@ def test_a_rank_that_dies_ends_the_run_and_the_checkpoint_resumes(runs, tmp_path
     assert "Traceback" not in rank_output(tmp_path, 0, "stderr")
     # the last checkpoint is whole, and a single process continues from it
     saved = ckpt.load_raw(tmp_path / "run.pt")
-    trainer = Trainer.resume(tmp_path / "run.pt", poem, out=tmp_path / "after.pt", steps=saved["step"] + 2)
+    trainer = resume_run(tmp_path / "run.pt", poem, out=tmp_path / "after.pt", steps=saved["step"] + 2)
     list(trainer.run())
     assert trainer.result.steps == saved["step"] + 2
 

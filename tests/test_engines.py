@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from charnext import api, checkpoint
+from charnext import api
 from charnext.config import ModelConfig, SampleConfig
-from charnext.model import CharModel
-from charnext.numpy_model import NumpyModel, parameter_shapes
-from charnext.vocab import Vocab
+from charnext.modeling.model import CharModel
+from charnext.modeling.numpy_model import NumpyModel, parameter_shapes
+from charnext.storage import checkpoint
+from charnext.text.vocab import Vocab
 
 TEXT = "Tyger Tyger, burning bright,\nIn the forests of the night;\n"
 KINDS = [(cell, emb) for cell in ("rnn", "gru", "lstm") for emb in (0, 8)]
@@ -159,7 +160,7 @@ def test_engine_choice(saved):
     assert api.load(stream).engine == "numpy"  # auto on the CPU
     assert api.load(stream, engine="torch").engine == "torch"
     from charnext.errors import ConfigError
-    from charnext.inference import resolve_engine
+    from charnext.modeling.runner import resolve_engine
 
     assert resolve_engine("auto", "cuda") == "torch"
     with pytest.raises(ConfigError, match="CPU only"):

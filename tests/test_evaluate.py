@@ -12,8 +12,9 @@ from conftest import POEM
 from rich.console import Console
 from typer.testing import CliRunner
 
-from charnext import api, render
-from charnext.cli import app
+from charnext import api
+from charnext.cli.app import app
+from charnext.rendering import render
 
 runner = CliRunner()
 TINY = {"hidden_size": 32, "num_layers": 1, "precision": "fp32", "device": "cpu"}
@@ -166,7 +167,7 @@ def test_surprise_in_line_mode(tmp_path, names):
 
 
 def test_heat_map_in_colour(monkeypatch):
-    from charnext.surprise import CharSurprise
+    from charnext.inference.surprise import CharSurprise
 
     monkeypatch.delenv("NO_COLOR")
 

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from charnext import api
-from charnext.cli import app
+from charnext.cli.app import app
 
 TINY = ["--hidden-size", "16", "--num-layers", "1", "--precision", "fp32", "--device", "cpu"]
 
@@ -89,21 +89,21 @@ def test_api_names_the_options_that_exist():
 
 def test_step_budgets_space_validations_by_what_they_cost():
     from charnext.config import TrainConfig
-    from charnext.schedule import MAX_EVAL_SHARE, Schedule
+    from charnext.training.schedule import MAX_EVAL_SHARE, Schedule
 
-    plan = Schedule.plan(TrainConfig(steps=100), 10, 10_000, 100)
+    plan = Schedule.for_run(TrainConfig(steps=100), 10, 10_000, 100)
     assert plan.eval_every == 10
     assert plan.eval_due(10, since_eval=0.0)  # nothing measured yet: as planned
     plan.eval_seconds, plan.last_eval_step = 1.0, 10
     assert not plan.eval_due(20, since_eval=1 / MAX_EVAL_SHARE - 0.1)  # too soon for its cost
     assert plan.eval_due(23, since_eval=1 / MAX_EVAL_SHARE)
-    given = Schedule.plan(TrainConfig(steps=100, eval_every=10), 10, 10_000, 100)
+    given = Schedule.for_run(TrainConfig(steps=100, eval_every=10), 10, 10_000, 100)
     given.eval_seconds = 100.0
     assert given.eval_due(20, since_eval=0.0)  # --eval-every wins
 
 
 def test_a_short_step_budget_validates_briefly(tmp_path, poem):
-    from charnext.runs import new_run
+    from charnext.training.runs import new_run
 
     config = api.TrainConfig(steps=20, batch_size=4, seq_len=16)
     trainer = new_run(poem * 200, None, config, tmp_path / "p.pt", hidden_size=8, num_layers=1)
@@ -129,7 +129,7 @@ def test_the_first_word_comes_before_torch_is_imported(tmp_path):
     import sys
 
     code = (
-        "import sys, charnext.cli as c\n"
+        "import sys, charnext.cli.app as c\n"
         "write = sys.stdout.write\n"
         "mark = lambda: ' (torch loaded)' if 'torch' in sys.modules else ''\n"
         "sys.stdout.write = lambda s: write(s.rstrip() + mark() + '\\n')\n"

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from charnext.checkpoint import load_raw
+from charnext.storage.checkpoint import load_raw
 
 
 def test_sigint_saves_and_resume_continues(tmp_path, poem):

@@ -12,10 +12,11 @@ from rich.cells import cell_len
 from rich.console import Console
 from typer.testing import CliRunner
 
-from charnext import api, render
-from charnext.cli import app
-from charnext.plot import smooth, y_range
-from charnext.vocab import Vocab, visible, visible_text
+from charnext import api
+from charnext.cli.app import app
+from charnext.rendering import render
+from charnext.rendering.plot import smooth, y_range
+from charnext.text.vocab import Vocab, visible, visible_text
 
 runner = CliRunner()
 TINY = ["--hidden-size", "16", "--num-layers", "1", "--precision", "fp32", "--device", "cpu", "--lr", "0.01"]
@@ -69,10 +70,10 @@ def test_piped_training_view_prints_in_the_order_things_happen():
     con, buf = _console(60)
     step, report, evaluation = _events()
     with render.TrainView(con, "the run's header") as view:
-        view.report(report)
+        view.row(report)
         view.step(step)
         view.evaluation(evaluation)
-        view.report(SimpleNamespace(**{**vars(report), "step": 2}))
+        view.row(SimpleNamespace(**{**vars(report), "step": 2}))
     lines = buf.getvalue().splitlines()
     assert lines[0] == "the run's header"
     assert lines[1].split() == ["step", "loss", "acc", "prediction", "target"]
@@ -90,7 +91,7 @@ def test_training_view_shortens_text_columns_first():
         report = SimpleNamespace(step=123456, loss=12.3456, accuracy=1.0, prediction="가" * 40,
                                  target="x" * 80)  # fmt: skip
         with render.TrainView(con, "header") as view:
-            view.report(report)
+            view.row(report)
         lines = buf.getvalue().splitlines()
         assert lines[-1].split()[:3] == ["123456", "12.3456", "100%"]
         assert all(cell_len(line) <= width for line in lines[1:]), (width, lines)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from charnext.loss import sequence_loss
+from charnext.modeling.loss import sequence_loss
 
 TARGETS = torch.tensor([[1, 1, 1]])
 

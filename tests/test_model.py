@@ -7,7 +7,7 @@ import torch
 
 from charnext.config import Cell, ModelConfig
 from charnext.errors import ConfigError
-from charnext.model import CharModel
+from charnext.modeling.model import CharModel
 
 
 @pytest.mark.parametrize("cell", list(Cell))

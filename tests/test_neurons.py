@@ -12,10 +12,10 @@ import torch
 from rich.console import Console
 from typer.testing import CliRunner
 
-from charnext import neurons
-from charnext.cli import app
-from charnext.model import CharModel, ModelConfig
-from charnext.vocab import Vocab
+from charnext.cli.app import app
+from charnext.inside import neurons
+from charnext.modeling.model import CharModel, ModelConfig
+from charnext.text.vocab import Vocab
 
 
 def test_features_at_each_character():
@@ -202,7 +202,7 @@ def test_neurons_unit_heat_map_in_a_pipe(hihello, hitext):
 
 
 def test_unit_heat_map_in_colour():
-    from charnext.render import unit_heat_map
+    from charnext.rendering.render import unit_heat_map
 
     con = Console(file=io.StringIO(), force_terminal=True, color_system="truecolor", width=40, no_color=False)
     con.print(unit_heat_map("ab\ncd", [-1.0, 0.0, 0.5, 1.0, 0.2], 1.0, 30, colour=True))

@@ -8,12 +8,12 @@ import pytest
 from typer.testing import CliRunner
 
 from charnext import api
-from charnext import planner as pl
-from charnext.checkpoint import load_raw
-from charnext.cli import app
+from charnext.cli.app import app
 from charnext.config import TrainConfig
-from charnext.events import ReportEvent
-from charnext.runs import new_run
+from charnext.events import RowEvent
+from charnext.storage.checkpoint import load_raw
+from charnext.training import planner as pl
+from charnext.training.runs import new_run
 
 runner = CliRunner()
 SEQ = 64
@@ -42,7 +42,7 @@ def params(plan):
 
 
 def test_parameters_match_the_model():
-    from charnext.model import CharModel, ModelConfig
+    from charnext.modeling.model import CharModel, ModelConfig
 
     for cell in ("rnn", "gru", "lstm"):
         for hidden, layers, emb in ((5, 1, 0), (32, 2, 16), (100, 3, 64)):
@@ -138,9 +138,7 @@ def test_the_lecture_models_learn_hihello_with_no_other_flag(tmp_path, cell):
 
 def test_the_default_model_learns_hihello_within_50_steps():
     reports = []
-    api.train(
-        "hihello", out=None, on_event=lambda e: reports.append(e) if isinstance(e, ReportEvent) else None
-    )
+    api.train("hihello", out=None, on_event=lambda e: reports.append(e) if isinstance(e, RowEvent) else None)
     first = [e.step for e in reports if e.prediction == "ihello"]
     assert first and first[0] <= 50, [(e.step, e.prediction) for e in reports]
 

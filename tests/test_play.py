@@ -16,16 +16,16 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from charnext.cli import app
+from charnext.cli.app import app
 
 ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07]*\x07|[()][0-9A-B]|[=>78])")
 
 
 def test_session_predicts_accepts_and_goes_back(hihello):
-    from charnext.checkpoint import load
-    from charnext.play import PlaySession
+    from charnext import api
+    from charnext.config import SampleConfig
 
-    s = PlaySession(load(hihello))
+    s = api.play_session(api.load(hihello), SampleConfig(temperature=0.8, seed=0))
     assert s.top() == []  # a stream model predicts only after reading
     assert s.accept() is None
     for ch in "hihel":
@@ -38,8 +38,10 @@ def test_session_predicts_accepts_and_goes_back(hihello):
     s.backspace()
     assert s.text == "hihell" and s.top(1)[0][0] == "o"  # the state went back too
     assert not s.type("z") and s.text == "hihell"  # not in the vocabulary: nothing changes
-    assert s.generate(1, temperature=0) == "o" and s.text == "hihello"
-    assert len(s.generate(5)) == 5 and len(s.text) == 12  # sampled, seeded
+    assert len(s.generate(5)) == 5 and len(s.text) == 11  # sampled, seeded
+    greedy = api.play_session(api.load(hihello), SampleConfig(temperature=0))
+    assert all(greedy.type(ch) for ch in "hihell")
+    assert greedy.generate(1) == "o" and greedy.text == "hihello"
 
 
 def test_play_refuses_without_a_terminal(hihello):
@@ -105,7 +107,7 @@ class Terminal:
 
 @pytest.fixture
 def terminal(hihello):
-    t = Terminal([sys.executable, "-m", "charnext", "play", "-c", str(hihello), "--top-k", "3"])
+    t = Terminal([sys.executable, "-m", "charnext", "play", "-c", str(hihello), "--alternatives", "3"])
     yield t
     t.close()
 
@@ -140,3 +142,68 @@ def test_play_generates_and_deletes(terminal):
     terminal.read_until(r"'z' is not in the model's vocabulary")
     terminal.send("\x04")
     assert terminal.wait() == 0
+
+
+PLAY_WITHOUT_TORCH = """
+import json, sys
+from typer.testing import CliRunner
+from charnext.cli.app import app
+from charnext.rendering import play_ui
+
+seen = {"torch at start": "torch" in sys.modules}
+
+def first_prediction(session, out, title, k, length):
+    for ch in "hihel":
+        session.type(ch)
+    seen["top"] = session.top(k)
+    seen["torch"] = "torch" in sys.modules
+    return ""
+
+play_ui.require_terminal = lambda: None
+play_ui.run = first_prediction
+r = CliRunner().invoke(app, ["play", "-c", sys.argv[1], "--alternatives", "2"])
+print(json.dumps({**seen, "exit": r.exit_code, "output": r.output}))
+"""
+
+
+def test_play_imports_no_torch_from_its_start_to_its_first_prediction(hihello):
+    """On the CPU by default play runs on the numpy engine: the command, the checkpoint and the
+    first prediction import no torch (it costs seconds before the first frame)."""
+    import json
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", PLAY_WITHOUT_TORCH, str(hihello)], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    seen = json.loads(proc.stdout.splitlines()[-1])
+    assert seen["exit"] == 0, seen["output"]
+    assert seen["top"][0][0] == "l" and len(seen["top"]) == 2  # hihel -> l, two alternatives
+    assert not seen["torch at start"] and not seen["torch"]
+
+
+def test_play_draws_with_temperature_top_k_top_p_and_seed(hihello):
+    """Ctrl-G's characters come from the one sampler: seeded, and cut by top-k and top-p."""
+    from charnext import api
+    from charnext.config import SampleConfig
+
+    ckpt = api.load(hihello)
+
+    def written(**sample) -> str:
+        s = api.play_session(ckpt, SampleConfig(**sample))
+        s.type("h")
+        return s.generate(30)
+
+    greedy = written(temperature=0)
+    assert greedy.startswith("ihello")
+    assert written(temperature=3.0, seed=1) == written(temperature=3.0, seed=1)  # the seed repeats it
+    assert written(temperature=3.0, seed=1) != written(temperature=3.0, seed=2)
+    assert written(temperature=3.0, top_k=1, seed=1) == greedy  # top-k 1: only the most likely
+    assert written(temperature=3.0, top_p=0.01, seed=2) == greedy  # a tiny top-p: the same
+    assert set(written(temperature=3.0, top_k=2, seed=3)) <= set("hielo")
+
+
+def test_play_refuses_bad_sampling_options(hihello, monkeypatch):
+    from charnext.rendering import play_ui
+
+    monkeypatch.setattr(play_ui, "require_terminal", lambda: None)
+    r = CliRunner().invoke(app, ["play", "-c", str(hihello), "--top-p", "0"])
+    assert r.exit_code == 1 and "top" in r.output

@@ -13,9 +13,10 @@ from conftest import POEM
 from rich.console import Console
 from typer.testing import CliRunner
 
-from charnext import api, render
-from charnext.cli import app
+from charnext import api
+from charnext.cli.app import app
 from charnext.config import SampleConfig
+from charnext.rendering import render
 
 runner = CliRunner()
 TINY = {"hidden_size": 32, "num_layers": 1, "precision": "fp32", "device": "cpu"}
@@ -260,7 +261,7 @@ def test_predict_imports_no_training_machinery(hihello):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
-    for module in ("torch", "torch._dynamo", "charnext.trainer", "matplotlib"):
+    for module in ("torch", "torch._dynamo", "charnext.training.trainer", "matplotlib"):
         assert module not in imported, module
 
 

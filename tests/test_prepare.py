@@ -9,14 +9,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from charnext import checkpoint as ckpt
-from charnext.cli import app
+from charnext.cli.app import app
 from charnext.config import TrainConfig
-from charnext.data import decode_utf8, fingerprint
 from charnext.errors import ConfigError, TextError
-from charnext.prepare import META, TOKENS, PreparedDataError, load_prepared, prepare, read_chunks
-from charnext.trainer import Trainer
-from charnext.vocab import Vocab
+from charnext.storage import checkpoint as ckpt
+from charnext.text.prepare import META, TOKENS, PreparedDataError, load_prepared, prepare, read_chunks
+from charnext.text.reading import decode_utf8, fingerprint
+from charnext.text.vocab import Vocab
+from charnext.training.runs import new_run, resume_run
 
 SMALL = dict(hidden_size=16, num_layers=1, embedding_size=8)
 
@@ -154,9 +154,9 @@ def _weights(path):
 
 def test_training_on_prepared_data_equals_training_on_the_text(prepared, poem, tmp_path):
     config = TrainConfig(steps=6, seq_len=16, batch_size=4, val_fraction=0.2, eval_every=3, precision="fp32")
-    a = Trainer.new(poem, None, config, tmp_path / "text.pt", **SMALL)
+    a = new_run(poem, None, config, tmp_path / "text.pt", **SMALL)
     list(a.run())
-    b = Trainer.new(load_prepared(prepared), None, config, tmp_path / "data.pt", **SMALL)
+    b = new_run(load_prepared(prepared), None, config, tmp_path / "data.pt", **SMALL)
     list(b.run())
     assert a.vocab == b.vocab and a.vocab_counts == b.vocab_counts
     assert a.result.loss == b.result.loss and a.result.val_loss == b.result.val_loss
@@ -168,10 +168,10 @@ def test_training_on_prepared_data_equals_training_on_the_text(prepared, poem, t
 
 def test_resume_across_text_and_prepared_data(prepared, poem, tmp_path):
     config = TrainConfig(steps=4, seq_len=16, batch_size=4, precision="fp32")
-    list(Trainer.new(poem, None, config, tmp_path / "a.pt", **SMALL).run())
-    t = Trainer.resume(tmp_path / "a.pt", load_prepared(prepared), out=tmp_path / "b.pt", steps=8)
+    list(new_run(poem, None, config, tmp_path / "a.pt", **SMALL).run())
+    t = resume_run(tmp_path / "a.pt", load_prepared(prepared), out=tmp_path / "b.pt", steps=8)
     list(t.run())
-    straight = Trainer.new(
+    straight = new_run(
         poem, None, TrainConfig(**{**config.to_dict(), "steps": 8}), tmp_path / "c.pt", **SMALL
     )
     list(straight.run())
@@ -181,14 +181,14 @@ def test_resume_across_text_and_prepared_data(prepared, poem, tmp_path):
 
 def test_prepared_data_refuses_other_vocab_order_and_line_mode(prepared, poem, tmp_path):
     list(
-        Trainer.new(
+        new_run(
             "yT" + poem, None, TrainConfig(steps=1, seq_len=8, batch_size=2), tmp_path / "o.pt", **SMALL
         ).run()
     )
     with pytest.raises(TextError):
-        Trainer.resume(tmp_path / "o.pt", load_prepared(prepared))
+        resume_run(tmp_path / "o.pt", load_prepared(prepared))
     with pytest.raises(ConfigError, match="line mode"):
-        Trainer.new(load_prepared(prepared), None, TrainConfig(lines=True), None)
+        new_run(load_prepared(prepared), None, TrainConfig(lines=True), None)
 
 
 runner = CliRunner()

@@ -123,3 +123,24 @@ def test_readme_names_nothing_outside_the_repository():
     for path in paths:
         assert (ROOT / path).exists(), path
     assert checked > 10 and "benchmarks/plain_lstm_loop.py" in paths | set(links)
+
+
+def test_the_resume_table_says_what_the_configs_mark():
+    """The reference's table of what applies with --resume (docs/reference.md) is the configs'
+    resumable marks: each training option of `charnext train` is in the row that its field says."""
+    import inspect
+
+    from charnext.cli.app import train
+    from charnext.config import RESUMABLE, training_options
+
+    def flags(row: str) -> set[str]:
+        return set(re.findall(r"`(--[a-z-]+)`", row))
+
+    readme = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
+    apply = flags(next(line for line in readme.splitlines() if line.startswith("| apply |")))
+    refused = flags(next(line for line in readme.splitlines() if line.startswith("| refused unless equal")))
+    options = [name for name in inspect.signature(train).parameters if name in training_options()]
+    assert len(options) > 20
+    flag = {name: "--" + name.replace("_", "-") for name in options}
+    assert {flag[n] for n in options if n in RESUMABLE} == apply & set(flag.values())
+    assert {flag[n] for n in options if n not in RESUMABLE} == refused

@@ -9,7 +9,7 @@ import pytest
 from conftest import POEM
 from typer.testing import CliRunner
 
-from charnext.cli import app
+from charnext.cli.app import app
 
 QUOTED = 'He said "(burning) bright" twice.\n'  # quotes and brackets, for the features
 
@@ -55,8 +55,8 @@ def test_report_is_one_self_contained_file(report_file):
 
 
 def test_report_data(poem_model):
-    from charnext.checkpoint import load
-    from charnext.report import collect
+    from charnext.inside.report import collect
+    from charnext.storage.checkpoint import load
 
     d = collect(load(poem_model), POEM * 2, "poem", prefix="Tyger", chars=50, units=3, top_k=4)
     assert [s["input"] for s in d.prefix_steps] == list("Tyger")
@@ -80,8 +80,8 @@ def test_report_without_a_text_reads_a_sample(hihello, tmp_path):
 
 
 def test_report_escapes_the_text(hihello, tmp_path):
-    from charnext.checkpoint import load
-    from charnext.report import collect, to_html
+    from charnext.inside.report import collect, to_html
+    from charnext.storage.checkpoint import load
 
     d = collect(load(hihello), "hihello" * 5, "<script>alert(1)</script>", chars=20)
     page = to_html(d)
@@ -104,7 +104,7 @@ def test_report_errors(hihello, tmp_path):
 
 
 def test_a_clipped_curve_is_cut_at_the_top_and_marked():
-    from charnext.report import _clip
+    from charnext.inside.report import _clip
 
     series = [(0, 4.0), (1, 3.0), (2, 1.5), (3, 1.2), (4, 2.5), (5, 1.1)]
     pieces = _clip(series, top=2.0)
@@ -118,3 +118,52 @@ def test_a_clipped_curve_is_cut_at_the_top_and_marked():
         [pytest.approx(4 + 0.5 / 1.4)],
     ]
     assert _clip([(0, 1.0), (1, 0.5)], top=2.0) == [([(0, 1.0), (1, 0.5)], [])]  # nothing to cut
+
+
+def test_report_sample_is_drawn_with_temperature_top_k_top_p_and_seed(hihello):
+    """Without a text the report reads what the model writes, drawn by the one sampler."""
+    from charnext import api
+    from charnext.config import SampleConfig
+    from charnext.inside.report import collect
+
+    ckpt = api.load(hihello)
+
+    def sample(**options) -> tuple[str, str]:
+        d = collect(ckpt, chars=60, units=0, sample=SampleConfig(**options))
+        return "".join(c["char"] for c in d.surprise), d.source
+
+    greedy, source = sample(temperature=0)
+    assert "hihello" in greedy and "temperature 0" in source
+    assert sample(temperature=3.0, seed=1) == sample(temperature=3.0, seed=1)
+    assert sample(temperature=3.0, seed=1)[0] != sample(temperature=3.0, seed=2)[0]
+    assert sample(temperature=3.0, top_k=1, seed=1)[0] == greedy
+    assert sample(temperature=3.0, top_p=0.01, seed=2)[0] == greedy
+    assert (
+        sample(temperature=3.0, top_k=2, seed=4)[1]
+        == "a sample the model wrote (temperature 3, top-k 2, seed 4)"
+    )
+
+
+def test_report_command_passes_the_sampling_options(hihello, tmp_path):
+    out = tmp_path / "r.html"
+    args = ["report", "-c", str(hihello), "-o", str(out), "--chars", "40", "--units", "1"]
+    r = CliRunner().invoke(
+        app, [*args, "--temperature", "1.5", "--top-k", "3", "--top-p", "0.9", "--seed", "7"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "a sample the model wrote (temperature 1.5, top-k 3, top-p 0.9, seed 7)" in out.read_text("utf-8")
+    r = CliRunner().invoke(app, [*args, "--top-k", "-1"])
+    assert r.exit_code == 1 and "top" in r.output
+
+
+def test_report_shows_invisible_characters_in_the_one_notation(hihello):
+    """A tab is `\\t` in the report as in every table (README), not a mark of its own."""
+    from charnext import api
+    from charnext.inside.report import collect, to_html
+
+    ckpt = api.load(hihello)
+    tabbed = collect(ckpt, "hihello" * 3, "t", prefix="hihello", chars=12, units=0)
+    tabbed.prefix_steps[0]["input"] = "\t"
+    tabbed.surprise[1]["char"] = "\t"
+    page = to_html(tabbed)
+    assert "⇥" not in page and page.count("\\t") >= 2

@@ -15,17 +15,18 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from charnext import api, runs
-from charnext import checkpoint as ckpt
-from charnext.cli import app
+from charnext import api
+from charnext.cli.app import app
 from charnext.config import ModelConfig, TrainConfig
-from charnext.device import configure_threads, idle_cpus
 from charnext.errors import ConfigError, TextError, TrainingDiverged, UnknownCharactersError
-from charnext.events import EvalEvent, ReportEvent, StepEvent
-from charnext.metrics import read_metrics
-from charnext.prepare import prepare
-from charnext.runs import Source
-from charnext.trainer import Trainer, best_path
+from charnext.events import EvalEvent, RowEvent, StepEvent
+from charnext.modeling.device import configure_threads, idle_cpus
+from charnext.storage import checkpoint as ckpt
+from charnext.storage.metrics import read_metrics
+from charnext.text.prepare import prepare
+from charnext.training import runs
+from charnext.training.runs import Source, new_run
+from charnext.training.trainer import best_path
 
 SMALL = dict(hidden_size=16, num_layers=1, embedding_size=8)
 SMALL_CLI = ["--hidden-size", "16", "--num-layers", "1", "--embedding-size", "8"]
@@ -71,8 +72,8 @@ def test_divergence_keeps_the_last_good_checkpoints(poem, tmp_path):
     config = TrainConfig(
         steps=60, seq_len=16, batch_size=4, val_fraction=0.2, eval_every=10, precision="fp32"
     )
-    untrained = Trainer.new(poem, None, config, None, **SMALL).evaluate_validation().loss
-    trainer = Trainer.new(poem, None, config, out, **SMALL)
+    untrained = new_run(poem, None, config, None, **SMALL).evaluate_validation().loss
+    trainer = new_run(poem, None, config, out, **SMALL)
     with pytest.raises(TrainingDiverged, match=r"diverged at step 2[34].*n\.pt keeps step 20"):
         for event in trainer.run():
             if isinstance(event, StepEvent) and event.step == 21:
@@ -86,7 +87,7 @@ def test_divergence_keeps_the_last_good_checkpoints(poem, tmp_path):
 
 def test_a_single_non_finite_step_is_skipped(poem, tmp_path):
     config = TrainConfig(steps=12, seq_len=16, batch_size=4, precision="fp32")
-    trainer = Trainer.new(poem, None, config, tmp_path / "s.pt", **SMALL)
+    trainer = new_run(poem, None, config, tmp_path / "s.pt", **SMALL)
     net = trainer.net
 
     def poisoned(x, state):  # the forward pass of step 5 overflows, as bf16 may
@@ -247,7 +248,7 @@ def test_train_hands_the_core_exactly_the_given_options(monkeypatch, tmp_path):
     args, kwargs = calls.pop()
     assert args == (
         Source(text="hihello", kind="text"),
-        ModelConfig(vocab_size=1, cell="gru"),
+        ModelConfig(cell="gru"),  # the vocabulary size: once the text is read
         TrainConfig(lr=0.5, steps=7, lines=True),
         str(tmp_path / "x.pt"),  # as typed: `DIR/` keeps its slash (checkpoint.output_path)
     )
@@ -261,7 +262,7 @@ def test_train_hands_the_core_exactly_the_given_options(monkeypatch, tmp_path):
 
 
 def test_prepare_hands_the_core_exactly_its_arguments(monkeypatch, tmp_path):
-    import charnext.prepare
+    import charnext.text.prepare
 
     calls = []
 
@@ -269,7 +270,7 @@ def test_prepare_hands_the_core_exactly_its_arguments(monkeypatch, tmp_path):
         calls.append((args, kwargs))
         raise ConfigError("stop")
 
-    monkeypatch.setattr(charnext.prepare, "prepare", fake)
+    monkeypatch.setattr(charnext.text.prepare, "prepare", fake)
     cli("prepare", "--file", tmp_path / "a.txt", "--out", tmp_path / "d")
     (args, kwargs) = calls.pop()
     assert args == (tmp_path / "a.txt", tmp_path / "d") and set(kwargs) == {"on_progress"}
@@ -348,16 +349,16 @@ def test_a_failed_run_leaves_the_earlier_log_alone(run_pt, poem_file):
 
 def test_sample_prompt_and_temperature(poem, names, tmp_path):
     config = TrainConfig(steps=4, eval_every=2, val_fraction=0.2, sample_prompt="What", sample_temperature=0)
-    trainer = Trainer.new(poem, None, config, None, **SMALL)
+    trainer = new_run(poem, None, config, None, **SMALL)
     samples = [e for e in trainer.run() if isinstance(e, EvalEvent)]
     assert samples and all(e.prompt == "What" for e in samples)
     with pytest.raises(UnknownCharactersError, match="sample-prompt"):
-        Trainer.new(poem, None, TrainConfig(sample_prompt="Zzz"), None, **SMALL)
+        new_run(poem, None, TrainConfig(sample_prompt="Zzz"), None, **SMALL)
     # line mode: the table shows a training line as target; previews are sampled, seeded
     config = TrainConfig(lines=True, steps=6, eval_every=3, batch_size=8)
-    a = list(Trainer.new(names, None, config, None, **SMALL).run())
-    b = list(Trainer.new(names, None, config, None, **SMALL).run())
-    rows = [e for e in a if isinstance(e, ReportEvent)]
+    a = list(new_run(names, None, config, None, **SMALL).run())
+    b = list(new_run(names, None, config, None, **SMALL).run())
+    rows = [e for e in a if isinstance(e, RowEvent)]
     assert rows and all(e.target.endswith("\n") and len(e.target) > 1 for e in rows)
     assert [e.sample for e in a if isinstance(e, EvalEvent)] == [
         e.sample for e in b if isinstance(e, EvalEvent)
@@ -414,7 +415,7 @@ def test_text_errors_still_name_the_text(run_pt, tmp_path):
 
 
 def test_the_rule_itself():
-    from charnext.divergence import RISE, DivergenceGuard
+    from charnext.training.divergence import RISE, DivergenceGuard
 
     guard = DivergenceGuard(vocab_size=20)
     untrained = math.log(20)

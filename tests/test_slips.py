@@ -7,7 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from charnext import api
-from charnext.cli import app
+from charnext.cli.app import app
 
 TINY = ["--hidden-size", "16", "--num-layers", "1", "--steps", "3", "--precision", "fp32", "--device", "cpu"]
 

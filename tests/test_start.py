@@ -16,11 +16,10 @@ import torch
 from typer.testing import CliRunner
 
 from charnext import api
-from charnext.cli import app
-from charnext.data import pad_lines
-from charnext.inference import Start, read
-from charnext.play import PlaySession
-from charnext.report import collect
+from charnext.cli.app import app
+from charnext.inference.steps import Start, read
+from charnext.inside.report import collect
+from charnext.text.data import pad_lines
 
 PREFIX = "emma"
 TOL = 1e-5
@@ -79,7 +78,7 @@ def test_every_view_agrees_with_training(line_model):
     assert abs(api.evaluate(ckpt, PREFIX + "\n").loss - loss) < TOL
 
     # play: typing the prefix one character at a time
-    session = PlaySession(torch_ckpt)
+    session = api.play_session(torch_ckpt)
     check(session.top(5), -1, "play start")
     for t, ch in enumerate(PREFIX):
         session.type(ch)

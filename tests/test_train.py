@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from charnext import api
-from charnext import checkpoint as ckpt
-from charnext.config import TrainConfig
+from charnext.config import SampleConfig, TrainConfig
 from charnext.errors import ConfigError, TextError, UnknownCharactersError
 from charnext.events import StepEvent
-from charnext.inference import SampleConfig
-from charnext.schedule import lr_at
-from charnext.trainer import Trainer, best_path
+from charnext.storage import checkpoint as ckpt
+from charnext.training.runs import new_run, resume_run
+from charnext.training.schedule import lr_at
+from charnext.training.trainer import best_path
 
 SMALL = dict(hidden_size=32, num_layers=1, embedding_size=8)
 
@@ -69,7 +69,7 @@ def test_schedule_warms_up_then_decays():
 def test_validation_split_and_best_checkpoint(poem, tmp_path):
     out = tmp_path / "p.pt"
     config = TrainConfig(steps=30, seq_len=32, batch_size=8, val_fraction=0.2, eval_every=10)
-    trainer = Trainer.new(poem, None, config, out, **SMALL)
+    trainer = new_run(poem, None, config, out, **SMALL)
     events = list(trainer.run())
     evals = [e for e in events if type(e).__name__ == "EvalEvent"]
     assert [e.step for e in evals] == [10, 20, 30]
@@ -91,15 +91,15 @@ def test_resume_is_bitwise_identical(poem, tmp_path, random_windows):
         steps=24, seq_len=16, batch_size=4, val_fraction=0.1, eval_every=5, random_windows=random_windows
     )
     opts = dict(hidden_size=24, num_layers=2, embedding_size=8, dropout=0.1)
-    straight = Trainer.new(poem, None, config, tmp_path / "straight.pt", **opts)
+    straight = new_run(poem, None, config, tmp_path / "straight.pt", **opts)
     list(straight.run())
 
-    first = Trainer.new(poem, None, config, tmp_path / "split.pt", **opts)
+    first = new_run(poem, None, config, tmp_path / "split.pt", **opts)
     for event in first.run():
         if isinstance(event, StepEvent) and event.step == 11:
             first.stop()
     assert first.result.reason == "interrupted" and first.result.steps == 11
-    second = Trainer.resume(tmp_path / "split.pt", poem)
+    second = resume_run(tmp_path / "split.pt", poem)
     list(second.run())
     assert second.result.steps == 24
     a, b = _weights(tmp_path / "straight.pt"), _weights(tmp_path / "split.pt")
@@ -109,7 +109,7 @@ def test_resume_is_bitwise_identical(poem, tmp_path, random_windows):
 def test_resume_refuses_another_text(poem, tmp_path):
     api.train(poem, tmp_path / "p.pt", steps=2, **SMALL)
     with pytest.raises(TextError, match="init-from"):
-        Trainer.resume(tmp_path / "p.pt", poem + "more")
+        resume_run(tmp_path / "p.pt", poem + "more")
 
 
 def test_line_mode_learns_names(names, tmp_path):
@@ -127,8 +127,8 @@ def test_line_mode_learns_names(names, tmp_path):
 def test_line_mode_holds_out_a_seeded_random_tenth():
     lines = [f"line{i:03d}" for i in range(200)]  # sorted, like many line files
     config = TrainConfig(lines=True, steps=1, seed=5)
-    a = Trainer.new("\n".join(lines), None, config, None, **SMALL)
-    b = Trainer.new("\n".join(lines), None, config, None, **SMALL)
+    a = new_run("\n".join(lines), None, config, None, **SMALL)
+    b = new_run("\n".join(lines), None, config, None, **SMALL)
     val = {a.vocab.decode(x) for x in a.corpus.val_lines}
     assert len(val) == 20 and val == {b.vocab.decode(x) for x in b.corpus.val_lines}
     assert val != set(lines[-20:])  # not simply the last (for a sorted file: the rarest) lines
@@ -138,10 +138,8 @@ def test_line_mode_holds_out_a_seeded_random_tenth():
 def test_init_from_and_extend_vocab(tmp_path):
     api.train("hihello", tmp_path / "a.pt", steps=5, **SMALL)
     with pytest.raises(UnknownCharactersError, match="extend-vocab"):
-        Trainer.new("hello world", init_from=tmp_path / "a.pt", out=None)
-    trainer = Trainer.new(
-        "hello world", init_from=tmp_path / "a.pt", extend_vocab=True, out=tmp_path / "b.pt"
-    )
+        new_run("hello world", init_from=tmp_path / "a.pt", out=None)
+    trainer = new_run("hello world", init_from=tmp_path / "a.pt", extend_vocab=True, out=tmp_path / "b.pt")
     assert trainer.vocab.chars[:5] == ("h", "i", "e", "l", "o")
     assert set(trainer.vocab.chars[5:]) == {" ", "w", "r", "d"}
     old = ckpt.load(tmp_path / "a.pt").model.state_dict()
@@ -152,7 +150,7 @@ def test_init_from_and_extend_vocab(tmp_path):
 
 def test_max_time_stops_on_budget(poem):
     config = TrainConfig(max_time=1.0, seq_len=16, batch_size=4)
-    trainer = Trainer.new(poem, None, config, None, **SMALL)
+    trainer = new_run(poem, None, config, None, **SMALL)
     list(trainer.run())
     assert trainer.result.reason == "max-time"
     assert (

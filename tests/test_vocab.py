@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from charnext.errors import UnknownCharactersError
-from charnext.vocab import Vocab, VocabBuilder, count_indices, index_dtype, visible
+from charnext.text.vocab import Vocab, VocabBuilder, count_indices, index_dtype, visible
 
 
 def test_lecture_vocabulary_and_codes():

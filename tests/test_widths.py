@@ -9,11 +9,11 @@ import re
 import pytest
 from rich.console import Console
 
-from charnext import api, render
-from charnext.neurons import scan
-from charnext.play import PlaySession
-from charnext.play_ui import frame
-from charnext.vocab import visible
+from charnext import api
+from charnext.inside.neurons import scan
+from charnext.rendering import render
+from charnext.rendering.play_ui import frame
+from charnext.text.vocab import visible
 
 WIDTHS = [60, 80, 120]
 
@@ -78,7 +78,7 @@ def test_the_heat_map_legend_wraps_with_its_indent():
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_play_keys_break_between_phrases(hihello, width):
-    session = PlaySession(api.load(hihello, engine="torch"))
+    session = api.play_session(api.load(hihello, engine="torch"))
     lines = rendered(width, frame(session, "charnext play", 5, 200, "", width))
     keys = [line for line in lines[1:4] if "·" in line or "quit" in line]
     assert "".join(keys).count("Ctrl-C or Ctrl-D quit") == 1  # the phrase whole, on one line

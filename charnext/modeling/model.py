@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -37,11 +40,6 @@ class CharModel(nn.Module):
     def state_size(self) -> int:
         """Width of the state tensor's last axis."""
         return self.config.hidden_size * (2 if self.config.cell is Cell.lstm else 1)
-
-    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> torch.Tensor:
-        """The zero state, (num_layers, B, state_size)."""
-        device = device if device is not None else self.head.weight.device
-        return torch.zeros(self.config.num_layers, batch_size, self.state_size, device=device)
 
     def forward(
         self, idx: torch.Tensor, state: torch.Tensor | None = None
@@ -83,6 +81,13 @@ class CharModel(nn.Module):
         """Trainable parameter count."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
-    def parameter_table(self) -> list[tuple[str, tuple[int, ...], int]]:
-        """(name, shape, count) of every parameter tensor, in module order."""
-        return [(n, tuple(p.shape), p.numel()) for n, p in self.named_parameters()]
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in eval mode (no dropout) for a block, then back in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

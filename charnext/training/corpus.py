@@ -10,12 +10,13 @@ from __future__ import annotations
 import torch
 
 from charnext.config import TrainConfig
-from charnext.data import Batch, LineBatches, StreamBatches, line_index, split_stream, text_lines
 from charnext.errors import ConfigError, TextError
-from charnext.inference import Start
-from charnext.model import CharModel
-from charnext.scoring import EvalResult, evaluate_lines, evaluate_stream
-from charnext.vocab import Vocab, count_indices
+from charnext.inference.scoring import EvalResult, evaluate_lines, evaluate_stream
+from charnext.inference.steps import Start
+from charnext.modeling.model import CharModel
+from charnext.text.data import Batch, LineBatches, StreamBatches, line_index, split_stream
+from charnext.text.reading import text_lines
+from charnext.text.vocab import Vocab, count_indices
 
 NEWLINE = "\n"
 # Default batches, measured on tinyshakespeare (README, "Training on real text"): in a short
@@ -32,10 +33,12 @@ DEFAULT_VAL_FRACTION = 0.1
 LINE_INDEX_MAX_LINES = 2_000_000  # above this, no index of training lines is kept (8 bytes a line)
 
 
-def _val_fraction(config: TrainConfig, size: int, threshold: int) -> float:
+def held_out_share(config: TrainConfig, size: int, lines: bool = False) -> float:
+    """The share of a text of `size` characters (lines, in line mode) held out for validation:
+    --val-fraction if given, else DEFAULT_VAL_FRACTION of a text long enough to spare it."""
     if config.val_fraction is not None:
         return config.val_fraction
-    return DEFAULT_VAL_FRACTION if size >= threshold else 0.0
+    return DEFAULT_VAL_FRACTION if size >= (MIN_VAL_LINES if lines else MIN_VAL_CHARS_TEXT) else 0.0
 
 
 PRIME_SCAN = 10_000_000  # characters of a text searched for a paragraph break
@@ -85,9 +88,7 @@ class StreamCorpus:
         a pass over it to count each character."""
         self.vocab = vocab
         self.vocab_counts = counts or count_indices(data, len(vocab))
-        self.train_data, self.val_data = split_stream(
-            data, _val_fraction(config, len(data), MIN_VAL_CHARS_TEXT)
-        )
+        self.train_data, self.val_data = split_stream(data, held_out_share(config, len(data)))
         n = len(self.train_data)
         if n < 2:
             raise TextError("the training part of the text is shorter than 2 characters")
@@ -153,7 +154,7 @@ class LineCorpus:
         lines = text_lines(text)
         if not lines:
             raise TextError("line mode needs at least one non-empty line")
-        n_val = int(len(lines) * _val_fraction(config, len(lines), MIN_VAL_LINES))
+        n_val = int(len(lines) * held_out_share(config, len(lines), lines=True))
         # Lines are independent samples, and line files are often sorted (by frequency,
         # alphabetically), so the held-out lines are a seeded random 10%, as makemore's
         # test set is, not the last ones, which would all be the rarest or the z's.

@@ -1,9 +1,9 @@
 """The training loop: it runs steps, validates and saves, and reports through events.
 
-Build a `Trainer` with `charnext.runs` (a new run, a resumed one, or one started from another
+Build a `Trainer` with `charnext.training.runs` (a new run, a resumed one, or one started from another
 model's weights); then `for event in trainer.run(): ...` and read `trainer.result`. What the
-run trains on is a corpus (`charnext.corpus`), when it ends and at which learning rate is its
-schedule (`charnext.schedule`), and several processes talk through `charnext.distributed`.
+run trains on is a corpus (`charnext.training.corpus`), when it ends and at which learning rate is its
+schedule (`charnext.training.schedule`), and several processes talk through `charnext.training.distributed`.
 """
 
 from __future__ import annotations
@@ -14,26 +14,29 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from charnext import __version__, distributed
-from charnext import checkpoint as ckpt
 from charnext.config import SampleConfig, TrainConfig
-from charnext.corpus import make_corpus
-from charnext.device import autocast, resolve_precision
-from charnext.divergence import DivergenceGuard
 from charnext.errors import TrainingDiverged
-from charnext.events import EvalEvent, Event, ReportEvent, StepEvent, TrainResult
-from charnext.inference import generate, read
-from charnext.loss import sequence_loss
-from charnext.metrics import MetricsLog, metrics_path
-from charnext.model import CharModel, ModelConfig
-from charnext.planner import Plan, dropout_for, weight_decay_for
-from charnext.schedule import Schedule
-from charnext.scoring import EvalResult
-from charnext.vocab import Vocab
+from charnext.events import EvalEvent, Event, RowEvent, StepEvent, TrainResult
+from charnext.inference.sampling import generate
+from charnext.inference.scoring import EvalResult
+from charnext.inference.steps import read
+from charnext.modeling.device import autocast, resolve_precision
+from charnext.modeling.loss import sequence_loss
+from charnext.modeling.model import CharModel, ModelConfig, eval_mode
+from charnext.storage.metrics import MetricsLog, metrics_path
+from charnext.text.vocab import Vocab
+from charnext.training import distributed
+from charnext.training.corpus import make_corpus
+from charnext.training.divergence import DivergenceGuard
+from charnext.training.planner import Plan
+from charnext.training.run_state import restore_run, save_run
+from charnext.training.schedule import Schedule
+from charnext.version import __version__
 
 PERIODIC_VAL_CHARS = 2_000_000  # characters scored at each validation during training
 # Under a step budget a validation scores at most this many characters per training character
@@ -52,6 +55,48 @@ RATE_WINDOW = 2.0  # seconds of steps over which the progress line's chars/s is 
 def best_path(out: Path) -> Path:
     """Where the best-by-validation checkpoint goes: `checkpoint.pt` -> `checkpoint.best.pt`."""
     return out.with_name(f"{out.stem}.best{out.suffix or '.pt'}")
+
+
+@dataclass
+class _Session:
+    """One session of a run (a resumed run is a new session): its clock, the speed the progress
+    line shows, and the latest figures, which a session that makes no step reports as they were."""
+
+    trainer: Trainer
+    start: float  # perf_counter at the session's start
+    start_step: int  # the run's step then
+    loss: float  # the latest step's training loss
+    accuracy: float  # and accuracy
+    last_val: float | None  # the latest validation loss
+    reason: str = "steps"  # what ended the session
+    train_time: float = 0.0  # seconds in optimizer steps
+    last_eval_at: float = 0.0  # session seconds at the end of the latest validation
+    last_row_fraction: float = 0.0  # share of the run done at the latest table row
+    seconds: float = 0.0  # wall-clock seconds of the session, once it has ended
+    rate: float = 0.0  # the progress line's chars/s, measured over RATE_WINDOW
+    rate_time: float = 0.0
+    rate_chars: int = 0
+
+    @classmethod
+    def begin(cls, trainer: Trainer) -> _Session:
+        h = trainer.history
+        last = lambda key: h[key][-1] if h[key] else math.nan  # noqa: E731
+        start = time.perf_counter()
+        trainer._start = start
+        val = h["val_loss"][-1] if h["val_loss"] else None
+        return cls(trainer, start, trainer.step, last("loss"), last("accuracy"), val)
+
+    def elapsed(self) -> float:
+        """Seconds trained in the run so far, earlier sessions included."""
+        return self.trainer.elapsed_before + time.perf_counter() - self.start
+
+    def count(self, seconds: float, chars: int) -> float:
+        """Add one step's time and characters; the chars/s to show."""
+        self.train_time += seconds
+        self.rate_time, self.rate_chars = self.rate_time + seconds, self.rate_chars + chars
+        if self.rate_time >= RATE_WINDOW or not self.rate:
+            self.rate, self.rate_time, self.rate_chars = self.rate_chars / max(self.rate_time, 1e-9), 0.0, 0
+        return self.rate
 
 
 class Trainer:
@@ -89,7 +134,27 @@ class Trainer:
         self._stop_requested = False
         self._start: float | None = None  # perf_counter at the start of this session's loop
 
-        torch.manual_seed(config.seed)
+        self._build(model_config, init_weights)
+        self.corpus = make_corpus(text, vocab, config, self.rank, self.world, vocab_counts)
+        self.schedule = Schedule.for_run(
+            config, self.corpus.steps_per_epoch(), self.corpus.train_chars, self.chars_per_step
+        )
+        self.guard = DivergenceGuard(len(vocab))
+
+        self._fresh_state(resumed_from)
+        if resume is not None:
+            restore_run(self, resume)
+            if (
+                self.out is not None
+                and self.resumed_from is not None
+                and self.out.resolve() == self.resumed_from.resolve()
+            ):
+                self._saved_step = self.step
+
+    def _build(self, model_config: ModelConfig, init_weights: dict | None) -> None:
+        """The model (seeded; from `init_weights` where given), wrapped for several processes,
+        and its optimizer."""
+        torch.manual_seed(self.config.seed)
         self.model = CharModel(model_config)
         if init_weights is not None:
             with torch.no_grad():
@@ -98,16 +163,13 @@ class Trainer:
         self.net = distributed.wrap(self.model, self.device, self.world)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(),
-            lr=config.lr,
-            weight_decay=config.weight_decay,
+            lr=self.config.lr,
+            weight_decay=self.config.weight_decay,
             fused=self.device.type in ("cpu", "cuda"),
         )
-        self.corpus = make_corpus(text, vocab, config, self.rank, self.world, vocab_counts)
-        self.schedule = Schedule.plan(
-            config, self.corpus.steps_per_epoch(), self.corpus.train_chars, self.chars_per_step
-        )
-        self.guard = DivergenceGuard(len(vocab))
 
+    def _fresh_state(self, resumed_from: Path | None) -> None:
+        """The state of a run before its first step (a resumed run then restores its own)."""
         self.step = 0
         self.elapsed_before = 0.0  # seconds trained in earlier sessions of this run
         self.history: dict[str, list] = {
@@ -124,28 +186,6 @@ class Trainer:
         self._log: MetricsLog | None = None
         self._val_ok = True  # whether the latest validation allows saving (see divergence.py)
         self._resumed_plan: dict | None = None
-        if resume is not None:
-            self._restore(resume)
-            if (
-                self.out is not None
-                and self.resumed_from is not None
-                and self.out.resolve() == self.resumed_from.resolve()
-            ):
-                self._saved_step = self.step
-
-    @classmethod
-    def new(cls, *args, **kwargs) -> Trainer:
-        """A fresh run: `charnext.runs.new_run`."""
-        from charnext.runs import new_run
-
-        return new_run(*args, **kwargs)
-
-    @classmethod
-    def resume(cls, *args, **kwargs) -> Trainer:
-        """A resumed run: `charnext.runs.resume_run`."""
-        from charnext.runs import resume_run
-
-        return resume_run(*args, **kwargs)
 
     # -- what the run is --------------------------------------------------------------------
 
@@ -179,32 +219,6 @@ class Trainer:
         """Occurrences of each vocabulary entry in the text, index order."""
         return self.corpus.vocab_counts
 
-    def total_steps(self) -> int | None:
-        """Planned optimizer steps, or None when a time budget decides."""
-        return self.schedule.total
-
-    def _restore(self, raw: dict) -> None:
-        r = raw["resume"]
-        plan = (raw.get("provenance") or {}).get("plan")
-        self._resumed_plan = plan if isinstance(plan, dict) else None
-        self.model.load_state_dict(raw["state_dict"])
-        if raw.get("optimizer"):
-            self.optimizer.load_state_dict(raw["optimizer"])
-        self.step = int(raw["step"])
-        self.elapsed_before = float(r.get("elapsed", 0.0))
-        self.history = {k: list(v) for k, v in (raw.get("history") or self.history).items()}
-        self.best_val = r.get("best_val_loss")
-        self.evals_since_best = int(r.get("evals_since_best", 0))
-        self.skipped_steps = int(r.get("skipped_steps", 0))
-        self.guard.restore(r.get("guard"))
-        if isinstance(r.get("rng"), torch.Tensor):
-            torch.set_rng_state(r["rng"])
-        state = r.get("state")
-        if isinstance(state, torch.Tensor) and self.corpus.carries_state:
-            rows = self.corpus.rows
-            # float: a state saved under bf16 also feeds a run resumed in fp32 (lossless back to bf16)
-            self.state = state[:, rows].float().to(self.device) if state.size(1) == self.batch_size else None
-
     # -- the run ------------------------------------------------------------------------------
 
     def stop(self) -> None:
@@ -235,100 +249,116 @@ class Trainer:
         return self.result
 
     def _run(self, log: MetricsLog | None) -> Iterator[Event]:
-        plan = self.schedule
-        has_val = self.corpus.has_validation()
-        reason = "steps"
-        last_val: float | None = self.history["val_loss"][-1] if self.history["val_loss"] else None
-        # a session that makes no step reports the figures of the last one
-        loss_value = self.history["loss"][-1] if self.history["loss"] else math.nan
-        accuracy = self.history["accuracy"][-1] if self.history["accuracy"] else math.nan
-        start = time.perf_counter()
-        self._start = start
-        session_start_step = self.step
-        train_time = 0.0  # seconds in optimizer steps, this session
-        rate_time, rate_chars, rate = 0.0, 0, 0.0  # the progress line's chars/s, over RATE_WINDOW
-        last_eval_at, last_report_fraction = 0.0, 0.0
+        """The loop: a step, now and then a table row and a validation, until the schedule is
+        done, a stop is asked for, or patience runs out; then the last validation and save."""
+        schedule, has_val = self.schedule, self.corpus.has_validation()
+        session = _Session.begin(self)
         while True:
-            elapsed, stop = distributed.agree(
-                self.elapsed_before + time.perf_counter() - start, self._stop_requested, self.world
-            )
-            if plan.done(self.step, elapsed):
-                reason = plan.reason()
+            elapsed, stop = distributed.agree(session.elapsed(), self._stop_requested, self.world)
+            if schedule.done(self.step, elapsed):
+                session.reason = schedule.reason()
                 break
             if stop:
-                reason = "interrupted"
+                session.reason = "interrupted"
                 break
-            lr = plan.lr(self.step, elapsed)
-            t0 = time.perf_counter()
-            loss_value, accuracy, applied = self._train_step(lr)
-            step_seconds = time.perf_counter() - t0
-            train_time += step_seconds
-            self.step += 1
-            # raises TrainingDiverged, before anything diverged is saved
-            self.guard.check(self.step, loss_value if applied else math.nan, self.config.lr)
-            rate_time, rate_chars = rate_time + step_seconds, rate_chars + self.chars_per_step
-            if rate_time >= RATE_WINDOW or not rate:
-                rate, rate_time, rate_chars = rate_chars / max(rate_time, 1e-9), 0.0, 0
-            elapsed = self.elapsed_before + time.perf_counter() - start
-            for key, value in zip(("step", "loss", "accuracy", "lr"), (self.step, loss_value, accuracy, lr)):
-                self.history[key].append(value)
-            fraction = plan.fraction(self.step, elapsed)
-            event = StepEvent(self.step, plan.total, fraction, loss_value, lr, rate, elapsed, last_val)
+            event = self._timed_step(schedule.lr(self.step, elapsed), session)
             if self.rank == 0:
                 if log:
-                    log.step(event, accuracy)
+                    log.step(event, session.accuracy)
                 yield event
-            final = plan.done(self.step, elapsed)
-            if plan.report_due(self.step, elapsed, last_report_fraction):
-                last_report_fraction = fraction
+            if schedule.row_due(self.step, event.elapsed, session.last_row_fraction):
+                session.last_row_fraction = event.fraction
                 if self.rank == 0:
-                    yield self._report(loss_value, accuracy)
-            session = elapsed - self.elapsed_before
-            if not plan.eval_seconds and not self.config.eval_every:  # the first is spaced too
-                plan.eval_seconds = self._expected_eval_seconds(train_time, self.step - session_start_step)
-            if has_val and not final and plan.eval_due(self.step, session - last_eval_at):
-                eval_start = time.perf_counter()
-                eval_event = self._validate()
-                last_val = eval_event.val_loss
-                # the latest state too, so that a run that dies later resumes from here
-                if self._val_ok:
-                    self._save_latest(loss_value, accuracy, last_val)
-                plan.eval_seconds = time.perf_counter() - eval_start
-                plan.last_eval_step = self.step
-                last_eval_at = session + plan.eval_seconds
-                if self.rank == 0:
-                    if log:
-                        log.validation(eval_event)
-                    yield eval_event
-                self._replan_regularisation(elapsed, self.step - session_start_step)
+                    yield self._table_row(session.loss, session.accuracy)
+            since_eval = event.elapsed - self.elapsed_before - session.last_eval_at
+            if not schedule.eval_seconds and not self.config.eval_every:  # the first is spaced too
+                schedule.eval_seconds = self._expected_eval_seconds(session)
+            if (
+                has_val
+                and not schedule.done(self.step, event.elapsed)
+                and schedule.eval_due(self.step, since_eval)
+            ):
+                yield from self._validate_and_save(session, event.elapsed, log)
                 if self.config.patience and self.evals_since_best >= self.config.patience:
-                    reason = "patience"
+                    session.reason = "patience"
                     break
+        yield from self._finish(session, log)
+        return self.result
+
+    def _timed_step(self, lr: float, session: _Session) -> StepEvent:
+        """One optimizer step, timed and checked by the divergence guard; its event."""
+        t0 = time.perf_counter()
+        session.loss, session.accuracy, applied = self._train_step(lr)
+        seconds = time.perf_counter() - t0
+        self.step += 1
+        # raises TrainingDiverged, before anything diverged is saved
+        self.guard.check(self.step, session.loss if applied else math.nan, self.config.lr)
+        rate = session.count(seconds, self.chars_per_step)
+        elapsed = session.elapsed()
+        for key, value in zip(
+            ("step", "loss", "accuracy", "lr"), (self.step, session.loss, session.accuracy, lr)
+        ):
+            self.history[key].append(value)
+        fraction = self.schedule.fraction(self.step, elapsed)
+        return StepEvent(
+            self.step, self.schedule.total, fraction, session.loss, lr, rate, elapsed, session.last_val
+        )
+
+    def _validate_and_save(
+        self, session: _Session, elapsed: float, log: MetricsLog | None
+    ) -> Iterator[Event]:
+        """A validation during the run, the latest state saved with it (so that a run that dies
+        later resumes from here), and the plan's regularisation set again for what is left."""
+        start = time.perf_counter()
+        event = self._validate()
+        session.last_val = event.val_loss
+        if self._val_ok:
+            self._save_latest(session.loss, session.accuracy, session.last_val)
+        self.schedule.eval_seconds = time.perf_counter() - start
+        self.schedule.last_eval_step = self.step
+        session.last_eval_at = elapsed - self.elapsed_before + self.schedule.eval_seconds
+        if self.rank == 0:
+            if log:
+                log.validation(event)
+            yield event
+        self._replan_regularisation(elapsed, self.step - session.start_step)
+
+    def _finish(self, session: _Session, log: MetricsLog | None) -> Iterator[Event]:
+        """After the loop: a last validation unless the last step had one, the latest checkpoint
+        (refused if that validation scored worse than an untrained model), and the result."""
         validated_here = bool(self.history["val_step"]) and self.history["val_step"][-1] == self.step
-        if has_val and reason != "interrupted" and self.step > 0 and not validated_here:
-            eval_event = self._validate(final=True)
-            last_val = eval_event.val_loss
+        if (
+            self.corpus.has_validation()
+            and session.reason != "interrupted"
+            and self.step > 0
+            and not validated_here
+        ):
+            event = self._validate(final=True)
+            session.last_val = event.val_loss
             if self.rank == 0:
                 if log:
-                    log.validation(eval_event)
-                yield eval_event
-        session_seconds = time.perf_counter() - start
-        self.elapsed_before += session_seconds
+                    log.validation(event)
+                yield event
+        session.seconds = time.perf_counter() - session.start
+        self.elapsed_before += session.seconds
         self._start = None
-        if not self._val_ok:  # the last validation scored worse than an untrained model
-            self.guard.refuse_to_save(self.step, last_val, self.config.lr)
-        self._save_latest(loss_value, accuracy, last_val)
-        session_chars = (self.step - session_start_step) * self.chars_per_step
+        if not self._val_ok:
+            self.guard.refuse_to_save(self.step, session.last_val, self.config.lr)
+        self._save_latest(session.loss, session.accuracy, session.last_val)
+        self.result = self._result(session, log)
+
+    def _result(self, session: _Session, log: MetricsLog | None) -> TrainResult:
+        session_chars = (self.step - session.start_step) * self.chars_per_step
         best = best_path(self.out) if self.out is not None else None
-        self.result = TrainResult(
+        return TrainResult(
             steps=self.step,
             elapsed=self.elapsed_before,
-            loss=loss_value,
-            accuracy=accuracy,
-            val_loss=last_val,
+            loss=session.loss,
+            accuracy=session.accuracy,
+            val_loss=session.last_val,
             best_val_loss=self.best_val,
-            chars_per_sec=session_chars / train_time if train_time else 0.0,
-            reason=reason,
+            chars_per_sec=session_chars / session.train_time if session.train_time else 0.0,
+            reason=session.reason,
             checkpoint=self.out if self.out is not None and self.out.exists() else None,
             best_checkpoint=best if best is not None and best.exists() else None,
             device=str(self.device),
@@ -336,40 +366,31 @@ class Trainer:
             parameters=self.model.num_parameters(),
             train_chars=self.train_chars,
             val_chars=self.val_chars,
-            train_time=train_time,
+            train_time=session.train_time,
             batch_size=self.batch_size,
             seq_len=self.seq_len,
             threads=torch.get_num_threads() if self.device.type == "cpu" else 0,
             metrics_log=log.path if log else None,
             skipped_steps=self.skipped_steps,
             plan=self.recorded_plan(),
-            session_steps=self.step - session_start_step,
-            session_elapsed=session_seconds,
+            session_steps=self.step - session.start_step,
+            session_elapsed=session.seconds,
         )
-        return self.result
 
     def _replan_regularisation(self, elapsed: float, session_steps: int) -> None:
-        """Under a time budget, set the planned dropout and weight decay again for the passes
-        the run now expects to make at the speed measured so far: a machine slower or faster
-        than the probe at the start gets the regularisation its real number of passes calls for."""
+        """Under a time budget, ask the plan for its dropout and weight decay again, for the
+        passes the run now expects at the speed measured so far (validation and saving
+        included), and apply what it sets."""
         plan = self.plan
-        if plan is None or self.schedule.max_time is None:
-            return
-        if not {"dropout", "weight_decay"} & set(plan.planned):
-            return
         session = elapsed - self.elapsed_before
-        if not session_steps or session <= 0:
+        if plan is None or self.schedule.max_time is None or not session_steps or session <= 0:
             return
-        # chars per second of wall-clock time, validation and saving included
         rate = session_steps * self.chars_per_step / max(session, 1e-9)
         expected = self.step * self.chars_per_step + max(0.0, self.schedule.max_time - elapsed) * rate
-        passes = expected / max(self.train_chars, 1)
-        plan.passes = passes
-        if "dropout" in plan.planned:
-            plan.dropout = dropout_for(passes)
+        changed = plan.replan_regularisation(expected / max(self.train_chars, 1))
+        if "dropout" in changed:
             self.model.set_dropout(plan.dropout)
-        if "weight_decay" in plan.planned:
-            plan.weight_decay = weight_decay_for(passes)
+        if "weight_decay" in changed:
             for group in self.optimizer.param_groups:
                 group["weight_decay"] = plan.weight_decay
 
@@ -431,15 +452,14 @@ class Trainer:
         return loss.item(), accuracy, applied
 
     @torch.no_grad()
-    def _report(self, loss: float, accuracy: float) -> ReportEvent:
+    def _table_row(self, loss: float, accuracy: float) -> RowEvent:
         """The lecture's row: the model's argmax prediction for the corpus's fixed window."""
         x, y = self.corpus.window
-        self.model.eval()
-        # read as predict reads it: from the corpus's start (a line after its newline)
-        logits, _ = read(self.model, self.vocab, self.vocab.decode(x), self.corpus.start)  # (1, T, V)
-        self.model.train()
+        with eval_mode(self.model):
+            # read as predict reads it: from the corpus's start (a line after its newline)
+            logits, _ = read(self.model, self.vocab, self.vocab.decode(x), self.corpus.start)  # (1, T, V)
         pred = self.vocab.decode(logits[0].argmax(-1))
-        return ReportEvent(self.step, loss, accuracy, pred, self.vocab.decode(y))
+        return RowEvent(self.step, loss, accuracy, pred, self.vocab.decode(y))
 
     def sample_prompt(self) -> str:
         """The prompt the previews continue: --sample-prompt, else the corpus's own."""
@@ -449,20 +469,11 @@ class Trainer:
 
     def _sample(self, prompt: str, length: int) -> str:
         """A preview: `length` characters sampled after `prompt` with a fixed seed."""
-        self.model.eval()
         sample = SampleConfig(temperature=self.config.sample_temperature, seed=PREVIEW_SEED)
-        steps = generate(
-            self.model,
-            self.vocab,
-            prompt,
-            length,
-            sample,
-            stop=self.corpus.preview_stop,
-            start=self.corpus.start,
-        )
-        chars = [step[0] for step in steps]
-        self.model.train()
-        return "".join(chars)
+        with eval_mode(self.model):
+            stop, start = self.corpus.preview_stop, self.corpus.start
+            steps = generate(self.model, self.vocab, prompt, length, sample, stop=stop, start=start)
+            return "".join(step[0] for step in steps)
 
     def _val_limit(self, final: bool) -> int | None:
         """Characters a validation scores at most (None: all): periodic ones PERIODIC_VAL_CHARS;
@@ -473,11 +484,12 @@ class Trainer:
             limit = cap if limit is None else min(limit, cap)
         return limit
 
-    def _expected_eval_seconds(self, train_time: float, session_steps: int) -> float:
+    def _expected_eval_seconds(self, session: _Session) -> float:
         """Before the first validation: what one should take, from the speed of training."""
-        if not train_time or not session_steps:
+        steps = self.step - session.start_step
+        if not session.train_time or not steps:
             return 0.0
-        rate = session_steps * self.chars_per_step / train_time  # training characters per second
+        rate = steps * self.chars_per_step / session.train_time  # training characters per second
         limit = self._val_limit(final=False)
         chars = self.val_chars if limit is None else min(self.val_chars, limit)
         return chars * FORWARD_COST / rate
@@ -557,51 +569,11 @@ class Trainer:
 
     def _save(self, path: Path, summary: dict) -> None:
         """Write a checkpoint (rank 0); every process must call it, to gather the state."""
-        state = self.state
-        if state is not None:
-            state = distributed.gather_rows(state, self.world)
+        state = distributed.gather_rows(self.state, self.world) if self.state is not None else None
         if self.rank != 0:
             return
         self._clean_stale_best()
-        elapsed = self.elapsed()
-        ckpt.save(
-            path,
-            self.model,
-            self.vocab,
-            # the batch and window as used, not None ("default"), so the record says what ran
-            train_config={**self.config.to_dict(), "batch_size": self.batch_size},
-            step=self.step,
-            optimizer=self.optimizer.state_dict(),
-            history=self.history,
-            text=self.text_fingerprint,
-            source=self.origin.get("source"),
-            provenance=self.provenance(),
-            metrics_log=metrics_path(self.out).name if self.out is not None else None,
-            vocab_counts=self.corpus.vocab_counts,
-            line_index=self.corpus.line_index,
-            start=self.corpus.start.to_dict(),
-            summary={
-                "device": str(self.device),
-                "precision": self.precision,
-                "elapsed": elapsed,
-                "best_val_loss": self.best_val,
-                "train_chars": self.train_chars,
-                "val_chars": self.val_chars,
-                "seq_len": self.seq_len,
-                "batch_size": self.batch_size,
-                "skipped_steps": self.skipped_steps,
-                **summary,
-            },
-            resume={
-                "rng": torch.get_rng_state(),
-                "state": state,
-                "elapsed": elapsed,
-                "best_val_loss": self.best_val,
-                "evals_since_best": self.evals_since_best,
-                "skipped_steps": self.skipped_steps,
-                "guard": self.guard.to_dict(),
-            },
-        )
+        save_run(self, path, summary, state)
 
 
 def _copy_overlap(model: CharModel, state_dict: dict) -> None:

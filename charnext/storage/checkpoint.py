@@ -45,17 +45,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from charnext import __version__, tensorfile
 from charnext.config import ModelConfig
 from charnext.errors import CheckpointError, ConfigError
-from charnext.numpy_model import parameter_shapes
-from charnext.vocab import Vocab
+from charnext.modeling.numpy_model import parameter_shapes
+from charnext.storage import tensorfile
+from charnext.text.vocab import Vocab
+from charnext.version import __version__
 
 if TYPE_CHECKING:  # torch is imported only where a torch model or a format-1 file needs it
     import torch
 
-    from charnext.inference import Start
-    from charnext.model import CharModel
+    from charnext.inference.steps import Start
+    from charnext.modeling.model import CharModel
 
 FORMAT = "charnext-checkpoint"
 FORMAT_VERSION = 2
@@ -90,7 +91,7 @@ class Checkpoint:
         """The torch model with the checkpoint's weights, in eval mode on `device`."""
         import torch
 
-        from charnext.model import CharModel
+        from charnext.modeling.model import CharModel
 
         model = CharModel(self.config)
         weights = {k: torch.from_numpy(np.array(v)) for k, v in self.raw["state_dict"].items()}
@@ -104,17 +105,17 @@ class Checkpoint:
     def runner(self):
         """The forward pass prediction and generation use: numpy arrays in, numpy arrays out."""
         if self.engine == "numpy":
-            from charnext.numpy_model import NumpyModel
+            from charnext.modeling.numpy_model import NumpyModel
 
             return NumpyModel(self.config, self.raw["state_dict"])
-        from charnext.inference import TorchRunner
+        from charnext.modeling.runner import TorchRunner
 
         return TorchRunner(self.model)
 
     @property
     def start(self) -> Start:
         """Where the model starts reading (a prime, and line mode's reset): every engine uses it."""
-        from charnext.inference import Start
+        from charnext.inference.steps import Start
 
         return Start.of(self.raw)
 
@@ -132,6 +133,11 @@ class Checkpoint:
     def train_config(self) -> dict:
         """The training configuration as recorded (plain dict)."""
         return self.raw.get("train_config") or {}
+
+    @property
+    def line_mode(self) -> bool:
+        """Whether the model was trained in line mode (each line its own sequence)."""
+        return bool(self.train_config.get("lines"))
 
     @property
     def summary(self) -> dict:
@@ -316,7 +322,7 @@ def export(path: str | Path, out: str | Path) -> Path:
     }
     if isinstance(ckpt.raw.get("vocab_counts"), list):  # for evaluate's frequencies figure
         raw["vocab_counts"] = ckpt.raw["vocab_counts"]
-    if ckpt.train_config.get("lines"):
+    if ckpt.line_mode:
         raw["train_config"] = {"lines": True}  # generation stops at the end of a line
         if ckpt.raw.get("line_index") is not None:
             raw["line_index"] = ckpt.raw["line_index"]
@@ -497,7 +503,7 @@ def load(path: str | Path, device: str | torch.device = "cpu", engine: str = "to
     With engine "torch" the torch model is built now, in eval mode on `device`; with "numpy"
     nothing imports torch (for a format-2 file), and `.model` is still there on first use.
     """
-    from charnext.inference import resolve_engine
+    from charnext.modeling.runner import resolve_engine
 
     engine = resolve_engine(engine, str(device))
     path = Path(path)

@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from charnext.inference import Start, read, softmax
-from charnext.model import CharModel
-from charnext.vocab import Vocab
+from charnext.inference.steps import Start, step_probs, top_of
+from charnext.modeling.runner import Runner
+from charnext.text.vocab import Vocab
+
+if TYPE_CHECKING:
+    from charnext.modeling.model import CharModel
 
 NEWLINE = "\n"
+
+
+# How surprising a character was, in four levels by the probability the model gave it (the
+# lowest probability of each, and its label): the terminal's heat map and the report's agree.
+SURPRISE_LEVELS = ((0.5, "≥ 50%"), (0.1, "10–50%"), (0.01, "1–10%"), (0.0, "< 1%"))
+
+
+def surprise_level(prob: float) -> int:
+    """0 (expected: at least 50%) .. 3 (a surprise: below 1%)."""
+    return next(i for i, (low, _) in enumerate(SURPRISE_LEVELS) if prob >= low)
 
 
 @dataclass
@@ -72,23 +85,16 @@ class Surprise:
 
 
 def _scores(
-    model: CharModel, vocab: Vocab, inputs: str, targets: str, top_k: int, start: Start
+    runner: Runner | CharModel, vocab: Vocab, inputs: str, targets: str, top_k: int, start: Start
 ) -> list[tuple]:
     """Read `inputs` from `start`; for each step, (probability of the target, top-k)."""
-    logits, _ = read(model, vocab, inputs, start)  # (1, T, V), the path predict takes
-    probs = softmax(logits[0])  # (T, V)
-    tgt = vocab.encode_array(targets).astype(np.intp)  # (T,)
-    p = probs[np.arange(len(tgt)), tgt].tolist()
-    k = max(1, min(top_k, len(vocab)))
-    top_i = np.argsort(-probs, axis=-1, kind="stable")[:, :k]  # (T, k)
-    top_p = np.take_along_axis(probs, top_i, axis=-1)
-    tops = [[(vocab.chars[i], q) for i, q in zip(ii, qq)] for ii, qq in zip(top_i.tolist(), top_p.tolist())]
-    return list(zip(p, tops))
+    probs, _ = step_probs(runner, vocab, inputs, start=start)  # (T, V), the path predict takes
+    p = probs[np.arange(len(targets)), vocab.encode_array(targets)].tolist()
+    return list(zip(p, top_of(probs, vocab, top_k)))
 
 
-@torch.no_grad()
 def score_chars(
-    model: CharModel,
+    runner: Runner | CharModel,
     vocab: Vocab,
     text: str,
     offset: int = 0,
@@ -106,8 +112,6 @@ def score_chars(
     Every character of `text` must be in the vocabulary.
     """
     start = start or Start()
-    was_training = model.training
-    model.eval()
     end = min(len(text), offset + length)
     out: list[CharSurprise] = []
     if start.lines:
@@ -118,19 +122,19 @@ def score_chars(
             stop = len(text) if stop < 0 else stop  # the line's newline (or the text's end)
             last = min(stop + 1, len(text))  # score the newline too, where there is one
             # the line's start (the prime, a newline) predicts its first character
-            scores = _scores(model, vocab, NEWLINE + text[first:stop], text[first:last], top_k, start)
+            scores = _scores(runner, vocab, NEWLINE + text[first:stop], text[first:last], top_k, start)
             for p in range(pos, min(last, end)):
                 prob, top = scores[p - first]
                 out.append(CharSurprise(p, text[p], prob, top))
             pos = last
     else:
         s = max(0, offset - context)
-        scores = _scores(model, vocab, text[s : end - 1], text[s + 1 : end], top_k, start) if end > 1 else []
+        inputs, targets = text[s : end - 1], text[s + 1 : end]
+        scores = _scores(runner, vocab, inputs, targets, top_k, start) if end > 1 else []
         for p in range(offset, end):
             if p == 0:
                 out.append(CharSurprise(0, text[0], None, []))
             else:
                 prob, top = scores[p - 1 - s]
                 out.append(CharSurprise(p, text[p], prob, top))
-    model.train(was_training)
     return Surprise(offset, out)

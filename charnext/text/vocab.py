@@ -35,10 +35,16 @@ def visible(ch: str) -> str:
     return ch
 
 
+def visible_running(ch: str) -> str:
+    """A character inside running text (a sample, a heat map): a space stays a space, any other
+    as `visible` shows it."""
+    return " " if ch == " " else visible(ch)
+
+
 def visible_text(text: str, spaces: bool = False) -> str:
     """`visible` applied to every character of a short text; with `spaces`, a space stays a
     space (running text, such as a sample)."""
-    return "".join(" " if spaces and ch == " " else visible(ch) for ch in text)
+    return "".join((visible_running if spaces else visible)(ch) for ch in text)
 
 
 def _code_points(text: str) -> np.ndarray:
@@ -135,13 +141,20 @@ class Vocab:
         """The compact integer dtype of encoded text."""
         return index_dtype(len(self.chars))
 
-    def stoi(self) -> dict[str, int]:
-        """Character -> index."""
-        return {c: i for i, c in enumerate(self.chars)}
-
     def unknown(self, text: str) -> list[str]:
         """Characters of `text` that the vocabulary lacks, in order of first appearance."""
         return [c for c in Vocab.from_text(text).chars if c not in self.chars] if text else []
+
+    def known(self, text: str, skip_unknown: bool = False) -> tuple[str, list[str]]:
+        """The text without the characters the vocabulary lacks (with `skip_unknown`; without,
+        an UnknownCharactersError naming them), and those characters."""
+        unknown = self.unknown(text)
+        if unknown and not skip_unknown:
+            self.encode_array(text)  # raises UnknownCharactersError with the standard message
+        if unknown:
+            drop = set(unknown)
+            text = "".join(c for c in text if c not in drop)
+        return text, unknown
 
     def _lookup(self, cps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Indices of code points, and which of them the vocabulary knows."""
@@ -202,10 +215,6 @@ class Vocab:
         import torch
 
         return torch.nn.functional.one_hot(self.encode(text).long(), len(self.chars)).float()
-
-    def extend(self, text: str) -> Vocab:
-        """This vocabulary plus the new characters of `text`, appended in order of appearance."""
-        return Vocab(self.chars + tuple(self.unknown(text)))
 
 
 def require_text(text: str, *, what: str = "text", minimum: int = 2) -> str:

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from charnext.config import Cell, ModelConfig, TrainConfig
+from charnext.config import PLANNED, Cell, ModelConfig, TrainConfig, format_budget
 
 # Hidden sizes the planner chooses among (two layers each; the smallest texts get one).
 LADDER = (32, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
@@ -96,6 +96,19 @@ class Plan:
         """Plain values, for the checkpoint's provenance and JSON."""
         return asdict(self)
 
+    def replan_regularisation(self, passes: float) -> set[str]:
+        """Choose the planned dropout and weight decay again for a run now expected to make
+        `passes` passes over its text (a time budget on a machine slower or faster than the
+        probe at the start); the names of those it set (none where both were given)."""
+        changed = {"dropout", "weight_decay"} & set(self.planned)
+        if changed:
+            self.passes = passes
+        if "dropout" in changed:
+            self.dropout = dropout_for(passes)
+        if "weight_decay" in changed:
+            self.weight_decay = weight_decay_for(passes)
+        return changed
+
 
 def parameters(cell: Cell, hidden: int, layers: int, vocab: int, embedding: int) -> int:
     """Trainable parameters of a CharModel of this shape (as CharModel.num_parameters)."""
@@ -136,15 +149,68 @@ def human_size(chars: float) -> str:
     return f"{int(chars)} chars"
 
 
-def human_time(seconds: float) -> str:
-    """600 -> '10m', 90 -> '90s', 5400 -> '1h30m'."""
-    seconds = round(seconds)
-    if seconds < 120:
-        return f"{seconds}s"
-    minutes = seconds // 60
-    if minutes < 120:
-        return f"{minutes}m" + (f"{seconds % 60:02d}s" if seconds % 60 else "")
-    return f"{minutes // 60}h" + (f"{minutes % 60:02d}m" if minutes % 60 else "")
+class _Estimates:
+    """What a run of a given shape would train on: the figures make_plan weighs, from the
+    options given, the text and (under a time budget) one speed probe."""
+
+    def __init__(self, given: dict, vocab_size: int, seq_len: int, steps_for: Callable[[int], int],
+                 base_batch: int, max_batch: int | None):  # fmt: skip
+        self.given, self.vocab_size, self.seq_len, self.steps_for = given, vocab_size, seq_len, steps_for
+        self.base_batch, self.max_batch = base_batch, max_batch
+        self.cell = Cell(given.get("cell", Cell.lstm))
+        self.embedding = given.get("embedding_size", ModelConfig.embedding_size)
+        self.max_time = given.get("max_time")
+        self.speed_ref: float | None = None  # the probe's chars/s
+        self.ref_cost = 0.0  # and the cost of the model it measured
+
+    def measure(self, probe: Callable[[int, int, int], float] | None) -> None:
+        """Under a time budget, probe the speed once (unless every option it informs is given)."""
+        if self.max_time is None or probe is None or SPEED_DEPENDENT <= self.given.keys():
+            return
+        hidden = self.given.get("hidden_size", PROBE_HIDDEN)
+        self.speed_ref = probe(hidden, self.given.get("num_layers", layers_for(hidden)), PROBE_BATCH)
+        self.ref_cost = self.size(hidden) + FIXED_COST_PARAMS
+
+    def size(self, hidden: int) -> int:
+        layers = self.given.get("num_layers", layers_for(hidden))
+        return parameters(self.cell, hidden, layers, self.vocab_size, self.embedding)
+
+    def speed(self, hidden: int, batch: int) -> float | None:
+        if self.speed_ref is None:
+            return None
+        doublings = max(-1, min(2, round(math.log2(batch / PROBE_BATCH))))
+        return (
+            self.speed_ref * self.ref_cost / (self.size(hidden) + FIXED_COST_PARAMS) * BATCH_SPEED[doublings]
+        )
+
+    def run_chars(self, hidden: int, batch: int) -> float:
+        if self.max_time is not None:
+            return (self.speed(hidden, batch) or 0.0) * self.max_time * TIME_FOR_TRAINING
+        return self.steps_for(batch) * batch * self.seq_len
+
+    def batch_for(self, hidden: int) -> int:
+        if "batch_size" in self.given:
+            return self.given["batch_size"]
+        chosen = self.base_batch
+        if self.max_time is not None or self.given.get("epochs") is not None:
+            for b in (self.base_batch * 2**k for k in range(1, BATCH_DOUBLINGS + 1)):
+                if self.run_chars(hidden, b) / (b * self.seq_len) >= MIN_PLANNED_STEPS:
+                    chosen = b
+        return max(1, min(chosen, self.max_batch or chosen))
+
+    def hidden_for(self, train_chars: int) -> int:
+        """The widest model of the ladder that the run trains on enough characters per
+        parameter, and that is not too large for the text."""
+        if "hidden_size" in self.given:
+            return self.given["hidden_size"]
+        hidden = LADDER[0]
+        for h in LADDER:
+            d = self.run_chars(h, self.batch_for(h))
+            if d / self.size(h) >= CHARS_PER_PARAM and self.size(h) <= PARAMS_PER_CHAR * max(train_chars, 1):
+                hidden = h
+            elif h > hidden:
+                break
+        return hidden
 
 
 def make_plan(
@@ -167,58 +233,15 @@ def make_plan(
     machine (called only for time budgets, at most once). Without `held_out` text the run
     learns the text itself (the lecture's `hihello`), so nothing is dropped out.
     """
-    cell = Cell(given.get("cell", Cell.lstm))
-    embedding = given.get("embedding_size", ModelConfig.embedding_size)
-    max_time = given.get("max_time")
-
-    def size(hidden: int, layers: int | None = None) -> int:
-        layers = given.get("num_layers", layers or layers_for(hidden))
-        return parameters(cell, hidden, layers, vocab_size, embedding)
-
-    speed_ref: float | None = None
-    if max_time is not None and probe is not None and not (SPEED_DEPENDENT <= given.keys()):
-        probe_hidden = given.get("hidden_size", PROBE_HIDDEN)
-        speed_ref = probe(probe_hidden, given.get("num_layers", layers_for(probe_hidden)), PROBE_BATCH)
-        ref_cost = size(probe_hidden) + FIXED_COST_PARAMS
-
-    def speed(hidden: int, batch: int) -> float | None:
-        if speed_ref is None:
-            return None
-        doublings = max(-1, min(2, round(math.log2(batch / PROBE_BATCH))))
-        return speed_ref * ref_cost / (size(hidden) + FIXED_COST_PARAMS) * BATCH_SPEED[doublings]
-
-    def run_chars(hidden: int, batch: int) -> float:
-        if max_time is not None:
-            s = speed(hidden, batch)
-            return (s or 0.0) * max_time * TIME_FOR_TRAINING
-        return steps_for(batch) * batch * seq_len
-
-    def batch_for(hidden: int) -> int:
-        if "batch_size" in given:
-            return given["batch_size"]
-        chosen = base_batch
-        if max_time is not None or given.get("epochs") is not None:
-            for b in (base_batch * 2**k for k in range(1, BATCH_DOUBLINGS + 1)):
-                if run_chars(hidden, b) / (b * seq_len) >= MIN_PLANNED_STEPS:
-                    chosen = b
-        return max(1, min(chosen, max_batch or chosen))
-
-    if "hidden_size" in given:
-        hidden = given["hidden_size"]
-    else:
-        hidden = LADDER[0]
-        for h in LADDER:
-            d = run_chars(h, batch_for(h))
-            if d / size(h) >= CHARS_PER_PARAM and size(h) <= PARAMS_PER_CHAR * max(train_chars, 1):
-                hidden = h
-            elif h > hidden:
-                break
+    est = _Estimates(given, vocab_size, seq_len, steps_for, base_batch, max_batch)
+    est.measure(probe)
+    hidden = est.hidden_for(train_chars)
     layers = given.get("num_layers", layers_for(hidden))
-    batch = batch_for(hidden)
-    d = run_chars(hidden, batch)
+    batch = est.batch_for(hidden)
+    d = est.run_chars(hidden, batch)
     passes = d / max(train_chars, 1)
-    steps = steps_for(batch) if max_time is None else None
-    budget = human_time(max_time) if max_time is not None else f"{steps:,} steps"
+    steps = steps_for(batch) if est.max_time is None else None
+    budget = format_budget(est.max_time) if est.max_time is not None else f"{steps:,} steps"
     plan = Plan(
         hidden_size=hidden,
         num_layers=layers,
@@ -230,22 +253,10 @@ def make_plan(
         train_chars=train_chars,
         run_chars=d,
         passes=passes,
-        chars_per_sec=speed(hidden, batch),
+        chars_per_sec=est.speed(hidden, batch),
         budget=budget,
     )
-    plan.planned = [
-        name
-        for name in (
-            "hidden_size",
-            "num_layers",
-            "dropout",
-            "weight_decay",
-            "batch_size",
-            "lr",
-            "warmup_steps",
-        )
-        if name not in given
-    ]
+    plan.planned = [name for name in PLANNED if name not in given]
     shape = f"{layers}x{hidden}" + (f", dropout {plan.dropout:g}" if plan.dropout else "")
     shape += f", weight decay {plan.weight_decay:g}" if plan.weight_decay else ""
     over = f"is about {passes:.3g} passes over" if d else "on"  # d is 0: no speed was measured
@@ -257,8 +268,8 @@ def probe_speed(cell: Cell, embedding: int, vocab_size: int, seq_len: int, devic
     """A `probe` for make_plan: times PROBE_STEPS training steps of a model on random text."""
     import torch
 
-    from charnext.device import autocast
-    from charnext.model import CharModel
+    from charnext.modeling.device import autocast
+    from charnext.modeling.model import CharModel
 
     def probe(hidden: int, layers: int, batch: int) -> float:
         state = torch.random.get_rng_state()

@@ -13,32 +13,20 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from charnext import checkpoint as ckpt
-from charnext import distributed
-from charnext.config import ModelConfig, TrainConfig
-from charnext.corpus import (
-    DEFAULT_BATCH,
-    DEFAULT_LINE_BATCH,
-    DEFAULT_VAL_FRACTION,
-    MIN_VAL_CHARS_TEXT,
-    MIN_VAL_LINES,
-)  # fmt: skip
-from charnext.data import fingerprint, read_text, text_lines
-from charnext.device import resolve_precision
+from charnext.config import RESUMABLE, ModelConfig, TrainConfig
 from charnext.errors import ConfigError, TextError, UnknownCharactersError
-from charnext.planner import Plan, make_plan, probe_speed
-from charnext.prepare import PreparedData, load_prepared
-from charnext.schedule import default_steps
-from charnext.trainer import Trainer
-from charnext.vocab import Vocab, require_text
+from charnext.modeling.device import resolve_precision
+from charnext.storage import checkpoint as ckpt
+from charnext.text.prepare import PreparedData, load_prepared
+from charnext.text.reading import fingerprint, read_text, text_lines
+from charnext.text.vocab import Vocab, require_text
+from charnext.training import distributed
+from charnext.training.corpus import DEFAULT_BATCH, DEFAULT_LINE_BATCH, held_out_share
+from charnext.training.planner import Plan, make_plan, probe_speed
+from charnext.training.schedule import default_steps
+from charnext.training.trainer import Trainer
 
 NEWLINE = "\n"
-# What a resumed run may change: how long it goes on, where it runs, what it shows, where it
-# saves. The rest fixes the model, the data order or the split, which a continuation keeps.
-RESUMABLE = frozenset(
-    {"steps", "epochs", "max_time", "patience", "eval_every", "device", "precision", "lr",
-     "sample_prompt", "sample_temperature"}
-)  # fmt: skip
 
 
 @dataclass
@@ -89,7 +77,7 @@ def new_run(
     `text` may be a prepared corpus, which brings its own vocabulary. `model_options` (cell,
     hidden_size, ...) build the ModelConfig when none is given. `command` is the command line
     to record. With `given` (the ModelConfig and TrainConfig fields the user chose), the
-    planner (charnext.planner) chooses the others for the text and the budget.
+    planner (charnext.training.planner) chooses the others for the text and the budget.
     """
     config = config or TrainConfig()
     source = _as_source(text)
@@ -98,41 +86,19 @@ def new_run(
         raise ConfigError("--extend-vocab grows the vocabulary of --init-from's model; give --init-from")
     origin = {"command": command, "source": source.record()}
     if source.prepared is not None:
-        data = source.prepared
         if init_from is not None:
             raise ConfigError("--init-from trains on a text (--file), not on prepared data (--data)")
-        if config.lines:
-            raise ConfigError("line mode trains on a text (--file), not on prepared data (--data)")
         options = model_config.to_dict() if model_config is not None else model_options
-        model_config = ModelConfig(**{**options, "vocab_size": len(data.vocab)})
-        _check_prompt(config, data.vocab)
-        plan = None
-        if given is not None:
-            model_config, config, plan = _plan(len(data.tokens), None, model_config, config, given)
-        return Trainer(
-            data.tokens, data.vocab, model_config, config, out,
-            text_fingerprint=data.fingerprint, vocab_counts=data.counts, origin=origin, plan=plan,
-        )  # fmt: skip
+        return _prepared_run(source.prepared, options, config, out, given, origin)
     text = source.text
     require_text(text)
     init_weights = None
     if init_from is not None:
-        raw = ckpt.load_raw(init_from)
-        vocab = Vocab(tuple(raw["vocab"]))
-        unknown = vocab.unknown(text + (NEWLINE if config.lines else ""))
-        if unknown and not extend_vocab:
-            raise UnknownCharactersError(
-                vocab.unknown_message(unknown) + " (add --extend-vocab to grow it)", unknown
-            )
-        vocab = Vocab(vocab.chars + tuple(unknown))
-        model_config = ModelConfig(**{**raw["model_config"], "vocab_size": len(vocab)})
-        init_weights = raw["state_dict"]
+        vocab, model_config, init_weights = _from_weights(init_from, text, config, extend_vocab)
     else:
         vocab = Vocab.from_text(text + NEWLINE if config.lines and NEWLINE not in text else text)
-        if model_config is None:
-            model_config = ModelConfig(vocab_size=len(vocab), **model_options)
-        elif model_config.vocab_size != len(vocab):
-            model_config = ModelConfig(**{**model_config.to_dict(), "vocab_size": len(vocab)})
+        options = model_config.to_dict() if model_config is not None else model_options
+        model_config = ModelConfig(**{**options, "vocab_size": len(vocab)})
     _check_prompt(config, vocab)
     plan = None
     if given is not None and init_weights is None:
@@ -142,6 +108,39 @@ def new_run(
         text, vocab, model_config, config, out,
         text_fingerprint=fingerprint(text), init_weights=init_weights, origin=origin, plan=plan,
     )  # fmt: skip
+
+
+def _prepared_run(
+    data: PreparedData, options: dict, config: TrainConfig, out: Path | None, given, origin: dict
+) -> Trainer:
+    """A fresh run on a prepared folder, which brings its own vocabulary and counts."""
+    if config.lines:
+        raise ConfigError("line mode trains on a text (--file), not on prepared data (--data)")
+    model_config = ModelConfig(**{**options, "vocab_size": len(data.vocab)})
+    _check_prompt(config, data.vocab)
+    plan = None
+    if given is not None:
+        model_config, config, plan = _plan(len(data.tokens), None, model_config, config, given)
+    return Trainer(
+        data.tokens, data.vocab, model_config, config, out,
+        text_fingerprint=data.fingerprint, vocab_counts=data.counts, origin=origin, plan=plan,
+    )  # fmt: skip
+
+
+def _from_weights(
+    path: str | Path, text: str, config: TrainConfig, extend_vocab: bool
+) -> tuple[Vocab, ModelConfig, dict]:
+    """The vocabulary, model and weights of a run started from `path`'s model: its vocabulary,
+    grown by the text's new characters with `extend_vocab` (refused without)."""
+    raw = ckpt.load_raw(path)
+    vocab = Vocab(tuple(raw["vocab"]))
+    unknown = vocab.unknown(text + (NEWLINE if config.lines else ""))
+    if unknown and not extend_vocab:
+        raise UnknownCharactersError(
+            vocab.unknown_message(unknown) + " (add --extend-vocab to grow it)", unknown
+        )
+    vocab = Vocab(vocab.chars + tuple(unknown))
+    return vocab, ModelConfig(**{**raw["model_config"], "vocab_size": len(vocab)}), raw["state_dict"]
 
 
 def _plan(
@@ -158,15 +157,11 @@ def _plan(
     values = {**model_config.to_dict(), **config.to_dict()}
     chosen = {name: values[name] for name in given if name in values}
     if lines is not None:
-        held_out = config.val_fraction if config.val_fraction is not None else (
-            DEFAULT_VAL_FRACTION if len(lines) >= MIN_VAL_LINES else 0.0
-        )  # fmt: skip
+        held_out = held_out_share(config, len(lines), lines=True)
         train_chars = int(sum(len(line) + 1 for line in lines) * (1 - held_out))
         seq_len = max(2, round(sum(len(line) + 1 for line in lines) / max(len(lines), 1)))
     else:
-        held_out = config.val_fraction if config.val_fraction is not None else (
-            DEFAULT_VAL_FRACTION if length >= MIN_VAL_CHARS_TEXT else 0.0
-        )  # fmt: skip
+        held_out = held_out_share(config, length)
         train_chars = max(2, int(length * (1 - held_out)))
         seq_len = min(config.seq_len, train_chars - 1)
 
@@ -219,8 +214,8 @@ def resume_run(
     recorded). The model, optimizer, schedule, step, random state and position in the data
     continue where they stopped.
 
-    `overrides` are TrainConfig or ModelConfig fields. Those in RESUMABLE apply; any other is
-    refused with a ConfigError naming it, unless it equals the recorded value.
+    `overrides` are TrainConfig or ModelConfig fields. Those marked resumable (config.RESUMABLE)
+    apply; any other is refused with a ConfigError naming it, unless it equals the recorded value.
     """
     raw = ckpt.load_raw(path)
     if not isinstance(raw.get("resume"), dict) or not isinstance(raw.get("train_config"), dict):

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from charnext.errors import CharnextError, TextError
-from charnext.vocab import Vocab, VocabBuilder
+from charnext.errors import PreparedDataError, TextError
+from charnext.text.vocab import Vocab, VocabBuilder
 
 FORMAT = "charnext-tokens"
 FORMAT_VERSION = 1
@@ -44,10 +44,6 @@ CHUNK_BYTES = 1 << 22
 
 Progress = Callable[[str, int, int], None]  # (phase, bytes done, bytes in all)
 _NUMPY = {torch.uint8: np.dtype("uint8"), torch.int16: np.dtype("int16"), torch.int32: np.dtype("int32")}
-
-
-class PreparedDataError(CharnextError):
-    """A prepared data folder is missing, incomplete, corrupt or from an unsupported version."""
 
 
 @dataclass
@@ -158,20 +154,7 @@ def prepare(
     except OSError as e:
         raise TextError(f"cannot read {source}: {e.strerror or e}") from None
 
-    # pass 1: the vocabulary, its counts and the fingerprint of the text
-    builder, sha, length, done = VocabBuilder(), hashlib.sha256(), 0, 0
-    for raw, piece in read_chunks(source, chunk_bytes):
-        builder.update(piece)
-        sha.update(raw)  # valid UTF-8: the same bytes as data.fingerprint hashes
-        length += len(piece)
-        done += len(raw)
-        if on_progress is not None:
-            on_progress("vocabulary", done, size)
-    if length < 2:
-        raise TextError(
-            f"{source} has {length} character{'s' if length != 1 else ''}; "
-            "at least 2 are needed (one to read, one to predict)"
-        )
+    builder, sha, length = _first_pass(source, chunk_bytes, size, on_progress)
     vocab = builder.build()
     dtype = _NUMPY[vocab.dtype]  # uint8, int16 or int32
 
@@ -181,25 +164,7 @@ def prepare(
     except OSError as e:
         raise TextError(f"cannot create {out}: {e.strerror or e}") from None
     (out / META).unlink(missing_ok=True)  # the folder is incomplete until the new meta.json
-    tmp = out / f".{TOKENS}.tmp"
-    check, written, done = hashlib.sha256(), 0, 0
-    try:
-        with open(tmp, "wb") as f:
-            for raw, piece in read_chunks(source, chunk_bytes):
-                check.update(raw)
-                tokens = vocab.encode(piece).numpy()  # the compact dtype: 1, 2 or 4 bytes a character
-                f.write(memoryview(tokens.astype(dtype.newbyteorder("<"), copy=False)))
-                written += len(tokens)
-                done += len(raw)
-                if on_progress is not None:
-                    on_progress("encoding", done, size)
-            f.flush()
-            os.fsync(f.fileno())
-        if written != length or check.hexdigest() != sha.hexdigest():
-            raise TextError(f"{source} changed while it was being prepared; run prepare again")
-        os.replace(tmp, out / TOKENS)
-    finally:
-        tmp.unlink(missing_ok=True)
+    _encode(source, out / TOKENS, vocab, dtype, chunk_bytes, size, (length, sha.hexdigest()), on_progress)
     chars = vocab.chars
     meta = {
         "format": FORMAT,
@@ -215,18 +180,58 @@ def prepare(
     return PrepareResult(out, length, size, len(chars), dtype.name, time.perf_counter() - start)
 
 
+def _first_pass(source: Path, chunk_bytes: int, size: int, on_progress: Progress | None):
+    """Pass 1: the vocabulary (a builder with its counts), the sha256 and the length in
+    characters of the text."""
+    builder, sha, length, done = VocabBuilder(), hashlib.sha256(), 0, 0
+    for raw, piece in read_chunks(source, chunk_bytes):
+        builder.update(piece)
+        sha.update(raw)  # valid UTF-8: the same bytes as data.fingerprint hashes
+        length += len(piece)
+        done += len(raw)
+        if on_progress is not None:
+            on_progress("vocabulary", done, size)
+    if length < 2:
+        raise TextError(
+            f"{source} has {length} character{'s' if length != 1 else ''}; "
+            "at least 2 are needed (one to read, one to predict)"
+        )
+    return builder, sha, length
+
+
+def _encode(source: Path, path: Path, vocab, dtype: np.dtype, chunk_bytes: int, size: int,
+            expected: tuple[int, str], on_progress: Progress | None) -> None:  # fmt: skip
+    """Pass 2: encode the text into `path`, through a temporary file renamed at the end; the
+    text must still be the one pass 1 read (`expected`: its length and sha256)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    check, written, done = hashlib.sha256(), 0, 0
+    try:
+        with open(tmp, "wb") as f:
+            for raw, piece in read_chunks(source, chunk_bytes):
+                check.update(raw)
+                tokens = vocab.encode(piece).numpy()  # the compact dtype: 1, 2 or 4 bytes a character
+                f.write(memoryview(tokens.astype(dtype.newbyteorder("<"), copy=False)))
+                written += len(tokens)
+                done += len(raw)
+                if on_progress is not None:
+                    on_progress("encoding", done, size)
+            f.flush()
+            os.fsync(f.fileno())
+        if (written, check.hexdigest()) != expected:
+            raise TextError(f"{source} changed while it was being prepared; run prepare again")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _write_json(path: Path, obj: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
 
-def load_prepared(path: str | Path) -> PreparedData:
-    """A prepared folder, checked, with its tokens memory-mapped read-only."""
-    path = Path(path)
-    meta_path, tokens_path = path / META, path / TOKENS
-    if not path.is_dir():
-        raise PreparedDataError(f"no prepared data folder {path} (make one with `charnext prepare`)")
+def _read_meta(path: Path, meta_path: Path) -> dict:
+    """meta.json of a prepared folder, read and checked to be charnext's, in a format this reads."""
     if not meta_path.is_file():
         raise PreparedDataError(
             f"{path} holds no {META}: not prepared data, or `charnext prepare` did not finish"
@@ -242,6 +247,16 @@ def load_prepared(path: str | Path) -> PreparedData:
             f"{path} has prepared-data format {meta.get('format_version')!r}; this charnext reads "
             f"format {FORMAT_VERSION} (prepare the text again, or upgrade charnext)"
         )
+    return meta
+
+
+def load_prepared(path: str | Path) -> PreparedData:
+    """A prepared folder, checked, with its tokens memory-mapped read-only."""
+    path = Path(path)
+    meta_path, tokens_path = path / META, path / TOKENS
+    if not path.is_dir():
+        raise PreparedDataError(f"no prepared data folder {path} (make one with `charnext prepare`)")
+    meta = _read_meta(path, meta_path)
     length, chars, counts, text = meta.get("length"), meta.get("vocab"), meta.get("counts"), meta.get("text")
     dtype = {d.name: d for d in _NUMPY.values()}.get(meta.get("dtype"))
     ok = (

@@ -14,8 +14,8 @@ from rich.live import Live
 from rich.text import Text
 
 from charnext.errors import ConfigError
-from charnext.play import PlaySession
-from charnext.vocab import visible
+from charnext.inside.play import PlaySession
+from charnext.text.vocab import visible
 
 TAB, CTRL_D, CTRL_G, ESC = "\t", "\x04", "\x07", "\x1b"
 BACKSPACE = ("\x7f", "\x08")
@@ -70,8 +70,7 @@ def frame(session: PlaySession, title: str, k: int, length: int, message: str, w
     return Group(Text(title, style="bold"), keys, Text(), text, Text(), bars, Text(message, style="yellow"))
 
 
-def run(session: PlaySession, out: Console, title: str, k: int = 5, length: int = 40,
-        temperature: float = 0.8) -> str:  # fmt: skip
+def run(session: PlaySession, out: Console, title: str, k: int = 5, length: int = 40) -> str:
     """Read keys until Ctrl-C or Ctrl-D, redrawing after each; return the text."""
     require_terminal()
     fd = sys.stdin.fileno()
@@ -93,9 +92,9 @@ def run(session: PlaySession, out: Console, title: str, k: int = 5, length: int 
                     while select.select([fd], [], [], 0.01)[0]:
                         os.read(fd, 1024)
                 if CTRL_D in keys:
-                    session_keys(session, keys[: keys.index(CTRL_D)], length, temperature)
+                    session_keys(session, keys[: keys.index(CTRL_D)], length)
                     break
-                message = session_keys(session, keys, length, temperature)
+                message = session_keys(session, keys, length)
     except KeyboardInterrupt:
         pass
     finally:
@@ -103,7 +102,7 @@ def run(session: PlaySession, out: Console, title: str, k: int = 5, length: int 
     return session.text
 
 
-def session_keys(session: PlaySession, keys: str, length: int, temperature: float) -> str:
+def session_keys(session: PlaySession, keys: str, length: int) -> str:
     """Apply keys to the session; a message for the user, or ''."""
     message = ""
     for key in keys:
@@ -111,7 +110,7 @@ def session_keys(session: PlaySession, keys: str, length: int, temperature: floa
             if session.accept() is None:
                 message = "nothing predicted yet: type a character first"
         elif key == CTRL_G:
-            if not session.generate(length, temperature):
+            if not session.generate(length):
                 message = "nothing predicted yet: type a character first"
         elif key in BACKSPACE:
             session.backspace()

@@ -21,6 +21,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from charnext.errors import TensorFileError
+
 MAX_HEADER = 100_000_000  # bytes of JSON header at most, as the reference implementation allows
 
 # safetensors dtype name <-> numpy dtype (little-endian); BF16 travels as its uint16 bits.
@@ -40,10 +42,6 @@ DTYPES: dict[str, np.dtype] = {
     "BOOL": np.dtype("?"),
 }
 _NAMES = {dt: name for name, dt in DTYPES.items() if name not in ("BF16",)}
-
-
-class TensorFileError(ValueError):
-    """The bytes are not a well-formed safetensors file (the message says why)."""
 
 
 @dataclass

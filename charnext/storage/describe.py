@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from charnext.checkpoint import Checkpoint
-from charnext.metrics import read_metrics
+from charnext.storage.checkpoint import Checkpoint
+from charnext.storage.metrics import read_metrics
 
 
 def _finite(values: list) -> list:

@@ -1,5 +1,6 @@
 """A typing session with a model: the text so far and the model's next-character probabilities,
-updated one character at a time (the core of `charnext play`; the terminal side is play_ui.py).
+updated one character at a time (the core of `charnext play`; the terminal side is
+charnext.rendering.play_ui). It runs on a runner, so on the numpy engine no torch is imported.
 """
 
 from __future__ import annotations
@@ -7,53 +8,54 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch
+import numpy as np
 
-from charnext.checkpoint import Checkpoint
-from charnext.inference import read, softmax
+from charnext.config import SampleConfig
+from charnext.inference.sampling import Sampler
+from charnext.inference.steps import Start, read, softmax, top_of
+from charnext.modeling.runner import Runner
+from charnext.text.vocab import Vocab
 
 
 @dataclass
 class _Step:
     """The model after one more character: its state and its next-character distribution."""
 
-    state: Any  # the model's state (L, 1, S); None before anything was read
-    probs: torch.Tensor | None  # (V,) next-character probabilities; None when nothing was read
+    state: Any  # the runner's state; None before any character
+    probs: np.ndarray | None  # (V,) next-character probabilities; None when nothing was read
 
 
 class PlaySession:
     """The text typed so far and what the model expects next. Every character costs one step of
     the model with its state carried; deleting one goes back to the state before it."""
 
-    def __init__(self, ckpt: Checkpoint, seed: int = 0):
-        self.model, self.vocab = ckpt.model, ckpt.vocab
-        self.model.eval()
-        self.start = ckpt.start  # where reading begins: the prime, and line mode's reset
+    def __init__(
+        self, runner: Runner, vocab: Vocab, start: Start | None = None, sample: SampleConfig | None = None
+    ):
+        self.runner, self.vocab = runner, vocab
+        self.start = start or Start()  # where reading begins: the prime, and line mode's reset
+        self.draw = Sampler(sample or SampleConfig(temperature=0.8, seed=0))  # what generate draws with
         self.text = ""
-        self.generator = torch.Generator().manual_seed(seed)
         self._steps = [self._feed(_Step(None, None), "")]
 
     def _feed(self, step: _Step, text: str) -> _Step:
         """The model after reading `text` on from `step` (from the start, before anything)."""
-        logits, state = read(self.model, self.vocab, text, self.start, state=step.state)
+        logits, state = read(self.runner, self.vocab, text, self.start, state=step.state)
         if logits is None:  # nothing read and no prime: no prediction yet
             return _Step(None, None)
-        return _Step(state, torch.from_numpy(softmax(logits[0, -1])))
+        return _Step(state, softmax(logits[0, -1]))
 
     def top(self, k: int = 5) -> list[tuple[str, float]]:
         """The k most likely next characters and their probabilities, best first ([] before
         the first character of a stream model: it predicts only after reading)."""
         probs = self._steps[-1].probs
-        if probs is None:
-            return []
-        p, i = probs.topk(min(k, len(self.vocab)))
-        return [(self.vocab.chars[j], q) for j, q in zip(i.tolist(), p.tolist())]
+        return [] if probs is None else top_of(probs[None], self.vocab, k)[0]
 
     def type(self, ch: str) -> bool:
         """Add one character; False (and nothing changes) when the vocabulary lacks it."""
         if ch not in self.vocab:
             return False
-        self._steps.append(self._feed(self._steps[-1], ch))
+        self._steps.append(self._feed(self._steps[-1], ch))  # a line-mode newline starts afresh
         self.text += ch
         return True
 
@@ -71,19 +73,16 @@ class PlaySession:
         self.type(top[0][0])
         return top[0][0]
 
-    def generate(self, n: int, temperature: float = 0.8) -> str:
-        """Add `n` characters drawn from the model (temperature 0: always the most likely)."""
+    def generate(self, n: int) -> str:
+        """Add up to `n` characters drawn from the model with the session's sampling settings
+        (temperature, top-k, top-p; seeded once per session)."""
         out = []
         for _ in range(n):
             probs = self._steps[-1].probs
             if probs is None:
                 break
-            if temperature == 0:
-                j = int(probs.argmax())
-            else:
-                weights = probs.clamp_min(1e-30).log() / temperature
-                j = int(torch.multinomial(torch.softmax(weights, dim=-1), 1, generator=self.generator))
-            ch = self.vocab.chars[j]
+            logits = np.log(np.maximum(probs, 1e-30))[None]  # (1, V): log-probabilities draw the same
+            ch = self.vocab.chars[int(self.draw(logits)[0])]
             self.type(ch)
             out.append(ch)
         return "".join(out)

@@ -25,8 +25,8 @@ EVALS_PER_RUN = 10
 # and the next waits long enough. In a 90-second run on tinyshakespeare ten validations of a
 # 2x256 model took 13 s that training then lacked; `--steps 120` spent 6.5 s of 8.9 s validating.
 MAX_EVAL_SHARE = 0.04
-# Rows of the lecture's table (ReportEvents) per run, first and last step included.
-REPORT_ROWS = 12
+# Rows of the lecture's table (RowEvents) per run, first and last step included.
+ROWS_PER_RUN = 12
 
 
 def default_steps(train_chars: int, chars_per_step: int) -> int:
@@ -62,12 +62,12 @@ class Schedule:
     total: int | None  # planned optimizer steps; None when the time budget decides
     max_time: float | None  # wall-clock budget in seconds (with total None)
     eval_every: int  # steps between validations (step plans)
-    report_marks: frozenset[int]  # steps that add a table row (step plans)
+    row_marks: frozenset[int]  # steps that add a table row (step plans)
     eval_seconds: float = 0.0  # how long the latest validation took (validations are spaced by it)
     last_eval_step: int = 0  # the step of the latest validation
 
     @classmethod
-    def plan(
+    def for_run(
         cls, config: TrainConfig, steps_per_epoch: int, train_chars: int, chars_per_step: int
     ) -> Schedule:
         """The schedule `config` asks for: steps, epochs, a time budget, or sized to the text."""
@@ -82,7 +82,7 @@ class Schedule:
         eval_every = config.eval_every or max(1, (total or 1000) // EVALS_PER_RUN)
         marks: frozenset[int] = frozenset()
         if total is not None:
-            middle = {max(1, round(total * i / (REPORT_ROWS - 1))) for i in range(1, REPORT_ROWS - 1)}
+            middle = {max(1, round(total * i / (ROWS_PER_RUN - 1))) for i in range(1, ROWS_PER_RUN - 1)}
             marks = frozenset({1, total} | middle)
         return cls(config, total, None if total is not None else config.max_time, eval_every, marks)
 
@@ -133,12 +133,12 @@ class Schedule:
             return step - self.last_eval_step >= self.eval_every and spaced
         return since_eval >= max(self.max_time / EVALS_PER_RUN, self.eval_seconds / MAX_EVAL_SHARE)
 
-    def report_due(self, step: int, elapsed: float, last_fraction: float) -> bool:
+    def row_due(self, step: int, elapsed: float, last_fraction: float) -> bool:
         """Whether to add a row to the lecture's table after `step`; `last_fraction` is the share
-        of the run done at the last row (a time plan adds one each 1/(REPORT_ROWS-1) of it)."""
+        of the run done at the last row (a time plan adds one each 1/(ROWS_PER_RUN-1) of it)."""
         if self.total is not None:
-            return step in self.report_marks
+            return step in self.row_marks
         if step == 1 or self.done(step, elapsed):
             return True
-        rows = REPORT_ROWS - 1
+        rows = ROWS_PER_RUN - 1
         return math.floor(self.fraction(step, elapsed) * rows) > math.floor(last_fraction * rows)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import sys
 from collections.abc import Iterable, Sequence
 
 from rich import box
@@ -21,8 +23,9 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from charnext.events import EvalEvent, ReportEvent, StepEvent, TrainResult
-from charnext.vocab import visible, visible_text
+from charnext.config import PLANNED, format_duration
+from charnext.events import EvalEvent, Event, RowEvent, StepEvent, TrainResult
+from charnext.text.vocab import visible, visible_running, visible_text
 
 LN2 = math.log(2)
 
@@ -76,18 +79,58 @@ class TrimmedLines:
         return getattr(self.stream, "encoding", "utf-8")
 
 
+class OutputThatMayClose:
+    """The training view's stream: once its reader is gone (`charnext train ... | head`), writes
+    go nowhere and the run goes on to the end, saving as usual; the command then exits 0."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def _gone(self) -> None:
+        self.gone = True
+        stdout_closed()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.stream, "encoding", "utf-8")
+
+
+def stdout_closed() -> None:
+    """Point standard output at /dev/null, so that nothing later fails writing to the closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (e.g. under a test runner)
+        pass
+    finally:
+        os.close(devnull)
+
+
 def error_console() -> Console:
     """The console errors go to."""
     return Console(stderr=True, highlight=False)
-
-
-def fmt_duration(seconds: float) -> str:
-    """12.3s, 4m05s, 1h02m."""
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
 
 
 def fmt_rate(chars_per_sec: float) -> str:
@@ -180,6 +223,15 @@ class TrainView:
         self.lines.append(line)
         (self.live.console if self.live is not None else self.out).print(line, soft_wrap=True)
 
+    def show(self, event: Event) -> None:
+        """Any event of the run, shown where it belongs."""
+        if isinstance(event, StepEvent):
+            self.step(event)
+        elif isinstance(event, RowEvent):
+            self.row(event)
+        elif isinstance(event, EvalEvent):
+            self.evaluation(event)
+
     def step(self, e: StepEvent) -> None:
         """After an optimizer step: the progress bar, or a plain line now and then."""
         val = f" val {e.val_loss:.3f}" if e.val_loss is not None else ""
@@ -192,12 +244,10 @@ class TrainView:
         ):
             self.last_plain, self.last_plain_time = e.fraction, e.elapsed
             eta = (e.elapsed / e.fraction) * (1 - e.fraction) if e.fraction > 0 else 0.0
-            self.out.print(
-                f"{info}  {e.fraction:4.0%}  elapsed {fmt_duration(e.elapsed)}  eta {fmt_duration(eta)}",
-                soft_wrap=True,
-            )
+            times = f"elapsed {format_duration(e.elapsed)}  eta {format_duration(eta)}"
+            self.out.print(f"{info}  {e.fraction:4.0%}  {times}", soft_wrap=True)
 
-    def report(self, e: ReportEvent) -> None:
+    def row(self, e: RowEvent) -> None:
         """One row of the lecture's table."""
         prediction, target = visible_text(e.prediction), visible_text(e.target)
         if not self.lines:  # the first row sets the widths: the window is the same every time
@@ -226,6 +276,26 @@ class TrainView:
         target.print(sample, soft_wrap=True)
 
 
+def run_header(trainer) -> str:
+    """The run's header: the model, the vocabulary, the batch and where it runs; for a new run
+    the plan's line below it, with the options it kept as given."""
+    c = trainer.model.config
+    title = (
+        f"{c.cell.value} {c.num_layers}x{c.hidden_size}, {len(trainer.vocab)} chars, "
+        f"batch {trainer.batch_size}x{trainer.seq_len}, {trainer.device} {trainer.precision}"
+    )
+    plan = trainer.recorded_plan()
+    if plan and trainer.resumed_from is None:
+        title += f"\nplan: {plan['why']}" + _given_note(plan)
+    return title
+
+
+def _given_note(plan: dict) -> str:
+    """' (--batch-size as given)': the options the planner chooses that the user gave instead."""
+    kept = [name for name in PLANNED if name not in plan["planned"]]
+    return f" ({', '.join('--' + n.replace('_', '-') for n in kept)} as given)" if kept else ""
+
+
 def train_summary(out: Console, r: TrainResult, next_command: str | None = None) -> None:
     """The table printed after training, and the command to try next."""
     t = Table(title="training done" if r.reason != "interrupted" else "training interrupted",
@@ -237,17 +307,16 @@ def train_summary(out: Console, r: TrainResult, next_command: str | None = None)
     t.add_row("steps", f"{r.steps:,} ({stopped.get(r.reason, r.reason)})")
     # chars/s: training characters over the time in optimizer steps (validation, previews and
     # checkpoint writes excluded), as on the progress line
-    training = (
-        f"training {fmt_duration(r.train_time)} at {fmt_rate(r.chars_per_sec)} on {r.device}, {r.precision}"
-    )
+    rate = fmt_rate(r.chars_per_sec)
+    training = f"training {format_duration(r.train_time)} at {rate} on {r.device}, {r.precision}"
     if r.session_steps < r.steps:  # resumed: this session's figures apart from the whole run's
         t.add_row(
             "this session",
-            f"{r.session_steps:,} steps in {fmt_duration(r.session_elapsed)}, of which {training}",
+            f"{r.session_steps:,} steps in {format_duration(r.session_elapsed)}, of which {training}",
         )
-        t.add_row("whole run", f"{r.steps:,} steps in {fmt_duration(r.elapsed)}")
+        t.add_row("whole run", f"{r.steps:,} steps in {format_duration(r.elapsed)}")
     else:
-        t.add_row("time", f"{fmt_duration(r.elapsed)}, of which {training}")
+        t.add_row("time", f"{format_duration(r.elapsed)}, of which {training}")
     t.add_row("final loss", f"{r.loss:.4f} nats/char, accuracy {r.accuracy:.1%}")
     if r.val_loss is not None:
         t.add_row("validation", f"{r.val_loss:.4f} nats/char ({r.val_loss / LN2:.3f} bits/char)")
@@ -314,7 +383,7 @@ def prepare_summary(out: Console, r) -> None:
         ("folder", str(r.path)),
         ("text", f"{r.characters:,} characters, {r.bytes:,} bytes"),
         ("vocabulary", f"{r.vocab_size:,} characters; tokens stored as {r.dtype}"),
-        ("time", f"{fmt_duration(r.seconds)} ({r.mb_per_sec:,.1f} MB/s)"),
+        ("time", f"{format_duration(r.seconds)} ({r.mb_per_sec:,.1f} MB/s)"),
         ("train on it", f"charnext train --data {r.path}"),
     ]
     out.print(key_value_table("prepared", rows))
@@ -393,6 +462,12 @@ def prediction_table(
     return t
 
 
+def show_prediction(out: Console, steps, prediction: str, alternatives: int) -> None:
+    """predict's per-step table and its prediction line."""
+    out.print(prediction_table(steps, alternatives, width=out.width))
+    out.print(f"prediction: [bold]{visible_text(prediction)}[/]")
+
+
 def stream_text(out: Console, prefix: str, chars: Iterable[str]) -> str:
     """Print `prefix`, then each character the moment it comes; return the characters."""
     out.print(prefix, style="bold", end="", markup=False, highlight=False)
@@ -468,11 +543,11 @@ def evaluation_table(r, checkpoint: str, source: str) -> Table:
 # Heat map buckets by the probability the model gave a character: confident characters are
 # calm (green, yellow text), surprising ones loud (yellow, then red backgrounds; a background
 # also shows a surprising space). Without colour, marks go on a line of their own under the text.
-_HEAT = [  # (lowest probability, style, mark, label)
-    (0.5, "green", " ", "≥ 50%"),
-    (0.1, "yellow", ".", "10-50%"),
-    (0.01, "black on yellow", "+", "1-10%"),
-    (0.0, "bold white on red", "!", "< 1%"),
+_HEAT = [  # (style, mark) of each surprise level (charnext.inference.surprise.SURPRISE_LEVELS)
+    ("green", " "),
+    ("yellow", "."),
+    ("black on yellow", "+"),
+    ("bold white on red", "!"),
 ]
 
 
@@ -480,17 +555,17 @@ def _bucket(prob: float | None) -> tuple[str, str]:
     """(style, mark) of a probability; unscored characters are dim and unmarked."""
     if prob is None:
         return "dim", " "
-    return next((style, mark) for low, style, mark, _ in _HEAT if prob >= low)
+    from charnext.inference.surprise import surprise_level
+
+    return _HEAT[surprise_level(prob)]
 
 
-def _shown(ch: str) -> str:
-    """A character as the heat map shows it: newline as ↵ (then a line break), space as space."""
-    return "↵" if ch == "\n" else " " if ch == " " else visible(ch)
-
-
-def heat_map(chars, width: int, colour: bool) -> Text:
-    """The stretch, wrapped at `width` cells, each character styled by its probability; without
-    `colour`, a line of marks under each line of text instead."""
+def _wrapped(
+    cells: Iterable[tuple[str, str | None, str]], width: int, colour: bool, marks_style: str = ""
+) -> Text:
+    """(character, style, mark) cells wrapped at `width` terminal cells, a line break also ending
+    a line; with `colour` each character in its style, without it a line of marks under each
+    line of text instead."""
     from rich.cells import cell_len
 
     out = Text()
@@ -501,11 +576,10 @@ def heat_map(chars, width: int, colour: bool) -> Text:
         out.append_text(line)
         out.append("\n")
         if not colour:
-            out.append(("  " + "".join(marks)).rstrip() + "\n", style="bold")
+            out.append(("  " + "".join(marks)).rstrip() + "\n", style=marks_style)
 
-    for c in chars:
-        shown = _shown(c.char)
-        style, mark = _bucket(c.prob)
+    for ch, style, mark in cells:
+        shown = visible_running(ch)
         w = cell_len(shown)
         if used + w > width:
             flush()
@@ -513,7 +587,7 @@ def heat_map(chars, width: int, colour: bool) -> Text:
         line.append(shown, style=style if colour else None)
         marks.append(mark * w)
         used += w
-        if c.char == "\n":
+        if ch == "\n":
             flush()
             line, marks, used = Text(), [], 0
     if used:
@@ -521,19 +595,29 @@ def heat_map(chars, width: int, colour: bool) -> Text:
     return out
 
 
+def heat_map(chars, width: int, colour: bool) -> Text:
+    """The stretch, wrapped at `width` cells, each character styled by its probability; without
+    `colour`, a line of marks under each line of text instead."""
+    return _wrapped(((c.char, *_bucket(c.prob)) for c in chars), width, colour, "bold")
+
+
 def heat_legend(colour: bool) -> Padding:
     """What the colours (or marks) of the heat map mean: two short lines, indented, and so is
     every line they wrap onto in a narrow terminal."""
+    from charnext.inference.surprise import SURPRISE_LEVELS
+
     out = Text("probability the model gave each character")
     if colour:
         out.append(":\n")
-        for _, style, _, label in _HEAT:
+        for (style, _), (_, label) in zip(_HEAT, SURPRISE_LEVELS):
             out.append(f" {label} ", style=style)
             out.append(" ")
         out.append(" unscored", style="dim")
     else:
         out.append(", marked under it:\n")
-        out.append("   ".join(f"{mark} {label}" for _, _, mark, label in _HEAT[1:]))
+        out.append(
+            "   ".join(f"{mark} {label}" for (_, mark), (_, label) in list(zip(_HEAT, SURPRISE_LEVELS))[1:])
+        )
         out.append("   (no mark: ≥ 50%)")
     return Padding(out, (0, 0, 0, 2))
 
@@ -703,6 +787,16 @@ def line_chart(
         for col, y in cols.items():
             row = max(0, height - 1 - round((y - y_lo) / (y_hi - y_lo) * (height - 1)))
             grid[row][col] = (mark, style)
+    legend = "   ".join(f"{mark} {name}" for name, (mark, _) in zip(series, styles))
+    legend += f"   · {faint[0]}" if faint is not None else ""
+    note = f"(early values up to {max(values):.2f} sit on the top row)" if clipped else ""
+    return _framed(grid, (y_lo, y_hi), (x_lo, x_hi), legend, note)
+
+
+def _framed(grid: list, ys: tuple[float, float], xs: tuple[float, float], legend: str, note: str) -> Text:
+    """A chart's grid of (mark, style) cells with its y labels, axis, step range and legend."""
+    (y_lo, y_hi), (x_lo, x_hi) = ys, xs
+    height, width = len(grid), len(grid[0])
     label_w = max(len(f"{y_hi:.2f}"), len(f"{y_lo:.2f}"))
     out = Text()
     for r, cells in enumerate(grid):
@@ -715,12 +809,9 @@ def line_chart(
     out.append(" " * label_w + " └" + "─" * width + "\n")
     left, right = f"step {int(x_lo)}", f"step {int(x_hi)}"
     out.append(" " * (label_w + 2) + left + right.rjust(width - len(left)) + "\n")
-    legend = "   ".join(f"{mark} {name}" for name, (mark, _) in zip(series, styles))
-    if faint is not None:
-        legend += f"   · {faint[0]}"
     out.append(" " * (label_w + 2) + legend)
-    if clipped:
-        out.append("\n" + " " * (label_w + 2) + f"(early values up to {max(values):.2f} sit on the top row)")
+    if note:
+        out.append("\n" + " " * (label_w + 2) + note)
     return out
 
 
@@ -730,7 +821,7 @@ def provenance_rows(p: dict, log: dict | None) -> list[tuple[str, str]]:
     schedule = p.get("schedule") or {}
     plan = (
         f"{schedule['total_steps']:,} steps" if schedule.get("total_steps") else
-        f"{fmt_duration(schedule['max_time'])} budget" if schedule.get("max_time") else "-"
+        f"{format_duration(schedule['max_time'])} budget" if schedule.get("max_time") else "-"
     )  # fmt: skip
     rows = [
         ("command", " ".join(p["command"]) if p.get("command") else "- (Python API)"),
@@ -779,7 +870,7 @@ def show_checkpoint(out: Console, info: dict) -> None:
     def num(v, fmt="{:.4f}"):
         return fmt.format(v) if isinstance(v, (int, float)) else "-"
 
-    from charnext.plot import smooth
+    from charnext.rendering.plot import smooth
 
     text = t.get("text") or {}
     raw = [(x, y) for x, y in zip(info["history_steps"], info["history"]) if y is not None]
@@ -799,7 +890,7 @@ def show_checkpoint(out: Console, info: dict) -> None:
         ("accuracy", num(t["accuracy"], "{:.1%}") + " (last step)"),
     ]  # fmt: skip
     rows += [
-        ("time", fmt_duration(t["elapsed"]) if t.get("elapsed") is not None else "-"),
+        ("time", format_duration(t["elapsed"]) if t.get("elapsed") is not None else "-"),
         ("text", f"{text.get('length', 0):,} characters, sha256 {str(text.get('sha256', '-'))[:16]}…"),
         ("device", f"{t.get('device') or '-'}, {t.get('precision') or '-'}"),
         ("resumable", "yes" if t["resumable"] else "no"),
@@ -841,35 +932,12 @@ def unit_heat_map(text: str, values: Sequence[float], magnitude: float, width: i
     """`text` wrapped at `width` cells, each character's background coloured by a unit's
     activation (blue negative, red positive); without `colour`, a line of bars under each line
     of text (▁ most negative ... █ most positive)."""
-    from rich.cells import cell_len
+    from charnext.inside.neurons import diverging_level
 
-    from charnext.neurons import diverging_level
-
-    out = Text()
-    line, bars, used = Text(), [], 0
-
-    def flush() -> None:
-        out.append("  ")
-        out.append_text(line)
-        out.append("\n")
-        if not colour:
-            out.append(("  " + "".join(bars)).rstrip() + "\n")
-
-    for ch, v in zip(text, values):
-        shown = _shown(ch)
-        w = cell_len(shown)
-        if used + w > width:
-            flush()
-            line, bars, used = Text(), [], 0
-        line.append(shown, style=_DIVERGING[diverging_level(v, magnitude)] if colour else None)
-        bars.append(_spark(v, magnitude) * w)
-        used += w
-        if ch == "\n":
-            flush()
-            line, bars, used = Text(), [], 0
-    if used:
-        flush()
-    return out
+    cells = (
+        (ch, _DIVERGING[diverging_level(v, magnitude)], _spark(v, magnitude)) for ch, v in zip(text, values)
+    )
+    return _wrapped(cells, width, colour)
 
 
 def unit_legend(colour: bool, magnitude: float) -> Padding:
@@ -926,7 +994,7 @@ def neuron_tables(scan, n: int = 10, width: int | None = None) -> tuple[Table, T
     best.add_column("unit", style="cyan", no_wrap=True)
     best.add_column("r", justify="right")
     best.add_column("the feature at each character", style="dim", overflow="fold")
-    from charnext.neurons import FEATURES
+    from charnext.inside.neurons import FEATURES
 
     for s in scan.best_per_feature():
         best.add_row(s.feature, s.unit.name, _r(s.r), FEATURES[s.feature])
@@ -944,7 +1012,7 @@ def show_neurons(out: Console, scan, n: int = 10) -> None:
 
 def show_unit(out: Console, scan, unit) -> None:
     """`charnext neurons --unit`: one unit's activation over the stretch, as a heat map."""
-    from charnext.neurons import scale
+    from charnext.inside.neurons import scale
 
     colour = out.color_system is not None and not out.no_color
     s = scan.score(unit)

@@ -22,8 +22,8 @@ from torch import nn
 
 from charnext.config import Cell
 from charnext.errors import ConfigError, TextError
-from charnext.model import CharModel
-from charnext.vocab import Vocab
+from charnext.modeling.model import CharModel, eval_mode
+from charnext.text.vocab import Vocab
 
 CHUNK = 1024  # characters per call: (PIECES, CHUNK, 3H) gates stay small (4096: 15-25% slower)
 PIECES = 16  # most pieces of a long text read side by side, as one batch
@@ -50,6 +50,37 @@ FEATURES: dict[str, str] = {
 
 # ---------------------------------------------------------------------------------------------
 # features
+
+
+def _line_features(text: str, alnum: np.ndarray, upper: np.ndarray, lower: np.ndarray):
+    """The features that carry state along a line, in one pass: indentation, inside single
+    quotes (an apostrophe inside a word is no quote), and a line of capitals so far."""
+    n = len(text)
+    indent = np.zeros(n, dtype=np.float32)
+    in_single = np.zeros(n, dtype=bool)
+    caps_line = np.zeros(n, dtype=bool)
+    level, leading, single, n_upper, n_lower, prev_alnum = 0, True, False, 0, 0, False
+    for t, ch in enumerate(text):
+        if ch == "\n":
+            level, leading, single, n_upper, n_lower = 0, True, False, 0, 0
+        else:
+            if leading and ch in " \t":
+                level += 4 if ch == "\t" else 1
+            else:
+                leading = False
+            if ch == "'":
+                if single:
+                    single = False
+                elif not prev_alnum:
+                    single = True
+            n_upper += upper[t]
+            n_lower += lower[t]
+        indent[t] = level
+        in_single[t] = single
+        caps_line[t] = n_upper >= 2 and n_lower == 0
+        prev_alnum = alnum[t]
+
+    return indent, in_single, caps_line
 
 
 def text_features(text: str) -> dict[str, np.ndarray]:
@@ -87,31 +118,7 @@ def text_features(text: str) -> dict[str, np.ndarray]:
     starts = np.maximum.accumulate(np.where(word_start, positions, 0))
     word_position = np.where(alnum, positions - starts, 0)
 
-    # the stateful ones, in one pass
-    indent = np.zeros(n, dtype=np.float32)
-    in_single = np.zeros(n, dtype=bool)
-    caps_line = np.zeros(n, dtype=bool)
-    level, leading, single, n_upper, n_lower, prev_alnum = 0, True, False, 0, 0, False
-    for t, ch in enumerate(text):
-        if ch == "\n":
-            level, leading, single, n_upper, n_lower = 0, True, False, 0, 0
-        else:
-            if leading and ch in " \t":
-                level += 4 if ch == "\t" else 1
-            else:
-                leading = False
-            if ch == "'":
-                if single:
-                    single = False
-                elif not prev_alnum:
-                    single = True
-            n_upper += upper[t]
-            n_lower += lower[t]
-        indent[t] = level
-        in_single[t] = single
-        caps_line[t] = n_upper >= 2 and n_lower == 0
-        prev_alnum = alnum[t]
-
+    indent, in_single, caps_line = _line_features(text, alnum, upper, lower)
     punct = ~alnum & ~space
     return {
         "line_position": line_position.astype(np.float32),
@@ -268,18 +275,15 @@ def record(
     (the index of the line break, for a line-mode model) every line is read on its own, as
     training read it: from the zero state, after a line break.
     """
-    with _one_thread(model.head.weight.device), torch.no_grad():
-        was_training = model.training
-        model.eval()
-        run = _Runner(model)
+    with _one_thread(model.head.weight.device), torch.no_grad(), eval_mode(model):
+        run = _LayerStepper(model)
         if newline is None:
             _record_stream(run, idx, on_chunk)
         else:
             _record_lines(run, idx, on_chunk, newline)
-        model.train(was_training)
 
 
-class _Runner:
+class _LayerStepper:
     """Runs every layer of a model over a batch (B, t) from given states; returns every state."""
 
     def __init__(self, model: CharModel):
@@ -318,7 +322,7 @@ class _Runner:
         return states
 
 
-def _record_stream(run: _Runner, idx: torch.Tensor, on_chunk: Callable) -> None:
+def _record_stream(run: _LayerStepper, idx: torch.Tensor, on_chunk: Callable) -> None:
     spans = pieces(len(idx))
     h, cs = run.zeros(len(spans))
     if len(spans) > 1:  # warm-up: each piece but the first reads the characters before it, unrecorded
@@ -337,7 +341,7 @@ def _record_stream(run: _Runner, idx: torch.Tensor, on_chunk: Callable) -> None:
                 on_chunk(s + t0, [state[b, : len(r)] for state in states])
 
 
-def _record_lines(run: _Runner, idx: torch.Tensor, on_chunk: Callable, newline: int) -> None:
+def _record_lines(run: _LayerStepper, idx: torch.Tensor, on_chunk: Callable, newline: int) -> None:
     # Each line break starts a line: the state at it is the zero state after reading it, and the
     # line's characters follow. The text's first line reads a line break first, unrecorded.
     breaks = (idx == newline).nonzero().flatten().tolist()
@@ -456,6 +460,15 @@ class NeuronScan:
             "skipped": self.skipped,
         }
 
+    def unit_to_dict(self, unit: Unit) -> dict:
+        """Plain values, for JSON: one unit's score and its activations over the stretch."""
+        return {
+            **self.score(unit).to_dict(),
+            "offset": self.stretch_offset,
+            "text": self.stretch,
+            "activations": [round(float(v), 5) for v in self.activation(unit)],
+        }
+
 
 MIN_VARYING_SHARE = 0.01  # a feature is scored where it leaves its commonest value this often
 
@@ -532,18 +545,6 @@ def scale(values: np.ndarray) -> float:
     """The magnitude heat maps divide by: the largest |activation| (at least a tiny epsilon)."""
     m = float(np.abs(values).max()) if len(values) else 0.0
     return m if m > 1e-9 and math.isfinite(m) else 1.0
-
-
-def known_text(vocab: Vocab, text: str, skip_unknown: bool = False) -> tuple[str, list[str]]:
-    """The text without the characters the vocabulary lacks (if `skip_unknown`; otherwise an
-    UnknownCharactersError naming them), and those characters."""
-    unknown = vocab.unknown(text)
-    if unknown and not skip_unknown:
-        vocab.encode(text)  # raises UnknownCharactersError with the standard message
-    if unknown:
-        drop = set(unknown)
-        text = "".join(c for c in text if c not in drop)
-    return text, unknown
 
 
 def diverging_level(value: float, magnitude: float, levels: int = 4) -> int:

@@ -1,47 +1,12 @@
-"""Reading texts, splitting them, and cutting them into training batches."""
+"""Training data as tensors: the held-out split and batches of windows and of lines."""
 
 from __future__ import annotations
 
-import hashlib
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from charnext.errors import TextError
-
-
-def decode_utf8(raw: bytes, source: str) -> str:
-    """Bytes -> str, or a TextError naming the byte offset of the first invalid sequence."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        bad = raw[e.start : e.start + 4].hex(" ")
-        raise TextError(
-            f"{source} is not valid UTF-8: invalid byte sequence at byte offset {e.start} ({bad})"
-        ) from None
-
-
-def read_text(path: str | Path) -> str:
-    """A UTF-8 text file, or standard input for `-`."""
-    if str(path) == "-":
-        return decode_utf8(sys.stdin.buffer.read(), "standard input")
-    p = Path(path)
-    if p.is_dir():
-        raise TextError(f"{p} is a directory, not a text file")
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise TextError(f"no such file: {p}") from None
-    except OSError as e:
-        raise TextError(f"cannot read {p}: {e.strerror or e}") from None
-    return decode_utf8(raw, str(p))
-
-
-def fingerprint(text: str) -> dict:
-    """Length and sha256 of a text (of its UTF-8 bytes), to recognise it later."""
-    return {"length": len(text), "sha256": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()}
+from charnext.text.reading import line_hash
 
 
 def split_stream(data: torch.Tensor, val_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,11 +15,6 @@ def split_stream(data: torch.Tensor, val_fraction: float) -> tuple[torch.Tensor,
     if val_fraction > 0 and n_val < 2:
         return data, data[:0]
     return data[: len(data) - n_val], data[len(data) - n_val :]
-
-
-def text_lines(text: str) -> list[str]:
-    """Non-empty lines, without their line endings."""
-    return [line for line in text.splitlines() if line.strip("\r")]
 
 
 @dataclass
@@ -184,20 +144,7 @@ def pad_lines(lines: list[torch.Tensor], boundary: int) -> Batch:
     return Batch(x, y, w, reset=True)
 
 
-def line_hash(line: str) -> int:
-    """A stable signed 64-bit hash of a line (blake2b), to recognise lines seen in training."""
-    digest = hashlib.blake2b(line.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "little", signed=True)
-
-
 def line_index(lines: list[str]) -> torch.Tensor:
     """Sorted unique hashes of `lines`: 8 bytes a line, enough to tell whether a generated line
     occurs in the training text without storing the text in the checkpoint."""
     return torch.tensor(sorted({line_hash(line) for line in lines}), dtype=torch.int64)
-
-
-def in_line_index(index: torch.Tensor, line: str) -> bool:
-    """Whether `line` is one of the lines `index` was made from (up to hash collisions, ~2^-64)."""
-    h = torch.tensor([line_hash(line)], dtype=torch.int64)
-    pos = int(torch.searchsorted(index, h))
-    return pos < len(index) and int(index[pos]) == int(h)

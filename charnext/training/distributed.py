@@ -20,15 +20,11 @@ from dataclasses import dataclass
 import torch
 
 from charnext.config import DeviceName
-from charnext.device import resolve_device
-from charnext.errors import CharnextError, DeviceError
-from charnext.scoring import EvalResult
+from charnext.errors import DeviceError, DistributedError
+from charnext.inference.scoring import EvalResult
+from charnext.modeling.device import resolve_device
 
 DEFAULT_TIMEOUT = 600.0  # seconds a process waits for the others in a collective before failing
-
-
-class DistributedError(CharnextError):
-    """Another process of a multi-process run failed, vanished or stopped answering."""
 
 
 @dataclass(frozen=True)

@@ -14,15 +14,16 @@ import html
 import math
 from dataclasses import dataclass, field
 
-import torch
-
-from charnext import __version__
-from charnext.checkpoint import Checkpoint
-from charnext.describe import describe
+from charnext.config import SampleConfig
 from charnext.errors import ConfigError
-from charnext.inference import predict_steps
-from charnext.neurons import FEATURES, diverging_level, known_text, scale, scan
-from charnext.surprise import score_chars
+from charnext.inference.sampling import generate
+from charnext.inference.steps import predict_steps
+from charnext.inference.surprise import SURPRISE_LEVELS, score_chars, surprise_level
+from charnext.inside.neurons import FEATURES, diverging_level, scale, scan
+from charnext.storage.checkpoint import Checkpoint
+from charnext.storage.describe import describe
+from charnext.text.vocab import visible, visible_running
+from charnext.version import __version__
 
 LN2 = math.log(2)
 SAMPLE_CHARS = 3000  # without a text, the report reads this many characters the model writes
@@ -44,29 +45,28 @@ class ReportData:
     )
 
 
-@torch.no_grad()
-def _sample(ckpt: Checkpoint, length: int, seed: int = 0, temperature: float = 0.8) -> str:
-    """A text the model writes itself, from its zero state (reproducible: a fixed seed)."""
-    model, vocab = ckpt.model, ckpt.vocab
-    device = model.head.weight.device
-    gen = torch.Generator().manual_seed(seed)
-    start = "\n" if "\n" in vocab else vocab.chars[0]
-    idx = vocab.encode(start).long().to(device)[None]  # (1, 1)
-    out, state = [], None
-    for _ in range(length):
-        logits, state = model(idx, state)
-        probs = torch.softmax(logits[0, -1].float().cpu() / temperature, dim=-1)
-        nxt = int(torch.multinomial(probs, 1, generator=gen))
-        out.append(vocab.chars[nxt])
-        idx = torch.tensor([[nxt]], device=device)
-    return ("" if start == "\n" else start) + "".join(out)
+def _sample(ckpt: Checkpoint, length: int, sample: SampleConfig) -> str:
+    """A text the model writes itself, from its zero state (reproducible with a seed)."""
+    start = "\n" if "\n" in ckpt.vocab else ckpt.vocab.chars[0]
+    drawn = "".join(chars[0] for chars in generate(ckpt.runner, ckpt.vocab, start, length, sample))
+    return ("" if start == "\n" else start) + drawn
 
 
 def _prefix_steps(ckpt: Checkpoint, prefix: str, top_k: int) -> list[dict]:
     """The lecture's table: after each character of `prefix`, the k most likely next ones
     (read from the model's start, as `predict` reads it)."""
-    steps = predict_steps(ckpt.model, ckpt.vocab, prefix, top_k, ckpt.start)
-    return [{"input": s.input, "top": s.top, "target": s.target} for s in steps]
+    return [
+        {"input": s.input, "top": s.top, "target": s.target}
+        for s in predict_steps(ckpt.runner, ckpt.vocab, prefix, top_k, ckpt.start)
+    ]
+
+
+def _described(sample: SampleConfig) -> str:
+    """'temperature 0.8, seed 0' (top-k and top-p where they cut)."""
+    parts = [f"temperature {sample.temperature:g}"]
+    parts += [f"top-k {sample.top_k}"] if sample.top_k else []
+    parts += [f"top-p {sample.top_p:g}"] if sample.top_p < 1 else []
+    return ", ".join(parts + ([f"seed {sample.seed}"] if sample.seed is not None else []))
 
 
 def collect(
@@ -80,20 +80,23 @@ def collect(
     top_k: int = 5,
     max_chars: int | None = 100_000,
     skip_unknown: bool = False,
+    sample: SampleConfig | None = None,
 ) -> ReportData:
-    """Gather the report's data. Without `text`, the model's own sample (seeded) is read."""
+    """Gather the report's data. Without `text`, the model's own sample is read, drawn with
+    `sample` (default: temperature 0.8, seed 0)."""
     if chars < 1 or units < 0 or top_k < 1 or offset < 0:
         raise ConfigError("the stretch and top-k must be at least 1, units and offset 0 or more")
     if text is None:
-        text, source = _sample(ckpt, SAMPLE_CHARS), "a sample the model wrote (temperature 0.8, seed 0)"
-    text, _ = known_text(ckpt.vocab, text, skip_unknown)
+        sample = sample or SampleConfig(temperature=0.8, seed=0)
+        text, source = _sample(ckpt, SAMPLE_CHARS, sample), f"a sample the model wrote ({_described(sample)})"
+    text, _ = ckpt.vocab.known(text, skip_unknown)
     if prefix is None:  # the first line of the stretch, up to 40 characters
         first = text[offset:].split("\n", 1)[0]
         prefix = (first or text[offset:])[:40]
-    prefix, _ = known_text(ckpt.vocab, prefix, skip_unknown)
-    line_mode = bool(ckpt.train_config.get("lines"))
+    prefix, _ = ckpt.vocab.known(prefix, skip_unknown)
+    line_mode = ckpt.line_mode
     scanned = scan(ckpt.model, ckpt.vocab, text, max_chars, offset, chars, line_mode)
-    view = score_chars(ckpt.model, ckpt.vocab, text, offset, chars, top_k, start=ckpt.start)
+    view = score_chars(ckpt.runner, ckpt.vocab, text, offset, chars, top_k, start=ckpt.start)
     chosen = [
         {
             "name": s.unit.name,
@@ -208,14 +211,9 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _char(ch: str) -> str:
-    """A character as a table shows it: named when invisible."""
-    return {" ": "␣", "\n": "↵", "\t": "⇥"}.get(ch, ch)
-
-
 def _span(ch: str, cls: str, detail: str) -> str:
     """One character of a heat map; a line break shows as ↵ and breaks the line."""
-    shown = "↵" if ch == "\n" else "⇥" if ch == "\t" else _e(ch)
+    shown = _e(visible_running(ch))  # the one notation: ↵, \t, \x1b, ...
     span = f'<span class="{cls}" title="{_e(detail)}">{shown}</span>'
     return span + ("\n" if ch == "\n" else "")
 
@@ -349,9 +347,10 @@ def _predictions(d: ReportData) -> str:
         best, p = s["top"][0]
         hit = ' <span class="hit">✓</span>' if s["target"] == best else ' <span class="miss">✗</span>'
         mark = "" if s["target"] is None else hit
-        alts = " ".join(f'<span class="alt"><code>{_e(_char(c))}</code> {q:.2f}</span>' for c, q in s["top"])
-        rows.append(f'<tr><td class="num">{i}</td><td class="ch">{_e(_char(s["input"]))}</td>'
-                    f'<td class="ch">{_e(_char(best))}{mark}</td><td class="num">{p:.3f}</td>'
+        alts = " ".join(f'<span class="alt"><code>{_e(visible(c))}</code> {q:.2f}</span>'
+                        for c, q in s["top"])  # fmt: skip
+        rows.append(f'<tr><td class="num">{i}</td><td class="ch">{_e(visible(s["input"]))}</td>'
+                    f'<td class="ch">{_e(visible(best))}{mark}</td><td class="num">{p:.3f}</td>'
                     f'<td class="alts">{alts}</td></tr>')  # fmt: skip
     return (
         head + f'<p class="note">The model reads <code>{_e(prefix)}</code> one character at a time; '
@@ -362,22 +361,19 @@ def _predictions(d: ReportData) -> str:
     )
 
 
-_SURPRISE = [(0.5, "s0", "≥ 50%"), (0.1, "s1", "10–50%"), (0.01, "s2", "1–10%"), (0.0, "s3", "< 1%")]
-
-
 def _surprise(d: ReportData) -> str:
     spans = []
     for c in d.surprise:
         if c["prob"] is None:
-            spans.append(_span(c["char"], "su", f"{_char(c['char'])}: first character, not predicted"))
+            spans.append(_span(c["char"], "su", f"{visible(c['char'])}: first character, not predicted"))
             continue
-        cls = next(k for low, k, _ in _SURPRISE if c["prob"] >= low)
+        cls = f"s{surprise_level(c['prob'])}"
         bits = -math.log2(c["prob"]) if c["prob"] > 0 else math.inf
-        alts = ", ".join(f"{_char(a)} {p:.0%}" for a, p in c["top"])
+        alts = ", ".join(f"{visible(a)} {p:.0%}" for a, p in c["top"])
         spans.append(
-            _span(c["char"], cls, f"{_char(c['char'])}: {c['prob']:.1%} ({bits:.1f} bits); expected {alts}")
+            _span(c["char"], cls, f"{visible(c['char'])}: {c['prob']:.1%} ({bits:.1f} bits); expected {alts}")
         )
-    legend = "".join(f'<span class="{k}">{label}</span>' for _, k, label in _SURPRISE)
+    legend = "".join(f'<span class="s{i}">{label}</span>' for i, (_, label) in enumerate(SURPRISE_LEVELS))
     return (
         '<section id="surprise"><h2>Surprise</h2>'
         f'<p class="note">{len(d.surprise):,} characters of {_e(d.source)}, coloured by the probability '
@@ -405,7 +401,7 @@ def _units(d: ReportData) -> str:
         for ch, v in zip(text, u["values"]):
             level = diverging_level(v, magnitude)
             cls = f"n{-level}" if level < 0 else f"p{level}" if level > 0 else ""
-            spans.append(_span(ch, cls, f"{_char(ch)}: {u['name']} = {v:+.3f}"))
+            spans.append(_span(ch, cls, f"{visible(ch)}: {u['name']} = {v:+.3f}"))
         parts.append(
             f'<h3>{_e(u["name"])} <span class="muted">({_e(u["description"])})</span> follows '
             f"{_e(u['feature'])}, r = {u['r']:+.2f}</h3>"

@@ -1,0 +1,1 @@
+"""Using a trained model: per-step predictions, the sampler, scoring and surprise."""

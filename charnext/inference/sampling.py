@@ -1,0 +1,112 @@
+"""The next character: the one place that draws it (temperature, top-k, top-p, seed), and
+generation, which carries the state forward one drawn character at a time.
+
+The draw is numpy code shared by both engines, so the same seed gives the same text on either
+wherever their probabilities agree. predict, generation, training previews, the report and
+play all draw here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from charnext.config import SampleConfig
+from charnext.inference.steps import Start, read
+from charnext.modeling.runner import Runner, as_runner
+from charnext.text.vocab import Vocab
+
+if TYPE_CHECKING:
+    from charnext.modeling.model import CharModel
+
+__all__ = ["SampleConfig", "Sampler", "choose", "generate"]
+
+
+def choose(logits: np.ndarray, sample: SampleConfig, rng: np.random.Generator) -> np.ndarray:
+    """logits (N, V) -> chosen indices (N,): greedy at temperature 0, else drawn from the
+    distribution at that temperature, cut to the top k and the top-p mass."""
+    if sample.temperature == 0:
+        return logits.argmax(axis=-1)
+    z = np.multiply(logits, 1.0 / sample.temperature, dtype=np.float64)
+    V = z.shape[-1]
+    if sample.top_k and sample.top_k < V:
+        kth = np.partition(z, V - sample.top_k, axis=-1)[:, V - sample.top_k, None]
+        z[z < kth] = -np.inf
+    z -= z.max(axis=-1, keepdims=True)
+    p = np.exp(z)  # unnormalised: the draw below scales by the total
+    if sample.top_p < 1.0:
+        p /= p.sum(axis=-1, keepdims=True)
+        order = np.argsort(-p, axis=-1, kind="stable")
+        sorted_p = np.take_along_axis(p, order, axis=-1)
+        # keep the smallest set whose mass reaches top_p (the first character always stays)
+        sorted_p[np.cumsum(sorted_p, axis=-1) - sorted_p >= sample.top_p] = 0.0
+        np.put_along_axis(p, order, sorted_p, axis=-1)
+    cdf = np.cumsum(p, axis=-1)  # (N, V)
+    u = rng.random(len(cdf)) * cdf[:, -1]  # uniform in [0, total)
+    # the first index whose cdf passes u: a character of probability 0 never is one
+    chosen = (cdf <= u[:, None]).sum(axis=-1)
+    if chosen.max() >= V:  # u rounded up to the total: take the last possible character
+        chosen = np.minimum(chosen, V - 1 - (p[:, ::-1] > 0).argmax(axis=-1))
+    return chosen
+
+
+class Sampler:
+    """Draws next characters with one SampleConfig, from its own random stream (seeded by the
+    config's seed; None: fresh entropy, not reproducible)."""
+
+    def __init__(self, sample: SampleConfig | None = None):
+        self.sample = sample or SampleConfig()
+        self.rng = np.random.default_rng(self.sample.seed)
+
+    def __call__(self, logits: np.ndarray) -> np.ndarray:
+        """logits (N, V) -> chosen indices (N,)."""
+        return choose(logits, self.sample, self.rng)
+
+
+def generate(
+    runner: Runner | CharModel,
+    vocab: Vocab,
+    prefix: str,
+    length: int,
+    sample: SampleConfig | None = None,
+    num_samples: int = 1,
+    stop: str | None = None,
+    start: Start | None = None,
+) -> Iterator[list[str]]:
+    """Yield, `length` times, the next character of each of `num_samples` continuations.
+
+    The prefix is read once, from `start` (charnext.inference.steps.read); afterwards each step
+    feeds one character per sample, all samples in one batch, and carries the state, so every
+    generated character costs the same. With an empty prefix the first character follows the
+    start's prime, or is uniform without one. With a `stop` character (line mode),
+    continuations that produced it keep yielding "".
+    """
+    runner = as_runner(runner)
+    draw = Sampler(sample)
+    n = num_samples
+    logits, state = read(runner, vocab, prefix, start, n)
+    if logits is not None:
+        last = logits[:, -1]  # (n, V)
+    else:
+        last = np.zeros((n, len(vocab)), dtype=np.float32)  # uniform first character
+    done = np.zeros(n, dtype=bool)
+    stop_idx = vocab.chars.index(stop) if stop and stop in vocab else -1
+    if length < 1:
+        return
+    chars = vocab.chars
+    nxt = draw(last)  # (n,)
+    for step in range(length):
+        if done.any():
+            yield [chars[i] if not d else "" for i, d in zip(nxt.tolist(), done.tolist())]
+        else:
+            yield [chars[i] for i in nxt.tolist()]
+        if stop_idx >= 0:
+            done |= nxt == stop_idx
+            if done.all():
+                return
+        if step == length - 1:
+            return  # nothing more to predict: do not feed the last character
+        logits, state = runner.forward(nxt[:, None], state)  # (n, 1, V): one character, state carried
+        nxt = draw(logits[:, -1])

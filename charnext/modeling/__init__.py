@@ -1,0 +1,1 @@
+"""The model: torch and numpy networks, the loss, devices and precision."""

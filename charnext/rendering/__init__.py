@@ -1,0 +1,1 @@
+"""Rendering with Rich: tables, progress, colours, charts and play's screen."""

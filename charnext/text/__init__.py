@@ -1,0 +1,1 @@
+"""Text and vocabulary: the characters, reading text and lines, prepared token files."""

@@ -1,0 +1,1 @@
+"""Training: building a run, the planner, the loop, the corpus, schedule, divergence, processes."""
