@@ -31,10 +31,9 @@ def evaluate_stream(
     The text is cut into `chunks` parallel pieces read left to right with the state carried;
     each piece but the first is first warmed up on the `warmup` characters before it (not
     scored), so the result matches one sequential pass closely at a fraction of the time.
-    `part=(i, k)` scores only pieces i, i+k, i+2k, ... (process i of k scores its share).
-    `prime` (encoded) is read first, from the zero state, as `predict` reads the model's prime.
-    Inputs are cut from `data` one window at a time, so a large memory-mapped text is never
-    copied whole.
+    `part=(i, k)` scores only pieces i, i+k, i+2k, ... (process i of k scores its share);
+    `prime` (encoded), the model's, is read first, from zero. Inputs are cut from `data` one
+    window at a time, so a large memory-mapped text is never copied whole.
     """
     device = device or model.head.weight.device
     with eval_mode(model):

@@ -170,7 +170,7 @@ footer { margin: 3rem 0 1rem; color: var(--muted); font-size: .8rem; }
   svg text { font-size: 20px; } }
 @media print {
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-  main { max-width: none; padding: 0; } #info { display: none; }
+  main { max-width: none; padding: 0; } #info, #info.shown { display: none; }
   h2, h3 { break-after: avoid; } table, svg, .legend { break-inside: avoid; }
   body { font-size: 11pt; }
 }

@@ -843,23 +843,23 @@ def provenance_rows(p: dict, log: dict | None) -> list[tuple[str, str]]:
     return rows
 
 
+def _model_rows(m: dict) -> list[tuple[str, str]]:
+    """The model table's rows: cell, size, input, dropout, vocabulary, parameters."""
+    return [
+        ("cell", m["cell"]),
+        ("layers", f"{m['num_layers']} x {m['hidden_size']} units"),
+        ("input", f"embedding {m['embedding_size']}" if m["embedding_size"] else "one-hot"),
+        ("dropout", f"{m['dropout']:g}"),
+        ("vocabulary", f"{m['vocab_size']} characters"),
+        ("parameters", f"{m['parameters']:,}"),
+    ]
+
+
 def show_checkpoint(out: Console, info: dict) -> None:
-    """`charnext inspect`: model, parameters, vocabulary, training and loss curves."""
+    """`charnext inspect`: model, parameters, vocabulary, training and loss curves (an exported
+    file: what it holds instead of the training)."""
     m, t = info["model"], info["training"]
-    input_kind = f"embedding {m['embedding_size']}" if m["embedding_size"] else "one-hot"
-    out.print(
-        key_value_table(
-            "model",
-            [
-                ("cell", m["cell"]),
-                ("layers", f"{m['num_layers']} x {m['hidden_size']} units"),
-                ("input", input_kind),
-                ("dropout", f"{m['dropout']:g}"),
-                ("vocabulary", f"{m['vocab_size']} characters"),
-                ("parameters", f"{m['parameters']:,}"),
-            ],
-        )
-    )
+    out.print(key_value_table("model", _model_rows(m)))
     out.print(parameter_table([(p["name"], tuple(p["shape"]), p["parameters"]) for p in m["layers"]]))
     out.print(vocab_table(info["vocabulary"], info.get("vocabulary_counts")))
 
