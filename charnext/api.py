@@ -7,9 +7,9 @@
     charnext.generate(ckpt, "h", length=20)            # ['ihello...']
     charnext.evaluate(ckpt, "hihello").bits_per_char
 
-The command line is a thin layer over exactly these functions. `load`, `predict` and
-`generate` run on numpy by default (engine "auto" on the CPU) and never import torch;
-`evaluate`, `surprisal` and `train` use torch, imported when first called.
+The command line is a thin layer over exactly these functions. `load`, `predict`,
+`generate`, `surprisal`, `neurons` and `report_page` run on numpy by default (engine "auto" on
+the CPU) and never import torch; `evaluate` and `train` use torch, imported when first called.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from charnext.text.vocab import Vocab
 if TYPE_CHECKING:  # torch's modules load on first use: load, predict and generate never need them
     from charnext.events import Event, TrainResult
     from charnext.inference.surprise import CharSurprise, Surprise
+    from charnext.inside.page import PageData
     from charnext.inside.play import PlaySession
     from charnext.modeling.loss import sequence_loss
     from charnext.modeling.model import CharModel as Model
@@ -65,6 +66,7 @@ __all__ = [
     "sequence_loss",
     "surprisal",
     "train",
+    "web_page",
 ]
 
 
@@ -95,10 +97,11 @@ NEWLINE = "\n"
 def load(path: str | Path = "checkpoint.pt", device: str = "cpu", engine: str = "auto") -> Checkpoint:
     """Load a checkpoint (safely: no code in it runs) for `device` (auto/cpu/cuda/mps).
 
-    `engine` is what `predict` and `generate` run on: "numpy" (the CPU only; no torch
-    imported for a format-2 file), "torch", or "auto": numpy on the CPU, torch elsewhere (see
-    `charnext.modeling.runner.resolve_engine`). `evaluate`, `neurons` and `.model` use torch
-    whatever the engine.
+    `engine` is what `predict`, `generate`, `surprisal`, `neurons`, `report_page` and
+    `play_session` run on: "numpy" (the CPU only; no torch imported for a format-2 file),
+    "torch", or "auto": numpy on the CPU, torch elsewhere (see
+    `charnext.modeling.runner.resolve_engine`). `evaluate` and `.model` use torch whatever the
+    engine.
     """
     from charnext.modeling.runner import resolve_engine
 
@@ -336,9 +339,9 @@ def neurons(
     and the unit named by `unit` (LAYER:INDEX, or LAYER:hINDEX) if one is."""
     from charnext.inside.neurons import parse_unit, scan
 
-    chosen = parse_unit(unit, ckpt.model) if unit is not None else None
+    chosen = parse_unit(unit, ckpt.config) if unit is not None else None
     kept, unknown = ckpt.vocab.known(text, skip_unknown)
-    result = scan(ckpt.model, ckpt.vocab, kept, max_chars, offset, show_chars, ckpt.line_mode)
+    result = scan(ckpt.runner, ckpt.vocab, kept, max_chars, offset, show_chars, ckpt.line_mode)
     result.skipped = unknown
     return result, chosen
 
@@ -372,6 +375,24 @@ def report_page(
         ckpt, text, source, prefix, offset, chars, units, alternatives, max_chars, skip_unknown, sample
     )
     return to_html(data)
+
+
+def web_page(
+    ckpt: Checkpoint,
+    weights: str = "auto",
+    text: str | None = None,
+    prefix: str = "",
+    name: str | None = None,
+) -> PageData:
+    """The model as one self-contained web page (`charnext page`); `.html()` is the page.
+
+    `weights` "auto" embeds float16 weights where they move the loss by under 0.001 nats/char
+    on `text` (else on a sample the model writes), float32 otherwise; "float16" or "float32"
+    force one. `prefix` is the text the page opens with.
+    """
+    from charnext.inside.page import collect
+
+    return collect(ckpt, weights, text, prefix, name)
 
 
 def train(

@@ -39,6 +39,14 @@ class Engine(str, Enum):
     torch = "torch"
 
 
+class PageWeights(str, Enum):
+    """How `charnext page` stores the weights (see charnext.inside.page)."""
+
+    auto = "auto"  # float16 where the loss moves by under 0.001 nats/char, else float32
+    float16 = "float16"
+    float32 = "float32"
+
+
 def _option(default, *, resumable: bool = False, planned: bool = False):
     """A training option's field: its default, whether a resumed run may change it (the rest fix
     the model, the data order or the split), and whether the planner chooses it when not given.

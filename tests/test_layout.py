@@ -8,14 +8,18 @@ import json
 import re
 from types import SimpleNamespace
 
+import pytest
 from rich.cells import cell_len
 from rich.console import Console
 from typer.testing import CliRunner
 
 from charnext import api
 from charnext.cli.app import app
+from charnext.inside.curves import loss_axis, smooth
+from charnext.inside.report import ReportData, _curves
 from charnext.rendering import render
-from charnext.rendering.plot import smooth, y_range
+from charnext.rendering.plot import y_range
+from charnext.rendering.render import line_chart
 from charnext.text.vocab import Vocab, visible, visible_text
 
 runner = CliRunner()
@@ -139,8 +143,23 @@ def test_smoothing():
     noisy = [1.0 + (0.5 if i % 2 else -0.5) for i in range(400)]
     tail = smooth(noisy)[100:]
     assert max(tail) - min(tail) < 0.2
-    lo, hi = y_range([4.2, 2.0, 1.9, 1.8] + [1.7] * 36, [1.7] * 36)
-    assert hi < 2.0  # the untrained model's 4.2 does not squash the curve
+
+
+def test_one_loss_axis_fits_the_curves_after_their_first_tenth():
+    """The terminal chart, the --plot image and the report share one scale: from the lowest loss
+    to the highest after the first tenth of the steps (the untrained start does not squash it)."""
+    points = list(zip(range(1, 41), [4.2, 2.0, 1.9, 1.85, 1.8] + [1.7] * 34 + [1.6]))
+    assert loss_axis(points) == (1.6, 1.8)  # from step 4.9 = 1 + 39/10 on: steps 1-4 are early
+    assert loss_axis([(3, 2.5), (7, float("nan"))]) == (2.5, 2.5)  # one finite point: itself
+    lo, hi = y_range(points)  # the image adds a margin of 5%
+    assert lo == pytest.approx(1.59) and hi == pytest.approx(1.81)
+    chart = line_chart({"loss": ([x for x, _ in points], [y for _, y in points])}, width=40).plain
+    assert "1.80 │" in chart and "early values up to 4.20 sit on the top row" in chart
+    history = {"history_steps": [x for x, _ in points], "history": [y for _, y in points]}
+    report_svg = _curves(
+        ReportData("m", {**history, "validation": {"steps": [], "loss": []}}, "", [], [], [], 0)
+    )
+    assert ">1.80</text>" in report_svg and "Early values up to 4.20 sit on the top edge" in report_svg
 
 
 def test_inspect_reports_best_validation_and_a_smoothed_curve(tmp_path, poem):
@@ -157,8 +176,6 @@ def test_inspect_reports_best_validation_and_a_smoothed_curve(tmp_path, poem):
 
 
 def test_plot_draws_smoothed_and_raw(tmp_path, poem):
-    import pytest
-
     pytest.importorskip("matplotlib")
     path = tmp_path / "p.pt"
     api.train(poem, out=path, steps=20, hidden_size=16, num_layers=1, precision="fp32", device="cpu")

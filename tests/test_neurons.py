@@ -13,8 +13,9 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from charnext.cli.app import app
-from charnext.inside import neurons
+from charnext.inside import neurons, recording
 from charnext.modeling.model import CharModel, ModelConfig
+from charnext.modeling.numpy_model import NumpyModel
 from charnext.text.vocab import Vocab
 
 
@@ -45,79 +46,106 @@ def test_features_at_each_character():
     assert at["punctuation"][text.index(":")] == 1 and at["punctuation"][0] == 0
 
 
-def _recorded(model, idx) -> torch.Tensor:
+def _model(cell: str, vocab_size: int = 6, embedding_size: int = 3, engine: str = "torch"):
+    """A small 2-layer model with seeded weights: the torch CharModel, or the same weights on numpy."""
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=vocab_size, cell=cell, hidden_size=5, num_layers=2,
+                         embedding_size=embedding_size)  # fmt: skip
+    model = CharModel(config).eval()
+    if engine == "numpy":
+        return model, NumpyModel(config, {k: v.numpy() for k, v in model.state_dict().items()})
+    return model, model
+
+
+def _recorded(model, idx, newline=None) -> np.ndarray:
     """Every unit at every character, (T, units), put together in text order."""
-    out = torch.full((len(idx), len(neurons.all_units(model))), float("nan"))
-    neurons.record(
-        model, idx, lambda start, states: out[start : start + len(states[0])].copy_(torch.cat(states, 1))
-    )
-    assert not out.isnan().any()  # every character recorded
+    out = np.full((len(idx), len(neurons.all_units(model.config))), np.nan, dtype=np.float32)
+
+    def put(start, states):
+        assert all(isinstance(s, np.ndarray) and s.dtype == np.float32 for s in states)
+        out[start : start + len(states[0])] = np.concatenate(states, axis=1)
+
+    recording.record(model, np.asarray(idx), put, newline)
+    assert not np.isnan(out).any()  # every character recorded
     return out
 
 
-def _step_by_step(model, idx) -> torch.Tensor:
-    """The model itself, one character at a time: its state after each, in all_units order."""
+def _step_by_step(model, idx) -> np.ndarray:
+    """The torch model itself, one character at a time: its state after each, in all_units order."""
     state, rows = None, []
     with torch.no_grad():
         for t in range(len(idx)):
-            _, state = model(idx[t : t + 1][None], state)
+            _, state = model(torch.as_tensor(idx[t : t + 1])[None], state)
             if model.config.cell.value == "lstm":  # the state holds (h, c) side by side; units: c, h
                 h, c = state[:, 0].chunk(2, dim=-1)
                 rows.append(torch.cat([x for layer in range(len(h)) for x in (c[layer], h[layer])]))
             else:
                 rows.append(state[:, 0].reshape(-1))
-    return torch.stack(rows)
+    return torch.stack(rows).numpy()
 
 
+def _close(a: np.ndarray, b: np.ndarray) -> None:
+    np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("engine", ["torch", "numpy"])
+@pytest.mark.parametrize("embedding_size", [3, 0])  # an embedding, or one-hot input
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_record_gives_every_layer_state_step_by_step(cell, monkeypatch):
-    monkeypatch.setattr(neurons, "CHUNK", 7)  # state carried across many chunk boundaries
-    monkeypatch.setattr(neurons, "PIECES", 1)  # one sequence: exact
-    torch.manual_seed(0)
-    config = ModelConfig(vocab_size=6, cell=cell, hidden_size=5, num_layers=2, embedding_size=3)
-    model = CharModel(config).eval()
-    idx = torch.randint(0, 6, (30,))
-    torch.testing.assert_close(_recorded(model, idx), _step_by_step(model, idx), atol=1e-5, rtol=1e-4)
+def test_record_gives_every_layer_state_step_by_step(cell, embedding_size, engine, monkeypatch):
+    monkeypatch.setattr(recording, "CHUNK", 7)  # state carried across many chunk boundaries
+    monkeypatch.setattr(recording, "PIECES", 1)  # one sequence: exact
+    model, recorder = _model(cell, embedding_size=embedding_size, engine=engine)
+    idx = np.random.default_rng(0).integers(0, 6, 30)
+    _close(_recorded(recorder, idx), _step_by_step(model, idx))
 
 
+@pytest.mark.parametrize("engine", ["torch", "numpy"])
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_pieces_side_by_side_match_one_pass(cell, monkeypatch):
-    monkeypatch.setattr(neurons, "CHUNK", 100)  # pieces of 76 characters, in chunks of up to 100
-    monkeypatch.setattr(neurons, "WARMUP", 60)
-    assert neurons.pieces(200) == [(0, 200)]
-    assert neurons.pieces(301) == [(0, 76), (76, 152), (152, 228), (228, 301)]
-    torch.manual_seed(0)
-    config = ModelConfig(vocab_size=6, cell=cell, hidden_size=5, num_layers=2, embedding_size=3)
-    model = CharModel(config).eval()
-    idx = torch.randint(0, 6, (301,))
+def test_pieces_side_by_side_match_one_pass(cell, engine, monkeypatch):
+    monkeypatch.setattr(recording, "CHUNK", 100)  # pieces of 76 characters, in chunks of up to 100
+    monkeypatch.setattr(recording, "WARMUP", 60)
+    assert recording.pieces(200) == [(0, 200)]
+    assert recording.pieces(301) == [(0, 76), (76, 152), (152, 228), (228, 301)]
+    model, recorder = _model(cell, engine=engine)
+    idx = np.random.default_rng(0).integers(0, 6, 301)
     # each piece warmed up on the 60 characters before it: the state a reader of the whole has
-    torch.testing.assert_close(_recorded(model, idx), _step_by_step(model, idx), atol=1e-5, rtol=1e-4)
+    _close(_recorded(recorder, idx), _step_by_step(model, idx))
 
 
+@pytest.mark.parametrize("engine", ["torch", "numpy"])
 @pytest.mark.parametrize("cell", ["lstm", "rnn"])
-def test_line_mode_reads_every_line_from_the_zero_state(cell, monkeypatch):
-    monkeypatch.setattr(neurons, "CHUNK", 4)  # and PIECES 16: lines batched 64 padded characters at a time
-    torch.manual_seed(0)
+def test_line_mode_reads_every_line_from_the_zero_state(cell, engine, monkeypatch):
+    monkeypatch.setattr(recording, "CHUNK", 4)  # and PIECES 16: lines batched 64 padded characters at a time
     text = "ab\nabcab\n\nba" + "\nabc" * 12 + "\n"
     vocab = Vocab.from_text(text)  # a, b, newline, c
-    config = ModelConfig(vocab_size=len(vocab), cell=cell, hidden_size=5, num_layers=2, embedding_size=3)
-    model = CharModel(config).eval()
-    newline = vocab.chars.index("\n")
-    out = torch.full((len(text), len(neurons.all_units(model))), float("nan"))
-
-    def put(start, states):
-        out[start : start + len(states[0])] = torch.cat(states, 1)
-
-    neurons.record(model, vocab.encode(text), put, newline)
-    assert not out.isnan().any()
+    model, recorder = _model(cell, vocab_size=len(vocab), engine=engine)
+    out = _recorded(recorder, vocab.encode_array(text), vocab.chars.index("\n"))
     expected, start = [], 0
     for line in text.split("\n"):  # as training reads a line: a line break, then the line
-        seq = "\n" + line
-        states = _step_by_step(model, vocab.encode(seq))
+        states = _step_by_step(model, vocab.encode_array("\n" + line))
         expected.append(states[1:] if start == 0 else states)  # the first line has no break in the text
         start += len(line) + 1
-    expected = torch.cat(expected)[: len(text)]
-    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-4)
+    _close(out, np.concatenate(expected)[: len(text)])
+
+
+@pytest.mark.parametrize("lines", [False, True])
+@pytest.mark.parametrize("embedding_size", [3, 0])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_numpy_records_what_torch_records(cell, embedding_size, lines, monkeypatch):
+    """The two engines give every unit the same activation within 1e-5, over a text read in
+    pieces side by side (or line by line), and the same correlations."""
+    monkeypatch.setattr(recording, "CHUNK", 64)
+    monkeypatch.setattr(recording, "WARMUP", 40)
+    text = "The cat (sat) on 'the' mat.\n  Said \"HI\" 42 times.\nOK\n" * 12
+    vocab = Vocab.from_text(text)
+    model, numpy_model = _model(cell, vocab_size=len(vocab), embedding_size=embedding_size, engine="numpy")
+    newline = vocab.chars.index("\n") if lines else None
+    idx = vocab.encode_array(text)
+    _close(_recorded(numpy_model, idx, newline), _recorded(model, idx, newline))
+    on_torch = neurons.scan(model, vocab, text, stretch_offset=5, line_mode=lines)
+    on_numpy = neurons.scan(numpy_model, vocab, text, stretch_offset=5, line_mode=lines)
+    _close(on_numpy.activations, on_torch.activations)
+    np.testing.assert_allclose(on_numpy.r, on_torch.r, atol=1e-4)
 
 
 def test_scan_correlations_are_pearson(monkeypatch):
@@ -126,7 +154,7 @@ def test_scan_correlations_are_pearson(monkeypatch):
     vocab = Vocab.from_text(text)
     model = CharModel(ModelConfig(vocab_size=len(vocab), hidden_size=8, num_layers=2, embedding_size=4))
     result = neurons.scan(model, vocab, text, stretch_offset=10, stretch_length=30)
-    acts = _recorded(model, vocab.encode(text)).double().numpy()
+    acts = _recorded(model, vocab.encode_array(text)).astype(np.float64)
     feats = neurons.text_features(text)
     for j, name in enumerate(result.features):
         for i in (0, 9, 17, 31):
@@ -155,14 +183,14 @@ def test_constant_features_are_left_out():
 def test_parse_unit():
     lstm = CharModel(ModelConfig(vocab_size=3, hidden_size=8, num_layers=2))
     gru = CharModel(ModelConfig(vocab_size=3, cell="gru", hidden_size=8, num_layers=1))
-    assert neurons.parse_unit("1:7", lstm) == neurons.Unit(1, "c", 7)  # the LSTM's cell by default
-    assert neurons.parse_unit("0:h3", lstm).name == "0:h3"
-    assert neurons.parse_unit("0:3", gru) == neurons.Unit(0, "h", 3)
+    assert neurons.parse_unit("1:7", lstm.config) == neurons.Unit(1, "c", 7)  # the LSTM's cell by default
+    assert neurons.parse_unit("0:h3", lstm.config).name == "0:h3"
+    assert neurons.parse_unit("0:3", gru.config) == neurons.Unit(0, "h", 3)
     for bad, message in (("2:0", "does not exist"), ("0:8", "does not exist"), ("x", "LAYER:INDEX"),
                          ("0:c1", None)):  # fmt: skip
         model = gru if bad == "0:c1" else lstm
         with pytest.raises(Exception, match=message or "only an LSTM has a cell state"):
-            neurons.parse_unit(bad, model)
+            neurons.parse_unit(bad, model.config)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -167,3 +167,43 @@ def test_report_shows_invisible_characters_in_the_one_notation(hihello):
     tabbed.surprise[1]["char"] = "\t"
     page = to_html(tabbed)
     assert "⇥" not in page and page.count("\\t") >= 2
+
+
+WITHOUT_TORCH = """
+import json, sys
+from typer.testing import CliRunner
+from charnext.cli.app import app
+
+ckpt, text, out, engine = sys.argv[1:]
+seen = {}
+for name, args in {
+    "report": ["report", "-c", ckpt, "-o", out, "--chars", "40", "--units", "2"],
+    "report --file": ["report", "-c", ckpt, "-f", text, "-o", out, "--units", "2"],
+    "neurons": ["neurons", "-c", ckpt, "-f", text, "--unit", "0:3"],
+}.items():
+    r = CliRunner().invoke(app, args + (["--engine", engine] if engine != "auto" else []))
+    seen[name] = {"exit": r.exit_code, "output": r.output[:300], "torch": "torch" in sys.modules}
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.parametrize("engine", ["auto", "torch"])
+def test_report_and_neurons_import_no_torch_on_the_cpu(engine, poem_model, tmp_path):
+    """On the CPU by default `report` (with or without a text) and `neurons` run on the numpy
+    engine, unit recording included: no torch is imported. `--engine torch` still uses torch."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    text = tmp_path / "poem.txt"
+    text.write_text((POEM + QUOTED) * 3, encoding="utf-8")
+    argv = [sys.executable, "-c", WITHOUT_TORCH, str(poem_model), str(text), str(tmp_path / "r.html"), engine]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    seen = json.loads(proc.stdout.splitlines()[-1])
+    for name, result in seen.items():
+        assert result["exit"] == 0, (name, result["output"])
+        assert result["torch"] == (engine == "torch"), name
+    assert seen["neurons"]["output"].startswith("0:c3 (layer 0 cell 3) follows ")

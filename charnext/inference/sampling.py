@@ -3,17 +3,19 @@ generation, which carries the state forward one drawn character at a time.
 
 The draw is numpy code shared by both engines, so the same seed gives the same text on either
 wherever their probabilities agree. predict, generation, training previews, the report and
-play all draw here.
+play all draw here, from PCG32 (charnext.inference.pcg32), as the model's web page does.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from charnext.config import SampleConfig
+from charnext.inference.pcg32 import Pcg32
 from charnext.inference.steps import Start, read
 from charnext.modeling.runner import Runner, as_runner
 from charnext.text.vocab import Vocab
@@ -24,9 +26,10 @@ if TYPE_CHECKING:
 __all__ = ["SampleConfig", "Sampler", "choose", "generate"]
 
 
-def choose(logits: np.ndarray, sample: SampleConfig, rng: np.random.Generator) -> np.ndarray:
+def choose(logits: np.ndarray, sample: SampleConfig, rngs: list[Pcg32]) -> np.ndarray:
     """logits (N, V) -> chosen indices (N,): greedy at temperature 0, else drawn from the
-    distribution at that temperature, cut to the top k and the top-p mass."""
+    distribution at that temperature, cut to the top k and the top-p mass, row i with one
+    uniform draw from `rngs[i]` (charnext/inside/web/charnext.js's `choose` is the same steps)."""
     if sample.temperature == 0:
         return logits.argmax(axis=-1)
     z = np.multiply(logits, 1.0 / sample.temperature, dtype=np.float64)
@@ -44,7 +47,7 @@ def choose(logits: np.ndarray, sample: SampleConfig, rng: np.random.Generator) -
         sorted_p[np.cumsum(sorted_p, axis=-1) - sorted_p >= sample.top_p] = 0.0
         np.put_along_axis(p, order, sorted_p, axis=-1)
     cdf = np.cumsum(p, axis=-1)  # (N, V)
-    u = rng.random(len(cdf)) * cdf[:, -1]  # uniform in [0, total)
+    u = np.array([rng.random() for rng in rngs]) * cdf[:, -1]  # uniform in [0, total)
     # the first index whose cdf passes u: a character of probability 0 never is one
     chosen = (cdf <= u[:, None]).sum(axis=-1)
     if chosen.max() >= V:  # u rounded up to the total: take the last possible character
@@ -53,16 +56,20 @@ def choose(logits: np.ndarray, sample: SampleConfig, rng: np.random.Generator) -
 
 
 class Sampler:
-    """Draws next characters with one SampleConfig, from its own random stream (seeded by the
-    config's seed; None: fresh entropy, not reproducible)."""
+    """Draws next characters with one SampleConfig: row i of the batch from PCG32's stream i of
+    the config's seed (None: a fresh seed, not reproducible), so the first sample of a batch is
+    the text of that seed alone, and the web page's."""
 
     def __init__(self, sample: SampleConfig | None = None):
         self.sample = sample or SampleConfig()
-        self.rng = np.random.default_rng(self.sample.seed)
+        self.seed = self.sample.seed if self.sample.seed is not None else secrets.randbits(64)
+        self.rngs: list[Pcg32] = []
 
     def __call__(self, logits: np.ndarray) -> np.ndarray:
         """logits (N, V) -> chosen indices (N,)."""
-        return choose(logits, self.sample, self.rng)
+        if len(self.rngs) < len(logits):
+            self.rngs += [Pcg32(self.seed, i) for i in range(len(self.rngs), len(logits))]
+        return choose(logits, self.sample, self.rngs[: len(logits)])
 
 
 def generate(

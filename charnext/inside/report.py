@@ -1,8 +1,9 @@
 """A shareable report of a model as one self-contained HTML file (`charnext report`).
 
-`collect` gathers plain data from a checkpoint and a text (torch runs here); `to_html` turns
-that data into the page: inline CSS and SVG, a few lines of JavaScript, and a Content Security
-Policy that lets the page load nothing at all, so it works offline and leaks nothing.
+`collect` gathers plain data from a checkpoint and a text on the checkpoint's engine (numpy on
+the CPU by default: no torch); `to_html` turns that data into the page: inline CSS and SVG, a few
+lines of JavaScript, and a Content Security Policy that lets the page load nothing at all, so it
+works offline and leaks nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from charnext.errors import ConfigError
 from charnext.inference.sampling import generate
 from charnext.inference.steps import predict_steps
 from charnext.inference.surprise import SURPRISE_LEVELS, score_chars, surprise_level
+from charnext.inside.curves import loss_axis
 from charnext.inside.neurons import FEATURES, diverging_level, scale, scan
 from charnext.storage.checkpoint import Checkpoint
 from charnext.storage.describe import describe
@@ -95,7 +97,7 @@ def collect(
         prefix = (first or text[offset:])[:40]
     prefix, _ = ckpt.vocab.known(prefix, skip_unknown)
     line_mode = ckpt.line_mode
-    scanned = scan(ckpt.model, ckpt.vocab, text, max_chars, offset, chars, line_mode)
+    scanned = scan(ckpt.runner, ckpt.vocab, text, max_chars, offset, chars, line_mode)
     view = score_chars(ckpt.runner, ckpt.vocab, text, offset, chars, top_k, start=ckpt.start)
     chosen = [
         {
@@ -265,9 +267,7 @@ def _curves(d: ReportData) -> str:
     pts = train + val
     x_lo, x_hi = min(p[0] for p in pts), max(p[0] for p in pts)
     x_hi = x_hi if x_hi > x_lo else x_lo + 1
-    # the scale fits the curves after their first tenth: the steep start would squash the rest
-    late = [p[1] for p in pts if p[0] >= x_lo + (x_hi - x_lo) / 10] or [p[1] for p in pts]
-    y_lo, y_hi = min(p[1] for p in pts), max(late)
+    y_lo, y_hi = loss_axis(pts)  # fits the curves after their first tenth
     y_hi = y_hi if y_hi > y_lo else y_lo + 1e-3
 
     def sx(x: float) -> float:
@@ -413,6 +413,25 @@ def _units(d: ReportData) -> str:
     return "".join(parts)
 
 
+def _live_view(d: ReportData) -> str:
+    """How to make the live page (charnext page). Linked, not embedded: it holds the weights,
+    about 2.4 MB for the default 2 × 256 LSTM, many times the report (about 140 KB), which is
+    made to be sent and printed; and its script compiles WebAssembly, which the report's
+    policy does not allow."""
+    from charnext.config import ModelConfig
+    from charnext.inside.page import page_size
+
+    m = d.info["model"]
+    shape = ("vocab_size", "cell", "hidden_size", "num_layers", "embedding_size")
+    size = page_size(ModelConfig(**{k: m[k] for k in shape})) / 1e6
+    name = d.title.rsplit(".", 1)[0]
+    return (
+        '<section id="live"><h2>Try the model</h2><p class="note">To type and watch its predictions, or '
+        f"to let it write, in any browser: <code>charnext page -c {_e(d.title)} --out {_e(name)}.html</code> "
+        f"writes the model as a page of its own (about {size:.1f} MB with float16 weights).</p></section>"
+    )
+
+
 def to_html(d: ReportData) -> str:
     """The whole page: one string, nothing to fetch."""
     csp = (
@@ -428,6 +447,7 @@ def to_html(d: ReportData) -> str:
             _predictions(d),
             _surprise(d),
             _units(d),
+            _live_view(d),
             '<p id="info" aria-live="polite">Hover or tap a coloured character for details.</p>',
             "<footer>A self-contained page: it loads nothing from the network.</footer>",
         ]

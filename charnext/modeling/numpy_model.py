@@ -88,9 +88,10 @@ class _Layer:
         out += self.b_in
         return out.reshape(B, T, -1)
 
-    def run(self, gx: np.ndarray, state: np.ndarray, new: np.ndarray) -> np.ndarray:
+    def run(self, gx: np.ndarray, state: np.ndarray, new: np.ndarray, cells: np.ndarray | None = None):
         """Gate inputs (B, T, gates) and state (B, S) -> outputs (B, T, H); the final state is
-        written into `new` (B, S), whose h part the output of a single step is a view of."""
+        written into `new` (B, S), whose h part the output of a single step is a view of. An
+        LSTM writes its cell state after every step into `cells` (B, T, H), if given."""
         B, T, _ = gx.shape
         H = self.H
         out = np.empty((B, T, H), dtype=np.float32) if T > 1 else None
@@ -114,6 +115,8 @@ class _Layer:
                 h, c = h_new, c_new
                 if out is not None:
                     out[:, t] = h
+                if cells is not None:
+                    cells[:, t] = c
         else:
             h = state
             for t in range(T):
@@ -172,16 +175,40 @@ class NumpyModel:
 
     def forward(self, idx: np.ndarray, state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """idx (B, T) integer, state (L, B, S) or None -> logits (B, T, V), new state (L, B, S)."""
-        idx = np.asarray(idx, dtype=np.intp)
-        B, T = idx.shape
-        if state is None:
-            state = self.initial_state(B)
-        new_state = np.empty((len(self.layers), B, self.state_size), dtype=np.float32)
-        x = idx
-        for layer, s, new in zip(self.layers, state, new_state):
-            x = layer.run(layer.inputs(x), s, new)  # (B, T, H)
+        x, new_state = self._layers(idx, state)
+        B, T, _ = x.shape
         logits = x.reshape(B * T, -1) @ self.head_w
         logits += self.head_b
         return logits.reshape(B, T, -1), new_state  # (B, T, V), (L, B, S)
 
     __call__ = forward
+
+    def layer_states(
+        self, idx: np.ndarray, state: np.ndarray | None = None, keep: bool = True
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        """idx (B, T) integer, state (L, B, S) or None -> the state of every layer after every
+        character, and the new state (L, B, S). The states come per layer, first to last: an
+        LSTM's cell state c then its hidden state h, a GRU's or an RNN's hidden state, each
+        (B, T, H); none if not `keep` (only the new state is wanted). No head: nothing is
+        predicted."""
+        recorded: list[np.ndarray] | None = [] if keep else None
+        _, new_state = self._layers(idx, state, recorded)
+        return recorded or [], new_state
+
+    def _layers(
+        self, idx: np.ndarray, state: np.ndarray | None, recorded: list | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The recurrent stack: idx (B, T) -> the top layer's outputs (B, T, H), the new state."""
+        idx = np.asarray(idx, dtype=np.intp)
+        B, T = idx.shape
+        if state is None:
+            state = self.initial_state(B)
+        new_state = np.empty((len(self.layers), B, self.state_size), dtype=np.float32)
+        lstm = self.config.cell is Cell.lstm
+        x = idx
+        for layer, s, new in zip(self.layers, state, new_state):
+            cells = np.empty((B, T, layer.H), dtype=np.float32) if recorded is not None and lstm else None
+            x = layer.run(layer.inputs(x), s, new, cells)  # (B, T, H)
+            if recorded is not None:
+                recorded += [cells, x] if lstm else [x]
+        return x, new_state

@@ -1,35 +1,17 @@
-"""Loss curves: smoothing, and an image (`charnext inspect --plot`) drawn with matplotlib if it
-is installed (imported only then)."""
+"""Loss curves as an image (`charnext inspect --plot`), drawn with matplotlib if it is installed
+(imported only then)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from charnext.errors import ConfigError, MissingDependencyError
+from charnext.inside.curves import loss_axis, smooth
 
 
-def smooth(values: list[float], span: int | None = None) -> list[float]:
-    """An exponential moving average of noisy per-step losses, corrected for its start (as
-    TensorBoard's smoothing is) so that the first points are not pulled towards zero.
-
-    `span` is the number of recent steps that carry most of the weight; by default a fortieth of
-    the run, so that a curve of any length smooths to about the same look."""
-    if not values:
-        return []
-    span = span or max(1, len(values) // 40)
-    decay = 1 - 2 / (span + 1)
-    out, avg, weight = [], 0.0, 0.0
-    for v in values:
-        avg = decay * avg + (1 - decay) * v
-        weight = decay * weight + (1 - decay)
-        out.append(avg / weight)
-    return out
-
-
-def y_range(values: list[float], late: list[float]) -> tuple[float, float]:
-    """A loss axis from the lowest value to the highest after the first tenth of the run: the
-    untrained model's first losses would otherwise squash the rest of the curve."""
-    lo, hi = min(values), max(late or values)
+def y_range(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """The image's loss axis: `loss_axis` (after the first tenth of the run), with a margin."""
+    lo, hi = loss_axis(points)
     pad = (hi - lo) * 0.05 or 0.05
     return lo - pad, hi + pad
 
@@ -64,9 +46,7 @@ def plot_history(info: dict, path: str | Path) -> Path:
         if points:
             ax.plot(*zip(*points), "o-", label="validation loss", color="tab:red", markersize=4)
         if train:
-            first_tenth = train[0][0] + (train[-1][0] - train[0][0]) / 10
-            late = [y for x, y in train + points if x >= first_tenth]
-            ax.set_ylim(*y_range([y for _, y in train + points], late))
+            ax.set_ylim(*y_range(train + points))
         m = info["model"]
         ax.set_title(f"{m['cell']} {m['num_layers']}x{m['hidden_size']}, {m['vocab_size']} characters")
         ax.set_xlabel("step")

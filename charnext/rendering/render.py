@@ -25,6 +25,7 @@ from rich.text import Text
 
 from charnext.config import PLANNED, format_duration
 from charnext.events import EvalEvent, Event, RowEvent, StepEvent, TrainResult
+from charnext.inside.curves import loss_axis, smooth
 from charnext.text.vocab import visible, visible_running, visible_text
 
 LN2 = math.log(2)
@@ -744,9 +745,8 @@ def line_chart(
     """Curves drawn with characters: {name: (x, y)}; each series its own marker and colour.
 
     The points that fall in one column are averaged, so thousands of steps stay readable. The
-    scale fits the curves after their first tenth: the steep drop at the start of training would
-    otherwise squash the rest (where train and validation part) into a row or two; earlier
-    points above the scale sit on the top row, as the chart notes. `faint` (name, x, y), such
+    scale fits the curves after their first tenth (`loss_axis`); earlier points above it sit on
+    the top row, as the chart notes. `faint` (name, x, y), such
     as the raw per-step losses under their smoothed curve, is drawn dim behind the curves: in
     each column, a dot on every row between its lowest and highest value.
     """
@@ -765,8 +765,7 @@ def line_chart(
                 cols.setdefault(round((x - x_lo) / (x_hi - x_lo) * (width - 1)), []).append(y)
         columns.append({c: sum(v) / len(v) for c, v in cols.items()})
     values = [y for cols in columns for y in cols.values()]
-    late = [y for cols in columns for c, y in cols.items() if c >= width // 10]
-    y_lo, y_hi = min(values), max(late or values)
+    y_lo, y_hi = loss_axis((c, y) for cols in columns for c, y in cols.items())
     clipped = max(values) > y_hi
     if y_hi - y_lo < 1e-9:
         y_hi = y_lo + 1e-9
@@ -869,8 +868,6 @@ def show_checkpoint(out: Console, info: dict) -> None:
 
     def num(v, fmt="{:.4f}"):
         return fmt.format(v) if isinstance(v, (int, float)) else "-"
-
-    from charnext.rendering.plot import smooth
 
     text = t.get("text") or {}
     raw = [(x, y) for x, y in zip(info["history_steps"], info["history"]) if y is not None]
