@@ -159,7 +159,8 @@ def test_one_loss_axis_fits_the_curves_after_their_first_tenth():
     report_svg = _curves(
         ReportData("m", {**history, "validation": {"steps": [], "loss": []}}, "", [], [], [], 0)
     )
-    assert ">1.80</text>" in report_svg and "Early values up to 4.20 sit on the top edge" in report_svg
+    # the report cuts the curve at the top edge and marks where it leaves it (^), not flat along it
+    assert ">1.80</text>" in report_svg and "above it (^) the early losses run up to 4.20" in report_svg
 
 
 def test_inspect_reports_best_validation_and_a_smoothed_curve(tmp_path, poem):
