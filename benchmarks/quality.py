@@ -8,7 +8,7 @@ validation loss (nats/char and bits/char) on the held-out part, with chars/s and
     python benchmarks/quality.py --file ../shared/data/names.txt --max-time 90s -- --lines
 
 The scaling table: each cell is charnext with defaults, then the plain 60-line LSTM loop
-(../shared/bench/plain_lstm_loop.py, bf16) with the same budget, one after the other in the
+(benchmarks/plain_lstm_loop.py, bf16) with the same budget, one after the other in the
 same session, never side by side (two torch processes on two cores slow each other down):
 
     python benchmarks/quality.py --table                       # all cells: about 135 minutes
@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-PLAIN = DATA.parent / "bench" / "plain_lstm_loop.py"
+PLAIN = Path(__file__).resolve().parent / "plain_lstm_loop.py"  # a copy of the reference loop
 TEXTS = {"shakespeare": DATA / "tinyshakespeare.txt", "names": DATA / "names.txt"}
 CELLS = ["shakespeare:90s", "shakespeare:10m", "shakespeare:30m", "names:90s", "names:10m",
          "pynames:90s", "pynames:10m"]  # fmt: skip

@@ -36,6 +36,7 @@ def save_run(trainer, path: Path, summary: dict, state: torch.Tensor | None) -> 
         metrics_log=metrics_path(t.out).name if t.out is not None else None,
         vocab_counts=t.corpus.vocab_counts,
         line_index=t.corpus.line_index,
+        start=t.corpus.start.to_dict(),  # where every engine starts reading (the prime)
         summary={
             "device": str(t.device),
             "precision": t.precision,

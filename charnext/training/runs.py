@@ -81,7 +81,7 @@ def new_run(
     """
     config = config or TrainConfig()
     source = _as_source(text)
-    out = Path(out) if out else None
+    out = ckpt.output_path(out) if out else None
     if extend_vocab and init_from is None:
         raise ConfigError("--extend-vocab grows the vocabulary of --init-from's model; give --init-from")
     origin = {"command": command, "source": source.record()}
@@ -258,7 +258,7 @@ def resume_run(
     model_config = ModelConfig(**raw["model_config"])
     origin = {"command": command, "source": source.record() if text is not None else raw.get("source")}
     return Trainer(
-        data, vocab, model_config, config, Path(out or path),
+        data, vocab, model_config, config, ckpt.output_path(out) if out else Path(path),
         text_fingerprint=fp, vocab_counts=counts, resume=raw, resumed_from=Path(path), origin=origin,
     )  # fmt: skip
 
