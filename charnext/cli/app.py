@@ -223,12 +223,7 @@ def train(
         source = _source(text, file, data)
         if source is None and resume is None:
             raise _usage("give the text to train on: TEXT, --file PATH, --data DIR, or - for standard input")
-        extra = {
-            "resume": resume,
-            "init_from": init_from,
-            "extend_vocab": extend_vocab,
-            "command": _command(),
-        }
+        extra = dict(resume=resume, init_from=init_from, extend_vocab=extend_vocab, command=_command())
         _train_and_show(api.start_run(source, out, **extra, **given), procs.main, json_out)
 
 
