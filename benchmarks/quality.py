@@ -8,11 +8,12 @@ validation loss (nats/char and bits/char) on the held-out part, with chars/s and
     python benchmarks/quality.py --file ../shared/data/names.txt --max-time 90s -- --lines
 
 The scaling table: each cell is charnext with defaults, then the plain 60-line LSTM loop
-(../shared/bench/plain_lstm_loop.py, bf16) with the same budget, one after the other in the
+(benchmarks/plain_lstm_loop.py, bf16) with the same budget, one after the other in the
 same session, never side by side (two torch processes on two cores slow each other down):
 
-    python benchmarks/quality.py --table                       # all cells: about 110 minutes
+    python benchmarks/quality.py --table                       # all cells: about 135 minutes
     python benchmarks/quality.py --table --cells shakespeare:90s names:90s
+    python benchmarks/quality.py --table --cells pynames:90s pynames:10m  # the stdlib's function names
     python benchmarks/quality.py --table --only plain --cells names:10m   # one side only
 
 The plain loop validates on the last 10% of the characters. For names in line mode charnext
@@ -28,14 +29,17 @@ import json
 import re
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-PLAIN = DATA.parent / "bench" / "plain_lstm_loop.py"
+PLAIN = Path(__file__).resolve().parent / "plain_lstm_loop.py"  # a copy of the reference loop
 TEXTS = {"shakespeare": DATA / "tinyshakespeare.txt", "names": DATA / "names.txt"}
-CELLS = ["shakespeare:90s", "shakespeare:10m", "shakespeare:30m", "names:90s", "names:10m"]
+CELLS = ["shakespeare:90s", "shakespeare:10m", "shakespeare:30m", "names:90s", "names:10m",
+         "pynames:90s", "pynames:10m"]  # fmt: skip
+LINE_TEXTS = {"names", "pynames"}  # trained with --lines; pynames is made by make_line_corpus.py
 SECONDS = {"s": 1, "m": 60, "h": 3600}
 
 
@@ -79,6 +83,16 @@ def held_out_last(file: Path, tmp: Path, seed: int = 0) -> Path:
     return path
 
 
+def pynames_file() -> Path:
+    """The second line corpus (benchmarks/make_line_corpus.py, this Python's stdlib), made once."""
+    from make_line_corpus import function_names
+
+    path = Path(tempfile.gettempdir()) / "charnext-pynames.txt"
+    names, _ = function_names(Path(sysconfig.get_paths()["stdlib"]))
+    path.write_text("\n".join(names) + "\n", encoding="utf-8")
+    return path
+
+
 def plain(file: Path, budget: str) -> tuple[float, str]:
     """The plain loop's validation loss with the same budget, and its line."""
     cmd = [sys.executable, str(PLAIN), str(file), str(seconds(budget)), "--bf16"]
@@ -96,7 +110,9 @@ def table(cells: list[str], extra: list[str], only: str | None = None) -> None:
     for cell in cells:
         name, budget = cell.split(":")
         file = TEXTS.get(name, Path(name))
-        lines = name == "names"
+        if name == "pynames":
+            file = pynames_file()
+        lines = name in LINE_TEXTS
         r, wall = {"best_val_loss": float("nan"), "steps": 0, "chars_per_sec": 0.0}, 0.0
         if only != "plain":
             r, wall, _ = charnext(file, budget, (["--lines"] if lines else []) + extra)

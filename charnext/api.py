@@ -15,6 +15,7 @@ the CPU) and never import torch; `evaluate` and `train` use torch, imported when
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,7 +150,7 @@ class PredictResult:
 def predict(ckpt: Checkpoint, prefix: str, top_k: int = 3, skip_unknown: bool = False) -> PredictResult:
     """Feed `prefix` one character at a time; the prediction and top-k after each."""
     prefix, skipped = ckpt.vocab.known(prefix, skip_unknown)
-    return PredictResult(predict_steps(ckpt.runner, ckpt.vocab, prefix, top_k), skipped)
+    return PredictResult(predict_steps(ckpt.runner, ckpt.vocab, prefix, top_k, ckpt.start), skipped)
 
 
 def line_mode(ckpt: Checkpoint) -> bool:
@@ -173,7 +174,7 @@ def generate_stream(
         raise ConfigError("length must be 0 or more and num-samples at least 1")
     prefix, _ = ckpt.vocab.known(prefix, skip_unknown)
     stop = NEWLINE if line_mode(ckpt) else None
-    yield from _generate(ckpt.runner, ckpt.vocab, prefix, length, sample, num_samples, stop)
+    yield from _generate(ckpt.runner, ckpt.vocab, prefix, length, sample, num_samples, stop, ckpt.start)
 
 
 def generate(
@@ -211,10 +212,39 @@ class Evaluation(EvalResult):
 
     skipped: int = 0  # characters dropped because the vocabulary lacks them
     skipped_chars: list[str] = field(default_factory=list)
+    training_val_loss: float | None = None  # the model's own validation loss, from training
+    unigram_loss: float | None = None  # loss of the training text's character frequencies alone
 
     def to_dict(self) -> dict:
         """Plain values, for JSON."""
-        return {**super().to_dict(), "skipped": self.skipped, "skipped_chars": self.skipped_chars}
+        return {
+            **super().to_dict(),
+            "skipped": self.skipped,
+            "skipped_chars": self.skipped_chars,
+            "training_val_loss": self.training_val_loss,
+            "unigram_loss": self.unigram_loss,
+        }
+
+
+def _training_val_loss(ckpt: Checkpoint) -> float | None:
+    """The validation loss the checkpoint's run recorded for it (None: none was)."""
+    value = ckpt.summary.get("val_loss")
+    if value is None and ckpt.history.get("val_loss"):
+        value = ckpt.history["val_loss"][-1]
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def _unigram_loss(ckpt: Checkpoint, targets: str) -> float | None:
+    """Loss (nats/char) on `targets` of a model that knows only how often each character occurs
+    in the training text (add-one smoothed); None where the checkpoint has no counts."""
+    import numpy as np
+
+    counts = ckpt.raw.get("vocab_counts")
+    if not isinstance(counts, list) or len(counts) != len(ckpt.vocab) or not targets:
+        return None
+    freq = np.asarray(counts, dtype=np.float64) + 1.0
+    logp = np.log(freq / freq.sum())
+    return float(-logp[ckpt.vocab.encode_array(targets).astype(np.intp)].mean())
 
 
 def evaluate(ckpt: Checkpoint, text: str, skip_unknown: bool = False, precision: str = "fp32") -> Evaluation:
@@ -232,11 +262,22 @@ def evaluate(ckpt: Checkpoint, text: str, skip_unknown: bool = False, precision:
         if not lines:
             raise TextError("the text has no non-empty line of known characters; nothing to evaluate")
         r = evaluate_lines(ckpt.model, lines, ckpt.vocab.chars.index(NEWLINE), precision=precision)
+        targets = "".join(line + NEWLINE for line in text_lines(kept))  # each line and its end
     else:
         if len(kept) < 2:
             raise TextError("the text has fewer than 2 known characters; nothing to evaluate")
-        r = evaluate_stream(ckpt.model, ckpt.vocab.encode(kept), precision=precision)
-    return Evaluation(r.loss, r.accuracy, r.characters, skipped, unknown)
+        prime = ckpt.vocab.encode(ckpt.start.prime) if ckpt.start.prime else None
+        r = evaluate_stream(ckpt.model, ckpt.vocab.encode(kept), precision=precision, prime=prime)
+        targets = kept[1:]  # every character but the first
+    return Evaluation(
+        r.loss,
+        r.accuracy,
+        r.characters,
+        skipped,
+        unknown,
+        _training_val_loss(ckpt),
+        _unigram_loss(ckpt, targets),
+    )
 
 
 def surprisal(
@@ -259,7 +300,7 @@ def surprisal(
     kept, unknown = ckpt.vocab.known(text, skip_unknown)
     if offset >= len(kept):
         raise ConfigError(f"offset {offset} is past the end of the text ({len(kept)} characters)")
-    result = score_chars(ckpt.runner, ckpt.vocab, kept, offset, length, top_k, line_mode=line_mode(ckpt))
+    result = score_chars(ckpt.runner, ckpt.vocab, kept, offset, length, top_k, start=ckpt.start)
     result.skipped = unknown
     return result
 
@@ -310,7 +351,7 @@ def play_session(ckpt: Checkpoint, sample: SampleConfig | None = None) -> PlaySe
     it writes is drawn with `sample`. On the numpy engine it imports no torch."""
     from charnext.inside.play import PlaySession
 
-    return PlaySession(ckpt.runner, ckpt.vocab, ckpt.line_mode, sample)
+    return PlaySession(ckpt.runner, ckpt.vocab, ckpt.start, sample)
 
 
 def report_page(
@@ -366,9 +407,10 @@ def train(
     """Train a model on `text` and write it to `out` (None: keep it in memory only).
 
     `options` are ModelConfig fields (cell, hidden_size, num_layers, embedding_size, dropout)
-    and TrainConfig fields (steps, lr, seq_len, ...). Without `model` and `config`, the fields
-    they leave out are planned (charnext.training.planner), as `charnext train` does. `on_event`
-    receives each event.
+    and TrainConfig fields (steps, lr, seq_len, max_time: seconds or "90s", ...); an unknown one
+    is refused with a ConfigError naming the options that exist. Without `model` and `config`,
+    the fields they leave out are planned (charnext.training.planner), as `charnext train` does.
+    `on_event` receives each event.
     """
     from charnext.training.runs import new_run
 

@@ -132,7 +132,7 @@ class TrainConfig:
     batch_size: int | None = _option(None, planned=True)  # windows (lines) per step, all processes
     steps: int | None = _option(None, resumable=True)  # optimizer steps; None = sized to the text
     epochs: float | None = _option(None, resumable=True)  # passes over the training text, instead of steps
-    max_time: float | None = _option(None, resumable=True)  # wall-clock budget, seconds; the schedule fits it
+    max_time: float | None = _option(None, resumable=True)  # budget, seconds (or "90s"); the schedule fits it
     lr: float = _option(8e-3, resumable=True, planned=True)  # peak learning rate (AdamW)
     min_lr_ratio: float = _option(0.1)  # final learning rate as a fraction of the peak (cosine decay)
     warmup_steps: int = _option(50, planned=True)  # steps of linear learning-rate warm-up
@@ -146,10 +146,14 @@ class TrainConfig:
     patience: int | None = _option(None, resumable=True)  # stop after N validations without a new best
     lines: bool = _option(False)  # line mode: each non-empty line is its own sequence
     random_windows: bool = _option(False)  # windows drawn at random (no state carried), not streamed
+    ema: bool = _option(False)  # validate an average of the weights over the run's end beside them
+    cold_starts: float = _option(0.0)  # share of stream windows read from the zero state, not carried
     sample_prompt: str | None = _option(None, resumable=True)  # the previews' prompt; None = the text's
     sample_temperature: float = _option(0.8, resumable=True)  # the previews' temperature; 0 = greedy
 
     def __post_init__(self) -> None:
+        if isinstance(self.max_time, str):  # the command line's spelling: 90s, 10m, 1h30m
+            self.max_time = parse_duration(self.max_time)
         _whole(self, ("seq_len", "warmup_steps", "seed"))
         _whole(self, ("batch_size", "steps", "eval_every", "patience"), optional=True)
         _real(self, ("lr", "min_lr_ratio", "grad_clip", "weight_decay", "sample_temperature"))
@@ -172,6 +176,8 @@ class TrainConfig:
                 raise ConfigError(f"{name.replace('_', '-')} must be positive, not {value}")
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"patience must be at least 1, not {self.patience}")
+        if not 0.0 <= self.cold_starts <= 1.0:
+            raise ConfigError(f"cold-starts must be in [0, 1], not {self.cold_starts}")
         if self.val_fraction is not None and not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"val-fraction must be in [0, 1), not {self.val_fraction}")
         if self.grad_clip < 0 or self.weight_decay < 0 or self.warmup_steps < 0:
@@ -230,8 +236,13 @@ def split_options(options: dict) -> tuple[dict, dict]:
     model_names = {f.name for f in fields(ModelConfig)} - {"vocab_size"}
     train_names = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(options) - model_names - train_names)
-    if unknown:
-        raise ConfigError(f"unknown training option {unknown[0]!r}")
+    if unknown:  # one line: the name, the nearest option, and every option there is
+        import difflib
+
+        known = sorted(model_names | train_names)
+        near = difflib.get_close_matches(unknown[0], known, n=1)
+        hint = f"did you mean {near[0]}? " if near else ""
+        raise ConfigError(f"unknown option {unknown[0]!r}; {hint}the options are {', '.join(known)}")
     model = {k: v for k, v in options.items() if k in model_names}
     return model, {k: v for k, v in options.items() if k in train_names}
 

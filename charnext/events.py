@@ -114,6 +114,10 @@ class TrainResult:
     metrics_log: Path | None = None  # the JSON Lines metrics log, if one was written
     skipped_steps: int = 0  # steps skipped because their gradients were not finite
     plan: dict | None = None  # what the planner chose and why (charnext.training.planner.Plan), if it ran
+    outlook: dict | None = None  # what more time would buy (charnext.training.outlook.Outlook), if known
+    averaging: dict | None = None  # the weight average (EMA): settings, best validation live and averaged
+    session_steps: int = 0  # optimizer steps made in this session (less than `steps` after --resume)
+    session_elapsed: float = 0.0  # wall-clock seconds of this session
 
     def to_dict(self) -> dict:
         """Plain values, for JSON (a figure that is not a number, e.g. no step made, is None)."""

@@ -82,14 +82,16 @@ def meta_of(path: Path, key: str):
 # -- --out --------------------------------------------------------------------------------------
 
 
-def test_train_out_a_folder_is_refused_before_training(tmp_path, poem):
+@pytest.mark.parametrize("where", ["runs", "runs/"])
+def test_train_out_onto_a_folder_is_refused_before_training(tmp_path, poem, where):
+    """`--out runs` (an existing folder) or `runs/` means runs/checkpoint.pt; a folder standing
+    where the checkpoint would go is refused before the first step, not after the last."""
     text = tmp_path / "poem.txt"
     text.write_text(poem, encoding="utf-8")
-    folder = tmp_path / "runs"
-    folder.mkdir()
+    (tmp_path / "runs" / "checkpoint.pt").mkdir(parents=True)
     before = files(tmp_path)
-    result = cli("train", "--file", text, "--out", folder, "--steps", 500, *TINY)
-    refused(result, "is a folder", "checkpoint.pt")
+    result = cli("train", "--file", text, "--out", str(tmp_path / where), "--steps", 500, *TINY)
+    refused(result, "is a folder")
     assert "step" not in result.stdout  # refused before the first step
     assert files(tmp_path) == before
 
@@ -126,9 +128,9 @@ def test_train_out_in_an_unwritable_folder_is_refused_before_training(tmp_path, 
     assert files(tmp_path) == before
 
 
-def test_resume_out_a_folder_is_refused(run):
+def test_resume_out_onto_a_folder_is_refused(run):
     folder = run.parent / "elsewhere"
-    folder.mkdir()
+    (folder / "checkpoint.pt").mkdir(parents=True)
     before = files(run.parent)
     refused(cli("train", "--resume", run, "--out", folder, "--steps", 9), "is a folder")
     assert files(run.parent) == before

@@ -196,7 +196,8 @@ def test_export_keeps_only_what_inference_needs(tmp_path, hihello):
     assert out.stat().st_size < hihello.stat().st_size / 2
     with safetensors.safe_open(out, "np") as f:
         assert set(f.metadata()) == {"format", "format_version", "charnext_version", "created",
-                                     "model_config", "vocab", "state_dict", "step"}  # fmt: skip
+                                     "model_config", "vocab", "state_dict", "step", "start",
+                                     "vocab_counts"}  # fmt: skip
         assert not any(k.startswith(("optimizer", "resume")) for k in f.keys())
     a, b = api.load(hihello), api.load(out)
     assert api.predict(b, "hihell").to_dict() == api.predict(a, "hihell").to_dict()

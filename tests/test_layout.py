@@ -49,7 +49,8 @@ def test_piped_korean_training_at_60_columns_keeps_every_column(tmp_path):
     result = run("train", "--file", text, "--steps", 30, "--out", out, *TINY, env={"COLUMNS": "60"})
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("lstm 1x16, ") and "batch" in lines[0]  # the run's header first
+    assert lines[0] == "training on korean.txt (1.1 KB): loading..."  # at once, before torch
+    assert lines[1].startswith("lstm 1x16, ") and "batch" in lines[1]  # then the run's header
     header = next(line for line in lines if "prediction" in line)
     assert header.split() == ["step", "loss", "acc", "prediction", "target"]
     rows = [line for line in lines if re.match(r"\s+\d+\s+\d+\.\d{4}\s+\d+%\s", line)]
@@ -160,7 +161,8 @@ def test_one_loss_axis_fits_the_curves_after_their_first_tenth():
     report_svg = _curves(
         ReportData("m", {**history, "validation": {"steps": [], "loss": []}}, "", [], [], [], 0)
     )
-    assert ">1.80</text>" in report_svg and "Early values up to 4.20 sit on the top edge" in report_svg
+    # the report cuts the curve at the top edge and marks where it leaves it (^), not flat along it
+    assert ">1.80</text>" in report_svg and "above it (^) the early losses run up to 4.20" in report_svg
 
 
 def test_inspect_reports_best_validation_and_a_smoothed_curve(tmp_path, poem):

@@ -210,7 +210,9 @@ def test_neurons_lists_units(hihello, hitext):
     assert "most telling units (of 64, over 280 characters)" in r.output
     rows = re.findall(r"^\s+(0:[ch]\d+)\s+layer 0 (cell|hidden) \d+\s+(\w+)\s+([+-]\d\.\d\d)", r.output, re.M)
     assert len(rows) == 4 and all(feature in neurons.FEATURES for _, _, feature, _ in rows)
-    assert "best unit for each feature" in r.output and "word_start" in r.output
+    assert "best unit for each feature" in r.output and "line_position" in r.output
+    # word_start is true at one character of 280: too rare to score (MIN_VARYING_SHARE)
+    assert "word_start" not in r.output
     assert "--unit 0:" in r.output
 
 
@@ -278,3 +280,18 @@ def test_neurons_reads_text_as_evaluate_does(hihello, hitext):
     both = CliRunner().invoke(app, ["neurons", "hi", "-c", str(hihello), "--file", str(hitext)])
     neither = CliRunner().invoke(app, ["neurons", "-c", str(hihello)])
     assert both.exit_code == 2 and neither.exit_code == 2
+
+
+def test_a_unit_appears_once_among_the_best_per_feature():
+    """caps_line and upper_case often move together; one unit cannot stand for both."""
+    units = [neurons.Unit(0, "c", i) for i in range(3)]
+    r = np.array([[0.9, 0.8, 0.1], [0.5, 0.7, 0.2], [0.1, 0.1, 0.3]])  # (units, features)
+    result = neurons.NeuronScan(units, ["caps_line", "upper_case", "indent"], r, 100, 0, "", np.zeros((0, 3)))
+    best = {s.feature: (s.unit, round(s.r, 2)) for s in result.best_per_feature()}
+    assert best == {"caps_line": (units[0], 0.9), "upper_case": (units[1], 0.7), "indent": (units[2], 0.3)}
+
+
+def test_a_feature_that_hardly_varies_is_not_scored():
+    assert not neurons._varies(np.zeros(500))
+    assert not neurons._varies(np.r_[np.ones(3), np.zeros(497)])  # a stray indented line
+    assert neurons._varies(np.r_[np.ones(10), np.zeros(490)])  # 2% of the characters

@@ -192,3 +192,52 @@ def test_a_time_budget_replans_dropout_for_the_speed_it_meets(poem):
     trainer._replan_regularisation(300.0, 5000)
     assert expected <= trainer.model.config.dropout <= pl.MAX_DROPOUT
     assert trainer.model.config.dropout > 0
+
+
+def noisy_clock(step_seconds: float, rng, outliers: float = 0.25):
+    """A fake clock and a step that advances it: each step takes `step_seconds` times a
+    lognormal jitter (15%), and `outliers` of them 2-4x longer (another process woke up)."""
+    now = [0.0]
+
+    def step():
+        slow = rng.uniform(2.0, 4.0) if rng.random() < outliers else 1.0
+        now[0] += step_seconds * rng.lognormvariate(0.0, 0.15) * slow
+
+    return (lambda: now[0]), step
+
+
+def test_a_noisy_probe_plans_the_same_width_run_after_run():
+    import random
+
+    chars = 32 * SEQ  # a probe step: PROBE_BATCH windows
+
+    def plan_at(speed):
+        return plan_for(seconds=90, speed=speed)[0].hidden_size
+
+    # a machine whose speed is well inside one width's range (15% either way plans the same)
+    speed = 25_000.0
+    assert plan_at(speed * 0.85) == plan_at(speed) == plan_at(speed * 1.15)
+    widths, spent = set(), []
+    for seed in range(200):
+        rng = random.Random(seed)
+        clock, step = noisy_clock(chars / speed, rng)
+        measured = pl.timed_speed(step, chars, 90.0, clock)
+        widths.add(plan_at(measured))
+        spent.append(clock())
+    assert widths == {plan_at(speed)}
+    assert max(spent) < 0.04 * 90  # bursts slow the probe as they slow the run
+    clock, step = noisy_clock(chars / speed, random.Random(0), outliers=0.0)
+    pl.timed_speed(step, chars, 90.0, clock)
+    assert clock() < 0.02 * 90  # without them the probe costs under 2% of the budget
+    # the earlier probe (the median of three steps) flips on the same noise
+    flips = set()
+    for seed in range(200):
+        rng = random.Random(seed)
+        clock, step = noisy_clock(chars / speed, rng)
+        times = []
+        for _ in range(3):
+            t = clock()
+            step()
+            times.append(clock() - t)
+        flips.add(plan_at(chars / sorted(times)[1]))
+    assert len(flips) > 1

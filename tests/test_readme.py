@@ -98,9 +98,36 @@ def test_readme_keeps_the_test_command_and_the_notation():
         assert f"({page})" in README and (ROOT / page).is_file(), page
 
 
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's anchors of a page's headings: lower case, punctuation dropped, spaces to dashes."""
+    heads = re.findall(r"^#+ (.+)$", markdown, re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in heads}
+
+
+def test_readme_names_nothing_outside_the_repository():
+    """Every relative link and every repository path the README names exists in this checkout,
+    and every #anchor it links to is a heading there: a user's clone has all it points to."""
+    assert "../" not in README
+    links = re.findall(r"\]\(([^)\s]+)\)", README)
+    paths = set(re.findall(r"`((?:benchmarks|docs|examples|tests|charnext)/[\w./-]+)`", README))
+    checked = 0
+    for link in links:
+        if re.match(r"[a-z]+://", link):
+            continue
+        target, _, anchor = link.partition("#")
+        page = ROOT / target if target else ROOT / "README.md"
+        assert page.exists(), link
+        if anchor and page.suffix == ".md":
+            assert anchor in _anchors(page.read_text(encoding="utf-8")), link
+        checked += 1
+    for path in paths:
+        assert (ROOT / path).exists(), path
+    assert checked > 10 and "benchmarks/plain_lstm_loop.py" in paths | set(links)
+
+
 def test_the_resume_table_says_what_the_configs_mark():
-    """README's table of what applies with --resume is the configs' resumable marks: each
-    training option of `charnext train` is in the row that its field says."""
+    """The reference's table of what applies with --resume (docs/reference.md) is the configs'
+    resumable marks: each training option of `charnext train` is in the row that its field says."""
     import inspect
 
     from charnext.cli.app import train
@@ -109,7 +136,7 @@ def test_the_resume_table_says_what_the_configs_mark():
     def flags(row: str) -> set[str]:
         return set(re.findall(r"`(--[a-z-]+)`", row))
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
     apply = flags(next(line for line in readme.splitlines() if line.startswith("| apply |")))
     refused = flags(next(line for line in readme.splitlines() if line.startswith("| refused unless equal")))
     options = [name for name in inspect.signature(train).parameters if name in training_options()]

@@ -104,6 +104,23 @@ def test_report_errors(hihello, tmp_path):
     assert r.exit_code == 0, r.output
 
 
+def test_a_clipped_curve_is_cut_at_the_top_and_marked():
+    from charnext.inside.report import _clip
+
+    series = [(0, 4.0), (1, 3.0), (2, 1.5), (3, 1.2), (4, 2.5), (5, 1.1)]
+    pieces = _clip(series, top=2.0)
+    assert [p for p, _ in pieces] == [
+        [(pytest.approx(2 - 0.5 / 1.5), 2.0), (2, 1.5), (3, 1.2), (pytest.approx(3 + 0.8 / 1.3), 2.0)],
+        [(pytest.approx(4 + 0.5 / 1.4), 2.0), (5, 1.1)],
+    ]
+    crossings = [c for _, c in pieces]  # each crossing marked
+    assert crossings == [
+        [pytest.approx(2 - 0.5 / 1.5), pytest.approx(3 + 0.8 / 1.3)],
+        [pytest.approx(4 + 0.5 / 1.4)],
+    ]
+    assert _clip([(0, 1.0), (1, 0.5)], top=2.0) == [([(0, 1.0), (1, 0.5)], [])]  # nothing to cut
+
+
 def test_report_sample_is_drawn_with_temperature_top_k_top_p_and_seed(hihello):
     """Without a text the report reads what the model writes, drawn by the one sampler."""
     from charnext import api

@@ -127,6 +127,9 @@ def test_hover_shows_the_alternatives(page):
     ActionChains(page).move_to_element(span).perform()
     info = page.find_element("id", "info").text
     assert "expected" in info and info == span.get_attribute("title")
+    # the bar shows only while a character is hovered: it never covers the chart's labels
+    page.execute_script("document.body.click()")
+    assert not page.find_element("id", "info").is_displayed()
 
 
 def test_reads_on_a_phone_and_in_print(page):
@@ -134,6 +137,14 @@ def test_reads_on_a_phone_and_in_print(page):
     try:
         # nothing wider than the screen: wide tables scroll inside their own box
         assert page.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+        # the per-step table fits a phone: its top-k pairs wrap between pairs, never inside one
+        box = page.find_element("css selector", "#predictions .scroll")
+        assert box.get_property("scrollWidth") <= box.get_property("clientWidth") + 1
+        alt = page.find_element("css selector", "#predictions .alt")
+        assert alt.value_of_css_property("white-space") == "nowrap"
+        # the chart's labels are at least 10 px tall on the phone's screen
+        label = page.find_element("css selector", "#curves svg text")
+        assert label.size["height"] >= 10
     finally:
         page.set_window_size(1000, 1400)
     page.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})

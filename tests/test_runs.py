@@ -128,14 +128,14 @@ RESUME_TABLE = {
     "cell": "refused", "hidden_size": "refused", "num_layers": "refused", "embedding_size": "refused",
     "dropout": "refused", "seq_len": "refused", "batch_size": "refused", "seed": "refused",
     "weight_drop": "refused", "weight_decay": "refused", "val_fraction": "refused", "lines": "refused",
-    "random_windows": "refused",
+    "random_windows": "refused", "ema": "refused", "cold_starts": "refused",
     "init_from": "refused", "extend_vocab": "refused",
 }  # fmt: skip
 REFUSED_VALUES = {
     "cell": "gru", "hidden_size": "8", "num_layers": "2", "embedding_size": "4", "dropout": "0.5",
     "seq_len": "8", "batch_size": "2", "seed": "9", "val_fraction": "0.3", "lines": None,
     "random_windows": None, "init_from": "x.pt", "extend_vocab": None, "weight_drop": "0.2",
-    "weight_decay": "0.3",
+    "weight_decay": "0.3", "cold_starts": "0.5",
 }  # fmt: skip
 
 
@@ -252,7 +252,7 @@ def test_train_hands_the_core_exactly_the_given_options(monkeypatch, tmp_path):
         Source(text="hihello", kind="text"),
         ModelConfig(cell="gru"),  # the vocabulary size: once the text is read
         TrainConfig(lr=0.5, steps=7, lines=True),
-        tmp_path / "x.pt",
+        str(tmp_path / "x.pt"),  # as typed: `DIR/` keeps its slash (checkpoint.output_path)
     )
     assert kwargs == {"init_from": None, "extend_vocab": False, "command": ["charnext", *sys.argv[1:]],
                       "given": {"cell", "lr", "steps", "lines"}}  # the rest is planned  # fmt: skip

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -124,8 +125,25 @@ def _source(text: str | None, file: Path | None, data: Path | None):
     if text == "-":
         return Source(text=decode_utf8(sys.stdin.buffer.read(), "standard input"), kind="stdin")
     if text is not None:
+        if _names_a_file(text):  # `charnext train input.txt`: --file forgotten
+            from charnext.rendering.render import error_console
+
+            error_console().print(
+                f"note: training on the literal text {text!r}; did you mean --file {text}?",
+                markup=False, highlight=False, soft_wrap=True,
+            )  # fmt: skip
         return Source(text=text, kind="text")
     return None
+
+
+def _names_a_file(text: str) -> bool:
+    """Whether TEXT is the name of an existing file (a short, one-line text only)."""
+    if len(text) > 4096 or "\n" in text:
+        return False
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # a name too long, a NUL character
+        return False
 
 
 def _version(value: bool) -> None:
@@ -176,6 +194,8 @@ def train(
     patience: options.Patience = None,
     lines: options.Lines = None,
     random_windows: options.RandomWindows = None,
+    ema: options.Ema = None,
+    cold_starts: options.ColdStarts = None,
     sample_prompt: options.SamplePrompt = None,
     sample_temperature: options.SampleTemperature = None,
     threads: options.Threads = None,
@@ -193,6 +213,8 @@ def train(
     (DistributedDataParallel); only the first writes checkpoints and output. A diverging run
     stops with exit code 3 and keeps its last good checkpoints.
     """
+    if not json_out:  # a first word before the slow part (torch, reading, planning) begins
+        _say_starting(text, file, data, resume)
     from charnext import api
 
     given = _given(locals())  # the training options typed, by their config names
@@ -201,12 +223,7 @@ def train(
         source = _source(text, file, data)
         if source is None and resume is None:
             raise _usage("give the text to train on: TEXT, --file PATH, --data DIR, or - for standard input")
-        extra = {
-            "resume": resume,
-            "init_from": init_from,
-            "extend_vocab": extend_vocab,
-            "command": _command(),
-        }
+        extra = dict(resume=resume, init_from=init_from, extend_vocab=extend_vocab, command=_command())
         _train_and_show(api.start_run(source, out, **extra, **given), procs.main, json_out)
 
 
@@ -222,7 +239,7 @@ def _train_and_show(trainer, main: bool, json_out: bool) -> None:
         result = api.run(trainer, view.show, stop_on_sigint=True)
     if json_out and main:
         _print_json(result.to_dict())
-    render.train_summary(con, result)
+    render.train_summary(con, result, _next_command(trainer, result))
     if result.reason == "interrupted":
         again = render.shown_path(result.checkpoint)
         raise _fail(f"interrupted at step {result.steps}; resume with --resume {again}", 130)
@@ -235,6 +252,57 @@ def _given(values: dict) -> dict:
     if "max_time" in given:
         given["max_time"] = parse_duration(given["max_time"])
     return {k: getattr(v, "value", v) if k in ("device", "precision") else v for k, v in given.items()}
+
+
+def _say_starting(text: str | None, file: Path | None, data: Path | None, resume: Path | None) -> None:
+    """One plain line on stdout at once, before torch is imported (a second or more), the text
+    read and the run planned: the header follows when training starts. Only for an input that
+    exists, so that an error is not preceded by it; only in the first of several processes."""
+    if os.environ.get("RANK", "0") != "0":
+        return
+    if resume is not None and resume.is_file():
+        what = f"resuming {resume.name}"
+    elif file is not None and str(file) != "-" and file.is_file():
+        what = f"training on {file.name} ({_size(file.stat().st_size)})"
+    elif data is not None and data.is_dir():
+        what = f"training on {data.name or data}"
+    elif text is not None and text != "-" and file is None and data is None:
+        what = f"training on a text of {len(text):,} characters"
+    else:
+        return
+    try:
+        sys.stdout.write(f"{what}: loading...\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader is gone: the run goes on, and saves, regardless
+        from charnext.rendering.render import stdout_closed
+
+        stdout_closed()
+
+
+def _size(n: int) -> str:
+    """A file size in bytes, KB or MB (decimal)."""
+    for unit, scale in (("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _next_command(trainer, result) -> list[str] | None:
+    """What to try with the model just trained, as the words of a shell command: its predictions
+    for the text's first line (a line-mode model: five new lines), from the best checkpoint
+    where there is one (its path from the current folder, to paste)."""
+    import shlex
+
+    from charnext.rendering import render
+
+    path = result.best_checkpoint or result.checkpoint
+    if path is None or result.reason == "interrupted":
+        return None
+    where = ["-c", shlex.quote(render.shown_path(path, home=False))]
+    if trainer.config.lines:
+        return ["charnext", "predict", "--length", "40", "--num-samples", "5", *where]
+    prompt = trainer.sample_prompt()[:24]
+    return ["charnext", "predict", shlex.quote(prompt), "--length", "200", *where] if prompt else None
 
 
 def _command() -> list[str]:

@@ -105,6 +105,18 @@ RandomWindows = _train(
     "--random-windows",
     default="",
 )
+Ema = _train(
+    "ema",
+    bool,
+    "Validate an average (EMA) of the weights over the run's end; the best checkpoint keeps the better.",
+    "--ema/--no-ema",
+)
+ColdStarts = _train(
+    "cold_starts",
+    float,
+    "Share of stream windows read from the zero state instead of the carried one (measured worse "
+    "than the prime a stream model reads first: docs/reference.md).",
+)
 SamplePrompt = _train(
     "sample_prompt", str, "Prompt of the previews after each validation",
     default="[default: the text's first line]",
@@ -132,9 +144,13 @@ Threads = Annotated[
     ),
 ]
 TrainOut = Annotated[
-    Path | None,
+    str | None,  # a string, not a Path: `runs/` keeps its slash (a folder: runs/checkpoint.pt)
     typer.Option(
-        "--out", "-o", help="Checkpoint to write [default: checkpoint.pt; with --resume, that file]"
+        "--out",
+        "-o",
+        help="Checkpoint to write; DIR/ or an existing folder means DIR/checkpoint.pt, and a "
+        "missing folder is created. [default: checkpoint.pt; with --resume, that file]",
+        show_default=False,
     ),
 ]
 ExtendVocab = Annotated[

@@ -16,6 +16,7 @@ import numpy as np
 
 from charnext.config import SampleConfig
 from charnext.inference.pcg32 import Pcg32
+from charnext.inference.steps import Start, read
 from charnext.modeling.runner import Runner, as_runner
 from charnext.text.vocab import Vocab
 
@@ -79,26 +80,23 @@ def generate(
     sample: SampleConfig | None = None,
     num_samples: int = 1,
     stop: str | None = None,
+    start: Start | None = None,
 ) -> Iterator[list[str]]:
     """Yield, `length` times, the next character of each of `num_samples` continuations.
 
-    The prefix is read once; afterwards each step feeds one character per sample, all samples
-    in one batch, and carries the state, so every generated character costs the same. With a
-    `stop` character (line mode) the prefix is read after `stop`, from the zero state, as
-    line-mode models are trained; an empty prefix without one starts from a uniform first
-    character. Continuations that produced `stop` keep yielding "".
+    The prefix is read once, from `start` (charnext.inference.steps.read); afterwards each step
+    feeds one character per sample, all samples in one batch, and carries the state, so every
+    generated character costs the same. With an empty prefix the first character follows the
+    start's prime, or is uniform without one. With a `stop` character (line mode),
+    continuations that produced it keep yielding "".
     """
     runner = as_runner(runner)
     draw = Sampler(sample)
     n = num_samples
-    boundary = stop if stop and stop in vocab else ""
-    start = prefix if boundary and prefix.startswith(boundary) else boundary + prefix
-    if start:
-        idx = np.broadcast_to(vocab.encode_array(start), (n, len(start)))  # (n, T)
-        logits, state = runner.forward(idx)
+    logits, state = read(runner, vocab, prefix, start, n)
+    if logits is not None:
         last = logits[:, -1]  # (n, V)
     else:
-        state = None
         last = np.zeros((n, len(vocab)), dtype=np.float32)  # uniform first character
     done = np.zeros(n, dtype=bool)
     stop_idx = vocab.chars.index(stop) if stop and stop in vocab else -1

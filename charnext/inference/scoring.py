@@ -24,15 +24,16 @@ def evaluate_stream(
     seq_len: int = 256,
     warmup: int = 256,
     part: tuple[int, int] = (0, 1),
+    prime: torch.Tensor | None = None,
 ) -> EvalResult:
     """Score every character of `data` but the first, given all that comes before it.
 
     The text is cut into `chunks` parallel pieces read left to right with the state carried;
     each piece but the first is first warmed up on the `warmup` characters before it (not
     scored), so the result matches one sequential pass closely at a fraction of the time.
-    `part=(i, k)` scores only pieces i, i+k, i+2k, ... (process i of k scores its share).
-    Inputs are cut from `data` one window at a time, so a large memory-mapped text is never
-    copied whole.
+    `part=(i, k)` scores only pieces i, i+k, i+2k, ... (process i of k scores its share);
+    `prime` (encoded), the model's, is read first, from zero. Inputs are cut from `data` one
+    window at a time, so a large memory-mapped text is never copied whole.
     """
     device = device or model.head.weight.device
     with eval_mode(model):
@@ -50,6 +51,8 @@ def evaluate_stream(
         rows = [(max(0, s - w), min(s + size, n), s) for s in starts][part[0] :: part[1]]
         total, correct, count = 0.0, 0.0, 0.0
         state = None
+        if prime is not None and len(prime) and rows:
+            _, state = model(prime.long().to(device)[None].expand(len(rows), -1))
         for t0 in range(0, span if rows else 0, seq_len):
             t1 = min(t0 + seq_len, span)
             xs = torch.zeros(len(rows), t1 - t0, dtype=torch.long)

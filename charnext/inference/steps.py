@@ -7,6 +7,7 @@ either engine. Drawing the next character from them is charnext.inference.sampli
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,9 @@ from charnext.text.vocab import Vocab
 if TYPE_CHECKING:
     from charnext.modeling.model import CharModel
 
-__all__ = ["SampleConfig", "StepPrediction", "predict_steps", "step_probs", "top_of"]
+__all__ = ["SampleConfig", "Start", "StepPrediction", "predict_steps", "read", "step_probs", "top_of"]
+
+NEWLINE = "\n"
 
 
 @dataclass
@@ -42,12 +45,78 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return z
 
 
+@dataclass(frozen=True)
+class Start:
+    """Where a model starts reading, the same on every engine (the checkpoint's `start` field).
+
+    The rule, in full: read `prime` from the zero state, showing no prediction for it; then the
+    text. A line-mode model (`lines`) also returns to the zero state before each newline it
+    reads, so that every line is read as training read it: after a newline, from zero.
+    """
+
+    prime: str = ""  # read first, from the zero state; its predictions are not shown
+    lines: bool = False  # line mode: the state returns to zero before each newline
+
+    @classmethod
+    def of(cls, raw: dict) -> Start:
+        """The start a checkpoint's fields record. Checkpoints older than the field start as
+        they were trained: a line-mode model after a newline, a stream model from zero."""
+        lines = bool((raw.get("train_config") or {}).get("lines"))
+        start = raw.get("start")
+        if isinstance(start, dict) and isinstance(start.get("prime"), str):
+            return cls(start["prime"], lines)
+        return cls(NEWLINE if lines else "", lines)
+
+    def to_dict(self) -> dict:
+        """Plain values, for the checkpoint."""
+        return {"prime": self.prime}
+
+
+def read(
+    runner: Runner | CharModel,
+    vocab: Vocab,
+    text: str,
+    start: Start | None = None,
+    n: int = 1,
+    state: Any = None,
+) -> tuple[np.ndarray | None, Any]:
+    """Read `text` from `start`, as `n` identical rows: the logits after each character
+    (n, len(text), V) and the state after the last. The one place where reading begins:
+    predict, generation, evaluate --show, play, the report and training's view all call it.
+
+    `state` None begins at the start (the prime first); a state from an earlier call goes on
+    from there. With an empty text, the logits are those after the prime (n, 1, V), or None.
+    """
+    runner = as_runner(runner)
+    start = start or Start()
+
+    def rows(s: str) -> np.ndarray:
+        return np.broadcast_to(vocab.encode_array(s), (n, len(s)))  # (n, len(s))
+
+    logits = None
+    if state is None and start.prime:
+        logits, state = runner.forward(rows(start.prime))
+        logits = logits[:, -1:]
+    if not text:
+        return logits, state
+    pieces = [text]
+    if start.lines:  # a newline begins a piece, read from the zero state
+        pieces = [p for p in re.split(f"(?={NEWLINE})", text) if p]
+    out = []
+    for piece in pieces:
+        if start.lines and piece.startswith(NEWLINE):
+            state = None
+        piece_logits, state = runner.forward(rows(piece), state)
+        out.append(piece_logits)
+    return (out[0] if len(out) == 1 else np.concatenate(out, axis=1)), state
+
+
 def step_probs(
-    runner: Runner | CharModel, vocab: Vocab, text: str, state: Any = None
+    runner: Runner | CharModel, vocab: Vocab, text: str, state: Any = None, start: Start | None = None
 ) -> tuple[np.ndarray, Any]:
-    """Read `text` (from `state`, or the zero state) in one forward pass: the next-character
+    """Read `text` from `start` (see `read`; or on from `state`): the next-character
     probabilities after each of its characters, (T, V) float64, and the state after the last."""
-    logits, state = as_runner(runner).forward(vocab.encode_array(text)[None], state)  # (1, T, V)
+    logits, state = read(runner, vocab, text, start, state=state)  # (1, T, V)
     return softmax(logits[0]), state
 
 
@@ -62,12 +131,12 @@ def top_of(probs: np.ndarray, vocab: Vocab, k: int) -> list[list[tuple[str, floa
 
 
 def predict_steps(
-    runner: Runner | CharModel, vocab: Vocab, prefix: str, top_k: int = 3
+    runner: Runner | CharModel, vocab: Vocab, prefix: str, top_k: int = 3, start: Start | None = None
 ) -> list[StepPrediction]:
-    """Feed `prefix` and report the prediction after every character (one forward pass)."""
+    """Feed `prefix` from `start` and report the prediction after every character."""
     if not prefix:
         return []
-    probs, _ = step_probs(runner, vocab, prefix)
+    probs, _ = step_probs(runner, vocab, prefix, start=start)
     steps = []
     for t, (ch, top) in enumerate(zip(prefix, top_of(probs, vocab, top_k))):
         target = prefix[t + 1] if t + 1 < len(prefix) else None

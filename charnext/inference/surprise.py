@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from charnext.inference.steps import step_probs, top_of
+from charnext.inference.steps import Start, step_probs, top_of
 from charnext.modeling.runner import Runner
 from charnext.text.vocab import Vocab
 
@@ -84,9 +84,11 @@ class Surprise:
         }
 
 
-def _scores(runner: Runner | CharModel, vocab: Vocab, inputs: str, targets: str, top_k: int) -> list[tuple]:
-    """Read `inputs` from the zero state; for each step, (probability of the target, top-k)."""
-    probs, _ = step_probs(runner, vocab, inputs)  # (T, V)
+def _scores(
+    runner: Runner | CharModel, vocab: Vocab, inputs: str, targets: str, top_k: int, start: Start
+) -> list[tuple]:
+    """Read `inputs` from `start`; for each step, (probability of the target, top-k)."""
+    probs, _ = step_probs(runner, vocab, inputs, start=start)  # (T, V), the path predict takes
     p = probs[np.arange(len(targets)), vocab.encode_array(targets)].tolist()
     return list(zip(p, top_of(probs, vocab, top_k)))
 
@@ -99,38 +101,40 @@ def score_chars(
     length: int = 600,
     top_k: int = 3,
     context: int = 2000,
-    line_mode: bool = False,
+    start: Start | None = None,
 ) -> Surprise:
     """The probability the model gives each character of `text[offset:offset + length]`.
 
     Stream models read up to `context` characters before the stretch first (not shown), so the
     state at the stretch is what a reader of the whole text would have, to within the memory of
     an RNN; the text's first character has nothing before it and stays unscored. Line-mode
-    models read each line from the zero state after a newline, as they were trained.
+    models (`start.lines`) read each line as they were trained: after a newline, from zero.
     Every character of `text` must be in the vocabulary.
     """
+    start = start or Start()
     end = min(len(text), offset + length)
     out: list[CharSurprise] = []
-    if line_mode:
+    if start.lines:
         pos = offset
         while pos < end:
-            start = text.rfind(NEWLINE, 0, pos) + 1  # this line's first character
+            first = text.rfind(NEWLINE, 0, pos) + 1  # this line's first character
             stop = text.find(NEWLINE, pos)
             stop = len(text) if stop < 0 else stop  # the line's newline (or the text's end)
             last = min(stop + 1, len(text))  # score the newline too, where there is one
-            scores = _scores(runner, vocab, NEWLINE + text[start:stop], text[start:last], top_k)
+            # the line's start (the prime, a newline) predicts its first character
+            scores = _scores(runner, vocab, NEWLINE + text[first:stop], text[first:last], top_k, start)
             for p in range(pos, min(last, end)):
-                prob, top = scores[p - start]
+                prob, top = scores[p - first]
                 out.append(CharSurprise(p, text[p], prob, top))
             pos = last
     else:
-        start = max(0, offset - context)
-        inputs, targets = text[start : end - 1], text[start + 1 : end]
-        scores = _scores(runner, vocab, inputs, targets, top_k) if end > 1 else []
+        s = max(0, offset - context)
+        inputs, targets = text[s : end - 1], text[s + 1 : end]
+        scores = _scores(runner, vocab, inputs, targets, top_k, start) if end > 1 else []
         for p in range(offset, end):
             if p == 0:
                 out.append(CharSurprise(0, text[0], None, []))
             else:
-                prob, top = scores[p - 1 - start]
+                prob, top = scores[p - 1 - s]
                 out.append(CharSurprise(p, text[p], prob, top))
     return Surprise(offset, out)

@@ -213,7 +213,7 @@ class NeuronScan:
     unit over a stretch of it (for heat maps)."""
 
     units: list[Unit]  # all recorded units, in order
-    features: list[str]  # feature names (constant ones left out: they have no correlation)
+    features: list[str]  # feature names (those that hardly vary left out: see MIN_VARYING_SHARE)
     r: np.ndarray = field(repr=False)  # (units, features) Pearson correlations
     characters: int  # characters the scores cover
     stretch_offset: int  # where the recorded stretch starts in the text
@@ -241,11 +241,19 @@ class NeuronScan:
         return [self.score(self.units[i]) for i in order]
 
     def best_per_feature(self) -> list[UnitScore]:
-        """For each feature, the unit that follows it most closely (by |r|), strongest first."""
+        """For each feature, the unit that follows it most closely (by |r|), strongest first;
+        each unit once: a feature whose best unit already follows a stronger one gets the best
+        of the others (caps_line and upper_case often share a unit)."""
+        strength = np.abs(self.r)  # (units, features)
+        order = np.argsort(-strength.max(axis=0), kind="stable") if self.r.size else []
+        used: set[int] = set()
         out = []
-        for j, name in enumerate(self.features):
-            i = int(np.argmax(np.abs(self.r[:, j])))
-            out.append(UnitScore(self.units[i], name, float(self.r[i, j])))
+        for j in order:
+            column = strength[:, j].copy()
+            column[list(used)] = -1.0
+            i = int(np.argmax(column))
+            used.add(i)
+            out.append(UnitScore(self.units[i], self.features[j], float(self.r[i, j])))
         return sorted(out, key=lambda s: -abs(s.r))
 
     def activation(self, unit: Unit) -> np.ndarray:
@@ -273,6 +281,17 @@ class NeuronScan:
         }
 
 
+MIN_VARYING_SHARE = 0.01  # a feature is scored where it leaves its commonest value this often
+
+
+def _varies(values: np.ndarray) -> bool:
+    """Whether a feature varies enough over the text to be scored (see MIN_VARYING_SHARE)."""
+    if len(values) == 0 or values.std() == 0:
+        return False
+    _, counts = np.unique(values, return_counts=True)
+    return 1 - counts.max() / len(values) >= MIN_VARYING_SHARE
+
+
 def scan(
     model: Any,
     vocab: Vocab,
@@ -296,7 +315,10 @@ def scan(
     if not 0 <= stretch_offset < len(text):
         raise ConfigError(f"offset {stretch_offset} is past the end of the text ({len(text)} characters)")
     feats = text_features(text)
-    names = [k for k, v in feats.items() if v.std() > 0]  # a constant feature correlates with nothing
+    # A feature scored must vary over the text: one constant, or nearly so (its commonest value
+    # on more than 99% of the characters, such as indentation in a text with a few stray
+    # leading spaces), would be "followed" by whichever unit happens to move at those few places.
+    names = [k for k, v in feats.items() if _varies(v)]
     F = np.stack([feats[k] for k in names], axis=1).astype(np.float64)  # (T, F)
     Fz = (F - F.mean(axis=0)) / F.std(axis=0) if names else F
     stepper = layer_stepper(model)

@@ -280,6 +280,7 @@ def collect(
         "dtype": check.dtype,
         "arrays": index,
         "line_mode": line_mode,
+        "prime": ckpt.start.prime,  # read from the zero state before the text (a stream model)
         "checkpoint": title,  # for the `charnext predict` command the page shows
     }
     return PageData(title, spec, blob, model_card(ckpt, check), check, prefix)

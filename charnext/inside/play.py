@@ -12,11 +12,9 @@ import numpy as np
 
 from charnext.config import SampleConfig
 from charnext.inference.sampling import Sampler
-from charnext.inference.steps import step_probs, top_of
+from charnext.inference.steps import Start, read, softmax, top_of
 from charnext.modeling.runner import Runner
 from charnext.text.vocab import Vocab
-
-NEWLINE = "\n"
 
 
 @dataclass
@@ -32,22 +30,20 @@ class PlaySession:
     the model with its state carried; deleting one goes back to the state before it."""
 
     def __init__(
-        self, runner: Runner, vocab: Vocab, line_mode: bool = False, sample: SampleConfig | None = None
+        self, runner: Runner, vocab: Vocab, start: Start | None = None, sample: SampleConfig | None = None
     ):
         self.runner, self.vocab = runner, vocab
-        self.line_mode = line_mode  # each line starts from the zero state, after a newline
+        self.start = start or Start()  # where reading begins: the prime, and line mode's reset
         self.draw = Sampler(sample or SampleConfig(temperature=0.8, seed=0))  # what generate draws with
         self.text = ""
-        self._steps = [self._start()]
+        self._steps = [self._feed(_Step(None, None), "")]
 
-    def _start(self) -> _Step:
-        if self.line_mode and NEWLINE in self.vocab:
-            return self._feed(_Step(None, None), NEWLINE)
-        return _Step(None, None)
-
-    def _feed(self, step: _Step, ch: str) -> _Step:
-        probs, state = step_probs(self.runner, self.vocab, ch, step.state)  # (1, V)
-        return _Step(state, probs[-1])
+    def _feed(self, step: _Step, text: str) -> _Step:
+        """The model after reading `text` on from `step` (from the start, before anything)."""
+        logits, state = read(self.runner, self.vocab, text, self.start, state=step.state)
+        if logits is None:  # nothing read and no prime: no prediction yet
+            return _Step(None, None)
+        return _Step(state, softmax(logits[0, -1]))
 
     def top(self, k: int = 5) -> list[tuple[str, float]]:
         """The k most likely next characters and their probabilities, best first ([] before
@@ -59,11 +55,7 @@ class PlaySession:
         """Add one character; False (and nothing changes) when the vocabulary lacks it."""
         if ch not in self.vocab:
             return False
-        if self.line_mode and ch == NEWLINE:
-            step = self._start()  # a new line is a new sequence, as in training
-        else:
-            step = self._feed(self._steps[-1], ch)
-        self._steps.append(step)
+        self._steps.append(self._feed(self._steps[-1], ch))  # a line-mode newline starts afresh
         self.text += ch
         return True
 

@@ -55,10 +55,11 @@ def _sample(ckpt: Checkpoint, length: int, sample: SampleConfig) -> str:
 
 
 def _prefix_steps(ckpt: Checkpoint, prefix: str, top_k: int) -> list[dict]:
-    """The lecture's table: after each character of `prefix`, the k most likely next ones."""
+    """The lecture's table: after each character of `prefix`, the k most likely next ones
+    (read from the model's start, as `predict` reads it)."""
     return [
         {"input": s.input, "top": s.top, "target": s.target}
-        for s in predict_steps(ckpt.runner, ckpt.vocab, prefix, top_k)
+        for s in predict_steps(ckpt.runner, ckpt.vocab, prefix, top_k, ckpt.start)
     ]
 
 
@@ -97,7 +98,7 @@ def collect(
     prefix, _ = ckpt.vocab.known(prefix, skip_unknown)
     line_mode = ckpt.line_mode
     scanned = scan(ckpt.runner, ckpt.vocab, text, max_chars, offset, chars, line_mode)
-    view = score_chars(ckpt.runner, ckpt.vocab, text, offset, chars, top_k, line_mode=line_mode)
+    view = score_chars(ckpt.runner, ckpt.vocab, text, offset, chars, top_k, start=ckpt.start)
     chosen = [
         {
             "name": s.unit.name,
@@ -134,12 +135,18 @@ h3 { font-size: 1rem; margin: 1.2rem 0 .3rem; }
 p.note, .muted { color: var(--muted); font-size: .9rem; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; margin: 0; }
 dt { color: var(--muted); } dd { margin: 0; overflow-wrap: anywhere; }
-.scroll { overflow-x: auto; }
+.scroll { overflow-x: auto; background:
+  linear-gradient(to right, #fff 30%, #fff0), linear-gradient(to left, #fff 30%, #fff0) 100% 0,
+  radial-gradient(farthest-side at 0 50%, #0003, #0000),
+  radial-gradient(farthest-side at 100% 50%, #0003, #0000) 100% 0;
+  background-repeat: no-repeat; background-size: 2.5rem 100%, 2.5rem 100%, .8rem 100%, .8rem 100%;
+  background-attachment: local, local, scroll, scroll; }
 table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
 th, td { padding: .2rem .6rem; border-bottom: 1px solid var(--rule); text-align: left; white-space: nowrap; }
 td.num, th.num { text-align: right; }
 td.ch { font-family: ui-monospace, Menlo, Consolas, monospace; text-align: center; }
-.alt { margin-right: .6rem; } code { background: #f0f0f0; padding: 0 .2rem; border-radius: 2px; }
+.alt { margin-right: .6rem; white-space: nowrap; display: inline-block; }
+code { background: #f0f0f0; padding: 0 .2rem; border-radius: 2px; }
 .hit { color: #1a7f37; } .miss { color: #b2182b; }
 svg { width: 100%; height: auto; display: block; }
 svg text { font: 12px system-ui, sans-serif; fill: var(--muted); }
@@ -155,19 +162,25 @@ svg text { font: 12px system-ui, sans-serif; fill: var(--muted); }
 .n2 { background: #92c5de; } .n1 { background: #d1e5f0; }
 .p1 { background: #fddbc7; } .p2 { background: #f4a582; }
 .p3 { background: #d6604d; color: #fff; } .p4 { background: #b2182b; color: #fff; }
-#info { position: sticky; bottom: 0; min-height: 2.6em; margin: .5rem 0 0; padding: .4rem .6rem;
-  background: #f6f8fa; border: 1px solid var(--rule); font-size: .9rem; }
+#info { position: fixed; left: 0; right: 0; bottom: 0; margin: 0; padding: .4rem .6rem;
+  background: #f6f8fa; border-top: 1px solid var(--rule); font-size: .9rem; display: none; }
+#info.shown { display: block; }
 footer { margin: 3rem 0 1rem; color: var(--muted); font-size: .8rem; }
-@media (max-width: 40rem) { main { padding: .6rem; } .heat { font-size: 13px; } }
+@media (max-width: 40rem) { main { padding: .6rem; } .heat { font-size: 13px; }
+  table { font-size: .85rem; } th, td { padding: .15rem .3rem; }
+  td.alts { white-space: normal; min-width: 7rem; } .alt { margin-right: .35rem; }
+  svg text { font-size: 20px; } }
 @media print {
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-  main { max-width: none; padding: 0; } #info { display: none; }
+  main { max-width: none; padding: 0; } #info, #info.shown { display: none; }
   h2, h3 { break-after: avoid; } table, svg, .legend { break-inside: avoid; }
   body { font-size: 11pt; }
 }
 """
 
-# Hover (or tap, on a phone) a character of a heat map: its details appear in the info line.
+# Hover (or tap, on a phone) a character of a heat map: its details appear in the info bar,
+# fixed at the bottom of the window only while a character is hovered or tapped, so that it
+# never covers the rest of the page (a label of the loss chart, say).
 _JS = """
 (function () {
   var info = document.getElementById("info"), last = null;
@@ -176,12 +189,18 @@ _JS = """
     if (t.tagName !== "SPAN" || !t.title) return;
     if (last) last.classList.remove("on");
     t.classList.add("on"); last = t;
-    info.textContent = t.title;
+    info.textContent = t.title; info.classList.add("shown");
+  }
+  function hide() {
+    if (last) last.classList.remove("on");
+    last = null; info.classList.remove("shown");
   }
   document.querySelectorAll(".heat").forEach(function (h) {
     h.addEventListener("mouseover", show);
-    h.addEventListener("click", show);
+    h.addEventListener("click", function (e) { e.stopPropagation(); show(e); });
+    h.addEventListener("mouseleave", hide);
   });
+  document.addEventListener("click", hide);
 })();
 """
 
@@ -262,27 +281,59 @@ def _curves(d: ReportData) -> str:
         y = y_lo + (y_hi - y_lo) * i / 4
         parts.append(f'<line x1="{L}" x2="{W - R}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#e5e5e5"/>')
         parts.append(f'<text x="{L - 6}" y="{sy(y) + 4:.1f}" text-anchor="end">{y:.2f}</text>')
-    for x in (x_lo, (x_lo + x_hi) / 2, x_hi):
-        parts.append(f'<text x="{sx(x):.1f}" y="{H - B + 16}" text-anchor="middle">{x:,.0f}</text>')
+    for x, anchor in ((x_lo, "start"), ((x_lo + x_hi) / 2, "middle"), (x_hi, "end")):  # inside the edges
+        parts.append(f'<text x="{sx(x):.1f}" y="{H - B + 18}" text-anchor="{anchor}">{x:,.0f}</text>')
     parts.append(f'<text x="{(L + W - R) / 2}" y="{H - 4}" text-anchor="middle">step</text>')
     for series, colour in ((train, "#2166ac"), (val, "#d6604d")):
-        if series:
-            line = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in series)
+        # above the scale a curve leaves the chart: it is cut at the top edge there, and each
+        # place it leaves or enters is marked with a caret, so that it never looks flat
+        for segment, exits in _clip(series, y_hi):
+            line = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in segment)
             parts.append(f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="2"/>')
-            if len(series) <= 60:
-                parts += [
-                    f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{colour}"/>' for x, y in series
-                ]
-    legend_x = W - R - 200
+            for x in exits:
+                caret = f"M{sx(x) - 5:.1f},{T + 6:.1f} L{sx(x):.1f},{T - 2:.1f} L{sx(x) + 5:.1f},{T + 6:.1f}"
+                parts.append(f'<path d="{caret}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        if len(series) <= 60:
+            parts += [
+                f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{colour}"/>'
+                for x, y in series
+                if y <= y_hi
+            ]
+    legend_x = W - R - 330  # room for the labels at a phone's larger type
     for i, (colour, name) in enumerate((("#2166ac", "training loss"), ("#d6604d", "validation loss"))):
-        y = T + 10 + i * 18
+        y = T + 14 + i * 22
         parts.append(f'<rect x="{legend_x}" y="{y - 8}" width="14" height="4" fill="{colour}"/>')
         parts.append(f'<text x="{legend_x + 20}" y="{y}">{name} (nats/char)</text>')
     parts.append("</svg>")
     clipped = max(p[1] for p in pts) > y_hi
-    note = (f'<p class="note">Early values up to {max(p[1] for p in pts):.2f} sit on the top edge.</p>'
-            if clipped else "")  # fmt: skip
+    note = (f'<p class="note">The scale fits the curves after their first tenth: above it (^) the early '
+            f"losses run up to {max(p[1] for p in pts):.2f}.</p>" if clipped else "")  # fmt: skip
     return head + "".join(parts) + note + "</section>"
+
+
+def _clip(series: list[tuple[float, float]], top: float) -> list[tuple[list, list]]:
+    """A curve cut where it rises above `top`: its visible pieces, each with the x where it
+    crosses the top edge (to mark). A crossing is interpolated onto the edge."""
+    pieces: list[tuple[list, list]] = []
+    current: list = []
+    crossings: list = []
+    for i, (x, y) in enumerate(series):
+        if i:
+            (x0, y0) = series[i - 1]
+            if (y0 > top) != (y > top):  # crosses the edge between the two points
+                xc = x0 + (top - y0) / (y - y0) * (x - x0)
+                current.append((xc, top))
+                crossings.append(xc)
+                if y > top:  # leaves: this piece ends at the edge
+                    pieces.append((current, crossings))
+                    current, crossings = [], []
+        if y <= top:
+            current.append((x, y))
+    if current:
+        pieces.append((current, crossings))
+    elif crossings and pieces:
+        pieces[-1][1].extend(crossings)
+    return [(p, c) for p, c in pieces if p]
 
 
 def _predictions(d: ReportData) -> str:
@@ -300,7 +351,7 @@ def _predictions(d: ReportData) -> str:
                         for c, q in s["top"])  # fmt: skip
         rows.append(f'<tr><td class="num">{i}</td><td class="ch">{_e(visible(s["input"]))}</td>'
                     f'<td class="ch">{_e(visible(best))}{mark}</td><td class="num">{p:.3f}</td>'
-                    f"<td>{alts}</td></tr>")  # fmt: skip
+                    f'<td class="alts">{alts}</td></tr>')  # fmt: skip
     return (
         head + f'<p class="note">The model reads <code>{_e(prefix)}</code> one character at a time; '
         "after each it predicts the next (✓: the next character of the prefix).</p>"

@@ -33,10 +33,22 @@ def require_terminal() -> None:
         raise ConfigError("play needs a terminal: standard output is not one")
 
 
+def _join_phrases(phrases: list[str], sep: str, width: int) -> str:
+    """`phrases` joined by `sep` in lines of at most `width` cells, broken only between two."""
+    lines: list[str] = []
+    for phrase in phrases:
+        if lines and len(lines[-1]) + len(sep) + len(phrase) <= width:
+            lines[-1] += sep + phrase
+        else:
+            lines.append(phrase)
+    return "\n".join(lines)
+
+
 def frame(session: PlaySession, title: str, k: int, length: int, message: str, width: int) -> Group:
     """The screen: title and keys, the text so far (its last lines), the top-k as bars."""
-    keys = Text(f"Tab accept the top one · Ctrl-G write {length} more · Backspace · Ctrl-C or Ctrl-D quit",
-                style="dim")  # fmt: skip
+    # the keys as whole phrases: a narrow terminal breaks the line between two, never inside one
+    phrases = ["Tab accept top", f"Ctrl-G write {length} more", "Backspace", "Ctrl-C or Ctrl-D quit"]
+    keys = Text(_join_phrases(phrases, " · ", width), style="dim")
     lines = session.text.split("\n")[-6:]
     text = Text()
     for i, line in enumerate(lines):

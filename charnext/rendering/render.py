@@ -9,9 +9,10 @@ from collections.abc import Iterable, Sequence
 
 from rich import box
 from rich.cells import cell_len
-from rich.console import Console, ConsoleOptions, RenderResult
+from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.live import Live
 from rich.measure import Measurement
+from rich.padding import Padding
 from rich.progress import (
     BarColumn,
     Progress,
@@ -339,8 +340,16 @@ def _given_note(plan: dict) -> str:
     return f" ({', '.join('--' + n.replace('_', '-') for n in kept)} as given)" if kept else ""
 
 
-def train_summary(out: Console, r: TrainResult) -> None:
-    """The table printed after training."""
+def _average_note(averaging: dict | None) -> str:
+    """'; live weights 1.5012, their average 1.4950': the two bests, where an average was kept."""
+    if not averaging or averaging.get("best_val_loss_average") is None:
+        return ""
+    live, average = averaging["best_val_loss_live"], averaging["best_val_loss_average"]
+    return f"; live weights {live:.4f}, their average {average:.4f}"
+
+
+def train_summary(out: Console, r: TrainResult, next_command: list[str] | None = None) -> None:
+    """The table printed after training, and the command to try next."""
     t = Table(title="training done" if r.reason != "interrupted" else "training interrupted",
               box=box.SIMPLE_HEAD, show_header=False, title_justify="left")  # fmt: skip
     t.add_column(style="cyan", no_wrap=True)
@@ -350,15 +359,20 @@ def train_summary(out: Console, r: TrainResult) -> None:
     t.add_row("steps", f"{r.steps:,} ({stopped.get(r.reason, r.reason)})")
     # chars/s: training characters over the time in optimizer steps (validation, previews and
     # checkpoint writes excluded), as on the progress line
-    t.add_row(
-        "time",
-        f"{format_duration(r.elapsed)}, of which training {format_duration(r.train_time)} at "
-        f"{fmt_rate(r.chars_per_sec)} on {r.device}, {r.precision}",
-    )
+    rate = fmt_rate(r.chars_per_sec)
+    training = f"training {format_duration(r.train_time)} at {rate} on {r.device}, {r.precision}"
+    if r.session_steps < r.steps:  # resumed: this session's figures apart from the whole run's
+        t.add_row(
+            "this session",
+            f"{r.session_steps:,} steps in {format_duration(r.session_elapsed)}, of which {training}",
+        )
+        t.add_row("whole run", f"{r.steps:,} steps in {format_duration(r.elapsed)}")
+    else:
+        t.add_row("time", f"{format_duration(r.elapsed)}, of which {training}")
     t.add_row("final loss", f"{r.loss:.4f} nats/char, accuracy {r.accuracy:.1%}")
     if r.val_loss is not None:
         t.add_row("validation", f"{r.val_loss:.4f} nats/char ({r.val_loss / LN2:.3f} bits/char)")
-        t.add_row("best validation", f"{r.best_val_loss:.4f} nats/char")
+        t.add_row("best validation", f"{r.best_val_loss:.4f} nats/char" + _average_note(r.averaging))
     t.add_row(
         "model", f"{r.parameters:,} parameters; text {r.train_chars:,} train / {r.val_chars:,} val chars"
     )
@@ -370,7 +384,11 @@ def train_summary(out: Console, r: TrainResult) -> None:
         t.add_row("metrics log", Words([shown_path(r.metrics_log)]))
     if r.skipped_steps:
         t.add_row("skipped steps", f"{r.skipped_steps:,} (gradients not finite)")
+    if r.outlook:  # last: what more time would buy, as the validation curve measured it
+        t.add_row("outlook", r.outlook["line"])
     out.print(t)
+    if next_command:
+        out.print(Words(["next:", *next_command]))  # wrapped between words, never inside one
 
 
 # ---------------------------------------------------------------------------------------------
@@ -562,6 +580,14 @@ def evaluation_table(r, checkpoint: str, source: str | Sequence[str]) -> Table:
         ("perplexity", f"{r.perplexity:.3f}"),
         ("accuracy", f"{r.accuracy:.1%} of next characters predicted exactly"),
     ]
+    # what the loss compares with: the model on its own held-out text, and a model that knows
+    # nothing but how often each character occurs
+    if getattr(r, "training_val_loss", None) is not None:
+        rows.append(("in training", f"{r.training_val_loss:.4f} nats/char on its own held-out text"))
+    if getattr(r, "unigram_loss", None) is not None:
+        rows.append(
+            ("frequencies", f"{r.unigram_loss:.4f} nats/char knowing only how often each character occurs")
+        )
     if r.skipped:
         shown = " ".join(f"'{visible(c)}'" for c in r.skipped_chars[:12])
         more = " ..." if len(r.skipped_chars) > 12 else ""
@@ -630,24 +656,25 @@ def heat_map(chars, width: int, colour: bool) -> Text:
     return _wrapped(((c.char, *_bucket(c.prob)) for c in chars), width, colour, "bold")
 
 
-def heat_legend(colour: bool) -> Text:
-    """What the colours (or marks) of the heat map mean: two short lines."""
+def heat_legend(colour: bool) -> Padding:
+    """What the colours (or marks) of the heat map mean: two short lines, indented, and so is
+    every line they wrap onto in a narrow terminal."""
     from charnext.inference.surprise import SURPRISE_LEVELS
 
-    out = Text("  probability the model gave each character")
+    out = Text("probability the model gave each character")
     if colour:
-        out.append(":\n  ")
+        out.append(":\n")
         for (style, _), (_, label) in zip(_HEAT, SURPRISE_LEVELS):
             out.append(f" {label} ", style=style)
             out.append(" ")
         out.append(" unscored", style="dim")
     else:
-        out.append(", marked under it:\n  ")
+        out.append(", marked under it:\n")
         out.append(
             "   ".join(f"{mark} {label}" for (_, mark), (_, label) in list(zip(_HEAT, SURPRISE_LEVELS))[1:])
         )
         out.append("   (no mark: ≥ 50%)")
-    return out
+    return Padding(out, (0, 0, 0, 2))
 
 
 def _context(chars, i: int, before: int = 12) -> Text:
@@ -713,16 +740,31 @@ def parameter_table(params: Sequence[tuple[str, tuple[int, ...], int]]) -> Table
     return t
 
 
+def _inference_only_rows(info: dict) -> list[tuple[str, str]]:
+    """What an exported file holds, and only that."""
+    start = info.get("start") or ""
+    rows = [
+        ("kind", "inference-only (charnext export): the weights, the vocabulary and the model's "
+                 "configuration; no training record, so it cannot be resumed"),
+        ("trained for", f"{info['training']['steps']:,} steps"),
+        ("mode", "lines (each line read after a newline, from zero)" if info.get("line_mode") else "stream"),
+    ]  # fmt: skip
+    if not info.get("line_mode"):
+        rows.append(("reads first", visible_text(start) if start else "nothing (the zero state)"))
+    rows.append(("written by", f"charnext {info['charnext_version']}, {info['created']}"))
+    return rows
+
+
 def vocab_table(
     chars: Sequence[str], counts: Sequence[int] | None, one_hot_max: int = 12, most: int = 16
-) -> Table:
-    """Index and character; one-hot rows for a small vocabulary, the most frequent otherwise."""
+) -> Group:
+    """Index and character; one-hot rows for a small vocabulary, the most frequent otherwise.
+
+    The heading and the note on what is left out are lines of their own, not the table's title
+    and caption, which Rich would wrap to the narrow table's width."""
     small = len(chars) <= one_hot_max
     total = sum(counts) if counts else 0
-    title = f"vocabulary ({len(chars)} characters)"
-    if not small and counts:
-        title += f", {min(most, len(chars))} most frequent of {total:,}"
-    t = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    t = Table(box=box.SIMPLE_HEAD)
     t.add_column("index", justify="right", style="cyan")
     t.add_column("char", justify="center", style="bold")
     if small:
@@ -742,7 +784,12 @@ def vocab_table(
         if counts:
             row += [f"{counts[i]:,}", f"{counts[i] / total:.1%}" if total else ""]
         t.add_row(*row)
-    return t
+    heading = f"vocabulary: {len(chars)} characters" + (f", {total:,} in the training text" if counts else "")
+    parts: list = [Text(heading, style="italic"), t]
+    left = len(chars) - len(order)
+    if left:
+        parts.append(Text(f"  and {left} more (--json lists all)", style="dim"))
+    return Group(*parts)
 
 
 def line_chart(
@@ -861,6 +908,15 @@ def provenance_rows(p: dict, log: dict | None) -> list[tuple[str, str | list[str
         names = chosen.get("planned") if isinstance(chosen.get("planned"), list) else []
         planned = ", ".join(str(n).replace("_", "-") for n in names) or "nothing"
         rows.append(("plan", f"{chosen['why']} (planned: {planned})"))
+    averaging = p.get("averaging")
+    if isinstance(averaging, dict):
+        held = "their average" if averaging.get("weights") == "average" else "the live weights"
+        rows.append(("weights", f"{held} (EMA {averaging.get('decay')} every {averaging.get('every')} "
+                                f"steps from {averaging.get('start', 0):.0%} of the run)"
+                                + _average_note(averaging)))  # fmt: skip
+    outlook = p.get("outlook")
+    if isinstance(outlook, dict) and outlook.get("line"):
+        rows.append(("outlook", str(outlook["line"])))
     if log:
         counts = f"{log['steps']:,} steps, {len(log['validations'])} validations"
         rows.append(("metrics log", [shown_path(log["path"]), *f"({counts})".split(" ")]))
@@ -872,25 +928,29 @@ def _positive(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
 
 
+def _model_rows(m: dict) -> list[tuple[str, str]]:
+    """The model table's rows: cell, size, input, dropout, vocabulary, parameters."""
+    return [
+        ("cell", m["cell"]),
+        ("layers", f"{m['num_layers']} x {m['hidden_size']} units"),
+        ("input", f"embedding {m['embedding_size']}" if m["embedding_size"] else "one-hot"),
+        ("dropout", f"{m['dropout']:g}"),
+        ("vocabulary", f"{m['vocab_size']} characters"),
+        ("parameters", f"{m['parameters']:,}"),
+    ]
+
+
 def show_checkpoint(out: Console, info: dict) -> None:
-    """`charnext inspect`: model, parameters, vocabulary, training and loss curves."""
+    """`charnext inspect`: model, parameters, vocabulary, training and loss curves (an exported
+    file: what it holds instead of the training)."""
     m, t = info["model"], info["training"]
-    input_kind = f"embedding {m['embedding_size']}" if m["embedding_size"] else "one-hot"
-    out.print(
-        key_value_table(
-            "model",
-            [
-                ("cell", m["cell"]),
-                ("layers", f"{m['num_layers']} x {m['hidden_size']} units"),
-                ("input", input_kind),
-                ("dropout", f"{m['dropout']:g}"),
-                ("vocabulary", f"{m['vocab_size']} characters"),
-                ("parameters", f"{m['parameters']:,}"),
-            ],
-        )
-    )
+    out.print(key_value_table("model", _model_rows(m)))
     out.print(parameter_table([(p["name"], tuple(p["shape"]), p["parameters"]) for p in m["layers"]]))
     out.print(vocab_table(info["vocabulary"], info.get("vocabulary_counts")))
+
+    if info.get("inference_only"):  # `charnext export`: no training record to show
+        out.print(key_value_table("file", _inference_only_rows(info)))
+        return
 
     def num(v, fmt="{:.4f}"):
         return fmt.format(v) if isinstance(v, (int, float)) else "-"
@@ -963,16 +1023,17 @@ def unit_heat_map(text: str, values: Sequence[float], magnitude: float, width: i
     return _wrapped(cells, width, colour)
 
 
-def unit_legend(colour: bool, magnitude: float) -> Text:
-    """What the colours (or bars) of a unit's heat map mean."""
+def unit_legend(colour: bool, magnitude: float) -> Padding:
+    """What the colours (or bars) of a unit's heat map mean (indented, wrapped lines too)."""
     if colour:
-        out = Text("  activation: ")
+        out = Text("activation: ")
         for level in range(-4, 5):
             value = level / 4 * magnitude
             out.append(f" {value:+.2f} " if level in (-4, 0, 4) else "  ", style=_DIVERGING[level] or "dim")
-        return out
-    return Text(
-        f"  activation, as a bar under each character: ▁ {-magnitude:+.2f} … ▄▅ 0 … █ {magnitude:+.2f}"
+        return Padding(out, (0, 0, 0, 2))
+    return Padding(
+        Text(f"activation, as a bar under each character: ▁ {-magnitude:+.2f} … ▄▅ 0 … █ {magnitude:+.2f}"),
+        (0, 0, 0, 2),
     )
 
 
@@ -980,19 +1041,38 @@ def _r(r: float) -> Text:
     return Text(f"{r:+.2f}", style="red" if r > 0 else "blue")
 
 
-def neuron_tables(scan, n: int = 10) -> tuple[Table, Table]:
-    """The `n` most telling units of a NeuronScan, and the best unit for each feature."""
-    top = Table(title=f"most telling units (of {len(scan.units):,}, over {scan.characters:,} characters)",
-                box=box.SIMPLE_HEAD, title_justify="left")  # fmt: skip
-    top.add_column("unit", style="cyan", no_wrap=True)
-    top.add_column("state", no_wrap=True)
-    top.add_column("follows", style="bold")
-    top.add_column("r", justify="right")
-    top.add_column("next best", style="dim")
-    for s in scan.top_units(n):
+def neuron_tables(scan, n: int = 10, width: int | None = None) -> tuple[Table, Table]:
+    """The `n` most telling units of a NeuronScan, and the best unit for each feature.
+
+    Feature names are never cut. Where the console is too narrow, the top table gives up its
+    least useful columns first: `state` (the unit's name says the same, `1:c62` = layer 1 cell
+    62), then `next best`."""
+    units = scan.top_units(n)
+    rows = []
+    for s in units:
         second = f"{s.second} {s.second_r:+.2f}" if s.second else ""
-        top.add_row(s.unit.name, s.unit.description, s.feature, _r(s.r), second)
-    best = Table(title="best unit for each feature", box=box.SIMPLE_HEAD, title_justify="left")
+        rows.append((s.unit.name, s.unit.description, s.feature, _r(s.r), second))
+    columns = ["unit", "state", "follows", "r", "next best"]
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    keep = list(range(len(columns)))
+    for drop in (1, 4):  # state, then next best
+        if width is None or sum(widths[i] for i in keep) + 3 * (len(keep) + 1) - 2 <= width:
+            break
+        keep.remove(drop)
+    title = f"most telling units (of {len(scan.units):,}, over {scan.characters:,} characters)"
+    top = Table(
+        title=title, box=box.SIMPLE_HEAD, title_justify="left", min_width=min(len(title) + 2, width or 200)
+    )
+    styles = {"unit": "cyan", "follows": "bold", "next best": "dim"}
+    for i in keep:
+        name = columns[i]
+        top.add_column(
+            name, style=styles.get(name, ""), no_wrap=True, justify="right" if name == "r" else "left"
+        )
+    for r in rows:
+        top.add_row(*(r[i] for i in keep))
+    # min_width: a narrow table would otherwise wrap its title
+    best = Table(title="best unit for each feature", box=box.SIMPLE_HEAD, title_justify="left", min_width=30)
     best.add_column("feature", style="bold", no_wrap=True)
     best.add_column("unit", style="cyan", no_wrap=True)
     best.add_column("r", justify="right")
@@ -1006,7 +1086,7 @@ def neuron_tables(scan, n: int = 10) -> tuple[Table, Table]:
 
 def show_neurons(out: Console, scan, n: int = 10) -> None:
     """`charnext neurons`: the most telling units and the best unit per feature."""
-    top, best = neuron_tables(scan, n)
+    top, best = neuron_tables(scan, n, out.width)
     out.print(top)
     out.print(best)
     if scan.top_units(1):

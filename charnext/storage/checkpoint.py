@@ -22,6 +22,8 @@ Layout (the fields; tensors wherever they occur):
     text              {"length", "sha256"} of the training text
     summary           final figures: loss, accuracy, best_val_loss, elapsed, device, precision
     resume            what a resumed run needs: random state, carried state, best loss, ...
+    start             {"prime": str}: read from the zero state before any text (absent in files
+                      before charnext 0.2: then "\n" for a line-mode model, "" for a stream)
 
 and any further JSON-able fields passed to `save(**extra)`.
 """
@@ -54,6 +56,7 @@ from charnext.version import __version__
 if TYPE_CHECKING:  # torch is imported only where a torch model or a format-1 file needs it
     import torch
 
+    from charnext.inference.steps import Start
     from charnext.modeling.model import CharModel
 
 FORMAT = "charnext-checkpoint"
@@ -109,6 +112,13 @@ class Checkpoint:
         from charnext.modeling.runner import TorchRunner
 
         return TorchRunner(self.model)
+
+    @property
+    def start(self) -> Start:
+        """Where the model starts reading (a prime, and line mode's reset): every engine uses it."""
+        from charnext.inference.steps import Start
+
+        return Start.of(self.raw)
 
     @property
     def step(self) -> int:
@@ -262,6 +272,34 @@ def save(path: str | Path, model: CharModel, vocab: Vocab, **extra: Any) -> Path
     return _write(path, raw)
 
 
+DEFAULT_NAME = "checkpoint.pt"  # the file a run writes into a folder given as --out
+
+
+def output_path(out: str | Path) -> Path:
+    """Where a run given `out` writes, its folder made ready before the first step.
+
+    `out` names the checkpoint file; `DIR/` (a trailing slash) or an existing folder means
+    `DIR/checkpoint.pt`. A folder that does not exist yet is created, as `mkdir -p` would; one
+    that cannot be is refused now, not after training.
+    """
+    text = str(out)
+    path = Path(out)
+    if text.endswith(("/", os.sep)) or path.is_dir():
+        path = path / DEFAULT_NAME
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise CheckpointError(
+            f"cannot write {shown_path(path)}: {shown_path(parent)} is not a folder"
+        ) from None
+    except OSError as e:
+        raise CheckpointError(
+            f"cannot create folder {shown_path(parent)} for {path.name}: {e.strerror or e}"
+        ) from None
+    return path
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -279,9 +317,10 @@ def _unwrap(model: torch.nn.Module) -> CharModel:
 
 
 def export(path: str | Path, out: str | Path) -> Path:
-    """Write an inference-only file: the weights, the vocabulary and the model's configuration
-    (plus, for a line-mode model, that it is one and its training lines' hashes). Refuses an
-    `out` that is a folder, or the checkpoint itself (its training state would be lost)."""
+    """Write an inference-only file: the weights, the vocabulary and the model's configuration,
+    where it starts reading, the characters' counts (plus, for a line-mode model, that it is one
+    and its training lines' hashes). Refuses an `out` that is a folder, or the checkpoint itself
+    (its training state would be lost)."""
     path, out = Path(path), Path(out)
     ckpt = load(path, engine="numpy")
     if out.is_dir():
@@ -303,7 +342,10 @@ def export(path: str | Path, out: str | Path) -> Path:
         "vocab": list(ckpt.vocab.chars),
         "state_dict": ckpt.raw["state_dict"],
         "step": ckpt.step,
+        "start": ckpt.start.to_dict(),
     }
+    if isinstance(ckpt.raw.get("vocab_counts"), list):  # for evaluate's frequencies figure
+        raw["vocab_counts"] = ckpt.raw["vocab_counts"]
     if ckpt.line_mode:
         raw["train_config"] = {"lines": True}  # generation stops at the end of a line
         if ckpt.raw.get("line_index") is not None:

@@ -22,6 +22,10 @@ def describe(ckpt: Checkpoint) -> dict:
     val = [v for v in history.get("val_loss", []) if isinstance(v, float) and math.isfinite(v)]
     return {
         "path": absolute_path(ckpt.path) if ckpt.path else None,
+        # `charnext export` keeps only what inference needs: no history, summary or optimizer
+        "inference_only": "history" not in raw and "summary" not in raw,
+        "line_mode": ckpt.start.lines,
+        "start": ckpt.start.prime,
         "format_version": raw.get("format_version"),
         "charnext_version": raw.get("charnext_version"),
         "created": raw.get("created"),

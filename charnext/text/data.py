@@ -25,6 +25,7 @@ class Batch:
     y: torch.Tensor  # (B, T) target indices
     weights: torch.Tensor | None  # (B, T) 1 for real positions, 0 for padding; None = all real
     reset: bool  # True when the carried state must start from zero for this batch
+    cold: torch.Tensor | None = None  # (B,) True for rows whose state starts from zero; None = none
 
 
 class StreamBatches:
@@ -33,8 +34,9 @@ class StreamBatches:
     Stream b reads the b-th contiguous B-th of the text, so the state a window ends with is
     the right state for the next window of the same stream (as char-rnn and torch-rnn do).
     Each epoch starts at a random offset below T so that windows do not always cut the text at
-    the same places. With `random_windows`, windows are drawn at random positions instead and
-    the state always starts from zero (as nanoGPT does).
+    the same places. With `cold_starts`, that share of the windows (drawn per step and row)
+    starts from the zero state instead. With `random_windows`, windows are drawn at random
+    positions instead and the state always starts from zero (as nanoGPT does).
 
     The whole batch schedule depends only on (data length, B, T, seed), so a run can resume at
     any step; `rank`/`world` select this process's rows of the global batch.
@@ -49,10 +51,12 @@ class StreamBatches:
         random_windows: bool = False,
         rank: int = 0,
         world: int = 1,
+        cold_starts: float = 0.0,
     ):
         assert len(data) >= seq_len + 1 and batch_size >= 1
         self.data, self.B, self.T, self.seed = data, batch_size, seq_len, seed
         self.random_windows = random_windows
+        self.cold_starts = cold_starts
         assert batch_size % world == 0
         per = batch_size // world
         self.rows = slice(rank * per, (rank + 1) * per)
@@ -82,7 +86,16 @@ class StreamBatches:
         streams = self.data[offset : offset + B * stream_len + 1]
         x = streams[: B * stream_len].view(B, stream_len)[self.rows, window * T : (window + 1) * T]
         y = streams[1 : B * stream_len + 1].view(B, stream_len)[self.rows, window * T : (window + 1) * T]
-        return Batch(x, y, None, reset=window == 0)
+        return Batch(x, y, None, reset=window == 0, cold=self._cold_rows(step))
+
+    def _cold_rows(self, step: int) -> torch.Tensor | None:
+        """Which rows read this window from the zero state instead of the carried one: a seeded
+        `cold_starts` share of them, so that the model also learns to begin reading cold, as
+        `predict` does (benchmarks/cold_start.py measures the difference)."""
+        if not self.cold_starts:
+            return None
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + step + 7_919)
+        return (torch.rand(self.B, generator=g) < self.cold_starts)[self.rows]
 
 
 class LineBatches:

@@ -8,10 +8,11 @@ import os
 ELLIPSIS = "…"
 
 
-def shown_path(path: str | os.PathLike) -> str:
+def shown_path(path: str | os.PathLike, home: bool = True) -> str:
     """`path` as messages and tables show it: relative to the current folder when it lies inside
     it, `~/...` when it lies in the home folder, otherwise absolute. Symbolic links are not
-    followed, so the path keeps the names the user gave."""
+    followed, so the path keeps the names the user gave. `home=False` leaves out the `~` (for a
+    command to copy, where a quoted `~` would not expand)."""
     full = os.path.abspath(os.fspath(path))
     try:
         cwd = os.getcwd()
@@ -21,9 +22,9 @@ def shown_path(path: str | os.PathLike) -> str:
         rel = _inside(full, cwd)
         if rel is not None:
             return rel or "."
-    home = os.path.expanduser("~")
-    if home not in ("~", os.sep):
-        rel = _inside(full, home)
+    folder = os.path.expanduser("~")
+    if home and folder not in ("~", os.sep):
+        rel = _inside(full, folder)
         if rel is not None:
             return "~" + (os.sep + rel if rel else "")
     return full

@@ -91,7 +91,7 @@ class PreparedData:
         """Refuse a checkpoint whose vocabulary is not this data's, index for index."""
         if tuple(chars) != self.vocab.chars:
             raise TextError(
-                f"{checkpoint} has a vocabulary of {len(chars)} characters in another order than "
+                f"{shown_path(checkpoint)} has a vocabulary of {len(chars)} characters in another order than "
                 f"the {len(self.vocab)} of {shown_path(self.path)}; resume it with --file on the text instead"
             )
 

@@ -70,7 +70,18 @@ BATCH_SPEED = {-1: 0.84, 0: 1.0, 1: 1.23, 2: 1.4}
 FIXED_COST_PARAMS = 160_000
 SPEED_DEPENDENT = {"hidden_size", "batch_size", "dropout", "weight_decay"}  # what needs the probe
 PROBE_HIDDEN = 256  # the model timed at the start of a time-budgeted run
-PROBE_STEPS = 3  # timed steps of the probe, after one warm-up step
+# The probe times PROBE_MIN_STEPS to PROBE_MAX_STEPS steps, after PROBE_WARMUP untimed ones, and
+# stops once they would have taken PROBE_SHARE of the budget without slow bursts (a 90 s run:
+# about half a second; bursts of 4x keep the whole under 2%). It takes
+# the lower quartile of their times: another process that wakes up slows a few steps by 2-4x,
+# which a median of three (the earlier probe) let through, so that one 90 s run planned 2x192
+# and the next 2x256 on the same machine. The quartile of eight or more steps ignores such bursts
+# (tests/test_planner.py injects them); what the run really meets is followed during the run
+# (the learning rate and dropout follow the clock).
+PROBE_WARMUP = 2
+PROBE_MIN_STEPS = 8
+PROBE_MAX_STEPS = 16
+PROBE_SHARE = 0.005
 
 
 @dataclass
@@ -266,8 +277,38 @@ def make_plan(
     return plan
 
 
-def probe_speed(cell: Cell, embedding: int, vocab_size: int, seq_len: int, device, precision: str):
-    """A `probe` for make_plan: times PROBE_STEPS training steps of a model on random text."""
+def timed_speed(
+    step: Callable[[], None], chars: int, budget: float, clock: Callable[[], float] = time.perf_counter
+) -> float:
+    """Characters per second of `step` (which trains on `chars` characters): the lower quartile
+    of PROBE_MIN_STEPS..PROBE_MAX_STEPS timed calls, after PROBE_WARMUP untimed ones, stopping
+    once they would take PROBE_SHARE of `budget` seconds at that speed. `clock` is injectable
+    for tests."""
+    for _ in range(PROBE_WARMUP):
+        step()
+    times: list[float] = []
+    while len(times) < PROBE_MAX_STEPS:
+        t = clock()
+        step()
+        times.append(clock() - t)
+        # enough steps once they would take PROBE_SHARE of the budget at the quartile's speed:
+        # counted at the step's real time, slow bursts would end the probe sooner, when it most
+        # needs more steps
+        if len(times) >= PROBE_MIN_STEPS and len(times) * _quartile(times) >= PROBE_SHARE * budget:
+            break
+    return chars / max(_quartile(times), 1e-9)
+
+
+def _quartile(times: list[float]) -> float:
+    """The lower quartile of some step times."""
+    return sorted(times)[(len(times) - 1) // 4]
+
+
+def probe_speed(
+    cell: Cell, embedding: int, vocab_size: int, seq_len: int, device, precision: str, budget: float
+):
+    """A `probe` for make_plan: times training steps of a model on random text (timed_speed),
+    for a run of `budget` seconds."""
     import torch
 
     from charnext.modeling.device import autocast
@@ -280,9 +321,8 @@ def probe_speed(cell: Cell, embedding: int, vocab_size: int, seq_len: int, devic
             model = CharModel(ModelConfig(vocab_size, cell, hidden, layers, embedding)).to(device)
             opt = make_adamw(model.parameters(), 1e-4, 0.0, device)
             x = torch.randint(0, vocab_size, (batch, seq_len), device=device)
-            times = []
-            for i in range(PROBE_STEPS + 1):
-                t = time.perf_counter()
+
+            def step() -> None:
                 with autocast(device, precision):
                     logits, _ = model(x)
                 loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), x.flatten())
@@ -291,9 +331,8 @@ def probe_speed(cell: Cell, embedding: int, vocab_size: int, seq_len: int, devic
                 opt.step()
                 if device.type == "cuda":
                     torch.cuda.synchronize()
-                if i:
-                    times.append(time.perf_counter() - t)
-            return batch * seq_len / sorted(times)[len(times) // 2]
+
+            return timed_speed(step, batch * seq_len, budget)
         finally:
             torch.random.set_rng_state(state)  # the run's weights do not depend on the probe
 

@@ -41,6 +41,7 @@ def save_run(trainer, path: Path, summary: dict, state: torch.Tensor | None) -> 
         metrics_log=metrics_path(t.out).name if t.out is not None else None,
         vocab_counts=t.corpus.vocab_counts,
         line_index=t.corpus.line_index,
+        start=t.corpus.start.to_dict(),  # where every engine starts reading (the prime)
         summary={
             "device": str(t.device),
             "precision": t.precision,
@@ -61,6 +62,10 @@ def save_run(trainer, path: Path, summary: dict, state: torch.Tensor | None) -> 
             "evals_since_best": t.evals_since_best,
             "skipped_steps": t.skipped_steps,
             "guard": t.guard.to_dict(),
+            "average": t.average.state() if t.average is not None else None,
+            "best_val_loss_live": t.best_live_val,
+            "best_val_loss_average": t.best_average_val,
+            "best_weights": t.best_weights,
         },
     )
 
@@ -81,6 +86,11 @@ def restore_run(trainer, raw: dict) -> None:
     t.evals_since_best = int(r.get("evals_since_best", 0))
     t.skipped_steps = int(r.get("skipped_steps", 0))
     t.guard.restore(r.get("guard"))
+    if t.average is not None:
+        t.average.restore(r.get("average"))
+    t.best_live_val = r.get("best_val_loss_live")
+    t.best_average_val = r.get("best_val_loss_average")
+    t.best_weights = str(r.get("best_weights", "live"))
     if isinstance(r.get("rng"), torch.Tensor):
         torch.set_rng_state(r["rng"])
     state = r.get("state")

@@ -119,7 +119,7 @@ def new_run(
     """
     config = config or TrainConfig()
     source = _as_source(text)
-    out = Path(out) if out else None
+    out = ckpt.output_path(out) if out else None
     if extend_vocab and init_from is None:
         raise ConfigError("--extend-vocab grows the vocabulary of --init-from's model; give --init-from")
     if out is not None:
@@ -219,7 +219,7 @@ def _plan(
         device = distributed.process_device(config.device, rank_world[1])
         precision = resolve_precision(config.precision, device, model_config.cell)
         measure = probe_speed(model_config.cell, model_config.embedding_size, model_config.vocab_size,
-                              seq_len, device, precision)  # fmt: skip
+                              seq_len, device, precision, config.max_time)  # fmt: skip
 
         def probe(hidden: int, layers: int, batch: int) -> float:
             # every process measures; all plan with the mean, so that all choose the same model
@@ -261,20 +261,10 @@ def resume_run(
     if not isinstance(raw.get("resume"), dict) or not isinstance(raw.get("train_config"), dict):
         raise ConfigError(f"{shown_path(path)} holds no resumable training state; use --init-from")
     check_resumable(path, raw)
-    recorded = {**raw["model_config"], **raw["train_config"]}
-    changed = {
-        name: value for name, value in overrides.items()
-        if name not in RESUMABLE and value is not None and _differs(value, recorded.get(name))
-    }  # fmt: skip
-    if changed:
-        name, value = sorted(changed.items())[0]
-        option = "--" + name.replace("_", "-")
-        raise ConfigError(
-            f"cannot change {option} when resuming (the run has {_shown(recorded.get(name))}, "
-            f"given {_shown(value)}); start a new run, or --init-from {shown_path(path)} to keep its weights"
-        )
+    _refuse_changes(path, raw, overrides)
     source = _as_source(text) if text is not None else _reopen(raw, path)
-    check_out_path(Path(out or path), source)
+    target = ckpt.output_path(out) if out else Path(path)
+    check_out_path(target, source)
     counts = None
     if source.prepared is not None:
         source.prepared.require_vocab(raw["vocab"], path)
@@ -300,9 +290,26 @@ def resume_run(
     model_config = ModelConfig(**raw["model_config"])
     origin = {"command": command, "source": source.record() if text is not None else raw.get("source")}
     return Trainer(
-        data, vocab, model_config, config, Path(out or path),
+        data, vocab, model_config, config, target,
         text_fingerprint=fp, vocab_counts=counts, resume=raw, resumed_from=Path(path), origin=origin,
     )  # fmt: skip
+
+
+def _refuse_changes(path: str | Path, raw: dict, overrides: dict) -> None:
+    """A ConfigError naming the first option given that a resumed run cannot change (one not
+    marked resumable, given with a value other than the recorded one)."""
+    recorded = {**raw["model_config"], **raw["train_config"]}
+    changed = {
+        name: value for name, value in overrides.items()
+        if name not in RESUMABLE and value is not None and _differs(value, recorded.get(name))
+    }  # fmt: skip
+    if changed:
+        name, value = sorted(changed.items())[0]
+        option = "--" + name.replace("_", "-")
+        raise ConfigError(
+            f"cannot change {option} when resuming (the run has {_shown(recorded.get(name))}, "
+            f"given {_shown(value)}); start a new run, or --init-from {shown_path(path)} to keep its weights"
+        )
 
 
 def _reopen(raw: dict, path: str | Path) -> Source:

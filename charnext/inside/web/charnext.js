@@ -374,10 +374,11 @@
   }
 
   /** Read `prefix` (indices) from the zero state, as charnext's `generate` does for one sample:
-   * in line mode (a `stop` index) after the stop character. The state, and the last logits
-   * (all zero, a uniform first character, when there is nothing to read). */
-  function readPrefix(model, prefix, stop = -1) {
-    const start = stop >= 0 && prefix[0] !== stop ? [stop].concat(prefix) : prefix;
+   * in line mode (a `stop` index) after the stop character, else after the model's `prime`
+   * (indices: the checkpoint's start). The state, and the last logits (all zero, a uniform
+   * first character, when there is nothing to read). */
+  function readPrefix(model, prefix, stop = -1, prime = []) {
+    const start = stop >= 0 ? (prefix[0] !== stop ? [stop].concat(prefix) : prefix) : prime.concat(prefix);
     const state = model.initialState();
     let logits = new Float32Array(model.vocab.length);
     for (const idx of start) logits = model.step(idx, state);
@@ -397,8 +398,8 @@
   }
 
   /** Yield `length` characters continuing `prefix` (indices), as `charnext predict` does. */
-  function* generate(model, prefix, length, sample, rng, stop = -1) {
-    const start = readPrefix(model, prefix, stop);
+  function* generate(model, prefix, length, sample, rng, stop = -1, prime = []) {
+    const start = readPrefix(model, prefix, stop, prime);
     yield* continueFrom(model, start.state, start.logits, length, sample, rng, stop);
   }
 

@@ -11,6 +11,9 @@
   const indexOf = new Map(vocab.map((ch, i) => [ch, i]));
   const NL = indexOf.has("\n") ? indexOf.get("\n") : -1;
   const lineMode = spec.line_mode && NL >= 0; // each line read from the zero state after a newline
+  // a stream model reads its prime (the checkpoint's start: e.g. a blank line) from the zero state
+  // before the text, as predict does; a line model's start is its newline
+  const prime = lineMode ? [] : Array.from(spec.prime || "", (ch) => indexOf.get(ch));
   const BARS = 8; // most likely next characters shown as bars
   const ALTERNATIVES = 3; // shown per row of the table
   const ROWS = 40; // rows of the table: its last steps
@@ -39,8 +42,18 @@
       this.logits = null; // the logits at the last position (null before a stream's first character)
       this.snapshots = []; // snapshots[k]: the state at position k * SNAPSHOT
       this.state = model.initialState();
-      this.probs.push(lineMode ? this.restart() : null);
+      this.probs.push(this.begin());
       this.snapshots.push(this.state.slice());
+    }
+
+    /** The start: a line's newline (line mode) or the prime, read from the zero state; the
+     * probabilities after it (null: a stream with no prime predicts nothing yet). */
+    begin() {
+      if (lineMode) return this.restart();
+      this.state.fill(0);
+      let probs = null;
+      for (const idx of prime) probs = this.read(idx);
+      return probs;
     }
 
     /** The zero state, then a newline read (line mode): a line's start, as in training. */
@@ -74,7 +87,7 @@
       this.probs.length = k * SNAPSHOT + 1;
       if (t === 0) {
         this.logits = null;
-        this.probs[0] = lineMode ? this.restart() : null; // a line model reads its newline again
+        this.probs[0] = this.begin(); // the start read again (a line model's newline, a prime)
       }
       for (const idx of again) this.feed(idx);
     }
@@ -324,7 +337,7 @@
       const length = lineMode ? LINE_CAP : s.n;
       const stop = lineMode ? NL : -1;
       // the reader's state is the prefix's, read as predict reads it; else read it afresh
-      const from = caughtUp ? reader.start() : charnext.readPrefix(page.model, prefix, stop);
+      const from = caughtUp ? reader.start() : charnext.readPrefix(page.model, prefix, stop, prime);
       const chars = charnext.continueFrom(page.model, from.state, from.logits, length, sample, rng, stop);
       if (lineMode) node.appendData(prefixText);
       let chunk = "", last = performance.now();
