@@ -51,7 +51,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     """Print `error: message` on stderr (one line) and return the Exit to raise."""
     from rich.markup import escape
 
-    from charnext.rendering.render import error_console
+    from charnext.rendering.console import error_console
 
     # the message is plain text: escaped, so that "[plot]" or an unknown "[" print as they are
     error_console().print(
@@ -77,7 +77,7 @@ def handle_errors(fn):
         except KeyboardInterrupt:
             raise _fail("interrupted", 130) from None
         except BrokenPipeError:  # `charnext inspect run.pt | head -2`: the reader has enough
-            from charnext.rendering.render import stdout_closed
+            from charnext.rendering.console import stdout_closed
 
             stdout_closed()
             raise typer.Exit(0) from None
@@ -126,7 +126,7 @@ def _source(text: str | None, file: Path | None, data: Path | None):
         return Source(text=decode_utf8(sys.stdin.buffer.read(), "standard input"), kind="stdin")
     if text is not None:
         if _names_a_file(text):  # `charnext train input.txt`: --file forgotten
-            from charnext.rendering.render import error_console
+            from charnext.rendering.console import error_console
 
             error_console().print(
                 f"note: training on the literal text {text!r}; did you mean --file {text}?",
@@ -231,17 +231,21 @@ def _train_and_show(trainer, main: bool, json_out: bool) -> None:
     """Run the trainer with the training view (in the first process only), then the summary or
     JSON; an interrupted run says how to resume it."""
     from charnext import api
-    from charnext.rendering import render
+    from charnext.rendering import (
+        console,
+        train_view,
+        widgets,
+    )
 
-    con = render.console(stderr=json_out, quiet=not main)
-    con.file = render.OutputThatMayClose(con.file)  # `| head`: the run goes on and saves
-    with render.TrainView(con, render.run_header(trainer)) as view:
+    con = console.console(stderr=json_out, quiet=not main)
+    con.file = console.OutputThatMayClose(con.file)  # `| head`: the run goes on and saves
+    with train_view.TrainView(con, train_view.run_header(trainer)) as view:
         result = api.run(trainer, view.show, stop_on_sigint=True)
     if json_out and main:
         _print_json(result.to_dict())
-    render.train_summary(con, result, _next_command(trainer, result))
+    train_view.train_summary(con, result, _next_command(trainer, result))
     if result.reason == "interrupted":
-        again = render.shown_path(result.checkpoint)
+        again = widgets.shown_path(result.checkpoint)
         raise _fail(f"interrupted at step {result.steps}; resume with --resume {again}", 130)
 
 
@@ -274,7 +278,7 @@ def _say_starting(text: str | None, file: Path | None, data: Path | None, resume
         sys.stdout.write(f"{what}: loading...\n")
         sys.stdout.flush()
     except BrokenPipeError:  # the reader is gone: the run goes on, and saves, regardless
-        from charnext.rendering.render import stdout_closed
+        from charnext.rendering.console import stdout_closed
 
         stdout_closed()
 
@@ -293,12 +297,14 @@ def _next_command(trainer, result) -> list[str] | None:
     where there is one (its path from the current folder, to paste)."""
     import shlex
 
-    from charnext.rendering import render
+    from charnext.rendering import (
+        widgets,
+    )
 
     path = result.best_checkpoint or result.checkpoint
     if path is None or result.reason == "interrupted":
         return None
-    where = ["-c", shlex.quote(render.shown_path(path, home=False))]
+    where = ["-c", shlex.quote(widgets.shown_path(path, home=False))]
     if trainer.config.lines:
         return ["charnext", "predict", "--length", "40", "--num-samples", "5", *where]
     prompt = trainer.sample_prompt()[:24]
@@ -332,15 +338,18 @@ def prepare(
     The file is streamed in chunks, twice (vocabulary, then encoding): memory stays flat.
     """
     from charnext import api
-    from charnext.rendering import render
+    from charnext.rendering import (
+        console,
+        prepare_view,
+    )
 
-    con = render.console(stderr=json_out)
-    with render.PrepareView(con) as view:
+    con = console.console(stderr=json_out)
+    with prepare_view.PrepareView(con) as view:
         result = api.prepare(file, out, on_progress=view.update)
     if json_out:
         _print_json(result.to_dict())
     else:
-        render.prepare_summary(con, result)
+        prepare_view.prepare_summary(con, result)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,7 +393,10 @@ def predict(
     samples N characters past the prefix (--temperature 0: greedy).
     """
     from charnext import api
-    from charnext.rendering import render
+    from charnext.rendering import (
+        console,
+        predict_view,
+    )
 
     if prefix_arg is not None and prefix is not None:
         raise _usage("give PREFIX or --prefix, not both")
@@ -398,10 +410,10 @@ def predict(
     if not result.steps and not length:
         raise _usage("give PREFIX to predict, or --length N to generate")
     if length and sample.temperature:  # stderr, so that stdout keeps only the output
-        render.error_console().print(f"seed {sample.seed}", markup=False, highlight=False)
-    con = render.console(stderr=json_out)
+        console.error_console().print(f"seed {sample.seed}", markup=False, highlight=False)
+    con = console.console(stderr=json_out)
     if result.steps and not json_out and not text_only:
-        render.show_prediction(con, result.steps, result.prediction, alternatives)
+        predict_view.show_prediction(con, result.steps, result.prediction, alternatives)
     _continue(con, ckpt, result, length, sample, num_samples, alternatives, table, text_only, json_out)
 
 
@@ -411,14 +423,16 @@ def _continue(
     """predict past the prefix: the continuations, streamed on a terminal, listed (with whether
     each line is new, in line mode), tabulated with --table, or as JSON."""
     from charnext import api
-    from charnext.rendering import render
+    from charnext.rendering import (
+        predict_view,
+    )
 
     line_mode = api.line_mode(ckpt)
     stream = length and not json_out and num_samples == 1 and con.is_terminal and not line_mode
     kept, generated = result.prefix, []
     if stream:  # one continuation on a terminal: each character printed the moment it comes
         chars = (step[0] for step in api.generate_stream(ckpt, kept, length, sample=sample))
-        generated = [render.stream_text(con, kept, chars)]
+        generated = [predict_view.stream_text(con, kept, chars)]
     elif length:
         generated = api.generate(ckpt, kept, length, sample=sample, num_samples=num_samples)
     seen = [api.seen_in_training(ckpt, kept + g) for g in generated] if line_mode else None
@@ -431,14 +445,16 @@ def _continue(
         return
     if generated and not stream:
         if text_only:
-            render.plain_samples(con, kept, generated)
+            predict_view.plain_samples(con, kept, generated)
         else:
-            render.samples(con, kept, generated, seen)
+            predict_view.samples(con, kept, generated, seen)
     if table and generated and not text_only:
         steps = api.predict(ckpt, kept + generated[0], alternatives).steps[len(kept) :]
         start = len(kept) + 1
         con.print(
-            render.prediction_table(steps, alternatives, "generated steps", start=start, width=con.width)
+            predict_view.prediction_table(
+                steps, alternatives, "generated steps", start=start, width=con.width
+            )
         )
 
 
@@ -460,7 +476,7 @@ def _sample_for(
     """How predict samples: without --seed, a fresh seed (printed, to make a good sample again);
     greedy needs none."""
     from charnext.config import SampleConfig
-    from charnext.rendering.render import error_console
+    from charnext.rendering.console import error_console
 
     greedy = temperature == 0
     if greedy and num_samples > 1 and length:
@@ -481,11 +497,14 @@ def _random_seed() -> int:
 
 def _warn_skipped(chars: list[str]) -> None:
     """Say on stderr which characters were dropped as unknown."""
-    from charnext.rendering import render
+    from charnext.rendering import (
+        console,
+        widgets,
+    )
 
-    shown = " ".join(f"'{render.visible(c)}'" for c in chars)
+    shown = " ".join(f"'{widgets.visible(c)}'" for c in chars)
     noun = "character" if len(chars) == 1 else "characters"
-    render.error_console().print(f"skipped {noun} not in the vocabulary: {shown}", markup=False)
+    console.error_console().print(f"skipped {noun} not in the vocabulary: {shown}", markup=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -523,7 +542,11 @@ def evaluate(
     by how surprising each character was.
     """
     from charnext import api
-    from charnext.rendering import render
+    from charnext.rendering import (
+        console,
+        evaluate_view,
+        widgets,
+    )
 
     if show and (show_chars < 1 or most < 0):
         raise ConfigError("--show-chars must be at least 1 and --most 0 or more")
@@ -536,14 +559,14 @@ def evaluate(
     if json_out:
         _print_json({**result.to_dict(), **({"surprise": view.to_dict(most)} if view else {})})
         return
-    con = render.console()
+    con = console.console()
     if file is not None:
-        source = "standard input" if str(file) == "-" else [render.shown_path(file)]
+        source = "standard input" if str(file) == "-" else [widgets.shown_path(file)]
     else:
         source = "standard input" if text == "-" else f"TEXT ({len(content):,} characters)"
-    con.print(render.evaluation_table(result, str(checkpoint), source))
+    con.print(evaluate_view.evaluation_table(result, str(checkpoint), source))
     if view is not None:
-        render.show_surprise(con, view, most)
+        evaluate_view.show_surprise(con, view, most)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -576,7 +599,11 @@ def inspect(
     The training curve is smoothed (an exponential moving average) with the raw losses faint.
     """
     from charnext import api
-    from charnext.rendering import render
+    from charnext.rendering import (
+        console,
+        inspect_view,
+        widgets,
+    )
 
     if path is not None and checkpoint is not None:
         raise _usage("give CHECKPOINT or --checkpoint, not both")
@@ -589,10 +616,10 @@ def inspect(
     if json_out:
         _print_json(info)
     else:
-        render.show_checkpoint(render.console(), info)
+        inspect_view.show_checkpoint(console.console(), info)
     if plot is not None:
-        render.error_console().print(
-            f"loss curves written to {render.shown_path(plot)}", markup=False, soft_wrap=True
+        console.error_console().print(
+            f"loss curves written to {widgets.shown_path(plot)}", markup=False, soft_wrap=True
         )
 
 
@@ -615,11 +642,13 @@ def export(
     Python API read it like any checkpoint, and any safetensors reader reads its weights.
     """
     from charnext import api
-    from charnext.rendering import render
+    from charnext.rendering import (
+        widgets,
+    )
 
     written = api.export(checkpoint, out)
     before, after = checkpoint.stat().st_size, written.stat().st_size
-    typer.echo(f"wrote {render.shown_path(written)}: {after:,} bytes (the checkpoint has {before:,})")
+    typer.echo(f"wrote {widgets.shown_path(written)}: {after:,} bytes (the checkpoint has {before:,})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -666,7 +695,10 @@ def neurons(
     over the text.
     """
     from charnext import api
-    from charnext.rendering import render
+    from charnext.rendering import (
+        console,
+        neurons_view,
+    )
 
     if top < 1 or max_chars < 0 or show_chars < 1 or offset < 0:
         raise ConfigError("--top and --show-chars must be at least 1, --max-chars and --offset 0 or more")
@@ -678,11 +710,11 @@ def neurons(
     if json_out:
         _print_json({**result.to_dict(top), **({"unit": result.unit_to_dict(chosen)} if chosen else {})})
         return
-    con = render.console()
+    con = console.console()
     if chosen is not None:
-        render.show_unit(con, result, chosen)
+        neurons_view.show_unit(con, result, chosen)
     else:
-        render.show_neurons(con, result, top)
+        neurons_view.show_neurons(con, result, top)
 
 
 @app.command()
@@ -743,15 +775,18 @@ def report(
 
 def _write_html(out: Path, html: str, what: str) -> None:
     """Write an HTML file and say so on stderr (`report written to r.html (118 KiB)`), one line."""
-    from charnext.rendering import render
+    from charnext.rendering import (
+        console,
+        widgets,
+    )
 
     try:
         out.write_text(html, encoding="utf-8")
     except OSError as e:
-        raise ConfigError(f"cannot write {render.shown_path(out)}: {e.strerror or e}") from None
+        raise ConfigError(f"cannot write {widgets.shown_path(out)}: {e.strerror or e}") from None
     size = len(html.encode()) / 1024
-    note = f"{what} written to {render.shown_path(out)} ({size:,.0f} KiB)"
-    render.error_console().print(note, markup=False, highlight=False, soft_wrap=True)
+    note = f"{what} written to {widgets.shown_path(out)} ({size:,.0f} KiB)"
+    console.error_console().print(note, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -778,13 +813,15 @@ def page(
     from the network: open it from disk or send it; nothing needs to be installed.
     """
     from charnext import api
-    from charnext.rendering import render
+    from charnext.rendering import (
+        console,
+    )
 
     text = _read_input(None, file, "to score") if file is not None else None
     ckpt = api.load(checkpoint, engine="numpy")
     data = api.web_page(ckpt, weights.value, text, prefix, checkpoint.name)
     _write_html(out, data.html(), "page")
-    err = render.error_console()
+    err = console.error_console()
     err.print(f"weights {data.precision.describe()}", markup=False, highlight=False, soft_wrap=True)
 
 
@@ -807,7 +844,9 @@ def play(
     with --temperature, --top-k, --top-p and --seed), Backspace deletes one, Ctrl-C or Ctrl-D
     leaves; the text is printed on leaving.
     """
-    from charnext.rendering import render
+    from charnext.rendering import (
+        console,
+    )
     from charnext.rendering.play_ui import require_terminal, run
 
     require_terminal()  # before loading anything: refuse at once
@@ -821,7 +860,7 @@ def play(
     session = api.play_session(ckpt, sample)
     c = ckpt.config
     title = f"charnext play · {checkpoint.name} · {c.cell.value} {c.num_layers}×{c.hidden_size}"
-    con = render.console()
+    con = console.console()
     text = run(session, con, title, alternatives, length)
     if text:
         con.print(text, markup=False, highlight=False, soft_wrap=True)
@@ -832,7 +871,7 @@ def main() -> None:
     try:
         app(prog_name="charnext")  # the same name (and completion variable) for `python -m charnext`
     except BrokenPipeError:  # a closed stdout outside a command (e.g. during --help): quietly done
-        from charnext.rendering.render import stdout_closed
+        from charnext.rendering.console import stdout_closed
 
         stdout_closed()
         sys.exit(0)
