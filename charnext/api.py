@@ -45,11 +45,15 @@ __all__ = [
     "Cell",
     "CharSurprise",
     "Checkpoint",
+    "Completion",
+    "Description",
     "Engine",
     "EvalResult",
+    "EvaluateReport",
     "Evaluation",
     "Model",
     "ModelConfig",
+    "NeuronsReport",
     "PredictResult",
     "SampleConfig",
     "StepPrediction",
@@ -303,6 +307,63 @@ def surprisal(
     result = score_chars(ckpt.runner, ckpt.vocab, kept, offset, length, top_k, start=ckpt.start)
     result.skipped = unknown
     return result
+
+
+@dataclass
+class Completion:
+    """What `charnext predict` computes: the per-step predictions for the prefix, and the
+    continuations drawn past it (with, for a line-mode model, whether each is a training line)."""
+
+    prediction: PredictResult
+    samples: list[str] = field(default_factory=list)  # one per sample; empty without a length
+    seed: int | None = None  # the sampling seed (None: greedy, or nothing drawn)
+    seen_in_training: list[bool | None] | None = None  # line mode only
+
+    def to_dict(self) -> dict:
+        """Plain values, for JSON: exactly `charnext predict --json`."""
+        extra = {"seen_in_training": self.seen_in_training} if self.seen_in_training is not None else {}
+        first = self.samples[0] if self.samples else ""
+        return {**self.prediction.to_dict(), "generated": first, "samples": self.samples, "seed": self.seed,
+                **extra}  # fmt: skip
+
+
+@dataclass
+class EvaluateReport:
+    """What `charnext evaluate` computes: the scores, and with --show the surprise of a stretch."""
+
+    evaluation: Evaluation
+    surprise: Surprise | None = None
+    most: int = 10  # the most surprising characters listed
+
+    def to_dict(self) -> dict:
+        """Plain values, for JSON: exactly `charnext evaluate --json`."""
+        shown = {"surprise": self.surprise.to_dict(self.most)} if self.surprise is not None else {}
+        return {**self.evaluation.to_dict(), **shown}
+
+
+@dataclass
+class NeuronsReport:
+    """What `charnext neurons` computes: the scan of every unit, and the unit asked for if any."""
+
+    scan: Any  # charnext.inside.neurons.NeuronScan
+    top: int = 10  # units listed
+    unit: Any = None  # the unit asked for (--unit), or None
+
+    def to_dict(self) -> dict:
+        """Plain values, for JSON: exactly `charnext neurons --json`."""
+        shown = {"unit": self.scan.unit_to_dict(self.unit)} if self.unit is not None else {}
+        return {**self.scan.to_dict(self.top), **shown}
+
+
+@dataclass
+class Description:
+    """What `charnext inspect` shows: a checkpoint's contents as plain data."""
+
+    info: dict
+
+    def to_dict(self) -> dict:
+        """Plain values, for JSON: exactly `charnext inspect --json`."""
+        return self.info
 
 
 def describe(ckpt: Checkpoint) -> dict:

@@ -65,7 +65,7 @@ def neurons(
     if result.skipped:
         warn_skipped(result.skipped)
     if json_out:
-        print_json({**result.to_dict(top), **({"unit": result.unit_to_dict(chosen)} if chosen else {})})
+        print_json(api.NeuronsReport(result, top, chosen).to_dict())
         return
     con = console.console()
     if chosen is not None:

@@ -59,7 +59,7 @@ def evaluate(
     if result.skipped:
         warn_skipped(result.skipped_chars)
     if json_out:
-        print_json({**result.to_dict(), **({"surprise": view.to_dict(most)} if view else {})})
+        print_json(api.EvaluateReport(result, view, most).to_dict())
         return
     con = console.console()
     if file is not None:
@@ -112,7 +112,7 @@ def inspect(
 
         plot_history(info, plot)
     if json_out:
-        print_json(info)
+        print_json(api.Description(info).to_dict())
     else:
         inspect_view.show_checkpoint(console.console(), info)
     if plot is not None:

@@ -94,11 +94,7 @@ def _continue(
         generated = api.generate(ckpt, kept, length, sample=sample, num_samples=num_samples)
     seen = [api.seen_in_training(ckpt, kept + g) for g in generated] if line_mode else None
     if json_out:
-        extra = {"seen_in_training": seen} if seen is not None else {}
-        first = generated[0] if generated else ""
-        print_json(
-            {**result.to_dict(), "generated": first, "samples": generated, "seed": sample.seed, **extra}
-        )
+        print_json(api.Completion(result, generated, sample.seed, seen).to_dict())
         return
     if generated and not stream:
         if text_only:
