@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # torch's modules load on first use: load, predict and genera
     from charnext.inference.surprise import CharSurprise, Surprise
     from charnext.inside.page import PageData
     from charnext.inside.play import PlaySession
+    from charnext.inside.report import ReportRequest
     from charnext.modeling.loss import sequence_loss
     from charnext.modeling.model import CharModel as Model
     from charnext.training.runs import Source
@@ -55,6 +56,7 @@ __all__ = [
     "ModelConfig",
     "NeuronsReport",
     "PredictResult",
+    "ReportRequest",
     "SampleConfig",
     "StepPrediction",
     "Surprise",
@@ -79,6 +81,7 @@ _LAZY = {  # name -> (module, name there): imported (with torch) only when first
     "Trainer": ("charnext.training.trainer", "Trainer"),
     "Source": ("charnext.training.runs", "Source"),
     "Model": ("charnext.modeling.model", "CharModel"),
+    "ReportRequest": ("charnext.inside.report", "ReportRequest"),
     "sequence_loss": ("charnext.modeling.loss", "sequence_loss"),
     "CharSurprise": ("charnext.inference.surprise", "CharSurprise"),
     "Surprise": ("charnext.inference.surprise", "Surprise"),
@@ -415,27 +418,14 @@ def play_session(ckpt: Checkpoint, sample: SampleConfig | None = None) -> PlaySe
     return PlaySession(ckpt.runner, ckpt.vocab, ckpt.start, sample)
 
 
-def report_page(
-    ckpt: Checkpoint,
-    text: str | None = None,
-    source: str | None = None,
-    prefix: str | None = None,
-    offset: int = 0,
-    chars: int = 500,
-    units: int = 6,
-    alternatives: int = 5,
-    max_chars: int | None = 100_000,
-    skip_unknown: bool = False,
-    sample: SampleConfig | None = None,
-) -> str:
-    """The HTML report of a checkpoint (`charnext report`), as one self-contained page. Without
-    `text` it reads a sample the model writes itself, drawn with `sample`."""
+def report_page(ckpt: Checkpoint, request: ReportRequest | None = None, **fields) -> str:
+    """The HTML report of a checkpoint (`charnext report`), as one self-contained page, for a
+    `ReportRequest` (or one of these `fields`: text, source, prefix, offset, chars, units,
+    alternatives, max_chars, skip_unknown, sample). Without a text it reads a sample the model
+    writes itself."""
     from charnext.inside.report import collect, to_html
 
-    data = collect(
-        ckpt, text, source, prefix, offset, chars, units, alternatives, max_chars, skip_unknown, sample
-    )
-    return to_html(data)
+    return to_html(collect(ckpt, request, **fields))
 
 
 def web_page(

@@ -1,7 +1,7 @@
 """What a training run reports: small event dataclasses and the final result, free of torch.
 
-The loop (`charnext.training.trainer`) yields these; `render.py` and `cli.py` import them without
-loading torch, so the front end is typed and tells events apart with `isinstance`.
+The loop (`charnext.training.trainer`) yields these; the views (`rendering/`) and the command line
+import them without loading torch, so the front end is typed and tells events apart with `isinstance`.
 """
 
 from __future__ import annotations

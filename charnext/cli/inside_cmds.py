@@ -15,16 +15,8 @@ from charnext.errors import ConfigError
 
 @handle_errors
 def neurons(
-    text: Annotated[
-        str | None,
-        typer.Argument(metavar="TEXT", help="Text to read; - reads standard input.", show_default=False),
-    ] = None,
-    file: Annotated[
-        Path | None,
-        typer.Option(
-            "--file", "-f", help="Read this UTF-8 text file; - reads standard input.", show_default=False
-        ),
-    ] = None,
+    text: options.ReadText = None,
+    file: options.ReadFile = None,
     checkpoint: options.Checkpoint = Path("checkpoint.pt"),
     unit: Annotated[
         str | None,
@@ -113,19 +105,11 @@ def report(
     text = read_input(None, file, "to read") if file is not None else None
     ckpt = api.load(checkpoint, device.value, engine.value)
     source = None if file is None else ("standard input" if str(file) == "-" else file.name)
-    page = api.report_page(
-        ckpt,
-        text,
-        source,
-        prefix,
-        offset,
-        chars,
-        units,
-        alternatives,
-        max_chars or None,
-        skip_unknown,
-        sample,
-    )
+    request = api.ReportRequest(
+        text=text, source=source, prefix=prefix, offset=offset, chars=chars, units=units,
+        alternatives=alternatives, max_chars=max_chars or None, skip_unknown=skip_unknown, sample=sample,
+    )  # fmt: skip
+    page = api.report_page(ckpt, request)
     write_html(out, page, "report")
 
 

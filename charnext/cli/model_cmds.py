@@ -15,16 +15,8 @@ from charnext.errors import ConfigError
 
 @handle_errors
 def evaluate(
-    text: Annotated[
-        str | None,
-        typer.Argument(metavar="TEXT", help="Text to score; - reads standard input.", show_default=False),
-    ] = None,
-    file: Annotated[
-        Path | None,
-        typer.Option(
-            "--file", "-f", help="Score this UTF-8 text file; - reads standard input.", show_default=False
-        ),
-    ] = None,
+    text: options.ScoreText = None,
+    file: options.ScoreFile = None,
     checkpoint: options.Checkpoint = Path("checkpoint.pt"),
     skip_unknown: Annotated[
         bool, typer.Option("--skip-unknown", help="Drop (and count) characters the vocabulary lacks.")
