@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from charnext.config import Cell, Engine, ModelConfig, SampleConfig, TrainConfig, split_options
-from charnext.errors import ConfigError, TextError
+from charnext.errors import ConfigError, TextError, UsageError
 from charnext.events import EvalResult
 from charnext.inference.sampling import generate as _generate
 from charnext.inference.steps import StepPrediction, predict_steps
@@ -47,6 +47,7 @@ __all__ = [
     "CharSurprise",
     "Checkpoint",
     "Completion",
+    "PredictRequest",
     "Description",
     "Engine",
     "EvalResult",
@@ -66,6 +67,7 @@ __all__ = [
     "evaluate",
     "generate",
     "generate_stream",
+    "complete",
     "line_mode",
     "load",
     "predict",
@@ -165,6 +167,12 @@ def line_mode(ckpt: Checkpoint) -> bool:
     return ckpt.line_mode
 
 
+def check_counts(length: int, num_samples: int) -> None:
+    """The one check of how much to draw: a length of 0 or more, at least one sample."""
+    if length < 0 or num_samples < 1:
+        raise ConfigError("length must be 0 or more and num-samples at least 1")
+
+
 def generate_stream(
     ckpt: Checkpoint,
     prefix: str = "",
@@ -177,8 +185,7 @@ def generate_stream(
 
     A line-mode checkpoint stops each sample at the end of its line.
     """
-    if length < 0 or num_samples < 1:
-        raise ConfigError("length must be 0 or more and num-samples at least 1")
+    check_counts(length, num_samples)
     prefix, _ = ckpt.vocab.known(prefix, skip_unknown)
     stop = NEWLINE if line_mode(ckpt) else None
     yield from _generate(ckpt.runner, ckpt.vocab, prefix, length, sample, num_samples, stop, ckpt.start)
@@ -312,6 +319,53 @@ def surprisal(
     return result
 
 
+@dataclass(frozen=True)
+class PredictRequest:
+    """What `charnext predict` asks: a prefix to read, and what to draw past it."""
+
+    prefix: str = ""  # read one character at a time
+    length: int = 0  # characters drawn past the prefix (0: none)
+    sample: SampleConfig | None = None  # how they are drawn
+    num_samples: int = 1  # continuations drawn
+    alternatives: int = 3  # most likely characters shown per step
+    skip_unknown: bool = False  # drop the characters the vocabulary lacks instead of refusing them
+    generated_steps: bool = False  # also the per-step predictions over the first continuation
+
+
+def complete(
+    ckpt: Checkpoint,
+    request: PredictRequest,
+    on_prefix: Callable[[PredictResult], None] | None = None,
+    on_char: Callable[[str], None] | None = None,
+) -> Completion:
+    """`charnext predict`: the per-step predictions for the prefix (handed to `on_prefix` as soon
+    as they are read), then the continuations; a single one of a stream model goes character by
+    character to `on_char` as it is drawn, when one is given."""
+    if request.alternatives < 1:
+        raise ConfigError(f"--alternatives must be at least 1, not {request.alternatives}")
+    check_counts(request.length, request.num_samples)
+    prediction = predict(ckpt, request.prefix, request.alternatives, request.skip_unknown)
+    if not prediction.steps and not request.length:
+        raise UsageError("give PREFIX to predict, or --length N to generate")
+    if on_prefix is not None:
+        on_prefix(prediction)
+    kept, n, sample = prediction.prefix, request.length, request.sample
+    streamed = on_char is not None and n > 0 and request.num_samples == 1 and not ckpt.line_mode
+    samples: list[str] = []
+    if streamed:
+        parts = []
+        for chars in generate_stream(ckpt, kept, n, sample):  # each character the moment it comes
+            on_char(chars[0])
+            parts.append(chars[0])
+        samples = ["".join(parts)]
+    elif n:
+        samples = generate(ckpt, kept, n, sample, request.num_samples)
+    seen = [seen_in_training(ckpt, kept + s) for s in samples] if ckpt.line_mode else None
+    steps = predict(ckpt, kept + samples[0], request.alternatives).steps[len(kept) :] if (
+        request.generated_steps and samples) else []  # fmt: skip
+    return Completion(prediction, samples, sample.seed if sample else None, seen, steps, streamed)
+
+
 @dataclass
 class Completion:
     """What `charnext predict` computes: the per-step predictions for the prefix, and the
@@ -321,6 +375,8 @@ class Completion:
     samples: list[str] = field(default_factory=list)  # one per sample; empty without a length
     seed: int | None = None  # the sampling seed (None: greedy, or nothing drawn)
     seen_in_training: list[bool | None] | None = None  # line mode only
+    generated_steps: list[StepPrediction] = field(default_factory=list)  # over the first sample
+    streamed: bool = False  # the sample went character by character to a listener as drawn
 
     def to_dict(self) -> dict:
         """Plain values, for JSON: exactly `charnext predict --json`."""

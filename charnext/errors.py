@@ -29,6 +29,12 @@ class ConfigError(CharnextError):
     """An option or a combination of options makes no sense."""
 
 
+class UsageError(ConfigError):
+    """The command was asked for nothing it can do (a usage error: exit 2, as Typer's own)."""
+
+    exit_code = 2
+
+
 class DeviceError(CharnextError):
     """The requested device is not available on this machine."""
 

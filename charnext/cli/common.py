@@ -113,14 +113,9 @@ def names_a_file(text: str) -> bool:
 
 def warn_skipped(chars: list[str]) -> None:
     """Say on stderr which characters were dropped as unknown."""
-    from charnext.rendering import (
-        console,
-        widgets,
-    )
+    from charnext.rendering.console import skipped_note
 
-    shown = " ".join(f"'{widgets.visible(c)}'" for c in chars)
-    noun = "character" if len(chars) == 1 else "characters"
-    console.error_console().print(f"skipped {noun} not in the vocabulary: {shown}", markup=False)
+    skipped_note(chars)
 
 
 def write_html(out: Path, html: str, what: str) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from charnext.cli import options
-from charnext.cli.common import handle_errors, print_json, random_seed, usage, warn_skipped
+from charnext.cli.common import handle_errors, print_json, random_seed, usage
 from charnext.config import DeviceName, Engine
 from charnext.errors import ConfigError
 
@@ -50,73 +50,36 @@ def predict(
     samples N characters past the prefix (--temperature 0: greedy).
     """
     from charnext import api
-    from charnext.rendering import (
-        console,
-        predict_view,
-    )
+    from charnext.rendering import console, predict_view
 
     if prefix_arg is not None and prefix is not None:
         raise usage("give PREFIX or --prefix, not both")
     _check_predict(length, num_samples, alternatives, text_only, json_out)
     sample = _sample_for(temperature, top_k, top_p, seed, length, num_samples)
+    request = api.PredictRequest(
+        prefix=prefix_arg if prefix_arg is not None else prefix or "", length=length, sample=sample,
+        num_samples=num_samples, alternatives=alternatives, skip_unknown=skip_unknown,
+        generated_steps=table and not text_only and not json_out,
+    )  # fmt: skip
     ckpt = api.load(checkpoint, device.value, engine.value)
-    prefix = prefix_arg if prefix_arg is not None else prefix or ""
-    result = api.predict(ckpt, prefix, alternatives, skip_unknown)
-    if result.skipped:
-        warn_skipped(result.skipped)
-    if not result.steps and not length:
-        raise usage("give PREFIX to predict, or --length N to generate")
-    if length and sample.temperature:  # stderr, so that stdout keeps only the output
-        console.error_console().print(f"seed {sample.seed}", markup=False, highlight=False)
     con = console.console(stderr=json_out)
-    if result.steps and not json_out and not text_only:
-        predict_view.show_prediction(con, result.steps, result.prediction, alternatives)
-    _continue(con, ckpt, result, length, sample, num_samples, alternatives, table, text_only, json_out)
-
-
-def _continue(
-    con, ckpt, result, length, sample, num_samples, alternatives, table, text_only, json_out
-) -> None:
-    """predict past the prefix: the continuations, streamed on a terminal, listed (with whether
-    each line is new, in line mode), tabulated with --table, or as JSON."""
-    from charnext import api
-    from charnext.rendering import (
-        predict_view,
-    )
-
-    line_mode = api.line_mode(ckpt)
-    stream = length and not json_out and num_samples == 1 and con.is_terminal and not line_mode
-    kept, generated = result.prefix, []
-    if stream:  # one continuation on a terminal: each character printed the moment it comes
-        chars = (step[0] for step in api.generate_stream(ckpt, kept, length, sample=sample))
-        generated = [predict_view.stream_text(con, kept, chars)]
-    elif length:
-        generated = api.generate(ckpt, kept, length, sample=sample, num_samples=num_samples)
-    seen = [api.seen_in_training(ckpt, kept + g) for g in generated] if line_mode else None
+    seed_note = sample.seed if length and sample.temperature else None
+    view = predict_view.PredictView(con, alternatives, table=not (json_out or text_only), seed_note=seed_note)
+    streaming = con.is_terminal and not json_out  # on a terminal each character shows as it comes
+    result = api.complete(ckpt, request, view.prefix_read, view.char if streaming else None)
     if json_out:
-        print_json(api.Completion(result, generated, sample.seed, seen).to_dict())
-        return
-    if generated and not stream:
-        if text_only:
-            predict_view.plain_samples(con, kept, generated)
-        else:
-            predict_view.samples(con, kept, generated, seen)
-    if table and generated and not text_only:
-        steps = api.predict(ckpt, kept + generated[0], alternatives).steps[len(kept) :]
-        start = len(kept) + 1
-        con.print(
-            predict_view.prediction_table(
-                steps, alternatives, "generated steps", start=start, width=con.width
-            )
-        )
+        print_json(result.to_dict())
+    else:
+        view.finish(result, text_only)
 
 
 def _check_predict(length: int, num_samples: int, alternatives: int, text_only: bool, json_out: bool) -> None:
-    """predict's options that exclude each other or are out of range."""
+    """predict's options that exclude each other or are out of range (before anything loads)."""
+    from charnext import api
+
     if alternatives < 1:
         raise ConfigError(f"--alternatives must be at least 1, not {alternatives}")
-    if length < 0 or num_samples < 1:
-        raise ConfigError("--length must be 0 or more and --num-samples at least 1")
+    api.check_counts(length, num_samples)
     if text_only and json_out:
         raise usage("--text and --json exclude each other")
     if text_only and not length:

@@ -127,3 +127,12 @@ def require_terminal() -> None:
         )
     if not sys.stdout.isatty():
         raise ConfigError("play needs a terminal: standard output is not one")
+
+
+def skipped_note(chars: list[str]) -> None:
+    """Say on stderr which characters were dropped as unknown."""
+    from charnext.text.vocab import visible
+
+    shown = " ".join(f"'{visible(c)}'" for c in chars)
+    noun = "character" if len(chars) == 1 else "characters"
+    error_console().print(f"skipped {noun} not in the vocabulary: {shown}", markup=False)

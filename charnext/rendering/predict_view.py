@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from charnext.rendering.console import error_console, skipped_note
 from charnext.rendering.widgets import alternatives_text, room_for
 from charnext.text.vocab import visible, visible_text
 
@@ -99,3 +100,51 @@ def plain_samples(out: Console, prefix: str, generated: Sequence[str]) -> None:
         text = prefix + g
         stream.write(text if text.endswith("\n") else text + "\n")
     stream.flush()
+
+
+class PredictView:
+    """`charnext predict` as it happens: the notes and the per-step table once the prefix is read,
+    then each character of a streamed continuation as it comes, then the rest (`finish`)."""
+
+    def __init__(self, out: Console, alternatives: int, table: bool = True, seed_note: int | None = None):
+        self.out = out
+        self.alternatives = alternatives
+        self.table = table  # the per-step table of the prefix (not with --text or --json)
+        self.seed_note = seed_note  # the sampling seed, said on stderr before the output
+        self.prefix = ""
+        self.streaming = False
+
+    def prefix_read(self, result) -> None:
+        """After the prefix (a PredictResult): its skipped characters and the seed on stderr, then
+        the lecture's table and the prediction line."""
+        if result.skipped:
+            skipped_note(result.skipped)
+        if self.seed_note is not None:  # stderr, so that stdout keeps only the output
+            error_console().print(f"seed {self.seed_note}", markup=False, highlight=False)
+        self.prefix = result.prefix
+        if result.steps and self.table:
+            show_prediction(self.out, result.steps, result.prediction, self.alternatives)
+
+    def char(self, ch: str) -> None:
+        """One character of the continuation, printed the moment it is drawn (after the prefix)."""
+        if not self.streaming:
+            self.out.print(self.prefix, style="bold", end="", markup=False, highlight=False)
+            self.streaming = True
+        self.out.file.write(ch)
+        self.out.file.flush()
+
+    def finish(self, c, text_only: bool = False) -> None:
+        """The end of a streamed line, or the continuations listed; with --table, their steps."""
+        if c.streamed:
+            if not c.samples[0].endswith("\n"):
+                self.out.file.write("\n")
+            self.out.file.flush()
+        elif c.samples and text_only:
+            plain_samples(self.out, self.prefix, c.samples)
+        elif c.samples:
+            samples(self.out, self.prefix, c.samples, c.seen_in_training)
+        if c.generated_steps:
+            start = len(self.prefix) + 1
+            table = prediction_table(c.generated_steps, self.alternatives, "generated steps", start=start,
+                                     width=self.out.width)  # fmt: skip
+            self.out.print(table)
