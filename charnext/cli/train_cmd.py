@@ -12,6 +12,7 @@ import typer
 from charnext.cli import options
 from charnext.cli.common import command_line, fail, handle_errors, print_json, source_of, usage
 from charnext.config import parse_duration, training_options
+from charnext.events import StopReason
 
 
 @handle_errors
@@ -90,7 +91,7 @@ def _train_and_show(trainer, main: bool, json_out: bool) -> None:
     if json_out and main:
         print_json(result.to_dict())
     train_view.train_summary(con, result, _next_command(trainer, result))
-    if result.reason == "interrupted":
+    if result.reason == StopReason.interrupted:
         again = widgets.shown_path(result.checkpoint)
         raise fail(f"interrupted at step {result.steps}; resume with --resume {again}", 130)
 
@@ -148,7 +149,7 @@ def _next_command(trainer, result) -> list[str] | None:
     )
 
     path = result.best_checkpoint or result.checkpoint
-    if path is None or result.reason == "interrupted":
+    if path is None or result.reason == StopReason.interrupted:
         return None
     where = ["-c", shlex.quote(widgets.shown_path(path, home=False))]
     if trainer.config.lines:

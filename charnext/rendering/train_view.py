@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from charnext.config import PLANNED, format_duration
-from charnext.events import EvalEvent, Event, RowEvent, StepEvent, TrainResult
+from charnext.events import EvalEvent, Event, RowEvent, StepEvent, StopReason, TrainResult
 from charnext.rendering.widgets import LN2, Words, average_note, fit, fmt_rate
 from charnext.text.paths import shown_path
 from charnext.text.vocab import visible_text
@@ -169,13 +169,11 @@ def _given_note(plan: dict) -> str:
 
 def train_summary(out: Console, r: TrainResult, next_command: list[str] | None = None) -> None:
     """The table printed after training, and the command to try next."""
-    t = Table(title="training done" if r.reason != "interrupted" else "training interrupted",
+    t = Table(title="training done" if r.reason != StopReason.interrupted else "training interrupted",
               box=box.SIMPLE_HEAD, show_header=False, title_justify="left")  # fmt: skip
     t.add_column(style="cyan", no_wrap=True)
     t.add_column()
-    stopped = {"steps": "step budget reached", "max-time": "time budget reached",
-               "patience": "no validation improvement (patience)", "interrupted": "Ctrl-C"}  # fmt: skip
-    t.add_row("steps", f"{r.steps:,} ({stopped.get(r.reason, r.reason)})")
+    t.add_row("steps", f"{r.steps:,} ({StopReason.describe(r.reason)})")
     # chars/s: training characters over the time in optimizer steps (validation, previews and
     # checkpoint writes excluded), as on the progress line
     rate = fmt_rate(r.chars_per_sec)
