@@ -68,7 +68,6 @@ __all__ = [
     "generate",
     "generate_stream",
     "complete",
-    "line_mode",
     "load",
     "predict",
     "sequence_loss",
@@ -162,11 +161,6 @@ def predict(ckpt: Checkpoint, prefix: str, top_k: int = 3, skip_unknown: bool = 
     return PredictResult(predict_steps(ckpt.runner, ckpt.vocab, prefix, top_k, ckpt.start), skipped)
 
 
-def line_mode(ckpt: Checkpoint) -> bool:
-    """Whether the checkpoint was trained in line mode (each line its own sequence)."""
-    return ckpt.line_mode
-
-
 def check_counts(length: int, num_samples: int) -> None:
     """The one check of how much to draw: a length of 0 or more, at least one sample."""
     if length < 0 or num_samples < 1:
@@ -187,7 +181,7 @@ def generate_stream(
     """
     check_counts(length, num_samples)
     prefix, _ = ckpt.vocab.known(prefix, skip_unknown)
-    stop = NEWLINE if line_mode(ckpt) else None
+    stop = NEWLINE if ckpt.line_mode else None
     yield from _generate(ckpt.runner, ckpt.vocab, prefix, length, sample, num_samples, stop, ckpt.start)
 
 
@@ -205,7 +199,7 @@ def generate(
         for part, c in zip(parts, chars):
             part.append(c)
     out = ["".join(part) for part in parts]
-    if line_mode(ckpt):
+    if ckpt.line_mode:
         out = [o.rstrip(NEWLINE) for o in out]
     return out
 
@@ -271,7 +265,7 @@ def evaluate(ckpt: Checkpoint, text: str, skip_unknown: bool = False, precision:
     skipped = len(text) - len(kept)
     device = ckpt.model.head.weight.device
     precision = resolve_precision(precision, device, ckpt.config.cell)
-    if line_mode(ckpt):
+    if ckpt.line_mode:
         lines = [ckpt.vocab.encode(line) for line in text_lines(kept)]
         if not lines:
             raise TextError("the text has no non-empty line of known characters; nothing to evaluate")

@@ -43,12 +43,6 @@ class MissingDependencyError(CharnextError):
     """An optional package that a feature needs is not installed (e.g. matplotlib for --plot)."""
 
 
-class Interrupted(CharnextError):
-    """Training was interrupted by the user (Ctrl-C); a resumable checkpoint was written."""
-
-    exit_code = 130
-
-
 class TrainingDiverged(CharnextError):
     """The training loss exploded; the checkpoints on disk are the last good ones."""
 
