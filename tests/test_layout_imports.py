@@ -13,7 +13,7 @@ import charnext
 PACKAGE = Path(charnext.__file__).parent
 UI_ROOMS = ("rendering", "cli")  # the only rooms that may import rich or typer
 UI_LIBRARIES = ("rich", "typer")
-FRONT_DOOR = {"__init__", "__main__", "api", "errors", "config", "events", "version"}
+FRONT_DOOR = {"__init__", "__main__", "api", "errors", "config", "events", "results", "version"}
 
 
 def module_names(root: Path, package: str) -> dict[str, Path]:
