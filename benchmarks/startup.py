@@ -57,10 +57,10 @@ t0 = time.perf_counter()
 import charnext.cli.app
 t["import the CLI (typer, charnext.config)"] = time.perf_counter() - t0
 t0 = time.perf_counter()
-import charnext.api, charnext.rendering.render, charnext.training.runs, charnext.training.trainer
+import charnext.api, charnext.rendering.train_view, charnext.training.runs, charnext.training.trainer
 t["import train's modules (rich, charnext)"] = time.perf_counter() - t0
 from charnext.modeling import device
-from charnext.rendering import render
+from charnext.rendering import train_view
 from charnext.training import runs, trainer
 
 def timed(owner, name, label):
@@ -79,7 +79,7 @@ timed(device, "configure_threads", "threads (idle-CPU sample, see above)")
 timed(runs, "new_run", "new run (vocabulary, plan, model, optimizer)")
 timed(trainer.Trainer, "_train_step", lambda t: "first step" if "first step" not in t else "other steps")
 timed(trainer.Trainer, "_save", "checkpoint writes")
-timed(render, "train_summary", "summary table")
+timed(train_view, "train_summary", "summary table")
 sys.argv = ["charnext", "train", "hihello"]
 t0 = time.perf_counter()
 try:

@@ -17,15 +17,23 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from charnext.config import Cell, Engine, ModelConfig, SampleConfig, TrainConfig, split_options
-from charnext.errors import ConfigError, TextError
+from charnext.errors import ConfigError, TextError, UsageError
 from charnext.events import EvalResult
 from charnext.inference.sampling import generate as _generate
 from charnext.inference.steps import StepPrediction, predict_steps
+from charnext.results import (
+    Completion,
+    Description,
+    EvaluateReport,
+    Evaluation,
+    NeuronsReport,
+    PredictRequest,
+    PredictResult,
+)
 from charnext.storage.checkpoint import Checkpoint
 from charnext.storage.checkpoint import load as _load_checkpoint
 from charnext.text.reading import decode_utf8, read_text  # noqa: F401 - for the command line
@@ -36,6 +44,7 @@ if TYPE_CHECKING:  # torch's modules load on first use: load, predict and genera
     from charnext.inference.surprise import CharSurprise, Surprise
     from charnext.inside.page import PageData
     from charnext.inside.play import PlaySession
+    from charnext.inside.report import ReportRequest
     from charnext.modeling.loss import sequence_loss
     from charnext.modeling.model import CharModel as Model
     from charnext.training.runs import Source
@@ -45,12 +54,18 @@ __all__ = [
     "Cell",
     "CharSurprise",
     "Checkpoint",
+    "Completion",
+    "PredictRequest",
+    "Description",
     "Engine",
     "EvalResult",
+    "EvaluateReport",
     "Evaluation",
     "Model",
     "ModelConfig",
+    "NeuronsReport",
     "PredictResult",
+    "ReportRequest",
     "SampleConfig",
     "StepPrediction",
     "Surprise",
@@ -60,7 +75,7 @@ __all__ = [
     "evaluate",
     "generate",
     "generate_stream",
-    "line_mode",
+    "complete",
     "load",
     "predict",
     "sequence_loss",
@@ -75,6 +90,7 @@ _LAZY = {  # name -> (module, name there): imported (with torch) only when first
     "Trainer": ("charnext.training.trainer", "Trainer"),
     "Source": ("charnext.training.runs", "Source"),
     "Model": ("charnext.modeling.model", "CharModel"),
+    "ReportRequest": ("charnext.inside.report", "ReportRequest"),
     "sequence_loss": ("charnext.modeling.loss", "sequence_loss"),
     "CharSurprise": ("charnext.inference.surprise", "CharSurprise"),
     "Surprise": ("charnext.inference.surprise", "Surprise"),
@@ -112,50 +128,16 @@ def load(path: str | Path = "checkpoint.pt", device: str = "cpu", engine: str = 
     return _load_checkpoint(path, device, resolve_engine(engine, device))
 
 
-@dataclass
-class PredictResult:
-    """Per-step predictions for a prefix."""
-
-    steps: list[StepPrediction]  # one per prefix character
-    skipped: list[str] = field(default_factory=list)  # unknown characters dropped from the prefix
-
-    @property
-    def prefix(self) -> str:
-        """The prefix as read: without the characters that were skipped."""
-        return "".join(s.input for s in self.steps)
-
-    @property
-    def prediction(self) -> str:
-        """The decoded prediction after each step (`ihello` for `hihell`)."""
-        return "".join(s.predicted for s in self.steps)
-
-    def to_dict(self) -> dict:
-        """Plain values, for JSON."""
-        return {
-            "prefix": self.prefix,
-            "prediction": self.prediction,
-            "steps": [
-                {
-                    "input": s.input,
-                    "predicted": s.predicted,
-                    "probability": s.probability,
-                    "top": [{"char": c, "probability": p} for c, p in s.top],
-                }
-                for s in self.steps
-            ],
-            "skipped": self.skipped,
-        }
-
-
 def predict(ckpt: Checkpoint, prefix: str, top_k: int = 3, skip_unknown: bool = False) -> PredictResult:
     """Feed `prefix` one character at a time; the prediction and top-k after each."""
     prefix, skipped = ckpt.vocab.known(prefix, skip_unknown)
     return PredictResult(predict_steps(ckpt.runner, ckpt.vocab, prefix, top_k, ckpt.start), skipped)
 
 
-def line_mode(ckpt: Checkpoint) -> bool:
-    """Whether the checkpoint was trained in line mode (each line its own sequence)."""
-    return ckpt.line_mode
+def check_counts(length: int, num_samples: int) -> None:
+    """The one check of how much to draw: a length of 0 or more, at least one sample."""
+    if length < 0 or num_samples < 1:
+        raise ConfigError("length must be 0 or more and num-samples at least 1")
 
 
 def generate_stream(
@@ -170,10 +152,9 @@ def generate_stream(
 
     A line-mode checkpoint stops each sample at the end of its line.
     """
-    if length < 0 or num_samples < 1:
-        raise ConfigError("length must be 0 or more and num-samples at least 1")
+    check_counts(length, num_samples)
     prefix, _ = ckpt.vocab.known(prefix, skip_unknown)
-    stop = NEWLINE if line_mode(ckpt) else None
+    stop = NEWLINE if ckpt.line_mode else None
     yield from _generate(ckpt.runner, ckpt.vocab, prefix, length, sample, num_samples, stop, ckpt.start)
 
 
@@ -191,7 +172,7 @@ def generate(
         for part, c in zip(parts, chars):
             part.append(c)
     out = ["".join(part) for part in parts]
-    if line_mode(ckpt):
+    if ckpt.line_mode:
         out = [o.rstrip(NEWLINE) for o in out]
     return out
 
@@ -204,26 +185,6 @@ def seen_in_training(ckpt: Checkpoint, line: str) -> bool | None:
     if index is None or not hasattr(index, "shape"):
         return None
     return in_line_index(index, line)
-
-
-@dataclass
-class Evaluation(EvalResult):
-    """How well a checkpoint predicts a text (an `EvalResult`), and the characters skipped."""
-
-    skipped: int = 0  # characters dropped because the vocabulary lacks them
-    skipped_chars: list[str] = field(default_factory=list)
-    training_val_loss: float | None = None  # the model's own validation loss, from training
-    unigram_loss: float | None = None  # loss of the training text's character frequencies alone
-
-    def to_dict(self) -> dict:
-        """Plain values, for JSON."""
-        return {
-            **super().to_dict(),
-            "skipped": self.skipped,
-            "skipped_chars": self.skipped_chars,
-            "training_val_loss": self.training_val_loss,
-            "unigram_loss": self.unigram_loss,
-        }
 
 
 def _training_val_loss(ckpt: Checkpoint) -> float | None:
@@ -257,7 +218,7 @@ def evaluate(ckpt: Checkpoint, text: str, skip_unknown: bool = False, precision:
     skipped = len(text) - len(kept)
     device = ckpt.model.head.weight.device
     precision = resolve_precision(precision, device, ckpt.config.cell)
-    if line_mode(ckpt):
+    if ckpt.line_mode:
         lines = [ckpt.vocab.encode(line) for line in text_lines(kept)]
         if not lines:
             raise TextError("the text has no non-empty line of known characters; nothing to evaluate")
@@ -303,6 +264,40 @@ def surprisal(
     result = score_chars(ckpt.runner, ckpt.vocab, kept, offset, length, top_k, start=ckpt.start)
     result.skipped = unknown
     return result
+
+
+def complete(
+    ckpt: Checkpoint,
+    request: PredictRequest,
+    on_prefix: Callable[[PredictResult], None] | None = None,
+    on_char: Callable[[str], None] | None = None,
+) -> Completion:
+    """`charnext predict`: the per-step predictions for the prefix (handed to `on_prefix` as soon
+    as they are read), then the continuations; a single one of a stream model goes character by
+    character to `on_char` as it is drawn, when one is given."""
+    if request.alternatives < 1:
+        raise ConfigError(f"--alternatives must be at least 1, not {request.alternatives}")
+    check_counts(request.length, request.num_samples)
+    prediction = predict(ckpt, request.prefix, request.alternatives, request.skip_unknown)
+    if not prediction.steps and not request.length:
+        raise UsageError("give PREFIX to predict, or --length N to generate")
+    if on_prefix is not None:
+        on_prefix(prediction)
+    kept, n, sample = prediction.prefix, request.length, request.sample
+    streamed = on_char is not None and n > 0 and request.num_samples == 1 and not ckpt.line_mode
+    samples: list[str] = []
+    if streamed:
+        parts = []
+        for chars in generate_stream(ckpt, kept, n, sample):  # each character the moment it comes
+            on_char(chars[0])
+            parts.append(chars[0])
+        samples = ["".join(parts)]
+    elif n:
+        samples = generate(ckpt, kept, n, sample, request.num_samples)
+    seen = [seen_in_training(ckpt, kept + s) for s in samples] if ckpt.line_mode else None
+    steps = predict(ckpt, kept + samples[0], request.alternatives).steps[len(kept) :] if (
+        request.generated_steps and samples) else []  # fmt: skip
+    return Completion(prediction, samples, sample.seed if sample else None, seen, steps, streamed)
 
 
 def describe(ckpt: Checkpoint) -> dict:
@@ -354,27 +349,14 @@ def play_session(ckpt: Checkpoint, sample: SampleConfig | None = None) -> PlaySe
     return PlaySession(ckpt.runner, ckpt.vocab, ckpt.start, sample)
 
 
-def report_page(
-    ckpt: Checkpoint,
-    text: str | None = None,
-    source: str | None = None,
-    prefix: str | None = None,
-    offset: int = 0,
-    chars: int = 500,
-    units: int = 6,
-    alternatives: int = 5,
-    max_chars: int | None = 100_000,
-    skip_unknown: bool = False,
-    sample: SampleConfig | None = None,
-) -> str:
-    """The HTML report of a checkpoint (`charnext report`), as one self-contained page. Without
-    `text` it reads a sample the model writes itself, drawn with `sample`."""
+def report_page(ckpt: Checkpoint, request: ReportRequest | None = None, **fields) -> str:
+    """The HTML report of a checkpoint (`charnext report`), as one self-contained page, for a
+    `ReportRequest` (or one of these `fields`: text, source, prefix, offset, chars, units,
+    alternatives, max_chars, skip_unknown, sample). Without a text it reads a sample the model
+    writes itself."""
     from charnext.inside.report import collect, to_html
 
-    data = collect(
-        ckpt, text, source, prefix, offset, chars, units, alternatives, max_chars, skip_unknown, sample
-    )
-    return to_html(data)
+    return to_html(collect(ckpt, request, **fields))
 
 
 def web_page(

@@ -29,18 +29,18 @@ class ConfigError(CharnextError):
     """An option or a combination of options makes no sense."""
 
 
+class UsageError(ConfigError):
+    """The command was asked for nothing it can do (a usage error: exit 2, as Typer's own)."""
+
+    exit_code = 2
+
+
 class DeviceError(CharnextError):
     """The requested device is not available on this machine."""
 
 
 class MissingDependencyError(CharnextError):
     """An optional package that a feature needs is not installed (e.g. matplotlib for --plot)."""
-
-
-class Interrupted(CharnextError):
-    """Training was interrupted by the user (Ctrl-C); a resumable checkpoint was written."""
-
-    exit_code = 130
 
 
 class TrainingDiverged(CharnextError):

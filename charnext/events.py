@@ -1,16 +1,42 @@
 """What a training run reports: small event dataclasses and the final result, free of torch.
 
-The loop (`charnext.training.trainer`) yields these; `render.py` and `cli.py` import them without
-loading torch, so the front end is typed and tells events apart with `isinstance`.
+The loop (`charnext.training.trainer`) yields these; the views (`rendering/`) and the command line
+import them without loading torch, so the front end is typed and tells events apart with `isinstance`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from enum import Enum
 from pathlib import Path
 
 from charnext.text.paths import absolute_path
+
+_DESCRIBED = {"steps": "step budget reached", "max-time": "time budget reached",
+              "patience": "no validation improvement (patience)", "interrupted": "Ctrl-C"}  # fmt: skip
+
+
+class StopReason(str, Enum):
+    """Why a run ended (`TrainResult.reason`); a str, so that JSON and comparisons keep the word."""
+
+    steps = "steps"  # the step budget (--steps, --epochs) was reached
+    max_time = "max-time"  # the time budget (--max-time) was reached
+    patience = "patience"  # validation stopped improving (--patience)
+    interrupted = "interrupted"  # Ctrl-C: saved, resumable
+
+    @property
+    def described(self) -> str:
+        """The reason as the summary says it."""
+        return _DESCRIBED[self.value]
+
+    @classmethod
+    def describe(cls, reason: str) -> str:
+        """`reason` as the summary says it (a word this version does not know: as it is)."""
+        try:
+            return cls(reason).described
+        except ValueError:
+            return reason
 
 
 @dataclass
@@ -99,7 +125,7 @@ class TrainResult:
     val_loss: float | None  # final validation loss
     best_val_loss: float | None
     chars_per_sec: float  # training characters / train_time, this session
-    reason: str  # "steps", "max-time", "patience" or "interrupted"
+    reason: str  # a StopReason's value: "steps", "max-time", "patience" or "interrupted"
     checkpoint: Path | None  # the latest checkpoint (None: none written)
     best_checkpoint: Path | None  # the best-by-validation checkpoint, only if the file exists
     device: str

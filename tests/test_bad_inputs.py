@@ -147,13 +147,15 @@ def test_export_out_a_folder_or_the_checkpoint_itself_is_refused(run):
 
 def test_a_folder_put_where_the_checkpoint_goes_mid_run_ends_in_one_line(tmp_path, poem, monkeypatch):
     out = tmp_path / "run.pt"
-    real = ckpt._write
+    from charnext.storage import writing
+
+    real = writing._write
 
     def folder_in_the_way(path, raw):  # as if someone made a folder there while the run trained
         Path(path).mkdir(exist_ok=True)
         return real(path, raw)
 
-    monkeypatch.setattr(ckpt, "_write", folder_in_the_way)
+    monkeypatch.setattr(writing, "_write", folder_in_the_way)
     refused(cli("train", poem[:400], "--out", out, "--steps", 3, *TINY), "cannot write", "folder")
 
 

@@ -242,7 +242,7 @@ def test_export_of_a_line_mode_model_stays_in_line_mode(tmp_path, names):
     )
     out = ckpt.export(path, tmp_path / "names.safetensors")
     exported = api.load(out)
-    assert api.line_mode(exported) and api.seen_in_training(exported, "emma") is True
+    assert exported.line_mode and api.seen_in_training(exported, "emma") is True
 
 
 # -- bad files: each refused with one line, nothing in them run ------------------------------

@@ -41,22 +41,34 @@ def _steps(prefix: str) -> list[StepPrediction]:
 # --- the arguments each command hands the core --------------------------------------------------
 
 
+def _completing(prefix: str, samples: list[str]):
+    """A stand-in for `api.complete` that reads `prefix` and returns `samples`, as the real one
+    does: the prediction to `on_prefix` first."""
+
+    def complete(ckpt, request, on_prefix=None, on_char=None):
+        prediction = api.PredictResult(_steps(prefix))
+        if on_prefix is not None:
+            on_prefix(prediction)
+        return api.Completion(prediction, samples, request.sample.seed if request.sample else None)
+
+    return complete
+
+
 def test_predict_hands_the_core_every_option():
     ckpt = _fake_checkpoint()
     with (
         mock.patch.object(api, "load", return_value=ckpt) as load,
-        mock.patch.object(api, "predict", return_value=api.PredictResult(_steps("hihell"))) as predict,
-        mock.patch.object(api, "generate", return_value=["abc", "def"]) as generate,
+        mock.patch.object(api, "complete", side_effect=_completing("hihell", ["abc", "def"])) as complete,
     ):
         result = run("predict", "hihell", "-c", "m.pt", "-n", 5, "--temperature", 0.7, "--top-k", 4,
                      "--top-p", 0.9, "--seed", 3, "--num-samples", 2, "--alternatives", 5,
                      "--skip-unknown", "--device", "CPU", "--engine", "torch")  # fmt: skip
     assert result.exit_code == 0, result.output
     load.assert_called_once_with(Path("m.pt"), "cpu", "torch")
-    predict.assert_called_once_with(ckpt, "hihell", 5, True)
-    generate.assert_called_once_with(
-        ckpt, "hihell", 5, sample=SampleConfig(temperature=0.7, top_k=4, top_p=0.9, seed=3), num_samples=2
-    )
+    assert complete.call_args.args[:2] == (ckpt, api.PredictRequest(
+        prefix="hihell", length=5, sample=SampleConfig(temperature=0.7, top_k=4, top_p=0.9, seed=3),
+        num_samples=2, alternatives=5, skip_unknown=True,
+    ))  # fmt: skip
     assert "hihellabc" in result.stdout and "hihelldef" in result.stdout
 
 
@@ -64,17 +76,16 @@ def test_predict_defaults_sample_at_temperature_one_with_a_printed_seed():
     ckpt = _fake_checkpoint()
     with (
         mock.patch.object(api, "load", return_value=ckpt) as load,
-        mock.patch.object(api, "predict", return_value=api.PredictResult(_steps("ab"))) as predict,
-        mock.patch.object(api, "generate", return_value=["cd"]) as generate,
+        mock.patch.object(api, "complete", side_effect=_completing("ab", ["cd"])) as complete,
     ):
         result = run("predict", "--prefix", "ab", "-n", 2)
     assert result.exit_code == 0, result.output
     load.assert_called_once_with(Path("checkpoint.pt"), "cpu", "auto")
-    predict.assert_called_once_with(ckpt, "ab", 3, False)
-    seed = generate.call_args.kwargs["sample"].seed
+    request = complete.call_args.args[1]
+    seed = request.sample.seed
     assert isinstance(seed, int)
-    generate.assert_called_once_with(
-        ckpt, "ab", 2, sample=SampleConfig(temperature=1.0, top_k=0, top_p=1.0, seed=seed), num_samples=1
+    assert request == api.PredictRequest(
+        prefix="ab", length=2, sample=SampleConfig(temperature=1.0, top_k=0, top_p=1.0, seed=seed)
     )
     assert f"seed {seed}" in result.stderr and "seed" not in result.stdout
 

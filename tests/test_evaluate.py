@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from charnext import api
 from charnext.cli.app import app
-from charnext.rendering import render
+from charnext.rendering import evaluate_view
 from charnext.text.paths import shown_path
 
 runner = CliRunner()
@@ -177,7 +177,7 @@ def test_heat_map_in_colour(monkeypatch):
     view = api.Surprise(0, chars)
     buf = io.StringIO()
     con = Console(file=buf, force_terminal=True, color_system="standard", width=80)
-    render.show_surprise(con, view)
+    evaluate_view.show_surprise(con, view)
     out = buf.getvalue()
     assert "\x1b[" in out and "≥ 50%" in out and "< 1%" in out  # coloured, with a legend
     assert "marked under" not in out  # colour replaces the marks

@@ -129,7 +129,7 @@ def test_the_first_word_comes_before_torch_is_imported(tmp_path):
     import sys
 
     code = (
-        "import sys, charnext.cli.app as c\n"
+        "import sys, charnext.cli.train_cmd as c\n"
         "write = sys.stdout.write\n"
         "mark = lambda: ' (torch loaded)' if 'torch' in sys.modules else ''\n"
         "sys.stdout.write = lambda s: write(s.rstrip() + mark() + '\\n')\n"

@@ -13,7 +13,7 @@ import charnext
 PACKAGE = Path(charnext.__file__).parent
 UI_ROOMS = ("rendering", "cli")  # the only rooms that may import rich or typer
 UI_LIBRARIES = ("rich", "typer")
-FRONT_DOOR = {"__init__", "__main__", "api", "errors", "config", "events", "version"}
+FRONT_DOOR = {"__init__", "__main__", "api", "errors", "config", "events", "results", "version"}
 
 
 def module_names(root: Path, package: str) -> dict[str, Path]:
@@ -161,7 +161,7 @@ def test_no_import_cycle_among_charnext_modules():
 def test_core_rooms_import_neither_rich_nor_typer():
     graph, outside = import_graph(PACKAGE, "charnext")
     assert ui_breaches(graph, outside, "charnext") == []
-    assert "rich" in outside["charnext.rendering.render"]  # the check sees what the UI imports
+    assert "rich" in outside["charnext.rendering.widgets"]  # the check sees what the UI imports
 
 
 def test_subpackages_stand_in_layers():
@@ -276,3 +276,42 @@ def test_no_function_is_longer_than_sixty_lines():
                 if lines > 60:
                     long.append(f"{name}.{node.name}: {lines} lines")
     assert long == []
+
+
+def view_breaches(root: Path) -> list[str]:
+    """Places in a rendering room where a view writes on its own: a bare `print(...)`, a write to
+    `sys.stdout`/`sys.stderr`, or a Console made anywhere but the console module. A view writes
+    through the console it is handed, so that the streams, colour and width are decided once."""
+    found = []
+    for path in sorted(root.glob("*.py")):
+        if path.name == "console.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("print", "Console")
+            ):
+                found.append(f"{path.name}:{node.lineno} {node.func.id}(...)")
+            if isinstance(node, ast.Attribute) and ast.unparse(node) in ("sys.stdout", "sys.stderr"):
+                found.append(f"{path.name}:{node.lineno} {ast.unparse(node)}")
+    return found
+
+
+def test_views_write_only_through_the_console():
+    assert view_breaches(PACKAGE / "rendering") == []
+
+
+def test_the_view_check_finds_a_view_that_prints(tmp_path):
+    (tmp_path / "console.py").write_text("from rich.console import Console\nc = Console()\n")
+    (tmp_path / "a_view.py").write_text("import sys\ndef show(x):\n    print(x)\n    sys.stdout.write(x)\n")
+    assert view_breaches(tmp_path) == ["a_view.py:3 print(...)", "a_view.py:4 sys.stdout"]
+
+
+def test_no_view_imports_storage():
+    """A view shows what the API gives it; reading and checking checkpoints is storage's job."""
+    graph, _ = import_graph(PACKAGE, "charnext")
+    reach = {m: sorted(t for t in targets if t.startswith("charnext.storage"))
+             for m, targets in graph.items() if m.startswith("charnext.rendering")}  # fmt: skip
+    assert {m: t for m, t in reach.items() if t} == {}
+    assert "charnext.rendering.widgets" in reach  # the check sees the views

@@ -230,7 +230,7 @@ def test_neurons_unit_heat_map_in_a_pipe(hihello, hitext):
 
 
 def test_unit_heat_map_in_colour():
-    from charnext.rendering.render import unit_heat_map
+    from charnext.rendering.neurons_view import unit_heat_map
 
     con = Console(file=io.StringIO(), force_terminal=True, color_system="truecolor", width=40, no_color=False)
     con.print(unit_heat_map("ab\ncd", [-1.0, 0.0, 0.5, 1.0, 0.2], 1.0, 30, colour=True))

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from charnext import api
 from charnext.cli.app import app
 from charnext.config import SampleConfig
-from charnext.rendering import render
+from charnext.rendering import predict_view
 
 runner = CliRunner()
 TINY = {"hidden_size": 32, "num_layers": 1, "precision": "fp32", "device": "cpu"}
@@ -192,8 +192,8 @@ def test_table_of_generated_steps_is_capped(hihello):
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "per-step prediction" in out and "generated steps" in out
-    assert f"the first {500 - render.TABLE_ROWS:,} of 500 steps are not shown" in out
-    assert len(out.splitlines()) < 6 + 2 * render.TABLE_ROWS + 30  # prefix, text, one capped table
+    assert f"the first {500 - predict_view.TABLE_ROWS:,} of 500 steps are not shown" in out
+    assert len(out.splitlines()) < 6 + 2 * predict_view.TABLE_ROWS + 30  # prefix, text, one capped table
     assert "\n   506 " in out  # the last generated step keeps its number
     assert max(len(line) for line in out.splitlines() if "hihello" not in line) <= 80
 
@@ -201,13 +201,13 @@ def test_table_of_generated_steps_is_capped(hihello):
 def test_long_prefix_table_is_capped(hihello):
     result = run("predict", "-c", hihello, "-p", "hihello" * 30)
     assert result.exit_code == 0
-    assert f"the first {210 - render.TABLE_ROWS} of 210 steps are not shown" in result.stdout
+    assert f"the first {210 - predict_view.TABLE_ROWS} of 210 steps are not shown" in result.stdout
 
 
 def test_stream_text_prints_each_character():
     buf = io.StringIO()
     con = Console(file=buf, force_terminal=True, width=80, color_system=None)
-    assert render.stream_text(con, "hi", iter("hello")) == "hello"
+    assert predict_view.stream_text(con, "hi", iter("hello")) == "hello"
     assert buf.getvalue() == "hihello\n"
 
 

@@ -59,7 +59,9 @@ def test_report_data(poem_model):
     from charnext.inside.report import collect
     from charnext.storage.checkpoint import load
 
-    d = collect(load(poem_model), POEM * 2, "poem", prefix="Tyger", chars=50, units=3, top_k=4)
+    d = collect(
+        load(poem_model), text=POEM * 2, source="poem", prefix="Tyger", chars=50, units=3, alternatives=4
+    )
     assert [s["input"] for s in d.prefix_steps] == list("Tyger")
     assert [s["target"] for s in d.prefix_steps] == list("yger") + [None]
     assert all(len(s["top"]) == 4 for s in d.prefix_steps)
@@ -84,7 +86,7 @@ def test_report_escapes_the_text(hihello, tmp_path):
     from charnext.inside.report import collect, to_html
     from charnext.storage.checkpoint import load
 
-    d = collect(load(hihello), "hihello" * 5, "<script>alert(1)</script>", chars=20)
+    d = collect(load(hihello), text="hihello" * 5, source="<script>alert(1)</script>", chars=20)
     page = to_html(d)
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
     assert page.count("<script>") == 1
@@ -163,7 +165,7 @@ def test_report_shows_invisible_characters_in_the_one_notation(hihello):
     from charnext.inside.report import collect, to_html
 
     ckpt = api.load(hihello)
-    tabbed = collect(ckpt, "hihello" * 3, "t", prefix="hihello", chars=12, units=0)
+    tabbed = collect(ckpt, text="hihello" * 3, source="t", prefix="hihello", chars=12, units=0)
     tabbed.prefix_steps[0]["input"] = "\t"
     tabbed.surprise[1]["char"] = "\t"
     page = to_html(tabbed)

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from charnext import api
 from charnext.inside.neurons import scan
-from charnext.rendering import render
+from charnext.rendering import evaluate_view, neurons_view, predict_view
 from charnext.rendering.play_ui import frame
 from charnext.text.vocab import visible
 
@@ -40,7 +40,7 @@ def poem_ckpt(tmp_path_factory):
 def test_predict_never_breaks_a_pair(poem_ckpt, width, k):
     ckpt, _ = poem_ckpt
     steps = api.predict(ckpt, "Tyger, burning", top_k=k).steps
-    lines = rendered(width, render.prediction_table(steps, k, width=width))
+    lines = rendered(width, predict_view.prediction_table(steps, k, width=width))
     assert max(len(line) for line in lines) <= width
     for s in steps:
         for c, p in s.top:
@@ -55,7 +55,7 @@ def test_predict_never_breaks_a_pair(poem_ckpt, width, k):
 def test_neurons_keep_feature_names_whole_and_drop_the_unit_state_first(poem_ckpt, width):
     ckpt, text = poem_ckpt
     result = scan(ckpt.model, ckpt.vocab, text, 5000)
-    top, best = render.neuron_tables(result, 10, width)
+    top, best = neurons_view.neuron_tables(result, 10, width)
     lines = rendered(width, top, best)
     assert max(len(line) for line in lines) <= width
     out = "\n".join(lines)
@@ -71,7 +71,7 @@ def test_neurons_keep_feature_names_whole_and_drop_the_unit_state_first(poem_ckp
 
 def test_the_heat_map_legend_wraps_with_its_indent():
     for colour in (False, True):
-        lines = rendered(36, render.heat_legend(colour))
+        lines = rendered(36, evaluate_view.heat_legend(colour))
         assert len(lines) > 2  # it did wrap
         assert all(line.startswith("  ") for line in lines if line.strip())
 

@@ -25,10 +25,25 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on std
 Device = Annotated[DeviceName, typer.Option(help="Where to run.")]
 EngineChoice = Annotated[Engine, typer.Option(help=ENGINE_HELP)]
 SkipUnknown = Annotated[bool, typer.Option("--skip-unknown", help="Drop characters the vocabulary lacks.")]
-File = Annotated[
+# the text a command reads (evaluate scores it, neurons reads it): TEXT itself, or --file
+ReadText = Annotated[
+    str | None,
+    typer.Argument(metavar="TEXT", help="Text to read; - reads standard input.", show_default=False),
+]
+ScoreText = Annotated[
+    str | None,
+    typer.Argument(metavar="TEXT", help="Text to score; - reads standard input.", show_default=False),
+]
+ReadFile = Annotated[
     Path | None,
     typer.Option(
         "--file", "-f", help="Read this UTF-8 text file; - reads standard input.", show_default=False
+    ),
+]
+ScoreFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--file", "-f", help="Score this UTF-8 text file; - reads standard input.", show_default=False
     ),
 ]
 

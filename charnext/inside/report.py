@@ -71,21 +71,28 @@ def _described(sample: SampleConfig) -> str:
     return ", ".join(parts + ([f"seed {sample.seed}"] if sample.seed is not None else []))
 
 
-def collect(
-    ckpt: Checkpoint,
-    text: str | None = None,
-    source: str | None = None,
-    prefix: str | None = None,
-    offset: int = 0,
-    chars: int = 500,
-    units: int = 6,
-    top_k: int = 5,
-    max_chars: int | None = 100_000,
-    skip_unknown: bool = False,
-    sample: SampleConfig | None = None,
-) -> ReportData:
-    """Gather the report's data. Without `text`, the model's own sample is read, drawn with
-    `sample` (default: temperature 0.8, seed 0)."""
+@dataclass(frozen=True)
+class ReportRequest:
+    """What a report is asked to show (`charnext report`'s options)."""
+
+    text: str | None = None  # the text read; None: a sample the model writes itself
+    source: str | None = None  # where the text came from, as the page names it
+    prefix: str | None = None  # the per-step table's prefix; None: the stretch's first line
+    offset: int = 0  # where the heat maps start in the text
+    chars: int = 500  # characters the heat maps show
+    units: int = 6  # units shown as heat maps
+    alternatives: int = 5  # most likely characters shown per step
+    max_chars: int | None = 100_000  # characters the units are scored on; None: all
+    skip_unknown: bool = False  # drop characters the vocabulary lacks
+    sample: SampleConfig | None = None  # how the model's own sample is drawn (temperature 0.8, seed 0)
+
+
+def collect(ckpt: Checkpoint, request: ReportRequest | None = None, **fields) -> ReportData:
+    """Gather the report's data for `request` (or a request of these `fields`). Without a text,
+    the model's own sample is read."""
+    r = request or ReportRequest(**fields)
+    text, source, prefix, offset, chars, units = r.text, r.source, r.prefix, r.offset, r.chars, r.units
+    top_k, max_chars, skip_unknown, sample = r.alternatives, r.max_chars, r.skip_unknown, r.sample
     if chars < 1 or units < 0 or top_k < 1 or offset < 0:
         raise ConfigError("the stretch and top-k must be at least 1, units and offset 0 or more")
     if text is None:

@@ -13,8 +13,9 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from charnext.errors import ConfigError
 from charnext.inside.play import PlaySession
+from charnext.rendering.console import require_terminal
+from charnext.rendering.widgets import pack
 from charnext.text.vocab import visible
 
 TAB, CTRL_D, CTRL_G, ESC = "\t", "\x04", "\x07", "\x1b"
@@ -23,32 +24,11 @@ ENTER = ("\r", "\n")
 CURSOR = "▌"
 
 
-def require_terminal() -> None:
-    """`play` reads single keys: refuse, with a reason, when stdin or stdout is not a terminal."""
-    if not sys.stdin.isatty():
-        raise ConfigError(
-            "play needs a terminal: standard input is not one (for scripts, use `charnext predict`)"
-        )
-    if not sys.stdout.isatty():
-        raise ConfigError("play needs a terminal: standard output is not one")
-
-
-def _join_phrases(phrases: list[str], sep: str, width: int) -> str:
-    """`phrases` joined by `sep` in lines of at most `width` cells, broken only between two."""
-    lines: list[str] = []
-    for phrase in phrases:
-        if lines and len(lines[-1]) + len(sep) + len(phrase) <= width:
-            lines[-1] += sep + phrase
-        else:
-            lines.append(phrase)
-    return "\n".join(lines)
-
-
 def frame(session: PlaySession, title: str, k: int, length: int, message: str, width: int) -> Group:
     """The screen: title and keys, the text so far (its last lines), the top-k as bars."""
     # the keys as whole phrases: a narrow terminal breaks the line between two, never inside one
     phrases = ["Tab accept top", f"Ctrl-G write {length} more", "Backspace", "Ctrl-C or Ctrl-D quit"]
-    keys = Text(_join_phrases(phrases, " · ", width), style="dim")
+    keys = Text(_joined(phrases, " · ", width), style="dim")
     lines = session.text.split("\n")[-6:]
     text = Text()
     for i, line in enumerate(lines):
@@ -121,3 +101,8 @@ def session_keys(session: PlaySession, keys: str, length: int) -> str:
             if not session.type(key):
                 message = f"'{visible(key)}' is not in the model's vocabulary"
     return message
+
+
+def _joined(phrases: list[str], sep: str, width: int) -> str:
+    """`phrases` joined by `sep` in lines of at most `width` cells, broken only between two."""
+    return "\n".join(pack(phrases, sep=sep, width=width))

@@ -18,9 +18,9 @@ from charnext import api
 from charnext.cli.app import app
 from charnext.inside.curves import loss_axis, smooth
 from charnext.inside.report import ReportData, _curves
-from charnext.rendering import render
+from charnext.rendering import console, train_view, widgets
 from charnext.rendering.plot import y_range
-from charnext.rendering.render import line_chart
+from charnext.rendering.widgets import line_chart
 from charnext.text.paths import shorten_middle, shown_path
 from charnext.text.vocab import Vocab, visible, visible_text
 
@@ -38,7 +38,7 @@ def _console(width: int, terminal: bool = False) -> tuple[Console, io.StringIO]:
     buf = io.StringIO()
     con = Console(file=buf, width=width, force_terminal=terminal, color_system=None, highlight=False)
     if not terminal:
-        con.file = render.TrimmedLines(buf)
+        con.file = console.TrimmedLines(buf)
     return con, buf
 
 
@@ -75,7 +75,7 @@ def _events():
 def test_piped_training_view_prints_in_the_order_things_happen():
     con, buf = _console(60)
     step, report, evaluation = _events()
-    with render.TrainView(con, "the run's header") as view:
+    with train_view.TrainView(con, "the run's header") as view:
         view.row(report)
         view.step(step)
         view.evaluation(evaluation)
@@ -96,7 +96,7 @@ def test_training_view_shortens_text_columns_first():
         con, buf = _console(width)
         report = SimpleNamespace(step=123456, loss=12.3456, accuracy=1.0, prediction="가" * 40,
                                  target="x" * 80)  # fmt: skip
-        with render.TrainView(con, "header") as view:
+        with train_view.TrainView(con, "header") as view:
             view.row(report)
         lines = buf.getvalue().splitlines()
         assert lines[-1].split()[:3] == ["123456", "12.3456", "100%"]
@@ -217,7 +217,7 @@ def test_a_long_path_is_shortened_between_names():
 
 
 def test_words_wrap_between_words_and_never_break_one():
-    words = render.Words(["charnext", "train", "--out", "/tmp/" + "b" * 70 + "/run.pt", "--steps", "6"])
+    words = widgets.Words(["charnext", "train", "--out", "/tmp/" + "b" * 70 + "/run.pt", "--steps", "6"])
     for width in (20, 40, 60, 200):
         lines = words.lines(width)
         assert all(cell_len(line) <= width for line in lines), (width, lines)

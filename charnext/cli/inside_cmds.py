@@ -1,0 +1,188 @@
+"""Inside the model: `charnext neurons`, `report`, `page` and `play`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from charnext.cli import options
+from charnext.cli.common import handle_errors, print_json, read_input, warn_skipped, write_html
+from charnext.config import DeviceName, Engine, PageWeights
+from charnext.errors import ConfigError
+
+
+@handle_errors
+def neurons(
+    text: options.ReadText = None,
+    file: options.ReadFile = None,
+    checkpoint: options.Checkpoint = Path("checkpoint.pt"),
+    unit: Annotated[
+        str | None,
+        typer.Option(
+            help="Show this unit over the text: LAYER:INDEX (an LSTM's cell; LAYER:hINDEX its hidden state)."
+        ),
+    ] = None,
+    top: Annotated[int, typer.Option(help="Units to list.")] = 10,
+    max_chars: Annotated[
+        int, typer.Option(help="Characters of the text to record (from its start); 0 = all.")
+    ] = 100_000,
+    show_chars: Annotated[int, typer.Option(help="Characters of the text --unit shows.")] = 600,
+    offset: Annotated[int, typer.Option(help="Where the --unit stretch starts (0 = the beginning).")] = 0,
+    skip_unknown: Annotated[
+        bool, typer.Option("--skip-unknown", help="Drop characters the vocabulary lacks.")
+    ] = False,
+    device: options.Device = DeviceName.cpu,
+    engine: options.EngineChoice = Engine.auto,
+    json_out: options.Json = False,
+) -> None:
+    """Find which units follow which features of a text: line position, quotes, brackets, indents.
+
+    Records every unit of every layer (an LSTM's cell and hidden states) over the text and
+    lists those whose activation correlates best with a feature; --unit colours one of them
+    over the text.
+    """
+    from charnext import api
+    from charnext.rendering import (
+        console,
+        neurons_view,
+    )
+
+    if top < 1 or max_chars < 0 or show_chars < 1 or offset < 0:
+        raise ConfigError("--top and --show-chars must be at least 1, --max-chars and --offset 0 or more")
+    text = read_input(text, file, "to read")
+    ckpt = api.load(checkpoint, device.value, engine.value)
+    result, chosen = api.neurons(ckpt, text, unit, max_chars or None, offset, show_chars, skip_unknown)
+    if result.skipped:
+        warn_skipped(result.skipped)
+    if json_out:
+        print_json(api.NeuronsReport(result, top, chosen).to_dict())
+        return
+    con = console.console()
+    if chosen is not None:
+        neurons_view.show_unit(con, result, chosen)
+    else:
+        neurons_view.show_neurons(con, result, top)
+
+
+@handle_errors
+def report(
+    checkpoint: options.Checkpoint = Path("checkpoint.pt"),
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", "-f", help="UTF-8 text to read [default: a sample the model writes itself]."),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("report.html"),
+    prefix: Annotated[
+        str | None, typer.Option(help="Prefix of the per-step table [default: the stretch's first line].")
+    ] = None,
+    chars: Annotated[int, typer.Option(help="Characters the heat maps show.")] = 500,
+    offset: Annotated[int, typer.Option(help="Where the heat maps start in the text.")] = 0,
+    units: Annotated[int, typer.Option(help="Units shown as heat maps.")] = 6,
+    alternatives: options.Alternatives = 5,
+    max_chars: Annotated[
+        int, typer.Option(help="Characters of the text the units are scored on; 0 = all.")
+    ] = 100_000,
+    temperature: options.Temperature = 0.8,
+    top_k: options.TopK = 0,
+    top_p: options.TopP = 1.0,
+    seed: options.Seed = 0,
+    skip_unknown: options.SkipUnknown = False,
+    device: options.Device = DeviceName.cpu,
+    engine: options.EngineChoice = Engine.auto,
+) -> None:
+    """Write a self-contained HTML report: model, loss curves, predictions, surprise, units.
+
+    One file with inline CSS and SVG that loads nothing from the network: open it in any
+    browser, send it, print it. Without --file the model writes the text itself, drawn with
+    --temperature, --top-k, --top-p and --seed.
+    """
+    from charnext import api
+    from charnext.config import SampleConfig
+
+    sample = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)  # checks values
+    text = read_input(None, file, "to read") if file is not None else None
+    ckpt = api.load(checkpoint, device.value, engine.value)
+    source = None if file is None else ("standard input" if str(file) == "-" else file.name)
+    request = api.ReportRequest(
+        text=text, source=source, prefix=prefix, offset=offset, chars=chars, units=units,
+        alternatives=alternatives, max_chars=max_chars or None, skip_unknown=skip_unknown, sample=sample,
+    )  # fmt: skip
+    page = api.report_page(ckpt, request)
+    write_html(out, page, "report")
+
+
+@handle_errors
+def page(
+    checkpoint: options.Checkpoint = Path("checkpoint.pt"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("model.html"),
+    prefix: Annotated[str, typer.Option(help="Text the page opens with (its table shows at once).")] = "",
+    weights: Annotated[
+        PageWeights,
+        typer.Option(
+            help="How the weights are stored: auto is float16 where that moves the loss by under "
+            "0.001 nats/char (on --file, else on a sample the model writes), float32 otherwise."
+        ),
+    ] = PageWeights.auto,
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", "-f", help="UTF-8 text the float16 check scores [default: a sample]."),
+    ] = None,
+) -> None:
+    """Write the model as one web page that runs it in any browser, offline: type and see, generate.
+
+    One self-contained HTML file (weights, JavaScript forward pass, page) that loads nothing
+    from the network: open it from disk or send it; nothing needs to be installed.
+    """
+    from charnext import api
+    from charnext.rendering import (
+        console,
+    )
+
+    text = read_input(None, file, "to score") if file is not None else None
+    ckpt = api.load(checkpoint, engine="numpy")
+    data = api.web_page(ckpt, weights.value, text, prefix, checkpoint.name)
+    write_html(out, data.html(), "page")
+    err = console.error_console()
+    err.print(f"weights {data.precision.describe()}", markup=False, highlight=False, soft_wrap=True)
+
+
+@handle_errors
+def play(
+    checkpoint: options.Checkpoint = Path("checkpoint.pt"),
+    alternatives: options.Alternatives = 5,
+    length: Annotated[int, typer.Option("--length", "-n", help="Characters Ctrl-G writes.")] = 40,
+    temperature: options.Temperature = 0.8,
+    top_k: options.TopK = 0,
+    top_p: options.TopP = 1.0,
+    seed: options.Seed = 0,
+    device: options.Device = DeviceName.cpu,
+    engine: options.EngineChoice = Engine.auto,
+) -> None:
+    """Type, and watch the model's next-character probabilities after every key (a terminal app).
+
+    Tab accepts the most likely character, Ctrl-G writes the next --length characters (drawn
+    with --temperature, --top-k, --top-p and --seed), Backspace deletes one, Ctrl-C or Ctrl-D
+    leaves; the text is printed on leaving.
+    """
+    from charnext.rendering import (
+        console,
+    )
+    from charnext.rendering.play_ui import require_terminal, run
+
+    require_terminal()  # before loading anything: refuse at once
+    if alternatives < 1 or length < 1:
+        raise ConfigError("--alternatives and --length must be at least 1")
+    from charnext import api
+    from charnext.config import SampleConfig
+
+    sample = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)  # checks values
+    ckpt = api.load(checkpoint, device.value, engine.value)
+    session = api.play_session(ckpt, sample)
+    c = ckpt.config
+    title = f"charnext play · {checkpoint.name} · {c.cell.value} {c.num_layers}×{c.hidden_size}"
+    con = console.console()
+    text = run(session, con, title, alternatives, length)
+    if text:
+        con.print(text, markup=False, highlight=False, soft_wrap=True)

@@ -1,0 +1,104 @@
+"""`charnext predict`: options, the API's prediction and continuation, the view."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from charnext.cli import options
+from charnext.cli.common import handle_errors, print_json, random_seed, usage
+from charnext.config import DeviceName, Engine
+from charnext.errors import ConfigError
+
+
+@handle_errors
+def predict(
+    prefix_arg: Annotated[
+        str | None,
+        typer.Argument(metavar="PREFIX", help="Text to feed, one character at a time.", show_default=False),
+    ] = None,
+    prefix: Annotated[
+        str | None, typer.Option("--prefix", "-p", help="The same as PREFIX.", show_default=False)
+    ] = None,
+    checkpoint: options.Checkpoint = Path("checkpoint.pt"),
+    length: Annotated[
+        int, typer.Option("--length", "-n", help="Characters to generate past the prefix.")
+    ] = 0,
+    temperature: options.Temperature = 1.0,
+    top_k: options.TopK = 0,
+    top_p: options.TopP = 1.0,
+    seed: options.PredictSeed = None,
+    num_samples: Annotated[int, typer.Option(help="Continuations to generate.")] = 1,
+    alternatives: options.Alternatives = 3,
+    table: Annotated[
+        bool, typer.Option("--table", help="Also tabulate the generated steps (the last 60).")
+    ] = False,
+    text_only: Annotated[
+        bool,
+        typer.Option("--text", help="Print only the generated text (prefix and continuation) on stdout."),
+    ] = False,
+    skip_unknown: options.SkipUnknown = False,
+    device: options.Device = DeviceName.cpu,
+    engine: options.EngineChoice = Engine.auto,
+    json_out: options.Json = False,
+) -> None:
+    """Show the model's most likely next character after each character of PREFIX, and continue it.
+
+    The table is the argmax view of the lecture (␣ is a space, ↵ a newline); --length N then
+    samples N characters past the prefix (--temperature 0: greedy).
+    """
+    from charnext import api
+    from charnext.rendering import console, predict_view
+
+    if prefix_arg is not None and prefix is not None:
+        raise usage("give PREFIX or --prefix, not both")
+    _check_predict(length, num_samples, alternatives, text_only, json_out)
+    sample = _sample_for(temperature, top_k, top_p, seed, length, num_samples)
+    request = api.PredictRequest(
+        prefix=prefix_arg if prefix_arg is not None else prefix or "", length=length, sample=sample,
+        num_samples=num_samples, alternatives=alternatives, skip_unknown=skip_unknown,
+        generated_steps=table and not text_only and not json_out,
+    )  # fmt: skip
+    ckpt = api.load(checkpoint, device.value, engine.value)
+    con = console.console(stderr=json_out)
+    seed_note = sample.seed if length and sample.temperature else None
+    view = predict_view.PredictView(con, alternatives, table=not (json_out or text_only), seed_note=seed_note)
+    streaming = con.is_terminal and not json_out  # on a terminal each character shows as it comes
+    result = api.complete(ckpt, request, view.prefix_read, view.char if streaming else None)
+    if json_out:
+        print_json(result.to_dict())
+    else:
+        view.finish(result, text_only)
+
+
+def _check_predict(length: int, num_samples: int, alternatives: int, text_only: bool, json_out: bool) -> None:
+    """predict's options that exclude each other or are out of range (before anything loads)."""
+    from charnext import api
+
+    if alternatives < 1:
+        raise ConfigError(f"--alternatives must be at least 1, not {alternatives}")
+    api.check_counts(length, num_samples)
+    if text_only and json_out:
+        raise usage("--text and --json exclude each other")
+    if text_only and not length:
+        raise usage("--text prints generated text: give --length N")
+
+
+def _sample_for(
+    temperature: float, top_k: int, top_p: float, seed: int | None, length: int, num_samples: int
+):
+    """How predict samples: without --seed, a fresh seed (printed, to make a good sample again);
+    greedy needs none."""
+    from charnext.config import SampleConfig
+    from charnext.rendering.console import error_console
+
+    greedy = temperature == 0
+    if greedy and num_samples > 1 and length:
+        raise usage("--temperature 0 is greedy: every sample would be the same; drop --num-samples")
+    if greedy and seed is not None:
+        error_console().print("note: --seed has no effect with --temperature 0 (greedy)", markup=False)
+    if length and not greedy and seed is None:
+        seed = random_seed()
+    return SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)  # checks values

@@ -1,0 +1,190 @@
+"""`charnext train` and `charnext prepare`: options, one call into the API, the views."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from charnext.cli import options
+from charnext.cli.common import command_line, fail, handle_errors, print_json, source_of, usage
+from charnext.config import parse_duration, training_options
+from charnext.events import StopReason
+
+
+@handle_errors
+def train(
+    text: options.TrainText = None,
+    file: options.TrainFile = None,
+    data: options.TrainData = None,
+    cell: options.Cell = None,
+    hidden_size: options.HiddenSize = None,
+    num_layers: options.NumLayers = None,
+    embedding_size: options.EmbeddingSize = None,
+    dropout: options.Dropout = None,
+    weight_drop: options.WeightDrop = None,
+    seq_len: options.SeqLen = None,
+    batch_size: options.BatchSize = None,
+    steps: options.Steps = None,
+    epochs: options.Epochs = None,
+    max_time: options.MaxTime = None,
+    weight_decay: options.WeightDecay = None,
+    lr: options.Lr = None,
+    seed: options.TrainSeed = None,
+    device: options.TrainDevice = None,
+    precision: options.TrainPrecision = None,
+    val_fraction: options.ValFraction = None,
+    eval_every: options.EvalEvery = None,
+    patience: options.Patience = None,
+    lines: options.Lines = None,
+    random_windows: options.RandomWindows = None,
+    ema: options.Ema = None,
+    cold_starts: options.ColdStarts = None,
+    sample_prompt: options.SamplePrompt = None,
+    sample_temperature: options.SampleTemperature = None,
+    threads: options.Threads = None,
+    out: options.TrainOut = None,
+    resume: options.Resume = None,
+    init_from: options.InitFrom = None,
+    extend_vocab: options.ExtendVocab = False,
+    json_out: options.Json = False,
+    dist_timeout: options.DistTimeout = "10m",
+) -> None:
+    """Train a character model on TEXT (or --file, --data, or standard input) and save a checkpoint.
+
+    With --resume, the text may be left out: the run reopens the file or folder it trained on.
+    Started by `torchrun --nproc-per-node=N -m charnext train ...` it trains in N processes
+    (DistributedDataParallel); only the first writes checkpoints and output. A diverging run
+    stops with exit code 3 and keeps its last good checkpoints.
+    """
+    if not json_out:  # a first word before the slow part (torch, reading, planning) begins
+        _say_starting(text, file, data, resume)
+    from charnext import api
+
+    given = _given(locals())  # the training options typed, by their config names
+    where = device.value if device else "auto"
+    with api.training_processes(where, parse_duration(dist_timeout), threads) as procs:
+        source = source_of(text, file, data)
+        if source is None and resume is None:
+            raise usage("give the text to train on: TEXT, --file PATH, --data DIR, or - for standard input")
+        extra = dict(resume=resume, init_from=init_from, extend_vocab=extend_vocab, command=command_line())
+        _train_and_show(api.start_run(source, out, **extra, **given), procs.main, json_out)
+
+
+def _train_and_show(trainer, main: bool, json_out: bool) -> None:
+    """Run the trainer with the training view (in the first process only), then the summary or
+    JSON; an interrupted run says how to resume it."""
+    from charnext import api
+    from charnext.rendering import (
+        console,
+        train_view,
+        widgets,
+    )
+
+    con = console.console(stderr=json_out, quiet=not main)
+    con.file = console.OutputThatMayClose(con.file)  # `| head`: the run goes on and saves
+    with train_view.TrainView(con, train_view.run_header(trainer)) as view:
+        result = api.run(trainer, view.show, stop_on_sigint=True)
+    if json_out and main:
+        print_json(result.to_dict())
+    train_view.train_summary(con, result, _next_command(trainer, result))
+    if result.reason == StopReason.interrupted:
+        again = widgets.shown_path(result.checkpoint)
+        raise fail(f"interrupted at step {result.steps}; resume with --resume {again}", 130)
+
+
+def _given(values: dict) -> dict:
+    """The training options among a command's arguments that were given (not None), as plain
+    values for the configs: choices by their value, --max-time in seconds."""
+    given = {k: v for k, v in values.items() if k in training_options() and v is not None}
+    if "max_time" in given:
+        given["max_time"] = parse_duration(given["max_time"])
+    return {k: getattr(v, "value", v) if k in ("device", "precision") else v for k, v in given.items()}
+
+
+def _say_starting(text: str | None, file: Path | None, data: Path | None, resume: Path | None) -> None:
+    """One plain line on stdout at once, before torch is imported (a second or more), the text
+    read and the run planned: the header follows when training starts. Only for an input that
+    exists, so that an error is not preceded by it; only in the first of several processes."""
+    if os.environ.get("RANK", "0") != "0":
+        return
+    if resume is not None and resume.is_file():
+        what = f"resuming {resume.name}"
+    elif file is not None and str(file) != "-" and file.is_file():
+        what = f"training on {file.name} ({_size(file.stat().st_size)})"
+    elif data is not None and data.is_dir():
+        what = f"training on {data.name or data}"
+    elif text is not None and text != "-" and file is None and data is None:
+        what = f"training on a text of {len(text):,} characters"
+    else:
+        return
+    try:
+        sys.stdout.write(f"{what}: loading...\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader is gone: the run goes on, and saves, regardless
+        from charnext.rendering.console import stdout_closed
+
+        stdout_closed()
+
+
+def _size(n: int) -> str:
+    """A file size in bytes, KB or MB (decimal)."""
+    for unit, scale in (("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _next_command(trainer, result) -> list[str] | None:
+    """What to try with the model just trained, as the words of a shell command: its predictions
+    for the text's first line (a line-mode model: five new lines), from the best checkpoint
+    where there is one (its path from the current folder, to paste)."""
+    import shlex
+
+    from charnext.rendering import (
+        widgets,
+    )
+
+    path = result.best_checkpoint or result.checkpoint
+    if path is None or result.reason == StopReason.interrupted:
+        return None
+    where = ["-c", shlex.quote(widgets.shown_path(path, home=False))]
+    if trainer.config.lines:
+        return ["charnext", "predict", "--length", "40", "--num-samples", "5", *where]
+    prompt = trainer.sample_prompt()[:24]
+    return ["charnext", "predict", shlex.quote(prompt), "--length", "200", *where] if prompt else None
+
+
+@handle_errors
+def prepare(
+    file: Annotated[
+        Path, typer.Option("--file", "-f", help="The UTF-8 text file to encode.", show_default=False)
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="Folder to write tokens.bin and meta.json into.", show_default=False
+        ),
+    ],
+    json_out: options.Json = False,
+) -> None:
+    """Encode a text of any size once into a memory-mapped token folder, for `train --data`.
+
+    The file is streamed in chunks, twice (vocabulary, then encoding): memory stays flat.
+    """
+    from charnext import api
+    from charnext.rendering import (
+        console,
+        prepare_view,
+    )
+
+    con = console.console(stderr=json_out)
+    with prepare_view.PrepareView(con) as view:
+        result = api.prepare(file, out, on_progress=view.update)
+    if json_out:
+        print_json(result.to_dict())
+    else:
+        prepare_view.prepare_summary(con, result)
