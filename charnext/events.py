@@ -7,7 +7,7 @@ loading torch, so the front end is typed and tells events apart with `isinstance
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from charnext.text.paths import absolute_path
@@ -61,6 +61,9 @@ class EvalResult:
     loss: float  # mean negative log-likelihood, nats per character
     accuracy: float  # fraction of characters predicted exactly (argmax)
     characters: int  # characters scored
+    # standard error of `loss` over independent pieces (rows, lines); keyword-only, so that
+    # subclasses (api.Evaluation) keep their positional fields
+    stderr: float | None = field(default=None, kw_only=True)
 
     @property
     def bits_per_char(self) -> float:

@@ -153,7 +153,7 @@ def test_max_time_stops_on_budget(poem):
     trainer = new_run(poem, None, config, None, **SMALL)
     list(trainer.run())
     assert trainer.result.reason == "max-time"
-    assert (
-        trainer.result.elapsed >= 1.0
-    )  # no upper bound: a busy machine may take longer (speed: benchmarks/)
+    # --max-time bounds the whole: training stops early enough for the final checks and the exit
+    end = trainer.record.budget
+    assert end < 1.0 and trainer.result.elapsed >= end  # no upper bound: a busy machine takes longer
     assert trainer.history["val_step"].count(trainer.result.steps) <= 1  # the last step validated once

@@ -49,7 +49,9 @@ def evaluate_stream(
         # by one; the first row has no warm-up and starts from the zero state like a plain pass.
         span = w + size
         rows = [(max(0, s - w), min(s + size, n), s) for s in starts][part[0] :: part[1]]
-        total, correct, count = 0.0, 0.0, 0.0
+        correct = 0.0
+        row_totals = torch.zeros(len(rows), dtype=torch.float64)  # per row, for the standard error
+        row_counts = torch.zeros(len(rows), dtype=torch.float64)
         state = None
         if prime is not None and len(prime) and rows:
             _, state = model(prime.long().to(device)[None].expand(len(rows), -1))
@@ -68,12 +70,27 @@ def evaluate_stream(
             with autocast(device, precision):
                 logits, state = model(xs, state)
             nll = F.cross_entropy(logits.float().transpose(1, 2), ys, reduction="none")  # (C, t)
-            total += float((nll * ms).sum())
+            row_totals += (nll * ms).sum(1).double().cpu()
+            row_counts += ms.sum(1).double().cpu()
             correct += float(((logits.argmax(-1) == ys).float() * ms).sum())
-            count += float(ms.sum())
+    total, count = float(row_totals.sum()), float(row_counts.sum())
     if not count:
         return EvalResult(float("nan"), float("nan"), 0)
-    return EvalResult(total / count, correct / count, int(count))
+    return EvalResult(total / count, correct / count, int(count), stderr=standard_error(row_totals, row_counts))
+
+
+def standard_error(totals: torch.Tensor, counts: torch.Tensor) -> float | None:
+    """The standard error of a mean loss sum(totals) / sum(counts) made of independent pieces
+    (the rows of a stream, the lines of a line corpus), as a ratio estimator; None with fewer
+    than two pieces."""
+    keep = counts > 0
+    totals, counts = totals[keep].double(), counts[keep].double()
+    n = len(counts)
+    if n < 2:
+        return None
+    mean = float(totals.sum() / counts.sum())
+    residual = totals - mean * counts
+    return float((residual.square().sum() / (n * (n - 1))).sqrt() / counts.mean())
 
 
 @torch.no_grad()
@@ -89,7 +106,8 @@ def evaluate_lines(
     """Score lines as line mode trains them: each from the zero state, its end included."""
     device = device or model.head.weight.device
     with eval_mode(model):
-        total, correct, count = 0.0, 0.0, 0.0
+        correct = 0.0
+        totals, counts = [], []
         order = sorted(range(len(lines)), key=lambda i: len(lines[i]))  # similar lengths together
         for b in range(0, len(order), batch_size):
             batch = pad_lines([lines[i] for i in order[b : b + batch_size]], boundary)
@@ -97,9 +115,11 @@ def evaluate_lines(
             with autocast(device, precision):
                 logits, _ = model(x)
             nll = F.cross_entropy(logits.float().transpose(1, 2), y, reduction="none")
-            total += float((nll * wts).sum())
+            totals.append((nll * wts).sum(1).double().cpu())
+            counts.append(wts.sum(1).double().cpu())
             correct += float(((logits.argmax(-1) == y).float() * wts).sum())
-            count += float(wts.sum())
-    if not count:
+    if not totals or not float(torch.cat(counts).sum()):
         return EvalResult(float("nan"), float("nan"), 0)
-    return EvalResult(total / count, correct / count, int(count))
+    line_totals, line_counts = torch.cat(totals), torch.cat(counts)
+    total, count = float(line_totals.sum()), float(line_counts.sum())
+    return EvalResult(total / count, correct / count, int(count), stderr=standard_error(line_totals, line_counts))
