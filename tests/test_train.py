@@ -175,4 +175,6 @@ def test_resume_max_time_means_that_much_more_and_says_so(poem, tmp_path):
     assert again.budget_line() in run_header(again)
     list(again.run())
     assert again.result.session_steps > 0 and again.result.steps > first.result.steps
-    assert used < again.record.budget < used + 1.0  # the end: what was used, plus the second less the final work
+    assert (
+        used < again.record.budget < used + 1.0
+    )  # the end: what was used, plus the second less the final work

@@ -17,8 +17,10 @@ def _recording(trainer) -> list:
     calls, score = [], trainer.evaluate_validation
 
     def evaluate(limit=None):
-        averaged = trainer.average is not None and trainer.average.shadow is not None and all(
-            (p == s).all() for p, s in zip(trainer.model.parameters(), trainer.average.shadow)
+        averaged = (
+            trainer.average is not None
+            and trainer.average.shadow is not None
+            and all((p == s).all() for p, s in zip(trainer.model.parameters(), trainer.average.shadow))
         )
         calls.append((trainer.step, limit, "average" if averaged else "live"))
         return score(limit)
@@ -37,7 +39,7 @@ def test_every_comparison_scores_the_same_characters(poem, tmp_path):
     periodic = [c for c in calls if c[1] is not None]
     assert {limit for _, limit, _ in periodic} == {validation.MIN_SAMPLE_CHARS}  # one sample, each time
     assert any(w == "average" for _, _, w in periodic)  # the average scored on that same sample
-    assert [limit for _, limit, _ in calls[len(periodic):]] == [None] * (len(calls) - len(periodic))
+    assert [limit for _, limit, _ in calls[len(periodic) :]] == [None] * (len(calls) - len(periodic))
     record = trainer.provenance()["validation"]
     assert record["sample_chars"] == validation.MIN_SAMPLE_CHARS and record["sample_stderr"] > 0
     # the summary's final and best figures both come from all of the held-out text

@@ -76,7 +76,9 @@ def evaluate_stream(
     total, count = float(row_totals.sum()), float(row_counts.sum())
     if not count:
         return EvalResult(float("nan"), float("nan"), 0)
-    return EvalResult(total / count, correct / count, int(count), stderr=standard_error(row_totals, row_counts))
+    return EvalResult(
+        total / count, correct / count, int(count), stderr=standard_error(row_totals, row_counts)
+    )
 
 
 def standard_error(totals: torch.Tensor, counts: torch.Tensor) -> float | None:
@@ -122,4 +124,6 @@ def evaluate_lines(
         return EvalResult(float("nan"), float("nan"), 0)
     line_totals, line_counts = torch.cat(totals), torch.cat(counts)
     total, count = float(line_totals.sum()), float(line_counts.sum())
-    return EvalResult(total / count, correct / count, int(count), stderr=standard_error(line_totals, line_counts))
+    return EvalResult(
+        total / count, correct / count, int(count), stderr=standard_error(line_totals, line_counts)
+    )

@@ -111,7 +111,7 @@ def copy_overlap(model: CharModel, state_dict: dict) -> None:
 
 
 @contextmanager
-def stop_on_sigint(trainer: Trainer):
+def stop_on_sigint(trainer):
     """While active, the first Ctrl-C asks `trainer` to stop cleanly after the current step;
     a second one interrupts at once."""
 

@@ -17,14 +17,13 @@ from pathlib import Path
 
 import torch
 
-from charnext.config import SampleConfig, TrainConfig, format_budget, format_duration
-from charnext.errors import CheckpointError, ConfigError, TrainingDiverged
+from charnext.config import SampleConfig, TrainConfig
+from charnext.errors import CheckpointError, TrainingDiverged
 from charnext.events import EvalEvent, Event, RowEvent, StepEvent, TrainResult
 from charnext.inference.sampling import generate
 from charnext.inference.scoring import EvalResult
 from charnext.inference.steps import read
-from charnext.modeling.device import autocast, resolve_precision
-from charnext.modeling.loss import sequence_loss
+from charnext.modeling.device import resolve_precision
 from charnext.modeling.model import CharModel, ModelConfig, eval_mode
 from charnext.storage.checkpoint import first_line
 from charnext.storage.metrics import MetricsLog, metrics_path
@@ -35,9 +34,9 @@ from charnext.training import validation as checks
 from charnext.training.averaging import WeightAverage
 from charnext.training.corpus import make_corpus
 from charnext.training.divergence import DivergenceGuard
+from charnext.training.launch import check_memory, copy_overlap, optimizer_step, stop_on_sigint  # noqa: F401
 from charnext.training.optim import make_adamw
 from charnext.training.outlook import Outlook, read_outlook
-from charnext.training.launch import check_memory, copy_overlap, optimizer_step, stop_on_sigint  # noqa: F401
 from charnext.training.planner import Plan
 from charnext.training.run_state import provenance, restore_run, save_run
 from charnext.training.schedule import Schedule
@@ -119,7 +118,11 @@ class Trainer:
         except (RuntimeError, ValueError, TypeError, KeyError) as e:
             where = shown_path(self.resumed_from) if self.resumed_from is not None else "the checkpoint"
             raise CheckpointError(f"{where} is damaged: {first_line(e)}") from None
-        if self.out is not None and self.resumed_from is not None and self.out.resolve() == self.resumed_from.resolve():
+        if (
+            self.out is not None
+            and self.resumed_from is not None
+            and self.out.resolve() == self.resumed_from.resolve()
+        ):
             self._saved_step = self.step
         budget.refuse_nothing_left(self)
 
@@ -257,7 +260,9 @@ class Trainer:
             if (
                 has_val
                 and not schedule.done(rec.step, event.elapsed, rec.budget)
-                and schedule.eval_due(rec.step, event.elapsed - rec.last_eval_at, cost, rec.last_eval_step, rec.budget)
+                and schedule.eval_due(
+                    rec.step, event.elapsed - rec.last_eval_at, cost, rec.last_eval_step, rec.budget
+                )
             ):
                 yield from self._validate_and_save(session, event.elapsed, log)
                 if self.config.patience and rec.evals_since_best >= self.config.patience:
@@ -277,12 +282,16 @@ class Trainer:
         self.guard.check(rec.step, session.loss if applied else math.nan, self.config.lr)
         rate = session.count(seconds, self.chars_per_step)
         elapsed = rec.seconds()
-        for key, value in zip(("step", "loss", "accuracy", "lr"), (rec.step, session.loss, session.accuracy, lr)):
+        for key, value in zip(
+            ("step", "loss", "accuracy", "lr"), (rec.step, session.loss, session.accuracy, lr)
+        ):
             rec.history[key].append(value)
         fraction = self.schedule.fraction(rec.step, elapsed, rec.budget)
         if self.average is not None and applied and self.average.due(rec.step, fraction):
             self.average.update()
-        return StepEvent(rec.step, self.schedule.total, fraction, session.loss, lr, rate, elapsed, session.last_val)
+        return StepEvent(
+            rec.step, self.schedule.total, fraction, session.loss, lr, rate, elapsed, session.last_val
+        )
 
     def _validate_and_save(self, session: Session, elapsed: float, log: MetricsLog | None) -> Iterator[Event]:
         """A validation during the run, the latest state saved with it (so that a run that
@@ -456,7 +465,9 @@ class Trainer:
         rec.val_sample_stderr = result.stderr
         # a model scoring worse than an untrained one is never saved (raises if not finite)
         self._val_ok = self.guard.check_validation(rec.step, result.loss, self.config.lr)
-        for key, value in zip(("val_step", "val_loss", "val_accuracy"), (rec.step, result.loss, result.accuracy)):
+        for key, value in zip(
+            ("val_step", "val_loss", "val_accuracy"), (rec.step, result.loss, result.accuracy)
+        ):
             rec.history[key].append(value)
         rec.best_val_loss_live = _lower(rec.best_val_loss_live, result.loss)
         loss, weights = result.loss, "live"
