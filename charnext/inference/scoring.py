@@ -50,35 +50,43 @@ def evaluate_stream(
         span = w + size
         rows = [(max(0, s - w), min(s + size, n), s) for s in starts][part[0] :: part[1]]
         correct = 0.0
-        row_totals = torch.zeros(len(rows), dtype=torch.float64)  # per row, for the standard error
-        row_counts = torch.zeros(len(rows), dtype=torch.float64)
+        row_totals, row_counts = torch.zeros(len(rows), dtype=torch.float64), torch.zeros(len(rows))
         state = None
         if prime is not None and len(prime) and rows:
             _, state = model(prime.long().to(device)[None].expand(len(rows), -1))
         for t0 in range(0, span if rows else 0, seq_len):
             t1 = min(t0 + seq_len, span)
-            xs = torch.zeros(len(rows), t1 - t0, dtype=torch.long)
-            ys = torch.zeros(len(rows), t1 - t0, dtype=torch.long)
-            ms = torch.zeros(len(rows), t1 - t0)  # 1 where a position is scored
-            for r, (lo, end, s) in enumerate(rows):
-                a, b = lo + t0, min(lo + t1, end)  # this window of the row, as offsets in data
-                if b > a:
-                    xs[r, : b - a] = data[a:b]
-                    ys[r, : b - a] = data[a + 1 : b + 1]
-                    ms[r, max(s - a, 0) : b - a] = 1.0
-            xs, ys, ms = xs.to(device), ys.to(device), ms.to(device)
+            xs, ys, ms = (t.to(device) for t in _window(data, rows, t0, t1))
             with autocast(device, precision):
                 logits, state = model(xs, state)
             nll = F.cross_entropy(logits.float().transpose(1, 2), ys, reduction="none")  # (C, t)
-            row_totals += (nll * ms).sum(1).double().cpu()
-            row_counts += ms.sum(1).double().cpu()
+            row_totals += (nll * ms).sum(1).double().cpu()  # per row, for the standard error
+            row_counts += ms.sum(1).cpu()
             correct += float(((logits.argmax(-1) == ys).float() * ms).sum())
-    total, count = float(row_totals.sum()), float(row_counts.sum())
+    return _result(row_totals, row_counts, correct)
+
+
+def _window(data: torch.Tensor, rows: list[tuple[int, int, int]], t0: int, t1: int):
+    """Inputs, targets and the mask of scored positions (1) at offsets t0..t1 of every row
+    (lo, end, s): inputs data[lo:end], scored from s on."""
+    xs = torch.zeros(len(rows), t1 - t0, dtype=torch.long)
+    ys = torch.zeros(len(rows), t1 - t0, dtype=torch.long)
+    ms = torch.zeros(len(rows), t1 - t0)  # 1 where a position is scored
+    for r, (lo, end, s) in enumerate(rows):
+        a, b = lo + t0, min(lo + t1, end)  # this window of the row, as offsets in data
+        if b > a:
+            xs[r, : b - a] = data[a:b]
+            ys[r, : b - a] = data[a + 1 : b + 1]
+            ms[r, max(s - a, 0) : b - a] = 1.0
+    return xs, ys, ms
+
+
+def _result(totals: torch.Tensor, counts: torch.Tensor, correct: float) -> EvalResult:
+    """The mean loss and accuracy from pieces' summed losses and counts, with its standard error."""
+    total, count = float(totals.sum()), float(counts.double().sum())
     if not count:
         return EvalResult(float("nan"), float("nan"), 0)
-    return EvalResult(
-        total / count, correct / count, int(count), stderr=standard_error(row_totals, row_counts)
-    )
+    return EvalResult(total / count, correct / count, int(count), stderr=standard_error(totals, counts))
 
 
 def standard_error(totals: torch.Tensor, counts: torch.Tensor) -> float | None:
@@ -120,10 +128,6 @@ def evaluate_lines(
             totals.append((nll * wts).sum(1).double().cpu())
             counts.append(wts.sum(1).double().cpu())
             correct += float(((logits.argmax(-1) == y).float() * wts).sum())
-    if not totals or not float(torch.cat(counts).sum()):
+    if not totals:
         return EvalResult(float("nan"), float("nan"), 0)
-    line_totals, line_counts = torch.cat(totals), torch.cat(counts)
-    total, count = float(line_totals.sum()), float(line_counts.sum())
-    return EvalResult(
-        total / count, correct / count, int(count), stderr=standard_error(line_totals, line_counts)
-    )
+    return _result(torch.cat(totals), torch.cat(counts), correct)

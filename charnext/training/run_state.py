@@ -9,19 +9,28 @@ trainer imports this module)."""
 from __future__ import annotations
 
 import platform
+import time
 from pathlib import Path
 
 import torch
 
 from charnext.config import ModelConfig, TrainConfig
 from charnext.errors import CheckpointError, ConfigError
+from charnext.events import TrainResult
 from charnext.modeling.numpy_model import parameter_shapes
 from charnext.storage import checkpoint as ckpt
-from charnext.storage.metrics import metrics_path
+from charnext.storage.metrics import MetricsLog, metrics_path
 from charnext.text.paths import shown_path
+from charnext.training import distributed
+from charnext.training.averaging import WeightAverage
 from charnext.training.optim import check_state_dict
-from charnext.training.state import RunState
+from charnext.training.state import RunState, Session
 from charnext.version import __version__
+
+
+def best_path(out: Path) -> Path:
+    """Where the best-by-validation checkpoint goes: `checkpoint.pt` -> `checkpoint.best.pt`."""
+    return out.with_name(f"{out.stem}.best{out.suffix or '.pt'}")
 
 
 def save_run(trainer, path: Path, summary: dict, state: torch.Tensor | None) -> None:
@@ -114,6 +123,96 @@ def provenance(trainer) -> dict:
             "checks": len(rec.history["val_step"]),
         },
     }
+
+
+def run_result(trainer, session: Session, log: MetricsLog | None) -> TrainResult:
+    """What the run reports at its end (or stop): the session's figures and the whole run's."""
+    rec = trainer.record
+    session_chars = (rec.step - session.start_step) * trainer.chars_per_step
+    best = best_path(trainer.out) if trainer.out is not None else None
+    final, best_all = trainer._final
+    return TrainResult(
+        steps=rec.step,
+        elapsed=rec.elapsed,
+        loss=session.loss,
+        accuracy=session.accuracy,
+        val_loss=final if final is not None else session.last_val,
+        best_val_loss=best_all if best_all is not None else rec.best_val_loss,
+        chars_per_sec=session_chars / session.train_time if session.train_time else 0.0,
+        reason=session.reason,
+        checkpoint=trainer.out if trainer.out is not None and trainer.out.exists() else None,
+        best_checkpoint=best if best is not None and best.exists() else None,
+        device=str(trainer.device),
+        precision=trainer.precision,
+        parameters=trainer.model.num_parameters(),
+        train_chars=trainer.train_chars,
+        val_chars=trainer.val_chars,
+        train_time=session.train_time,
+        batch_size=trainer.batch_size,
+        seq_len=trainer.seq_len,
+        threads=torch.get_num_threads() if trainer.device.type == "cpu" else 0,
+        metrics_log=log.path if log else None,
+        skipped_steps=rec.skipped_steps,
+        plan=trainer.recorded_plan(),
+        outlook=trainer._outlook_record(),
+        averaging=trainer.averaging(),
+        session_steps=rec.step - session.start_step,
+        session_elapsed=session.seconds,
+    )
+
+
+def averaging(trainer) -> dict | None:
+    """The weight average: its settings, the weights the checkpoint being written holds
+    ("live" or "average"), those of the best validation, and the best validation of each
+    (None where the run keeps no average)."""
+    if trainer.average is None:
+        return None
+    rec = trainer.record
+    return {
+        **WeightAverage.describe(),
+        "weights": trainer._weights,
+        "best_weights": rec.best_weights,
+        "best_val_loss_live": rec.best_val_loss_live,
+        "best_val_loss_average": rec.best_val_loss_average,
+    }
+
+
+def save_weights(trainer, path: Path, summary: dict, weights: str) -> None:
+    """Write a checkpoint holding the live weights or their average (`weights`)."""
+    if weights == "live":
+        _save(trainer, path, summary)
+        return
+    with trainer.average.applied():
+        trainer._weights = "average"
+        try:
+            _save(trainer, path, summary)
+        finally:
+            trainer._weights = "live"
+
+
+def _save(trainer, path: Path, summary: dict) -> None:
+    """Write a checkpoint (rank 0; timed, for the budget); every process must call it, to
+    gather the carried state."""
+    t0 = time.perf_counter()
+    state = distributed.gather_rows(trainer.carried, trainer.world) if trainer.carried is not None else None
+    if trainer.rank != 0:
+        return
+    _clean_stale_best(trainer)
+    save_run(trainer, path, summary, state)
+    if trainer.session is not None:
+        trainer.session.save_seconds = time.perf_counter() - t0
+
+
+def _clean_stale_best(trainer) -> None:
+    """Before this session's first write: a best checkpoint at `out` that is not this run's
+    (left by an earlier run, or by the run this one resumed under another name) goes."""
+    if trainer._cleaned or trainer.out is None:
+        return
+    trainer._cleaned = True
+    best = best_path(trainer.out)
+    same_run = trainer.resumed_from is not None and trainer.resumed_from.resolve() == trainer.out.resolve()
+    if best.exists() and not same_run:
+        best.unlink()
 
 
 def check_resumable(path: str | Path, raw: dict) -> None:

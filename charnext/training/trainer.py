@@ -19,7 +19,7 @@ import torch
 
 from charnext.config import SampleConfig, TrainConfig
 from charnext.errors import CheckpointError, TrainingDiverged
-from charnext.events import EvalEvent, Event, RowEvent, StepEvent, TrainResult
+from charnext.events import EvalEvent, Event, RowEvent, StepEvent
 from charnext.inference.sampling import generate
 from charnext.inference.scoring import EvalResult
 from charnext.inference.steps import read
@@ -38,7 +38,14 @@ from charnext.training.launch import check_memory, copy_overlap, optimizer_step,
 from charnext.training.optim import make_adamw
 from charnext.training.outlook import Outlook, read_outlook
 from charnext.training.planner import Plan
-from charnext.training.run_state import provenance, restore_run, save_run
+from charnext.training.run_state import (
+    averaging,
+    best_path,  # noqa: F401  (where callers find it)
+    provenance,
+    restore_run,
+    run_result,
+    save_weights,
+)
 from charnext.training.schedule import Schedule
 from charnext.training.state import RunState, Session, command_start
 
@@ -47,11 +54,6 @@ PREVIEW_SEED = 1234  # previews draw from the same seed each time, so they show 
 # Under a time budget the end is estimated again after this many steps of a session (the
 # training speed is then measured), and after every validation.
 REPLAN_AFTER = 16
-
-
-def best_path(out: Path) -> Path:
-    """Where the best-by-validation checkpoint goes: `checkpoint.pt` -> `checkpoint.best.pt`."""
-    return out.with_name(f"{out.stem}.best{out.suffix or '.pt'}")
 
 
 class Trainer:
@@ -325,47 +327,13 @@ class Trainer:
                     if log:
                         log.validation(event)
                     yield event
-            self._final = self._score_all(session.last_val)
+            self._final = checks.score_all(self, session.last_val)
         session.seconds = rec.stop()
         if not self._val_ok:
             self.guard.refuse_to_save(rec.step, session.last_val, self.config.lr)
         final = self._final[0] if self._final[0] is not None else session.last_val
         self._save_latest(session.loss, session.accuracy, final)
-        self.result = self._result(session, log)
-
-    def _result(self, session: Session, log: MetricsLog | None) -> TrainResult:
-        rec = self.record
-        session_chars = (rec.step - session.start_step) * self.chars_per_step
-        best = best_path(self.out) if self.out is not None else None
-        final, best_all = self._final
-        return TrainResult(
-            steps=rec.step,
-            elapsed=rec.elapsed,
-            loss=session.loss,
-            accuracy=session.accuracy,
-            val_loss=final if final is not None else session.last_val,
-            best_val_loss=best_all if best_all is not None else rec.best_val_loss,
-            chars_per_sec=session_chars / session.train_time if session.train_time else 0.0,
-            reason=session.reason,
-            checkpoint=self.out if self.out is not None and self.out.exists() else None,
-            best_checkpoint=best if best is not None and best.exists() else None,
-            device=str(self.device),
-            precision=self.precision,
-            parameters=self.model.num_parameters(),
-            train_chars=self.train_chars,
-            val_chars=self.val_chars,
-            train_time=session.train_time,
-            batch_size=self.batch_size,
-            seq_len=self.seq_len,
-            threads=torch.get_num_threads() if self.device.type == "cpu" else 0,
-            metrics_log=log.path if log else None,
-            skipped_steps=rec.skipped_steps,
-            plan=self.recorded_plan(),
-            outlook=self._outlook_record(),
-            averaging=self.averaging(),
-            session_steps=rec.step - session.start_step,
-            session_elapsed=session.seconds,
-        )
+        self.result = run_result(self, session, log)
 
     def outlook(self) -> Outlook | None:
         """What more time would buy, read from the validation curve so far (None: too few
@@ -484,32 +452,12 @@ class Trainer:
             self._best_copy = [p.detach().clone() for p in source]
             if self.out is not None:
                 last = self._summary(self.history["loss"][-1], self.history["accuracy"][-1], loss)
-                self._save_weights(best_path(self.out), last, weights)
+                save_weights(self, best_path(self.out), last, weights)
         else:
             rec.evals_since_best += 1
         prompt = self.sample_prompt()
         sample = self._sample(prompt, PREVIEW_CHARS) if self.rank == 0 else ""
         return EvalEvent(rec.step, result.loss, result.bits_per_char, result.accuracy, best, prompt, sample)
-
-    def _score_all(self, last_sample: float | None) -> tuple[float | None, float | None]:
-        """The final check: the final weights and the best on all of the held-out part (the
-        same characters for both). Where the sample is all of it, the checks already said."""
-        rec = self.record
-        if rec.val_sample_chars is not None and rec.val_sample_chars >= self.val_chars:
-            return last_sample, rec.best_val_loss
-        final = self._timed_score(None).loss
-        latest_is_best = rec.best_weights == "live" and rec.history["val_loss"][-1:] == [rec.best_val_loss]
-        if self._best_copy is None or latest_is_best:
-            return final, final if latest_is_best else rec.best_val_loss
-        params = list(self.model.parameters())
-        saved = [p.detach().clone() for p in params]
-        with torch.no_grad():
-            torch._foreach_copy_(params, self._best_copy)
-            try:
-                best = self.evaluate_validation(None).loss
-            finally:
-                torch._foreach_copy_(params, saved)
-        return final, best
 
     # -- checkpoints (what they hold: charnext.training.run_state) ------------------------------
 
@@ -519,21 +467,10 @@ class Trainer:
 
     def _save_latest(self, loss: float, accuracy: float, val_loss: float | None) -> None:
         if self.out is not None:
-            self._save(self.out, self._summary(loss, accuracy, val_loss))
+            save_weights(self, self.out, self._summary(loss, accuracy, val_loss), "live")
             self._saved_step = self.step
             if self._log is not None:
                 self._log.attach()
-
-    def _clean_stale_best(self) -> None:
-        """Before this session's first write: a best checkpoint at `out` that is not this run's
-        (left by an earlier run, or by the run this one resumed under another name) goes."""
-        if self._cleaned or self.out is None:
-            return
-        self._cleaned = True
-        best = best_path(self.out)
-        same_run = self.resumed_from is not None and self.resumed_from.resolve() == self.out.resolve()
-        if best.exists() and not same_run:
-            best.unlink()
 
     def recorded_plan(self) -> dict | None:
         """The plan of this run: made now, or recorded by the checkpoint a resumed run continues."""
@@ -541,48 +478,13 @@ class Trainer:
             return self.plan.to_dict()
         return self._resumed_plan
 
+    def averaging(self) -> dict | None:
+        """The weight average's record (None where the run keeps none): see run_state.averaging."""
+        return averaging(self)
+
     def provenance(self) -> dict:
         """Where the run came from and how it was run: recorded in every checkpoint it writes."""
         return provenance(self)
-
-    def averaging(self) -> dict | None:
-        """The weight average: its settings, the weights the checkpoint being written holds
-        ("live" or "average"), those of the best validation, and the best validation of each
-        (None where the run keeps no average)."""
-        if self.average is None:
-            return None
-        rec = self.record
-        return {
-            **WeightAverage.describe(),
-            "weights": self._weights,
-            "best_weights": rec.best_weights,
-            "best_val_loss_live": rec.best_val_loss_live,
-            "best_val_loss_average": rec.best_val_loss_average,
-        }
-
-    def _save_weights(self, path: Path, summary: dict, weights: str) -> None:
-        """Write a checkpoint holding the live weights or their average (`weights`)."""
-        if weights == "live":
-            self._save(path, summary)
-            return
-        with self.average.applied():
-            self._weights = "average"
-            try:
-                self._save(path, summary)
-            finally:
-                self._weights = "live"
-
-    def _save(self, path: Path, summary: dict) -> None:
-        """Write a checkpoint (rank 0; timed, for the budget); every process must call it, to
-        gather the carried state."""
-        t0 = time.perf_counter()
-        state = distributed.gather_rows(self.carried, self.world) if self.carried is not None else None
-        if self.rank != 0:
-            return
-        self._clean_stale_best()
-        save_run(self, path, summary, state)
-        if self.session is not None:
-            self.session.save_seconds = time.perf_counter() - t0
 
 
 def _lower(best: float | None, loss: float) -> float | None:

@@ -14,6 +14,8 @@ stream is scored in, or the lines), recorded with the sample's size.
 
 from __future__ import annotations
 
+import torch
+
 # A periodic check costs about this share of the run's training time.
 CHECK_SHARE = 0.005
 # Scoring a character costs about this share of training on one (forward only, in parallel rows);
@@ -37,3 +39,24 @@ def expected_save_seconds(parameters: int, with_optimizer: bool = True) -> float
     """A checkpoint write before one has been timed: the weights (and AdamW's two moments)."""
     copies = 3 if with_optimizer else 1
     return 0.05 + parameters * 4 * copies / SAVE_BYTES_PER_SECOND
+
+
+def score_all(trainer, last_sample: float | None) -> tuple[float | None, float | None]:
+    """The final check: the final weights and the best on all of the held-out part (the
+    same characters for both). Where the sample is all of it, the checks already said."""
+    rec = trainer.record
+    if rec.val_sample_chars is not None and rec.val_sample_chars >= trainer.val_chars:
+        return last_sample, rec.best_val_loss
+    final = trainer._timed_score(None).loss
+    latest_is_best = rec.best_weights == "live" and rec.history["val_loss"][-1:] == [rec.best_val_loss]
+    if trainer._best_copy is None or latest_is_best:
+        return final, final if latest_is_best else rec.best_val_loss
+    params = list(trainer.model.parameters())
+    saved = [p.detach().clone() for p in params]
+    with torch.no_grad():
+        torch._foreach_copy_(params, trainer._best_copy)
+        try:
+            best = trainer.evaluate_validation(None).loss
+        finally:
+            torch._foreach_copy_(params, saved)
+    return final, best
