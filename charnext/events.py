@@ -121,6 +121,9 @@ class TrainResult:
     averaging: dict | None = None  # the weight average (EMA): settings, best validation live and averaged
     session_steps: int = 0  # optimizer steps made in this session (less than `steps` after --resume)
     session_elapsed: float = 0.0  # wall-clock seconds of this session
+    validations: int = 0  # validations of the run (periodic checks on the fixed sample, and the last)
+    val_sample_chars: int | None = None  # characters each periodic check scores, the same each time
+    val_sample_stderr: float | None = None  # the standard error of its mean loss, nats/char
 
     def to_dict(self) -> dict:
         """Plain values, for JSON (a figure that is not a number, e.g. no step made, is None)."""

@@ -158,6 +158,9 @@ def run_result(trainer, session: Session, log: MetricsLog | None) -> TrainResult
         averaging=trainer.averaging(),
         session_steps=rec.step - session.start_step,
         session_elapsed=session.seconds,
+        validations=len(rec.history["val_step"]),
+        val_sample_chars=rec.val_sample_chars,
+        val_sample_stderr=rec.val_sample_stderr,
     )
 
 
