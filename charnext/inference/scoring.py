@@ -25,6 +25,7 @@ def evaluate_stream(
     warmup: int = 256,
     part: tuple[int, int] = (0, 1),
     prime: torch.Tensor | None = None,
+    row_chars: int | None = None,
 ) -> EvalResult:
     """Score every character of `data` but the first, given all that comes before it.
 
@@ -33,7 +34,8 @@ def evaluate_stream(
     scored), so the result matches one sequential pass closely at a fraction of the time.
     `part=(i, k)` scores only pieces i, i+k, i+2k, ... (process i of k scores its share);
     `prime` (encoded), the model's, is read first, from zero. Inputs are cut from `data` one
-    window at a time, so a large memory-mapped text is never copied whole.
+    window at a time, so a large memory-mapped text is never copied whole. With `row_chars`
+    only the first `row_chars` characters of each piece are scored: a sample spread over the text.
     """
     device = device or model.head.weight.device
     with eval_mode(model):
@@ -47,6 +49,7 @@ def evaluate_stream(
         w = min(warmup, starts[1]) if chunks > 1 else 0
         # row c holds inputs data[lo:end] with lo = s - w (warm-up, not scored) and targets shifted
         # by one; the first row has no warm-up and starts from the zero state like a plain pass.
+        size = min(size, row_chars or size)  # a sample: the first row_chars of each piece
         span = w + size
         rows = [(max(0, s - w), min(s + size, n), s) for s in starts][part[0] :: part[1]]
         correct = 0.0

@@ -271,7 +271,7 @@ class _Estimates:
             return False
         return batch == self.batches()[0] or d / (batch * self.seq_len) >= MIN_PLANNED_STEPS
 
-    def choose(self, train_chars: int) -> tuple[int, int]:
+    def best_shape(self, train_chars: int) -> tuple[int, int]:
         """The width and batch the rule expects to learn most: the lowest predicted loss among
         the ladder's widths and the batches allowed (the smallest width where none is)."""
         widths = [self.given["hidden_size"]] if "hidden_size" in self.given else list(LADDER)
@@ -303,7 +303,7 @@ def make_plan(
     """
     est = _Estimates(given, vocab_size, seq_len, steps_for, base_batch, max_batch)
     est.measure(probe)
-    hidden, batch = est.choose(train_chars)
+    hidden, batch = est.best_shape(train_chars)
     layers = given.get("num_layers", layers_for(hidden))
     d = est.run_chars(hidden, batch)
     passes = d / max(train_chars, 1)
