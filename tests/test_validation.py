@@ -66,3 +66,22 @@ def test_the_sample_costs_about_half_a_percent_of_the_run():
     assert size * validation.FORWARD_COST / run_chars == __import__("pytest").approx(validation.CHECK_SHARE)
     assert validation.sample_chars(100, val_chars=10**7) == validation.MIN_SAMPLE_CHARS
     assert validation.sample_chars(10**9, val_chars=5_000) == 5_000
+
+
+def test_a_curve_that_overfits_early_ends_the_run_after_annealing(poem):
+    from charnext.training import budget
+
+    trainer = new_run(poem * 10, None, TrainConfig(max_time=600.0, val_fraction=0.2), None, **SMALL)
+    rec = trainer.record
+    rec.budget, rec.elapsed, rec.val_sample_stderr = 600.0, 100.0, 0.004
+    rec.history["val_loss"] = [2.0, 1.80, 1.82, 1.83]
+    rec.best_val_loss, rec.evals_since_best = 1.80, 2
+    budget.read_curve(trainer)  # rose by 0.03 over two checks, more than twice the noise
+    assert rec.cut_short == rec.budget == 100.0 + budget.CUT_ANNEAL * 600.0
+    level = new_run(poem * 10, None, TrainConfig(max_time=600.0, val_fraction=0.2), None, **SMALL)
+    rec = level.record
+    rec.budget, rec.elapsed, rec.val_sample_stderr = 600.0, 100.0, 0.02
+    rec.history["val_loss"] = [2.0, 1.80, 1.82, 1.83]
+    rec.best_val_loss, rec.evals_since_best = 1.80, 2
+    budget.read_curve(level)  # within the noise (2 x 0.02): the run goes on
+    assert rec.cut_short is None and rec.budget == 600.0

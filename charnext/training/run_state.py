@@ -121,6 +121,7 @@ def provenance(trainer) -> dict:
             "sample_stderr": rec.val_sample_stderr,  # the standard error of its mean loss, nats/char
             "val_chars": t.val_chars,  # what the final check scores
             "checks": len(rec.history["val_step"]),
+            "cut_short": rec.cut_short,  # run seconds where the curve ended the run (training/budget.py)
         },
     }
 
@@ -255,7 +256,8 @@ def check_resumable(path: str | Path, raw: dict) -> None:
         raise damaged(f"the carried state is not a float tensor ({config.num_layers}, batch, {width})")
     for key, ok in (("elapsed", ckpt.is_number), ("best_val_loss", ckpt.is_number),
                     ("evals_since_best", ckpt.is_whole), ("skipped_steps", ckpt.is_whole),
-                    ("budget", ckpt.is_number), ("val_sample_chars", ckpt.is_whole)):  # fmt: skip
+                    ("budget", ckpt.is_number), ("val_sample_chars", ckpt.is_whole),
+                    ("cut_short", ckpt.is_number)):  # fmt: skip
         if r.get(key) is not None and not ok(r[key]):
             raise damaged(f"resume field '{key}' is malformed")
     guard = r.get("guard")

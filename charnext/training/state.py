@@ -49,7 +49,8 @@ class RunState:
     eval_seconds: float = 0.0  # how long the latest validation took, with its save and preview
     val_sample_chars: int | None = None  # characters of the periodic checks' fixed sample
     val_sample_stderr: float | None = None  # the standard error of its mean loss, nats/char
-    budget: float | None = None  # the run's whole time budget in seconds (time plans)
+    budget: float | None = None  # run seconds at which training stops (time plans)
+    cut_short: float | None = None  # run seconds at which the validation curve ended the run
     # perf_counter at this session's start; None while no session runs (not saved)
     started: float | None = field(default=None, compare=False, repr=False)
 

@@ -312,6 +312,7 @@ class Trainer:
                 log.validation(event)
             yield event
         self._replan_regularisation(elapsed, rec.step - session.start_step)
+        budget.read_curve(self)
         budget.set_end(self, self.session)
 
     def _finish(self, session: Session, log: MetricsLog | None) -> Iterator[Event]:
