@@ -15,11 +15,6 @@ same session, never side by side (two torch processes on two cores slow each oth
     python benchmarks/quality.py --table --cells shakespeare:90s names:90s
     python benchmarks/quality.py --table --cells pynames:90s pynames:10m  # the stdlib's function names
     python benchmarks/quality.py --table --only plain --cells names:10m   # one side only
-    python benchmarks/quality.py --quick   # the cells of the bars: about 32 minutes (below)
-
-`--quick` runs the 90 s cells of every text beside the plain loop, and the 10 min cells of
-tinyshakespeare and names for charnext alone (their bars are absolute: at most 1.38 and 1.90,
-names 0.02 below its 90 s): 3 x 2 x 90 s + 2 x 10 min, about 30 minutes, plus start-up.
 
 The plain loop validates on the last 10% of the characters. For names in line mode charnext
 holds out a seeded 10% of the lines, so the plain loop is given a copy of the file with those
@@ -44,8 +39,6 @@ PLAIN = Path(__file__).resolve().parent / "plain_lstm_loop.py"  # a copy of the 
 TEXTS = {"shakespeare": DATA / "tinyshakespeare.txt", "names": DATA / "names.txt"}
 CELLS = ["shakespeare:90s", "shakespeare:10m", "shakespeare:30m", "names:90s", "names:10m",
          "pynames:90s", "pynames:10m"]  # fmt: skip
-QUICK = ["shakespeare:90s", "names:90s", "pynames:90s", "shakespeare:10m", "names:10m"]
-QUICK_ALONE = {"shakespeare:10m", "names:10m"}  # charnext only: their bars need no plain loop
 LINE_TEXTS = {"names", "pynames"}  # trained with --lines; pynames is made by make_line_corpus.py
 SECONDS = {"s": 1, "m": 60, "h": 3600}
 
@@ -110,10 +103,9 @@ def plain(file: Path, budget: str) -> tuple[float, str]:
     return float(re.search(r"val_loss ([0-9.]+)", line).group(1)), line
 
 
-def table(cells: list[str], extra: list[str], only: str | None = None, alone: set[str] = frozenset()) -> None:
+def table(cells: list[str], extra: list[str], only: str | None = None) -> None:
     """Each cell: charnext with defaults, then the plain loop; a Markdown table at the end.
-    `only` runs one side ("charnext" or "plain"); the other shows as nan; cells in `alone`
-    run charnext only."""
+    `only` runs one side ("charnext" or "plain"); the other shows as nan."""
     rows = []
     for cell in cells:
         name, budget = cell.split(":")
@@ -125,7 +117,7 @@ def table(cells: list[str], extra: list[str], only: str | None = None, alone: se
         if only != "plain":
             r, wall, _ = charnext(file, budget, (["--lines"] if lines else []) + extra)
         p, p_line = float("nan"), "plain loop not run"
-        if only != "charnext" and cell not in alone:
+        if only != "charnext":
             with tempfile.TemporaryDirectory() as tmp:
                 plain_file = held_out_last(file, Path(tmp)) if lines else file
                 p, p_line = plain(plain_file, budget)
@@ -133,9 +125,7 @@ def table(cells: list[str], extra: list[str], only: str | None = None, alone: se
         row = (f"| {name}{' (lines)' if lines else ''} | {budget} | **{r['best_val_loss']:.4f}** | {p:.4f} | "
                f"{r['best_val_loss'] - p:+.4f} | {r['steps']:,} steps at {r['chars_per_sec']:,.0f} chars/s | "
                f"{plan} |")  # fmt: skip
-        share = 1 - r.get("train_time", 0.0) / wall if wall else float("nan")
-        print(row, f"  [charnext process {wall:.1f}s of {budget}, {r.get('validations', 0)} validations, "
-              f"{share:.1%} outside training steps; {p_line}]", flush=True)  # fmt: skip
+        print(row, f"  [charnext process {wall:.0f}s; {p_line}]", flush=True)
         rows.append(row)
     print("\n| text | budget | charnext (defaults) | plain loop | difference | charnext steps | plan |")
     print("|---|---|---:|---:|---:|---|---|")
@@ -150,12 +140,8 @@ def main() -> None:
     p.add_argument("--table", action="store_true", help="the scaling table, beside the plain loop")
     p.add_argument("--cells", nargs="*", default=CELLS, help="TEXT:BUDGET cells of the table")
     p.add_argument("--only", choices=["charnext", "plain"], help="run one side of each cell")
-    p.add_argument("--quick", action="store_true", help="the cells of the bars only (about 32 minutes)")
     p.add_argument("extra", nargs="*", help="further `charnext train` options, after --")
     a = p.parse_args()
-    if a.quick:
-        table(QUICK, a.extra, a.only, QUICK_ALONE)
-        return
     if a.table:
         table(a.cells, a.extra, a.only)
         return
@@ -168,9 +154,7 @@ def main() -> None:
         print(
             f"run {run + 1}: best val {best:.4f} nats/char ({best / 0.693147:.3f} bits/char), "
             f"final val {r['val_loss']:.4f}, {r['steps']} steps, {r['chars_per_sec']:,.0f} chars/s, "
-            f"{r['precision']}, process wall {wall:.1f}s, {r.get('validations', 0)} validations, "
-            f"{1 - r.get('train_time', 0.0) / wall:.1%} outside training steps, plan {plan}  "
-            f"[{' '.join(cmd[2:])}]"
+            f"{r['precision']}, process wall {wall:.1f}s, plan {plan}  [{' '.join(cmd[2:])}]"
         )
     best = sorted(r["best_val_loss"] for r in results)
     print(f"median best val loss over {len(best)} run(s): {best[len(best) // 2]:.4f} nats/char")

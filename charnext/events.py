@@ -7,7 +7,7 @@ import them without loading torch, so the front end is typed and tells events ap
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from enum import Enum
 from pathlib import Path
 
@@ -87,9 +87,6 @@ class EvalResult:
     loss: float  # mean negative log-likelihood, nats per character
     accuracy: float  # fraction of characters predicted exactly (argmax)
     characters: int  # characters scored
-    # standard error of `loss` over independent pieces (rows, lines); keyword-only, so that
-    # subclasses (api.Evaluation) keep their positional fields
-    stderr: float | None = field(default=None, kw_only=True)
 
     @property
     def bits_per_char(self) -> float:
@@ -147,9 +144,6 @@ class TrainResult:
     averaging: dict | None = None  # the weight average (EMA): settings, best validation live and averaged
     session_steps: int = 0  # optimizer steps made in this session (less than `steps` after --resume)
     session_elapsed: float = 0.0  # wall-clock seconds of this session
-    validations: int = 0  # validations of the run (periodic checks on the fixed sample, and the last)
-    val_sample_chars: int | None = None  # characters each periodic check scores, the same each time
-    val_sample_stderr: float | None = None  # the standard error of its mean loss, nats/char
 
     def to_dict(self) -> dict:
         """Plain values, for JSON (a figure that is not a number, e.g. no step made, is None)."""

@@ -94,29 +94,24 @@ def test_step_budgets_space_validations_by_what_they_cost():
     plan = Schedule.for_run(TrainConfig(steps=100), 10, 10_000, 100)
     assert plan.eval_every == 10
     assert plan.eval_due(10, since_eval=0.0)  # nothing measured yet: as planned
-    # the latest validation (at step 10) took 1 s: the next waits until it costs MAX_EVAL_SHARE
-    assert not plan.eval_due(20, 1 / MAX_EVAL_SHARE - 0.1, eval_seconds=1.0, last_eval_step=10)
-    assert plan.eval_due(23, 1 / MAX_EVAL_SHARE, eval_seconds=1.0, last_eval_step=10)
+    plan.eval_seconds, plan.last_eval_step = 1.0, 10
+    assert not plan.eval_due(20, since_eval=1 / MAX_EVAL_SHARE - 0.1)  # too soon for its cost
+    assert plan.eval_due(23, since_eval=1 / MAX_EVAL_SHARE)
     given = Schedule.for_run(TrainConfig(steps=100, eval_every=10), 10, 10_000, 100)
-    assert given.eval_due(20, 0.0, eval_seconds=100.0)  # --eval-every wins
+    given.eval_seconds = 100.0
+    assert given.eval_due(20, since_eval=0.0)  # --eval-every wins
 
 
-def test_a_short_step_budget_validates_briefly_and_ends_on_all_of_the_held_out_part(tmp_path, poem):
-    from charnext.training import validation
+def test_a_short_step_budget_validates_briefly(tmp_path, poem):
     from charnext.training.runs import new_run
 
     config = api.TrainConfig(steps=20, batch_size=4, seq_len=16)
     trainer = new_run(poem * 200, None, config, tmp_path / "p.pt", hidden_size=8, num_layers=1)
-    assert trainer.val_chars > validation.MIN_SAMPLE_CHARS
-    scored = []
-    score = trainer.evaluate_validation
-    trainer.evaluate_validation = lambda limit=None: scored.append(limit) or score(limit)
+    assert trainer._val_limit(final=True) == 10_000  # 20 x 64 characters trained: the minimum
+    assert trainer.val_chars > 10_000
     for _ in trainer.run():
         pass
     assert trainer.history["val_step"][-1] == 20
-    # 20 x 64 characters trained: the periodic checks score the smallest sample, the same each time
-    assert set(scored[:-1]) == {validation.MIN_SAMPLE_CHARS} and scored[-1] is None  # then all of it
-    assert trainer.result.val_loss == pytest.approx(trainer.evaluate_validation(None).loss)
 
 
 def test_train_says_a_word_before_the_slow_part(tmp_path):

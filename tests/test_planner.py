@@ -17,7 +17,6 @@ from charnext.training.runs import new_run
 
 runner = CliRunner()
 SEQ = 64
-REF = pl.parameters("lstm", 256, 2, 65, 64)
 
 
 def plan_for(seconds=None, steps=None, chars=1_000_000, speed=25_000.0, given=None, held_out=True):
@@ -25,10 +24,8 @@ def plan_for(seconds=None, steps=None, chars=1_000_000, speed=25_000.0, given=No
     probed = []
 
     def probe(hidden, layers, batch):
-        # as a CPU: time per character grows with the parameters, and a larger batch runs faster
         probed.append((hidden, layers, batch))
-        cost = pl.parameters("lstm", hidden, layers, 65, 64) + pl.FIXED_COST_PARAMS
-        return speed * (REF + pl.FIXED_COST_PARAMS) / cost * (batch / 16) ** 0.4
+        return speed
 
     given = dict(given or {})
     if seconds is not None:
@@ -59,8 +56,8 @@ def test_more_time_buys_a_larger_model_with_more_dropout():
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
     drops = [p.dropout for p in plans]
     assert drops == sorted(drops) and drops[-1] > 0
-    for p in plans:  # wider models learn at a lower rate, larger batches at a higher one
-        assert p.lr == pl.lr_for(p.hidden_size, p.batch_size)
+    lrs = [p.lr for p in plans]
+    assert lrs == sorted(lrs, reverse=True)  # wider models learn at a lower rate
     for p in plans:  # the model the plan buys sees at least CHARS_PER_PARAM characters per parameter
         assert p.run_chars / params(p) >= pl.CHARS_PER_PARAM
 
@@ -94,7 +91,7 @@ def test_given_options_win_and_are_not_planned():
 
 
 def test_weight_decay_comes_with_dropout():
-    short, _ = plan_for(seconds=30)
+    short, _ = plan_for(seconds=90)
     long, _ = plan_for(seconds=3600, chars=200_000)
     assert short.dropout == 0 and short.weight_decay == 0
     assert long.dropout > 0 and long.weight_decay == pl.WEIGHT_DECAY
@@ -105,7 +102,7 @@ def test_the_batch_never_exceeds_what_the_text_holds():
     assert plan.batch_size > 16  # a long budget doubles the batch...
     capped = pl.make_plan(
         given={"max_time": 3600}, train_chars=100_000, vocab_size=65, seq_len=SEQ,
-        steps_for=lambda b: 0, probe=lambda h, n, b: 1e6 * (b / 16) ** 0.4, max_batch=20,
+        steps_for=lambda b: 0, probe=lambda h, n, b: 1e6, max_batch=20,
     )  # fmt: skip
     assert capped.batch_size == 20  # ...but not beyond the windows the text has
 
@@ -218,7 +215,7 @@ def test_a_noisy_probe_plans_the_same_width_run_after_run():
         return plan_for(seconds=90, speed=speed)[0].hidden_size
 
     # a machine whose speed is well inside one width's range (15% either way plans the same)
-    speed = 35_000.0
+    speed = 25_000.0
     assert plan_at(speed * 0.85) == plan_at(speed) == plan_at(speed * 1.15)
     widths, spent = set(), []
     for seed in range(200):
@@ -244,31 +241,3 @@ def test_a_noisy_probe_plans_the_same_width_run_after_run():
             times.append(clock() - t)
         flips.add(plan_at(chars / sorted(times)[1]))
     assert len(flips) > 1
-
-
-def test_the_plan_times_candidate_shapes_and_keeps_what_it_measured():
-    plan, probed = plan_for(seconds=90, speed=35_000)
-    # the reference model at the default batch, at 4x it, and twice as wide
-    assert probed == [(256, 2, 16), (256, 2, 64), (512, 2, 16)]
-    assert [(m["hidden"], m["batch"]) for m in plan.measured] == [(256, 16), (256, 64), (512, 16)]
-    assert plan.batch_size > 16 and plan.lr == pl.lr_for(plan.hidden_size, plan.batch_size)
-    assert plan.lr > pl.lr_for(plan.hidden_size)  # the rate grows with the batch
-    assert plan.predicted_loss == pytest.approx(pl.predicted_loss(params(plan), plan.run_chars), abs=1e-4)
-    # a CPU whose larger batches run no faster keeps the default batch
-    flat = pl.make_plan(
-        given={"max_time": 90}, train_chars=1_000_000, vocab_size=65, seq_len=SEQ,
-        steps_for=lambda b: 0, probe=lambda h, n, b: 35_000.0 * 16 / h,
-    )  # fmt: skip
-    assert flat.batch_size == 16
-
-
-def test_the_probes_stop_at_their_share_of_the_budget():
-    now = [0.0]
-
-    def slow_probe(hidden, layers, batch):
-        now[0] += 5.0  # each probe takes 5 s: more than PROBE_TOTAL_SHARE of 90 s
-        return 35_000.0
-
-    est = pl._Estimates({"max_time": 90.0}, 65, SEQ, lambda b: 0, 16, None)
-    est.measure(slow_probe, clock=lambda: now[0])
-    assert len(est.measured) == 1  # the reference only

@@ -153,28 +153,7 @@ def test_max_time_stops_on_budget(poem):
     trainer = new_run(poem, None, config, None, **SMALL)
     list(trainer.run())
     assert trainer.result.reason == "max-time"
-    # --max-time bounds the whole: training stops early enough for the final checks and the exit
-    end = trainer.record.budget
-    assert end < 1.0 and trainer.result.elapsed >= end  # no upper bound: a busy machine takes longer
-    assert trainer.history["val_step"].count(trainer.result.steps) <= 1  # the last step validated once
-
-
-def test_resume_max_time_means_that_much_more_and_says_so(poem, tmp_path):
-    from charnext.rendering.train_view import run_header
-
-    out = tmp_path / "t.pt"
-    config = TrainConfig(max_time=1.0, seq_len=16, batch_size=4, val_fraction=0.2)
-    first = new_run(poem, None, config, out, **SMALL)
-    list(first.run())
-    used = first.result.elapsed
-    # without --max-time the run has used its budget: refused, saying why (not 0 steps and exit 0)
-    with pytest.raises(ConfigError, match=r"used its whole time budget .*give --max-time T to train T more"):
-        resume_run(out, poem)
-    again = resume_run(out, poem, max_time=1.0)  # one second more, on top of what was used
-    assert again.budget_line().startswith("used ") and "1s more" in again.budget_line()
-    assert again.budget_line() in run_header(again)
-    list(again.run())
-    assert again.result.session_steps > 0 and again.result.steps > first.result.steps
     assert (
-        used < again.record.budget < used + 1.0
-    )  # the end: what was used, plus the second less the final work
+        trainer.result.elapsed >= 1.0
+    )  # no upper bound: a busy machine may take longer (speed: benchmarks/)
+    assert trainer.history["val_step"].count(trainer.result.steps) <= 1  # the last step validated once

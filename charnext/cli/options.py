@@ -98,12 +98,7 @@ SeqLen = _train("seq_len", int, "Characters per training window (BPTT length).")
 BatchSize = _train("batch_size", int, "Windows (lines with --lines) per step.")
 Steps = _train("steps", int, "Optimizer steps", default="[default: sized to the text]")
 Epochs = _train("epochs", float, "Passes over the text, instead of --steps.", default="")
-MaxTime = _train(
-    "max_time", str,
-    "Wall-clock budget of the whole command, e.g. 90s, 10m, 2h: start-up, the final validation "
-    "and the save included. With --resume, that much more.",
-    default="",
-)  # fmt: skip
+MaxTime = _train("max_time", str, "Wall-clock budget, e.g. 90s, 10m, 2h; the schedule fits it.", default="")
 WeightDecay = _train("weight_decay", float, "AdamW weight decay.")
 Lr = _train("lr", float, "Peak learning rate.")
 TrainSeed = _train("seed", int, "Random seed.")

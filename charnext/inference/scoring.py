@@ -25,7 +25,6 @@ def evaluate_stream(
     warmup: int = 256,
     part: tuple[int, int] = (0, 1),
     prime: torch.Tensor | None = None,
-    row_chars: int | None = None,
 ) -> EvalResult:
     """Score every character of `data` but the first, given all that comes before it.
 
@@ -34,8 +33,7 @@ def evaluate_stream(
     scored), so the result matches one sequential pass closely at a fraction of the time.
     `part=(i, k)` scores only pieces i, i+k, i+2k, ... (process i of k scores its share);
     `prime` (encoded), the model's, is read first, from zero. Inputs are cut from `data` one
-    window at a time, so a large memory-mapped text is never copied whole. With `row_chars`
-    only the first `row_chars` characters of each piece are scored: a sample spread over the text.
+    window at a time, so a large memory-mapped text is never copied whole.
     """
     device = device or model.head.weight.device
     with eval_mode(model):
@@ -49,61 +47,33 @@ def evaluate_stream(
         w = min(warmup, starts[1]) if chunks > 1 else 0
         # row c holds inputs data[lo:end] with lo = s - w (warm-up, not scored) and targets shifted
         # by one; the first row has no warm-up and starts from the zero state like a plain pass.
-        size = min(size, row_chars or size)  # a sample: the first row_chars of each piece
         span = w + size
         rows = [(max(0, s - w), min(s + size, n), s) for s in starts][part[0] :: part[1]]
-        correct = 0.0
-        row_totals, row_counts = torch.zeros(len(rows), dtype=torch.float64), torch.zeros(len(rows))
+        total, correct, count = 0.0, 0.0, 0.0
         state = None
         if prime is not None and len(prime) and rows:
             _, state = model(prime.long().to(device)[None].expand(len(rows), -1))
         for t0 in range(0, span if rows else 0, seq_len):
             t1 = min(t0 + seq_len, span)
-            xs, ys, ms = (t.to(device) for t in _window(data, rows, t0, t1))
+            xs = torch.zeros(len(rows), t1 - t0, dtype=torch.long)
+            ys = torch.zeros(len(rows), t1 - t0, dtype=torch.long)
+            ms = torch.zeros(len(rows), t1 - t0)  # 1 where a position is scored
+            for r, (lo, end, s) in enumerate(rows):
+                a, b = lo + t0, min(lo + t1, end)  # this window of the row, as offsets in data
+                if b > a:
+                    xs[r, : b - a] = data[a:b]
+                    ys[r, : b - a] = data[a + 1 : b + 1]
+                    ms[r, max(s - a, 0) : b - a] = 1.0
+            xs, ys, ms = xs.to(device), ys.to(device), ms.to(device)
             with autocast(device, precision):
                 logits, state = model(xs, state)
             nll = F.cross_entropy(logits.float().transpose(1, 2), ys, reduction="none")  # (C, t)
-            row_totals += (nll * ms).sum(1).double().cpu()  # per row, for the standard error
-            row_counts += ms.sum(1).cpu()
+            total += float((nll * ms).sum())
             correct += float(((logits.argmax(-1) == ys).float() * ms).sum())
-    return _result(row_totals, row_counts, correct)
-
-
-def _window(data: torch.Tensor, rows: list[tuple[int, int, int]], t0: int, t1: int):
-    """Inputs, targets and the mask of scored positions (1) at offsets t0..t1 of every row
-    (lo, end, s): inputs data[lo:end], scored from s on."""
-    xs = torch.zeros(len(rows), t1 - t0, dtype=torch.long)
-    ys = torch.zeros(len(rows), t1 - t0, dtype=torch.long)
-    ms = torch.zeros(len(rows), t1 - t0)  # 1 where a position is scored
-    for r, (lo, end, s) in enumerate(rows):
-        a, b = lo + t0, min(lo + t1, end)  # this window of the row, as offsets in data
-        if b > a:
-            xs[r, : b - a] = data[a:b]
-            ys[r, : b - a] = data[a + 1 : b + 1]
-            ms[r, max(s - a, 0) : b - a] = 1.0
-    return xs, ys, ms
-
-
-def _result(totals: torch.Tensor, counts: torch.Tensor, correct: float) -> EvalResult:
-    """The mean loss and accuracy from pieces' summed losses and counts, with its standard error."""
-    total, count = float(totals.sum()), float(counts.double().sum())
+            count += float(ms.sum())
     if not count:
         return EvalResult(float("nan"), float("nan"), 0)
-    return EvalResult(total / count, correct / count, int(count), stderr=standard_error(totals, counts))
-
-
-def standard_error(totals: torch.Tensor, counts: torch.Tensor) -> float | None:
-    """The standard error of a mean loss sum(totals) / sum(counts) made of independent pieces
-    (the rows of a stream, the lines of a line corpus), as a ratio estimator; None with fewer
-    than two pieces."""
-    keep = counts > 0
-    totals, counts = totals[keep].double(), counts[keep].double()
-    n = len(counts)
-    if n < 2:
-        return None
-    mean = float(totals.sum() / counts.sum())
-    residual = totals - mean * counts
-    return float((residual.square().sum() / (n * (n - 1))).sqrt() / counts.mean())
+    return EvalResult(total / count, correct / count, int(count))
 
 
 @torch.no_grad()
@@ -119,8 +89,7 @@ def evaluate_lines(
     """Score lines as line mode trains them: each from the zero state, its end included."""
     device = device or model.head.weight.device
     with eval_mode(model):
-        correct = 0.0
-        totals, counts = [], []
+        total, correct, count = 0.0, 0.0, 0.0
         order = sorted(range(len(lines)), key=lambda i: len(lines[i]))  # similar lengths together
         for b in range(0, len(order), batch_size):
             batch = pad_lines([lines[i] for i in order[b : b + batch_size]], boundary)
@@ -128,9 +97,9 @@ def evaluate_lines(
             with autocast(device, precision):
                 logits, _ = model(x)
             nll = F.cross_entropy(logits.float().transpose(1, 2), y, reduction="none")
-            totals.append((nll * wts).sum(1).double().cpu())
-            counts.append(wts.sum(1).double().cpu())
+            total += float((nll * wts).sum())
             correct += float(((logits.argmax(-1) == y).float() * wts).sum())
-    if not totals:
+            count += float(wts.sum())
+    if not count:
         return EvalResult(float("nan"), float("nan"), 0)
-    return _result(torch.cat(totals), torch.cat(counts), correct)
+    return EvalResult(total / count, correct / count, int(count))

@@ -158,8 +158,6 @@ def run_header(trainer) -> str:
     plan = trainer.recorded_plan()
     if plan and trainer.resumed_from is None:
         title += f"\nplan: {plan['why']}" + _given_note(plan)
-    if trainer.budget_line():  # resumed: what the run used and what this command adds
-        title += f"\n{trainer.budget_line()}"
     return title
 
 

@@ -25,7 +25,6 @@ NEWLINE = "\n"
 DEFAULT_BATCH = 16
 DEFAULT_LINE_BATCH = 64
 WINDOW_CHARS = 24  # characters of the lecture's fixed window
-SAMPLE_ROWS = 32  # pieces of a stream's held-out part, scored in parallel (evaluate_stream's chunks)
 # Texts shorter than these hold nothing out by default: their validation part would be too
 # small to say anything, and every character is needed for training.
 MIN_VAL_CHARS_TEXT = 10_000
@@ -131,15 +130,10 @@ class StreamCorpus:
     def evaluate(
         self, model: CharModel, device, precision: str, limit: int | None, part: tuple[int, int]
     ) -> EvalResult:
-        """Loss on this process's share of the validation part; with `limit`, on a fixed sample of
-        about `limit` characters spread over it (the start of each of its SAMPLE_ROWS pieces, each
-        read after the characters before it)."""
+        """Loss on this process's share of the validation part (about its first `limit` chars)."""
+        val = self.val_data if limit is None else self.val_data[: limit + 1]
         prime = self.vocab.encode(self.start.prime) if self.start.prime else None
-        rows = None if limit is None or limit >= len(self.val_data) - 1 else -(-limit // SAMPLE_ROWS)
-        return evaluate_stream(
-            model, self.val_data, device=device, precision=precision, part=part, prime=prime,
-            chunks=SAMPLE_ROWS, row_chars=rows,
-        )  # fmt: skip
+        return evaluate_stream(model, val, device=device, precision=precision, part=part, prime=prime)
 
     def sample_prompt(self) -> str:
         """The preview's default prompt: the text's first line, cut short."""

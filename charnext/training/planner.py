@@ -2,22 +2,22 @@
 
 What the user leaves out of `charnext train`, the planner chooses from four facts: how many
 characters the text has, how long the run may take (`--max-time`, `--steps`, `--epochs`, or
-the default), the cell, and how fast this machine trains (measured at start: a few candidate
-shapes timed, at most PROBE_TOTAL_SHARE of the budget). The rule, in order:
+the default), the cell, and how fast this machine trains it (measured at start, a fraction of
+a second). The rule, in order:
 
-1. **Speeds**: the reference model (2x256) at the default batch, at 4x the batch, and twice as
-   wide, as the budget allows; other shapes are scaled from these (time per character grows
-   with the parameters plus a fixed cost; the batch's gain is interpolated in log(batch)).
-2. **Width and batch**: among the widths of `LADDER` and the batches 1x, 2x, 4x the default,
-   the pair whose predicted validation loss (`predicted_loss(N, D)`, fitted to step-budget runs,
-   which do not depend on the CPU) is lowest for the characters `D` it would see here, with at
-   least `CHARS_PER_PARAM` characters per parameter, at most `PARAMS_PER_CHAR` parameters per
-   character of text, and (for a grown batch) `MIN_PLANNED_STEPS` steps.
+1. **Characters the run will see** (`D`): a time budget times the measured speed of the
+   model in question, or steps (epochs) times the characters of a step.
+2. **Size**: the widest model on `LADDER` that still sees at least `CHARS_PER_PARAM`
+   characters per parameter in the run (below that, a smaller model learns more in the same
+   time), and holds at most `PARAMS_PER_CHAR` parameters per character of text (above that,
+   it can only memorise).
 3. **Dropout**: none while the run makes few passes over the text; more as passes add up,
    since a model that sees the same text many times starts to memorise it. None at all when
    nothing is held out (a short text, learnt by heart as the lecture does).
-4. **Learning rate**: falls as the model widens (`LR_256 * sqrt(256 / hidden)`) and grows with
-   the square root of the batch.
+4. **Learning rate**: falls as the model widens (`LR_256 * sqrt(256 / hidden)`): the
+   lecture's 5-unit model wants about 0.06, a 512-unit one about 0.006.
+5. **Batch**: doubles from 16 while the run still makes `MIN_PLANNED_STEPS` steps; larger
+   batches run faster per character on a CPU but learn less per character.
 
 Every option the user gives wins over the plan. The chosen values and the reason are
 recorded in the checkpoint's provenance, so `inspect` can show them.
@@ -34,21 +34,15 @@ from charnext.config import PLANNED, Cell, ModelConfig, TrainConfig, format_budg
 
 # Hidden sizes the planner chooses among (two layers each; the smallest texts get one).
 LADDER = (32, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
-# A run should train on at least this many characters per parameter: the loss rule above is
-# additive and cannot see that a wide model needs more characters before it pays. On an Intel
-# Xeon (bf16, 90 s of tinyshakespeare) 2x384 at 1.6 and 1.9 characters per parameter (batch 16
-# and 64) lost to 2x256 at 5.3 (1.4543 and 1.4426 against 1.4323), though by no more than two
-# runs of the same command differ (0.022); on this machine 2x384 at 0.6 lost to 2x256 at 2.7.
-CHARS_PER_PARAM = 2.5
+# A run should train on at least this many characters per parameter. On tinyshakespeare
+# (docs/planning.md): in 90 s 2x256 (2.7 chars per parameter) beat 2x384 (0.6) by 0.03 nats/char;
+# in 10 min 2x512 (1.3) beat 2x384 (3.5) by 0.02.
+CHARS_PER_PARAM = 1.0
 # At most this many parameters per character of training text: beyond it a model only
 # memorises, whatever the budget. On 18 KB of verse in 90 s (hundreds of passes, dropout 0.35)
 # 2x128 (13.5 parameters per character) reached 1.81 nats/char where 1x32 (1.1) reached 2.00.
 PARAMS_PER_CHAR = 16.0
-LR_256 = 8e-3  # peak learning rate of a 256-unit model at batch 16; others scale by sqrt(256 / hidden)
-# The learning rate grows with the square root of the batch (Adam's noise scale): on an Intel
-# Xeon (bf16, 90 s of tinyshakespeare) 2x384 at batch 64 reached 1.4756 at the batch-16 rate
-# (0.0065) and 1.4426 at twice it (0.013), better than batch 16's 1.4543.
-LR_BATCH = 16
+LR_256 = 8e-3  # peak learning rate of a 256-unit model; others scale by sqrt(256 / hidden)
 MAX_LR = 0.06  # cap for very small models (the lecture's 5 units)
 # Dropout as passes over the text add up: 0 up to DROPOUT_FREE_PASSES, then DROPOUT_PER_DOUBLING
 # more for each doubling of the passes, at most MAX_DROPOUT.
@@ -61,40 +55,29 @@ MAX_DROPOUT = 0.35
 # AdamW weight decay wherever dropout is planned: on a 180 KB text (20 passes in 90 s) it took
 # the best validation loss from 1.562 to 1.542.
 WEIGHT_DECAY = 0.1
-# Under a time or epoch budget the batch may grow from the default (16 windows, 64 lines) to
-# 2x or 4x it, with the learning rate scaled (lr_for), where what it buys is worth more (below),
-# while the run still makes MIN_PLANNED_STEPS steps. A step budget keeps the default batch, so
-# that a step costs what the user expects. On an Intel Xeon (bf16, 90 s of tinyshakespeare)
-# batch 64 at the scaled rate (875 steps) beat batch 16 (2,967 steps).
-BATCH_FACTORS = (1, 2, 4)
-MIN_PLANNED_STEPS = 800
+# Under a time or epoch budget the batch doubles from the default (16 windows, 64 lines) at
+# most twice, while the run still makes MIN_PLANNED_STEPS steps. A step budget keeps the
+# default batch, so that a step costs what the user expects.
+BATCH_DOUBLINGS = 2
+MIN_PLANNED_STEPS = 3000
 TIME_FOR_TRAINING = 0.92  # share of a time budget spent in optimizer steps (validation, saving)
-# What a run buys: the validation loss of a model of N parameters that trains on D characters,
-# L = LOSS_FLOOR + LOSS_N * (N / 1e6) ** -LOSS_ALPHA + LOSS_D * (D / 1e6) ** -LOSS_BETA, fitted to
-# step-budget runs on tinyshakespeare (benchmarks/planning_fit.py; the data in docs/planning.md).
-# A step count does not depend on the CPU's speed, so the fit holds on any machine; the plan
-# combines it with the speeds this machine measures. Only differences between candidates matter.
-# Fitted (rms 0.023 nats/char, about one run's noise) to 7 fp32 runs of 2x128..2x384 at 0.5M and
-# 1.5M characters and 5 earlier time-budgeted runs whose characters are known (Intel bf16 and
-# this 2-core machine at 90 s).
-LOSS_FLOOR = 0.645
-LOSS_N = 0.765
-LOSS_ALPHA = 0.1
-LOSS_D = 0.206
-LOSS_BETA = 1.0
+# Characters per second grow with the batch on a CPU (raw_rnn_loop, 2x256 LSTM, bf16, batches
+# of 16, 32 and 64 windows), relative to the probe's batch: one doubling down, none, one up.
+PROBE_BATCH = 32
+BATCH_SPEED = {-1: 0.84, 0: 1.0, 1: 1.23, 2: 1.4}
 # Time per character grows with parameters plus a fixed cost, as if every model had this many
-# more: measured at start from two widths where the budget allows, else this (fitted to
-# raw_rnn_loop on 2x128 .. 2x768 LSTMs).
+# more (fitted to raw_rnn_loop on 2x128 .. 2x768 LSTMs).
 FIXED_COST_PARAMS = 160_000
 SPEED_DEPENDENT = {"hidden_size", "batch_size", "dropout", "weight_decay"}  # what needs the probe
-PROBE_HIDDEN = 256  # the model timed first at the start of a time-budgeted run
-# The probes: the reference model at the default batch, then (while they have taken less than
-# PROBE_TOTAL_SHARE of the budget) at 4x the batch, then twice as wide. Each times
-# PROBE_MIN_STEPS to PROBE_MAX_STEPS steps (timed_speed).
-PROBE_TOTAL_SHARE = 0.015
-# Each probe takes the lower quartile of its step times: another process that wakes up slows a
-# few steps by 2-4x, which a median of three (an earlier probe) let through, so that one 90 s run
-# planned 2x192 and the next 2x256 on the same machine (tests/test_planner.py injects such bursts).
+PROBE_HIDDEN = 256  # the model timed at the start of a time-budgeted run
+# The probe times PROBE_MIN_STEPS to PROBE_MAX_STEPS steps, after PROBE_WARMUP untimed ones, and
+# stops once they would have taken PROBE_SHARE of the budget without slow bursts (a 90 s run:
+# about half a second; bursts of 4x keep the whole under 2%). It takes
+# the lower quartile of their times: another process that wakes up slows a few steps by 2-4x,
+# which a median of three (the earlier probe) let through, so that one 90 s run planned 2x192
+# and the next 2x256 on the same machine. The quartile of eight or more steps ignores such bursts
+# (tests/test_planner.py injects them); what the run really meets is followed during the run
+# (the learning rate and dropout follow the clock).
 PROBE_WARMUP = 2
 PROBE_MIN_STEPS = 8
 PROBE_MAX_STEPS = 16
@@ -118,8 +101,6 @@ class Plan:
     chars_per_sec: float | None  # measured (time budgets) and scaled to the chosen model
     budget: str  # "10m", "3000 steps", ...
     planned: list[str] = field(default_factory=list)  # the fields the plan set (the rest were given)
-    measured: list[dict] = field(default_factory=list)  # the probes: hidden, batch, chars/s
-    predicted_loss: float | None = None  # the rule's validation loss for the choice (nats/char)
     why: str = ""  # the header line
 
     def to_dict(self) -> dict:
@@ -155,11 +136,9 @@ def layers_for(hidden: int) -> int:
     return 1 if hidden < 64 else 2
 
 
-def lr_for(hidden: int, batch: int = LR_BATCH) -> float:
-    """The peak learning rate of a model `hidden` units wide trained at `batch` windows a step:
-    scaled by sqrt(256 / hidden), and above LR_BATCH by sqrt(batch / LR_BATCH) (at most MAX_LR;
-    a smaller batch, a short text's, keeps the rate: the lecture's hihello trains at batch 1)."""
-    return min(MAX_LR, LR_256 * math.sqrt(256 / hidden) * math.sqrt(max(batch, LR_BATCH) / LR_BATCH))
+def lr_for(hidden: int) -> float:
+    """The peak learning rate of a model `hidden` units wide."""
+    return min(MAX_LR, LR_256 * math.sqrt(256 / hidden))
 
 
 def dropout_for(passes: float) -> float:
@@ -183,16 +162,9 @@ def human_size(chars: float) -> str:
     return f"{int(chars)} chars"
 
 
-def predicted_loss(params: int, chars: float) -> float:
-    """The rule's validation loss (nats/char) of a model of `params` parameters trained on
-    `chars` characters (see LOSS_FLOOR)."""
-    n, d = max(params, 1) / 1e6, max(chars, 1.0) / 1e6
-    return LOSS_FLOOR + LOSS_N * n**-LOSS_ALPHA + LOSS_D * d**-LOSS_BETA
-
-
 class _Estimates:
     """What a run of a given shape would train on: the figures make_plan weighs, from the
-    options given, the text and (under a time budget) the speeds this machine measures."""
+    options given, the text and (under a time budget) one speed probe."""
 
     def __init__(self, given: dict, vocab_size: int, seq_len: int, steps_for: Callable[[int], int],
                  base_batch: int, max_batch: int | None):  # fmt: skip
@@ -201,84 +173,57 @@ class _Estimates:
         self.cell = Cell(given.get("cell", Cell.lstm))
         self.embedding = given.get("embedding_size", ModelConfig.embedding_size)
         self.max_time = given.get("max_time")
-        self.measured: list[dict] = []  # the probes: hidden, batch, chars/s
-        self.speed_ref: float | None = None  # chars/s of the reference model at the default batch
-        self.ref_params = 0
-        self.fixed = float(FIXED_COST_PARAMS)  # the fixed cost, in parameters
-        self.batch_gain = 1.0  # chars/s at 4x the default batch over the default
+        self.speed_ref: float | None = None  # the probe's chars/s
+        self.ref_cost = 0.0  # and the cost of the model it measured
 
-    def measure(self, probe: Callable[[int, int, int], float] | None, clock=time.perf_counter) -> None:
-        """Under a time budget, time the reference model, then (while the probes have taken less
-        than PROBE_TOTAL_SHARE of the budget) at 4x the batch and twice as wide; unless every
-        option the speed informs is given."""
+    def measure(self, probe: Callable[[int, int, int], float] | None) -> None:
+        """Under a time budget, probe the speed once (unless every option it informs is given)."""
         if self.max_time is None or probe is None or SPEED_DEPENDENT <= self.given.keys():
             return
         hidden = self.given.get("hidden_size", PROBE_HIDDEN)
-        layers = self.given.get("num_layers", layers_for(hidden))
-        start, base = clock(), self.base_batch
-        self.speed_ref, self.ref_params = probe(hidden, layers, base), self.size(hidden)
-        self.measured.append({"hidden": hidden, "batch": base, "chars_per_sec": self.speed_ref})
-        wider = min(2 * hidden, LADDER[-1])
-        for h, b in ((hidden, 4 * base), (wider, base)):
-            spent = clock() - start >= PROBE_TOTAL_SHARE * self.max_time
-            if (
-                spent
-                or (b != base and "batch_size" in self.given)
-                or (h != hidden and "hidden_size" in self.given)
-            ):
-                continue
-            rate = probe(h, self.given.get("num_layers", layers_for(h)), b)
-            self.measured.append({"hidden": h, "batch": b, "chars_per_sec": rate})
-            q = rate / max(self.speed_ref, 1e-9)
-            if h == hidden:  # the batch's gain, within what CPUs show (raw_rnn_loop: 1.8x for 4x)
-                self.batch_gain = min(3.0, max(1.0, q))
-            elif q < 1.0:  # time per char ~ params + fixed: solve for the fixed cost
-                p1, p2 = self.ref_params, self.size(h)
-                self.fixed = min(4.0 * p1, max(0.0, (q * p2 - p1) / (1.0 - q)))
+        self.speed_ref = probe(hidden, self.given.get("num_layers", layers_for(hidden)), PROBE_BATCH)
+        self.ref_cost = self.size(hidden) + FIXED_COST_PARAMS
 
     def size(self, hidden: int) -> int:
         layers = self.given.get("num_layers", layers_for(hidden))
         return parameters(self.cell, hidden, layers, self.vocab_size, self.embedding)
 
     def speed(self, hidden: int, batch: int) -> float | None:
-        """Chars/s of a model `hidden` wide at `batch`: the measured reference scaled by cost,
-        the batch's gain interpolated in log(batch) (4x the default is the measured point)."""
         if self.speed_ref is None:
             return None
-        factor = max(batch, 1) / self.base_batch
-        gain = self.batch_gain ** (math.log2(factor) / 2) if factor >= 1 else factor**0.25
-        return self.speed_ref * (self.ref_params + self.fixed) / (self.size(hidden) + self.fixed) * gain
+        doublings = max(-1, min(2, round(math.log2(batch / PROBE_BATCH))))
+        return (
+            self.speed_ref * self.ref_cost / (self.size(hidden) + FIXED_COST_PARAMS) * BATCH_SPEED[doublings]
+        )
 
     def run_chars(self, hidden: int, batch: int) -> float:
         if self.max_time is not None:
             return (self.speed(hidden, batch) or 0.0) * self.max_time * TIME_FOR_TRAINING
         return self.steps_for(batch) * batch * self.seq_len
 
-    def batches(self) -> list[int]:
-        """The batches a plan may choose: the one given, else the default (and, under a time or
-        epoch budget, 2x and 4x it), never more than the text holds."""
+    def batch_for(self, hidden: int) -> int:
         if "batch_size" in self.given:
-            return [self.given["batch_size"]]
-        grow = self.max_time is not None or self.given.get("epochs") is not None
-        chosen = [self.base_batch * f for f in (BATCH_FACTORS if grow else (1,))]
-        return sorted({max(1, min(b, self.max_batch or b)) for b in chosen})
+            return self.given["batch_size"]
+        chosen = self.base_batch
+        if self.max_time is not None or self.given.get("epochs") is not None:
+            for b in (self.base_batch * 2**k for k in range(1, BATCH_DOUBLINGS + 1)):
+                if self.run_chars(hidden, b) / (b * self.seq_len) >= MIN_PLANNED_STEPS:
+                    chosen = b
+        return max(1, min(chosen, self.max_batch or chosen))
 
-    def allowed(self, hidden: int, batch: int, train_chars: int) -> bool:
-        """Whether the run trains a model this wide on enough characters per parameter, the
-        model is not too large for the text, and a grown batch still makes enough steps."""
-        d, n = self.run_chars(hidden, batch), self.size(hidden)
-        if d / n < CHARS_PER_PARAM or n > PARAMS_PER_CHAR * max(train_chars, 1):
-            return False
-        return batch == self.batches()[0] or d / (batch * self.seq_len) >= MIN_PLANNED_STEPS
-
-    def best_shape(self, train_chars: int) -> tuple[int, int]:
-        """The width and batch the rule expects to learn most: the lowest predicted loss among
-        the ladder's widths and the batches allowed (the smallest width where none is)."""
-        widths = [self.given["hidden_size"]] if "hidden_size" in self.given else list(LADDER)
-        options = [(h, b) for h in widths for b in self.batches() if self.allowed(h, b, train_chars)]
-        if not options:
-            return widths[0], self.batches()[0]
-        return min(options, key=lambda hb: predicted_loss(self.size(hb[0]), self.run_chars(*hb)))
+    def hidden_for(self, train_chars: int) -> int:
+        """The widest model of the ladder that the run trains on enough characters per
+        parameter, and that is not too large for the text."""
+        if "hidden_size" in self.given:
+            return self.given["hidden_size"]
+        hidden = LADDER[0]
+        for h in LADDER:
+            d = self.run_chars(h, self.batch_for(h))
+            if d / self.size(h) >= CHARS_PER_PARAM and self.size(h) <= PARAMS_PER_CHAR * max(train_chars, 1):
+                hidden = h
+            elif h > hidden:
+                break
+        return hidden
 
 
 def make_plan(
@@ -303,8 +248,9 @@ def make_plan(
     """
     est = _Estimates(given, vocab_size, seq_len, steps_for, base_batch, max_batch)
     est.measure(probe)
-    hidden, batch = est.best_shape(train_chars)
+    hidden = est.hidden_for(train_chars)
     layers = given.get("num_layers", layers_for(hidden))
+    batch = est.batch_for(hidden)
     d = est.run_chars(hidden, batch)
     passes = d / max(train_chars, 1)
     steps = steps_for(batch) if est.max_time is None else None
@@ -315,15 +261,13 @@ def make_plan(
         dropout=given.get("dropout", dropout_for(passes) if held_out else 0.0),
         weight_decay=given.get("weight_decay", weight_decay_for(passes) if held_out else 0.0),
         batch_size=batch,
-        lr=given.get("lr", lr_for(hidden, batch)),
+        lr=given.get("lr", lr_for(hidden)),
         warmup_steps=given.get("warmup_steps", min(TrainConfig.warmup_steps, max(1, (steps or 10**9) // 10))),
         train_chars=train_chars,
         run_chars=d,
         passes=passes,
         chars_per_sec=est.speed(hidden, batch),
         budget=budget,
-        measured=est.measured,
-        predicted_loss=round(predicted_loss(est.size(hidden), d), 4) if d else None,
     )
     plan.planned = [name for name in PLANNED if name not in given]
     shape = f"{layers}x{hidden}" + (f", dropout {plan.dropout:g}" if plan.dropout else "")

@@ -292,7 +292,6 @@ def resume_run(
     return Trainer(
         data, vocab, model_config, config, target,
         text_fingerprint=fp, vocab_counts=counts, resume=raw, resumed_from=Path(path), origin=origin,
-        more_time=applied.get("max_time"),  # --max-time with --resume: that much more (training/budget.py)
     )  # fmt: skip
 
 

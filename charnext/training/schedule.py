@@ -17,16 +17,14 @@ from charnext.config import TrainConfig
 DEFAULT_PASSES = 10
 MIN_DEFAULT_STEPS = 60
 MAX_DEFAULT_STEPS = 3000
-# Validations per run when --eval-every is not given: the first after a tenth of the run, then
-# every tenth, so that the best checkpoint, the outlook and the chart see the whole run. Each
-# periodic one scores a fixed sample of the held-out part sized to cost about half a percent of
-# the run (charnext.training.validation), so ten of them cost about 5%.
+# Validations per run when --eval-every is not given: often enough to keep a best checkpoint and
+# a resumable latest one, rarely enough to cost little (validation scores the held-out part).
 EVALS_PER_RUN = 10
 # Validations (with their previews and checkpoint writes) take at most about this share of a
 # run, under a time budget or a step budget alike (not with --eval-every): each one is timed,
-# and the next waits long enough. A machine where a check costs more than planned validates
-# less often rather than spending its budget validating.
-MAX_EVAL_SHARE = 0.06
+# and the next waits long enough. In a 90-second run on tinyshakespeare ten validations of a
+# 2x256 model took 13 s that training then lacked; `--steps 120` spent 6.5 s of 8.9 s validating.
+MAX_EVAL_SHARE = 0.04
 # Rows of the lecture's table (RowEvents) per run, first and last step included.
 ROWS_PER_RUN = 12
 
@@ -53,14 +51,11 @@ def lr_at(config: TrainConfig, step: int, fraction: float) -> float:
     return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * f))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Schedule:
-    """When a run ends, its learning rate, and when it validates and adds a table row: a
-    policy the loop asks and never changes.
+    """When a run ends, its learning rate, and when it validates and adds a table row.
 
-    Exactly one of `total` (steps) and `max_time` (seconds) decides when the run ends. Under a
-    time budget the loop passes `end`, the run's seconds at which training stops (the budget
-    less start-up and what follows the last step: charnext.training.state.RunState.budget).
+    Exactly one of `total` (steps) and `max_time` (seconds) decides when the run ends.
     """
 
     config: TrainConfig
@@ -68,6 +63,8 @@ class Schedule:
     max_time: float | None  # wall-clock budget in seconds (with total None)
     eval_every: int  # steps between validations (step plans)
     row_marks: frozenset[int]  # steps that add a table row (step plans)
+    eval_seconds: float = 0.0  # how long the latest validation took (validations are spaced by it)
+    last_eval_step: int = 0  # the step of the latest validation
 
     @classmethod
     def for_run(
@@ -101,50 +98,47 @@ class Schedule:
             "decay": "cosine",
         }
 
-    def fraction(self, step: int, seconds: float, end: float | None = None) -> float:
-        """Share of the run done after `step` steps and `seconds` of it, 0..1."""
+    def fraction(self, step: int, elapsed: float) -> float:
+        """Share of the run done after `step` steps and `elapsed` seconds, 0..1."""
         if self.total is not None:
             return min(1.0, step / self.total) if self.total else 1.0
-        end = self.max_time if end is None else end
-        return min(1.0, seconds / end) if end > 0 else 1.0
+        return min(1.0, elapsed / self.max_time)
 
-    def lr(self, step: int, seconds: float, end: float | None = None) -> float:
+    def lr(self, step: int, elapsed: float) -> float:
         """The learning rate of the next step."""
-        return lr_at(self.config, step, self.fraction(step, seconds, end))
+        if self.total is not None:
+            return lr_at(self.config, step, step / self.total)
+        return lr_at(self.config, step, elapsed / self.max_time)
 
-    def done(self, step: int, seconds: float, end: float | None = None) -> bool:
+    def done(self, step: int, elapsed: float) -> bool:
         """Whether the plan is complete (the step count or the time budget reached)."""
         if self.total is not None:
             return step >= self.total
-        return seconds >= (self.max_time if end is None else end)
+        return elapsed >= self.max_time
 
     def reason(self) -> str:
         """What ended a completed plan: "steps" or "max-time"."""
         return "steps" if self.total is not None else "max-time"
 
-    def eval_due(
-        self, step: int, since_eval: float, eval_seconds: float = 0.0, last_eval_step: int = 0,
-        end: float | None = None,
-    ) -> bool:  # fmt: skip
+    def eval_due(self, step: int, since_eval: float) -> bool:
         """Whether to validate after `step`: every `eval_every` steps, or once a tenth of a time
         budget has passed since the last validation (`since_eval` seconds). Either way later
         if validating would take more than MAX_EVAL_SHARE of the run: the next validation waits
-        until the time since the last is that many times what the last took (`eval_seconds`;
-        0 before the first). A run given --eval-every validates exactly that often."""
-        spaced = since_eval >= eval_seconds / MAX_EVAL_SHARE
+        until the time since the last is that many times what the last took. A run given
+        --eval-every validates exactly that often."""
         if self.total is not None:
             if self.config.eval_every:
                 return step % self.eval_every == 0
-            return step - last_eval_step >= self.eval_every and spaced
-        end = self.max_time if end is None else end
-        return since_eval >= end / EVALS_PER_RUN and spaced
+            spaced = since_eval >= self.eval_seconds / MAX_EVAL_SHARE
+            return step - self.last_eval_step >= self.eval_every and spaced
+        return since_eval >= max(self.max_time / EVALS_PER_RUN, self.eval_seconds / MAX_EVAL_SHARE)
 
-    def row_due(self, step: int, seconds: float, last_fraction: float, end: float | None = None) -> bool:
+    def row_due(self, step: int, elapsed: float, last_fraction: float) -> bool:
         """Whether to add a row to the lecture's table after `step`; `last_fraction` is the share
         of the run done at the last row (a time plan adds one each 1/(ROWS_PER_RUN-1) of it)."""
         if self.total is not None:
             return step in self.row_marks
-        if step == 1 or self.done(step, seconds, end):
+        if step == 1 or self.done(step, elapsed):
             return True
         rows = ROWS_PER_RUN - 1
-        return math.floor(self.fraction(step, seconds, end) * rows) > math.floor(last_fraction * rows)
+        return math.floor(self.fraction(step, elapsed) * rows) > math.floor(last_fraction * rows)

@@ -3,57 +3,106 @@
 Build a `Trainer` with `charnext.training.runs` (a new run, a resumed one, or one started from another
 model's weights); then `for event in trainer.run(): ...` and read `trainer.result`. What the
 run trains on is a corpus (`charnext.training.corpus`), when it ends and at which learning rate is its
-schedule (`charnext.training.schedule`, a policy the loop asks), what it is at any moment one record
-(`charnext.training.state.RunState`), how it checks itself `charnext.training.validation`, and several
-processes talk through `charnext.training.distributed`.
+schedule (`charnext.training.schedule`), and several processes talk through `charnext.training.distributed`.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import platform
+import signal
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from charnext.config import SampleConfig, TrainConfig
-from charnext.errors import CheckpointError, TrainingDiverged
-from charnext.events import EvalEvent, Event, RowEvent, StepEvent
+from charnext.errors import CheckpointError, ConfigError, TrainingDiverged
+from charnext.events import EvalEvent, Event, RowEvent, StepEvent, TrainResult
 from charnext.inference.sampling import generate
 from charnext.inference.scoring import EvalResult
 from charnext.inference.steps import read
-from charnext.modeling.device import resolve_precision
+from charnext.modeling.device import autocast, resolve_precision
+from charnext.modeling.loss import sequence_loss
 from charnext.modeling.model import CharModel, ModelConfig, eval_mode
 from charnext.storage.checkpoint import first_line
 from charnext.storage.metrics import MetricsLog, metrics_path
 from charnext.text.paths import shown_path
 from charnext.text.vocab import Vocab
-from charnext.training import budget, distributed
-from charnext.training import validation as checks
+from charnext.training import distributed
 from charnext.training.averaging import WeightAverage
 from charnext.training.corpus import make_corpus
 from charnext.training.divergence import DivergenceGuard
-from charnext.training.launch import check_memory, copy_overlap, optimizer_step, stop_on_sigint  # noqa: F401
 from charnext.training.optim import make_adamw
 from charnext.training.outlook import Outlook, read_outlook
-from charnext.training.planner import Plan
-from charnext.training.run_state import (
-    averaging,
-    best_path,  # noqa: F401  (where callers find it)
-    provenance,
-    restore_run,
-    run_result,
-    save_weights,
-)
+from charnext.training.planner import Plan, parameters
+from charnext.training.run_state import restore_run, save_run
 from charnext.training.schedule import Schedule
-from charnext.training.state import RunState, Session, command_start
+from charnext.version import __version__
 
+PERIODIC_VAL_CHARS = 2_000_000  # characters scored at each validation during training
+# Under a step budget a validation scores at most this many characters per training character
+# of the whole run (but at least MIN_VAL_CHARS): scoring a character costs about a third of
+# training on one (forward only), so the final validation costs at most about 7% of the
+# run. `--steps 120` on tinyshakespeare otherwise scored all 111k held-out characters, 0.9 s
+# against 5.3 s of training.
+VAL_CHARS_PER_RUN_CHAR = 0.2
+MIN_VAL_CHARS = 10_000
+FORWARD_COST = 1 / 3  # a forward pass's share of a training step's cost, per character
 PREVIEW_CHARS = 80  # characters of the sampled preview after each validation
 PREVIEW_SEED = 1234  # previews draw from the same seed each time, so they show progress only
-# Under a time budget the end is estimated again after this many steps of a session (the
-# training speed is then measured), and after every validation.
-REPLAN_AFTER = 16
+RATE_WINDOW = 2.0  # seconds of steps over which the progress line's chars/s is measured
+
+
+def best_path(out: Path) -> Path:
+    """Where the best-by-validation checkpoint goes: `checkpoint.pt` -> `checkpoint.best.pt`."""
+    return out.with_name(f"{out.stem}.best{out.suffix or '.pt'}")
+
+
+@dataclass
+class _Session:
+    """One session of a run (a resumed run is a new session): its clock, the speed the progress
+    line shows, and the latest figures, which a session that makes no step reports as they were."""
+
+    trainer: Trainer
+    start: float  # perf_counter at the session's start
+    start_step: int  # the run's step then
+    loss: float  # the latest step's training loss
+    accuracy: float  # and accuracy
+    last_val: float | None  # the latest validation loss
+    reason: str = "steps"  # what ended the session
+    train_time: float = 0.0  # seconds in optimizer steps
+    last_eval_at: float = 0.0  # session seconds at the end of the latest validation
+    last_row_fraction: float = 0.0  # share of the run done at the latest table row
+    seconds: float = 0.0  # wall-clock seconds of the session, once it has ended
+    rate: float = 0.0  # the progress line's chars/s, measured over RATE_WINDOW
+    rate_time: float = 0.0
+    rate_chars: int = 0
+
+    @classmethod
+    def begin(cls, trainer: Trainer) -> _Session:
+        h = trainer.history
+        last = lambda key: h[key][-1] if h[key] else math.nan  # noqa: E731
+        start = time.perf_counter()
+        trainer._start = start
+        val = h["val_loss"][-1] if h["val_loss"] else None
+        return cls(trainer, start, trainer.step, last("loss"), last("accuracy"), val)
+
+    def elapsed(self) -> float:
+        """Seconds trained in the run so far, earlier sessions included."""
+        return self.trainer.elapsed_before + time.perf_counter() - self.start
+
+    def count(self, seconds: float, chars: int) -> float:
+        """Add one step's time and characters; the chars/s to show."""
+        self.train_time += seconds
+        self.rate_time, self.rate_chars = self.rate_time + seconds, self.rate_chars + chars
+        if self.rate_time >= RATE_WINDOW or not self.rate:
+            self.rate, self.rate_time, self.rate_chars = self.rate_chars / max(self.rate_time, 1e-9), 0.0, 0
+        return self.rate
 
 
 class Trainer:
@@ -74,15 +123,14 @@ class Trainer:
         init_weights: dict | None = None,
         origin: dict | None = None,
         plan: Plan | None = None,
-        more_time: float | None = None,
     ):
         """`text` is the training text, or the same already encoded with `vocab` (a 1-D integer
-        tensor, possibly memory-mapped); `resume` is the checkpoint a resumed run continues, and
-        `more_time` the seconds this command may add to it (--max-time given with --resume);
+        tensor, possibly memory-mapped); `resume` is the checkpoint a resumed run continues;
         `origin` the provenance the front end gives (command line, source of the text); `plan`
         what the planner chose (recorded; the configs already hold it)."""
-        self.born = command_start()  # perf_counter when this command started: --max-time counts from it
-        self.config, self.plan, self.vocab, self.more_time = config, plan, vocab, more_time
+        self.config = config
+        self.plan = plan
+        self.vocab = vocab
         self.out = Path(out) if out is not None else None
         self.text_fingerprint = text_fingerprint
         self.origin = origin or {}
@@ -90,6 +138,8 @@ class Trainer:
         self.device = distributed.process_device(config.device, self.world)
         self.precision = resolve_precision(config.precision, self.device, model_config.cell)
         self._stop_requested = False
+        self._start: float | None = None  # perf_counter at the start of this session's loop
+
         self._build(model_config, init_weights)
         self.corpus = make_corpus(text, vocab, config, self.rank, self.world, vocab_counts)
         self.schedule = Schedule.for_run(
@@ -98,45 +148,30 @@ class Trainer:
         self.guard = DivergenceGuard(len(vocab))
         # the average of the weights over the run's end, validated beside them (needs held-out text)
         self.average = WeightAverage(self.model) if config.ema and self.corpus.has_validation() else None
-        self.record = RunState()  # the run's state: what the loop reads and writes, and saves
-        self.carried: torch.Tensor | None = None  # carried recurrent state (stream corpus)
-        self.resumed_from = Path(resumed_from) if resumed_from is not None else None
-        self._cleaned = False  # whether a stale best checkpoint at `out` was dealt with
-        self._saved_step: int | None = None  # the step of the latest checkpoint at `out`
-        self._log: MetricsLog | None = None
-        self._val_ok = True  # whether the latest validation allows saving (see divergence.py)
-        self._resumed_plan: dict | None = None
-        self._weights = "live"  # the weights the model holds now: "live" or "average"
-        self._best_copy: list[torch.Tensor] | None = None  # the best validation's weights
-        self._final: tuple[float | None, float | None] = (None, None)  # all held out: final, best
-        self.session: Session | None = None  # the session running (None before and after)
-        if resume is not None:
-            self._restore(resume)
 
-    def _restore(self, resume: dict) -> None:
-        """Continue the run saved in `resume` (a loaded checkpoint); refuse one that has nothing left."""
-        try:  # run_state.check_resumable has checked it; this is the last line of defence
-            restore_run(self, resume)
-        except (RuntimeError, ValueError, TypeError, KeyError) as e:
-            where = shown_path(self.resumed_from) if self.resumed_from is not None else "the checkpoint"
-            raise CheckpointError(f"{where} is damaged: {first_line(e)}") from None
-        if (
-            self.out is not None
-            and self.resumed_from is not None
-            and self.out.resolve() == self.resumed_from.resolve()
-        ):
-            self._saved_step = self.step
-        budget.refuse_nothing_left(self)
+        self._fresh_state(resumed_from)
+        if resume is not None:
+            try:  # run_state.check_resumable has checked it; this is the last line of defence
+                restore_run(self, resume)
+            except (RuntimeError, ValueError, TypeError, KeyError) as e:
+                where = shown_path(self.resumed_from) if self.resumed_from is not None else "the checkpoint"
+                raise CheckpointError(f"{where} is damaged: {first_line(e)}") from None
+            if (
+                self.out is not None
+                and self.resumed_from is not None
+                and self.out.resolve() == self.resumed_from.resolve()
+            ):
+                self._saved_step = self.step
 
     def _build(self, model_config: ModelConfig, init_weights: dict | None) -> None:
         """The model (seeded; from `init_weights` where given), wrapped for several processes,
         and its optimizer."""
         torch.manual_seed(self.config.seed)
-        check_memory(model_config)
+        _check_memory(model_config)
         self.model = CharModel(model_config)
         if init_weights is not None:
             with torch.no_grad():
-                copy_overlap(self.model, init_weights)
+                _copy_overlap(self.model, init_weights)
         self.model.to(self.device).train()
         self.net = distributed.wrap(self.model, self.device, self.world)
         # torch.optim.AdamW(fused=True)'s arithmetic and state, without torch.optim's import
@@ -145,30 +180,30 @@ class Trainer:
             self.model.parameters(), self.config.lr, self.config.weight_decay, self.device
         )
 
+    def _fresh_state(self, resumed_from: Path | None) -> None:
+        """The state of a run before its first step (a resumed run then restores its own)."""
+        self.step = 0
+        self.elapsed_before = 0.0  # seconds trained in earlier sessions of this run
+        self.history: dict[str, list] = {
+            "step": [], "loss": [], "accuracy": [], "lr": [],
+            "val_step": [], "val_loss": [], "val_accuracy": [],
+        }  # fmt: skip
+        self.best_val: float | None = None
+        self.evals_since_best = 0
+        self.state: torch.Tensor | None = None  # carried recurrent state (stream corpus)
+        self.skipped_steps = 0
+        self.resumed_from = Path(resumed_from) if resumed_from is not None else None
+        self._cleaned = False  # whether a stale best checkpoint at `out` was dealt with
+        self._saved_step: int | None = None  # the step of the latest checkpoint at `out`
+        self._log: MetricsLog | None = None
+        self._val_ok = True  # whether the latest validation allows saving (see divergence.py)
+        self._resumed_plan: dict | None = None
+        self.best_live_val: float | None = None  # the best validation of the live weights
+        self.best_average_val: float | None = None  # and of their average
+        self._weights = "live"  # the weights the model holds now: "live" or "average"
+        self.best_weights = "live"  # the weights of the best validation (the best checkpoint's)
+
     # -- what the run is --------------------------------------------------------------------
-
-    @property
-    def step(self) -> int:
-        """Optimizer steps made so far."""
-        return self.record.step
-
-    @step.setter
-    def step(self, value: int) -> None:
-        self.record.step = value
-
-    @property
-    def history(self) -> dict[str, list]:
-        """Per step (step, loss, accuracy, lr) and per validation (val_step, val_loss, val_accuracy)."""
-        return self.record.history
-
-    @property
-    def best_val(self) -> float | None:
-        """The best validation so far (on the fixed sample)."""
-        return self.record.best_val_loss
-
-    def elapsed(self) -> float:
-        """Seconds trained so far in this run, earlier sessions included."""
-        return self.record.seconds()
 
     @property
     def batch_size(self) -> int:
@@ -199,10 +234,6 @@ class Trainer:
     def vocab_counts(self) -> list[int]:
         """Occurrences of each vocabulary entry in the text, index order."""
         return self.corpus.vocab_counts
-
-    def budget_line(self) -> str | None:
-        """For a resumed run, what it used and what this session adds (see training/budget.py)."""
-        return budget.budget_line(self)
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -236,105 +267,135 @@ class Trainer:
     def _run(self, log: MetricsLog | None) -> Iterator[Event]:
         """The loop: a step, now and then a table row and a validation, until the schedule is
         done, a stop is asked for, or patience runs out; then the last validation and save."""
-        schedule, rec, has_val = self.schedule, self.record, self.corpus.has_validation()
-        self.session = session = Session.begin(rec)
-        budget.begin(self, session)
+        schedule, has_val = self.schedule, self.corpus.has_validation()
+        session = _Session.begin(self)
         while True:
-            seconds, stop = distributed.agree(rec.seconds(), self._stop_requested, self.world)
-            if schedule.done(rec.step, seconds, rec.budget):
+            elapsed, stop = distributed.agree(session.elapsed(), self._stop_requested, self.world)
+            if schedule.done(self.step, elapsed):
                 session.reason = schedule.reason()
                 break
             if stop:
                 session.reason = "interrupted"
                 break
-            event = self._timed_step(schedule.lr(rec.step, seconds, rec.budget), session)
+            event = self._timed_step(schedule.lr(self.step, elapsed), session)
             if self.rank == 0:
                 if log:
                     log.step(event, session.accuracy)
                 yield event
-            if schedule.row_due(rec.step, event.elapsed, session.last_row_fraction, rec.budget):
+            if schedule.row_due(self.step, event.elapsed, session.last_row_fraction):
                 session.last_row_fraction = event.fraction
                 if self.rank == 0:
                     yield self._table_row(session.loss, session.accuracy)
-            if rec.step - session.start_step == REPLAN_AFTER:
-                budget.set_end(self, self.session)
-            cost = rec.eval_seconds or self._expected_check_seconds(session)
+            since_eval = event.elapsed - self.elapsed_before - session.last_eval_at
+            if not schedule.eval_seconds and not self.config.eval_every:  # the first is spaced too
+                schedule.eval_seconds = self._expected_eval_seconds(session)
             if (
                 has_val
-                and not schedule.done(rec.step, event.elapsed, rec.budget)
-                and schedule.eval_due(
-                    rec.step, event.elapsed - rec.last_eval_at, cost, rec.last_eval_step, rec.budget
-                )
+                and not schedule.done(self.step, event.elapsed)
+                and schedule.eval_due(self.step, since_eval)
             ):
                 yield from self._validate_and_save(session, event.elapsed, log)
-                if self.config.patience and rec.evals_since_best >= self.config.patience:
+                if self.config.patience and self.evals_since_best >= self.config.patience:
                     session.reason = "patience"
                     break
         yield from self._finish(session, log)
         return self.result
 
-    def _timed_step(self, lr: float, session: Session) -> StepEvent:
+    def _timed_step(self, lr: float, session: _Session) -> StepEvent:
         """One optimizer step, timed and checked by the divergence guard; its event."""
-        rec = self.record
         t0 = time.perf_counter()
         session.loss, session.accuracy, applied = self._train_step(lr)
         seconds = time.perf_counter() - t0
-        rec.step += 1
+        self.step += 1
         # raises TrainingDiverged, before anything diverged is saved
-        self.guard.check(rec.step, session.loss if applied else math.nan, self.config.lr)
+        self.guard.check(self.step, session.loss if applied else math.nan, self.config.lr)
         rate = session.count(seconds, self.chars_per_step)
-        elapsed = rec.seconds()
+        elapsed = session.elapsed()
         for key, value in zip(
-            ("step", "loss", "accuracy", "lr"), (rec.step, session.loss, session.accuracy, lr)
+            ("step", "loss", "accuracy", "lr"), (self.step, session.loss, session.accuracy, lr)
         ):
-            rec.history[key].append(value)
-        fraction = self.schedule.fraction(rec.step, elapsed, rec.budget)
-        if self.average is not None and applied and self.average.due(rec.step, fraction):
+            self.history[key].append(value)
+        fraction = self.schedule.fraction(self.step, elapsed)
+        if self.average is not None and applied and self.average.due(self.step, fraction):
             self.average.update()
         return StepEvent(
-            rec.step, self.schedule.total, fraction, session.loss, lr, rate, elapsed, session.last_val
+            self.step, self.schedule.total, fraction, session.loss, lr, rate, elapsed, session.last_val
         )
 
-    def _validate_and_save(self, session: Session, elapsed: float, log: MetricsLog | None) -> Iterator[Event]:
-        """A validation during the run, the latest state saved with it (so that a run that
-        dies later resumes from near there), and the plan's regularisation and
-        the run's end set again for what is left."""
-        start, rec = time.perf_counter(), self.record
-        event = self._check()
+    def _validate_and_save(
+        self, session: _Session, elapsed: float, log: MetricsLog | None
+    ) -> Iterator[Event]:
+        """A validation during the run, the latest state saved with it (so that a run that dies
+        later resumes from here), and the plan's regularisation set again for what is left."""
+        start = time.perf_counter()
+        event = self._validate()
         session.last_val = event.val_loss
-        # every other check (the first included) when the run spaces them, each one with --eval-every
-        if self._val_ok and (self.config.eval_every or len(rec.history["val_step"]) % 2 == 1):
+        if self._val_ok:
             self._save_latest(session.loss, session.accuracy, session.last_val)
-        rec.eval_seconds = time.perf_counter() - start
-        rec.last_eval_step, rec.last_eval_at = rec.step, elapsed + rec.eval_seconds
+        self.schedule.eval_seconds = time.perf_counter() - start
+        self.schedule.last_eval_step = self.step
+        session.last_eval_at = elapsed - self.elapsed_before + self.schedule.eval_seconds
         if self.rank == 0:
             if log:
                 log.validation(event)
             yield event
-        self._replan_regularisation(elapsed, rec.step - session.start_step)
-        budget.read_curve(self)
-        budget.set_end(self, self.session)
+        self._replan_regularisation(elapsed, self.step - session.start_step)
 
-    def _finish(self, session: Session, log: MetricsLog | None) -> Iterator[Event]:
-        """After the loop: a last check of the sample unless the last step had one, then all of
-        the held-out part scored; the latest checkpoint (refused if the last validation scored
-        worse than an untrained model), and the result. An interrupted run skips the checks."""
-        rec = self.record
-        if self.corpus.has_validation() and session.reason != "interrupted" and rec.step > 0:
-            if not (rec.history["val_step"] and rec.history["val_step"][-1] == rec.step):
-                event = self._check()
-                session.last_val = event.val_loss
-                if self.rank == 0:
-                    if log:
-                        log.validation(event)
-                    yield event
-            self._final = checks.score_all(self, session.last_val)
-        session.seconds = rec.stop()
+    def _finish(self, session: _Session, log: MetricsLog | None) -> Iterator[Event]:
+        """After the loop: a last validation unless the last step had one, the latest checkpoint
+        (refused if that validation scored worse than an untrained model), and the result."""
+        validated_here = bool(self.history["val_step"]) and self.history["val_step"][-1] == self.step
+        if (
+            self.corpus.has_validation()
+            and session.reason != "interrupted"
+            and self.step > 0
+            and not validated_here
+        ):
+            event = self._validate(final=True)
+            session.last_val = event.val_loss
+            if self.rank == 0:
+                if log:
+                    log.validation(event)
+                yield event
+        session.seconds = time.perf_counter() - session.start
+        self.elapsed_before += session.seconds
+        self._start = None
         if not self._val_ok:
-            self.guard.refuse_to_save(rec.step, session.last_val, self.config.lr)
-        final = self._final[0] if self._final[0] is not None else session.last_val
-        self._save_latest(session.loss, session.accuracy, final)
-        self.result = run_result(self, session, log)
+            self.guard.refuse_to_save(self.step, session.last_val, self.config.lr)
+        self._save_latest(session.loss, session.accuracy, session.last_val)
+        self.result = self._result(session, log)
+
+    def _result(self, session: _Session, log: MetricsLog | None) -> TrainResult:
+        session_chars = (self.step - session.start_step) * self.chars_per_step
+        best = best_path(self.out) if self.out is not None else None
+        return TrainResult(
+            steps=self.step,
+            elapsed=self.elapsed_before,
+            loss=session.loss,
+            accuracy=session.accuracy,
+            val_loss=session.last_val,
+            best_val_loss=self.best_val,
+            chars_per_sec=session_chars / session.train_time if session.train_time else 0.0,
+            reason=session.reason,
+            checkpoint=self.out if self.out is not None and self.out.exists() else None,
+            best_checkpoint=best if best is not None and best.exists() else None,
+            device=str(self.device),
+            precision=self.precision,
+            parameters=self.model.num_parameters(),
+            train_chars=self.train_chars,
+            val_chars=self.val_chars,
+            train_time=session.train_time,
+            batch_size=self.batch_size,
+            seq_len=self.seq_len,
+            threads=torch.get_num_threads() if self.device.type == "cpu" else 0,
+            metrics_log=log.path if log else None,
+            skipped_steps=self.skipped_steps,
+            plan=self.recorded_plan(),
+            outlook=self._outlook_record(),
+            averaging=self.averaging(),
+            session_steps=self.step - session.start_step,
+            session_elapsed=session.seconds,
+        )
 
     def outlook(self) -> Outlook | None:
         """What more time would buy, read from the validation curve so far (None: too few
@@ -350,13 +411,12 @@ class Trainer:
         """Under a time budget, ask the plan for its dropout and weight decay again, for the
         passes the run now expects at the speed measured so far (validation and saving
         included), and apply what it sets."""
-        plan, rec = self.plan, self.record
-        session = elapsed - rec.elapsed
+        plan = self.plan
+        session = elapsed - self.elapsed_before
         if plan is None or self.schedule.max_time is None or not session_steps or session <= 0:
             return
-        end = rec.budget if rec.budget is not None else self.schedule.max_time
         rate = session_steps * self.chars_per_step / max(session, 1e-9)
-        expected = rec.step * self.chars_per_step + max(0.0, end - elapsed) * rate
+        expected = self.step * self.chars_per_step + max(0.0, self.schedule.max_time - elapsed) * rate
         changed = plan.replan_regularisation(expected / max(self.train_chars, 1))
         if "dropout" in changed:
             self.model.set_dropout(plan.dropout)
@@ -364,9 +424,62 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["weight_decay"] = plan.weight_decay
 
+    def elapsed(self) -> float:
+        """Seconds trained so far in this run, earlier sessions included."""
+        start = self._start
+        return self.elapsed_before + (time.perf_counter() - start if start is not None else 0.0)
+
     def _train_step(self, lr: float) -> tuple[float, float, bool]:
-        """One optimizer step: (loss, accuracy) of its (global) batch, and whether it applied."""
-        return optimizer_step(self, lr)
+        """One optimizer step; returns (loss, accuracy) of its (global) batch, and whether the
+        update was applied.
+
+        A step whose gradients are not finite (an overflow, e.g. under bf16) is skipped: the
+        weights, the optimizer and the carried state stay as they were.
+        """
+        batch = self.corpus.batch(self.step)
+        x = batch.x.to(self.device, non_blocking=True).long()
+        y = batch.y.to(self.device, non_blocking=True).long()
+        weights = batch.weights.to(self.device) if batch.weights is not None else None
+        state = None if batch.reset else self.state
+        if state is not None and batch.cold is not None and batch.cold.any():
+            state = state * (~batch.cold).to(state.device, state.dtype)[None, :, None]  # (L, B, S)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with autocast(self.device, self.precision):
+            logits, new_state = self.net(x, state)
+        loss = sequence_loss(logits, y, weights)
+        mean_loss = loss
+        if self.world > 1 and weights is not None:
+            # DDP averages the processes' gradients. Padded line batches give processes
+            # different numbers of real positions, so weigh each one's mean by its share of
+            # the global batch: the update is then exactly one process's on the whole batch.
+            real = weights.sum()
+            total = distributed.all_sum(real, self.world)
+            loss = loss * (real * self.world / total[0])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        # the gradient norm is the same in every process (DDP has averaged the gradients), so
+        # all of them skip the same steps
+        max_norm = self.config.grad_clip or math.inf
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        applied = bool(torch.isfinite(norm))
+        if applied:
+            self.optimizer.step()
+            if self.corpus.carries_state:
+                self.state = new_state.detach()
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.skipped_steps += 1
+        with torch.no_grad():
+            hits = (logits.argmax(-1) == y).float()
+            accuracy = (
+                float((hits * weights).sum() / weights.sum()) if weights is not None else float(hits.mean())
+            )
+        if self.world > 1:  # report the whole global batch, as one process would
+            real = float(weights.sum()) if weights is not None else float(y.numel())
+            loss_value, accuracy = distributed.weighted_mean([mean_loss.item(), accuracy], real, self.world)
+            return loss_value, accuracy, applied
+        return loss.item(), accuracy, applied
 
     @torch.no_grad()
     def _table_row(self, loss: float, accuracy: float) -> RowEvent:
@@ -392,75 +505,61 @@ class Trainer:
             steps = generate(self.model, self.vocab, prompt, length, sample, stop=stop, start=start)
             return "".join(step[0] for step in steps)
 
-    def _sample_size(self, seconds: float) -> int:
-        """Characters of the periodic checks' fixed sample: as recorded, else sized for what the
-        run is expected to train on (steps so far over the share of the run they are)."""
-        rec = self.record
-        if rec.val_sample_chars is not None:
-            return min(rec.val_sample_chars, self.val_chars)
-        fraction = self.schedule.fraction(rec.step, seconds, rec.budget)
-        run_chars = rec.step * self.chars_per_step / fraction if fraction > 0 else 0.0
-        return checks.sample_chars(run_chars, self.val_chars)
+    def _val_limit(self, final: bool) -> int | None:
+        """Characters a validation scores at most (None: all): periodic ones PERIODIC_VAL_CHARS;
+        under a step budget, also no more than VAL_CHARS_PER_RUN_CHAR of the run's characters."""
+        limit = None if final else PERIODIC_VAL_CHARS
+        if self.schedule.total is not None:
+            cap = max(MIN_VAL_CHARS, int(VAL_CHARS_PER_RUN_CHAR * self.schedule.total * self.chars_per_step))
+            limit = cap if limit is None else min(limit, cap)
+        return limit
 
-    def _expected_check_seconds(self, session: Session) -> float:
+    def _expected_eval_seconds(self, session: _Session) -> float:
         """Before the first validation: what one should take, from the speed of training."""
         steps = self.step - session.start_step
         if not session.train_time or not steps:
             return 0.0
         rate = steps * self.chars_per_step / session.train_time  # training characters per second
-        return self._sample_size(self.record.seconds()) * checks.FORWARD_COST / rate
+        limit = self._val_limit(final=False)
+        chars = self.val_chars if limit is None else min(self.val_chars, limit)
+        return chars * FORWARD_COST / rate
 
     def evaluate_validation(self, limit: int | None = None) -> EvalResult:
-        """Loss and accuracy on the held-out part; with `limit`, on its fixed sample of about
-        `limit` characters. With several processes each scores its share and all get the total."""
+        """Loss and accuracy on the held-out part; with `limit`, on about its first `limit`
+        characters only. With several processes each scores its share and all get the total."""
         part = self.corpus.evaluate(self.model, self.device, self.precision, limit, (self.rank, self.world))
         return distributed.merge_eval(part, self.world)
 
-    def _timed_score(self, limit: int | None) -> EvalResult:
-        """evaluate_validation, timed: the speed of scoring, for the budget's reserve."""
-        t0 = time.perf_counter()
-        result = self.evaluate_validation(limit)
-        if result.characters:
-            self.session.check_rate = result.characters / max(time.perf_counter() - t0, 1e-6)
-        return result
-
-    def _check(self) -> EvalEvent:
-        """A check on the fixed sample of the held-out part: the live weights and, where kept,
-        their average, on the same characters; the better is the best checkpoint's if it wins."""
-        rec = self.record
-        if rec.val_sample_chars is None:
-            rec.val_sample_chars = self._sample_size(rec.seconds())
-        result = self._timed_score(rec.val_sample_chars)
-        rec.val_sample_stderr = result.stderr
+    def _validate(self, final: bool = False) -> EvalEvent:
+        # Periodic validations score at most PERIODIC_VAL_CHARS characters so that a huge text's
+        # validation part does not stall training; the final one scores all of it.
+        result = self.evaluate_validation(self._val_limit(final))
         # a model scoring worse than an untrained one is never saved (raises if not finite)
-        self._val_ok = self.guard.check_validation(rec.step, result.loss, self.config.lr)
-        for key, value in zip(
-            ("val_step", "val_loss", "val_accuracy"), (rec.step, result.loss, result.accuracy)
-        ):
-            rec.history[key].append(value)
-        rec.best_val_loss_live = _lower(rec.best_val_loss_live, result.loss)
+        self._val_ok = self.guard.check_validation(self.step, result.loss, self.config.lr)
+        self.history["val_step"].append(self.step)
+        self.history["val_loss"].append(result.loss)
+        self.history["val_accuracy"].append(result.accuracy)
+        self.best_live_val = _lower(self.best_live_val, result.loss)
         loss, weights = result.loss, "live"
         if self.average is not None and self.average.ready():
             with self.average.applied():
-                average = self.evaluate_validation(rec.val_sample_chars).loss
-            rec.best_val_loss_average = _lower(rec.best_val_loss_average, average)
+                average = self.evaluate_validation(None if final else PERIODIC_VAL_CHARS).loss
+            self.best_average_val = _lower(self.best_average_val, average)
             if average < loss:
                 loss, weights = average, "average"
-        best = self._val_ok and (rec.best_val_loss is None or loss < rec.best_val_loss)
+        best = self._val_ok and (self.best_val is None or loss < self.best_val)
         if best:
-            rec.best_val_loss, rec.evals_since_best, rec.best_weights = loss, 0, weights
-            source = self.average.shadow if weights == "average" else list(self.model.parameters())
-            self._best_copy = [p.detach().clone() for p in source]
+            self.best_val, self.evals_since_best, self.best_weights = loss, 0, weights
             if self.out is not None:
                 last = self._summary(self.history["loss"][-1], self.history["accuracy"][-1], loss)
-                save_weights(self, best_path(self.out), last, weights)
+                self._save_weights(best_path(self.out), last, weights)
         else:
-            rec.evals_since_best += 1
+            self.evals_since_best += 1
         prompt = self.sample_prompt()
         sample = self._sample(prompt, PREVIEW_CHARS) if self.rank == 0 else ""
-        return EvalEvent(rec.step, result.loss, result.bits_per_char, result.accuracy, best, prompt, sample)
+        return EvalEvent(self.step, result.loss, result.bits_per_char, result.accuracy, best, prompt, sample)
 
-    # -- checkpoints (what they hold: charnext.training.run_state) ------------------------------
+    # -- checkpoints ---------------------------------------------------------------------------
 
     def _summary(self, loss: float, accuracy: float, val_loss: float | None) -> dict:
         """The summary both checkpoints carry: the same fields, as of the step they are saved."""
@@ -468,10 +567,21 @@ class Trainer:
 
     def _save_latest(self, loss: float, accuracy: float, val_loss: float | None) -> None:
         if self.out is not None:
-            save_weights(self, self.out, self._summary(loss, accuracy, val_loss), "live")
+            self._save(self.out, self._summary(loss, accuracy, val_loss))
             self._saved_step = self.step
             if self._log is not None:
                 self._log.attach()
+
+    def _clean_stale_best(self) -> None:
+        """Before this session's first write: a best checkpoint at `out` that is not this run's
+        (left by an earlier run, or by the run this one resumed under another name) goes."""
+        if self._cleaned or self.out is None:
+            return
+        self._cleaned = True
+        best = best_path(self.out)
+        same_run = self.resumed_from is not None and self.resumed_from.resolve() == self.out.resolve()
+        if best.exists() and not same_run:
+            best.unlink()
 
     def recorded_plan(self) -> dict | None:
         """The plan of this run: made now, or recorded by the checkpoint a resumed run continues."""
@@ -479,13 +589,80 @@ class Trainer:
             return self.plan.to_dict()
         return self._resumed_plan
 
-    def averaging(self) -> dict | None:
-        """The weight average's record (None where the run keeps none): see run_state.averaging."""
-        return averaging(self)
-
     def provenance(self) -> dict:
         """Where the run came from and how it was run: recorded in every checkpoint it writes."""
-        return provenance(self)
+        return {
+            **self.origin,
+            "charnext": __version__,
+            "torch": str(torch.__version__),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "processes": self.world,
+            "threads": torch.get_num_threads() if self.device.type == "cpu" else None,
+            "batch_size": self.batch_size,
+            "seq_len": self.seq_len,
+            "schedule": self.schedule.to_dict(),
+            "plan": self.recorded_plan(),
+            "outlook": self._outlook_record(),
+            "averaging": self.averaging(),
+        }
+
+    def _save_weights(self, path: Path, summary: dict, weights: str) -> None:
+        """Write a checkpoint holding the live weights or their average (`weights`)."""
+        if weights == "live":
+            self._save(path, summary)
+            return
+        with self.average.applied():
+            self._weights = "average"
+            try:
+                self._save(path, summary)
+            finally:
+                self._weights = "live"
+
+    def averaging(self) -> dict | None:
+        """The weight average: its settings, the weights the checkpoint being written holds
+        ("live" or "average"), those of the best validation, and the best validation of each
+        (None where the run keeps no average)."""
+        if self.average is None:
+            return None
+        return {
+            **WeightAverage.describe(),
+            "weights": self._weights,
+            "best_weights": self.best_weights,
+            "best_val_loss_live": self.best_live_val,
+            "best_val_loss_average": self.best_average_val,
+        }
+
+    def _save(self, path: Path, summary: dict) -> None:
+        """Write a checkpoint (rank 0); every process must call it, to gather the state."""
+        state = distributed.gather_rows(self.state, self.world) if self.state is not None else None
+        if self.rank != 0:
+            return
+        self._clean_stale_best()
+        save_run(self, path, summary, state)
+
+
+# float32 copies of the weights a CPU run holds at once: the weights, their gradients and AdamW's
+# two moments
+TRAINING_COPIES = 4
+
+
+def _check_memory(config: ModelConfig) -> None:
+    """Refuse, in one line, a model whose training state cannot fit in this machine's memory
+    (`--hidden-size 100000000`), before torch tries and fails to allocate it."""
+    c = config
+    count = parameters(c.cell, c.hidden_size, c.num_layers, c.vocab_size, c.embedding_size)
+    need = count * 4 * TRAINING_COPIES
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system: torch will say
+        return
+    if need > have:
+        raise ConfigError(
+            f"a {config.num_layers}x{config.hidden_size} {config.cell.value} model with embedding "
+            f"{config.embedding_size} has {count:,} parameters, which need about "
+            f"{need / 2**30:,.1f} GiB to train; this machine has {have / 2**30:,.1f} GiB"
+        )
 
 
 def _lower(best: float | None, loss: float) -> float | None:
@@ -493,3 +670,36 @@ def _lower(best: float | None, loss: float) -> float | None:
     if not math.isfinite(loss):
         return best
     return loss if best is None or loss < best else best
+
+
+def _copy_overlap(model: CharModel, state_dict: dict) -> None:
+    """Load weights, copying the overlapping slice where a vocabulary grew (new rows stay new)."""
+    own = model.state_dict()
+    for name, src in state_dict.items():
+        dst = own[name]
+        if dst.shape == src.shape:
+            dst.copy_(src)
+        else:
+            region = tuple(slice(0, min(a, b)) for a, b in zip(dst.shape, src.shape))
+            dst[region].copy_(src[region])
+
+
+@contextmanager
+def stop_on_sigint(trainer: Trainer):
+    """While active, the first Ctrl-C asks `trainer` to stop cleanly after the current step;
+    a second one interrupts at once."""
+
+    def handler(signum, frame):  # noqa: ARG001
+        if trainer._stop_requested:
+            raise KeyboardInterrupt
+        trainer.stop()
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
