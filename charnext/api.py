@@ -33,6 +33,7 @@ from charnext.results import (
     NeuronsReport,
     PredictRequest,
     PredictResult,
+    check_counts,
 )
 from charnext.storage.checkpoint import Checkpoint
 from charnext.storage.checkpoint import load as _load_checkpoint
@@ -132,12 +133,6 @@ def predict(ckpt: Checkpoint, prefix: str, top_k: int = 3, skip_unknown: bool = 
     """Feed `prefix` one character at a time; the prediction and top-k after each."""
     prefix, skipped = ckpt.vocab.known(prefix, skip_unknown)
     return PredictResult(predict_steps(ckpt.runner, ckpt.vocab, prefix, top_k, ckpt.start), skipped)
-
-
-def check_counts(length: int, num_samples: int) -> None:
-    """The one check of how much to draw: a length of 0 or more, at least one sample."""
-    if length < 0 or num_samples < 1:
-        raise ConfigError("length must be 0 or more and num-samples at least 1")
 
 
 def generate_stream(
@@ -275,9 +270,6 @@ def complete(
     """`charnext predict`: the per-step predictions for the prefix (handed to `on_prefix` as soon
     as they are read), then the continuations; a single one of a stream model goes character by
     character to `on_char` as it is drawn, when one is given."""
-    if request.alternatives < 1:
-        raise ConfigError(f"--alternatives must be at least 1, not {request.alternatives}")
-    check_counts(request.length, request.num_samples)
     prediction = predict(ckpt, request.prefix, request.alternatives, request.skip_unknown)
     if not prediction.steps and not request.length:
         raise UsageError("give PREFIX to predict, or --length N to generate")

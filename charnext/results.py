@@ -7,11 +7,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from charnext.config import SampleConfig
+from charnext.errors import ConfigError
 from charnext.events import EvalResult
 from charnext.inference.steps import StepPrediction
 
 if TYPE_CHECKING:
     from charnext.inference.surprise import Surprise
+
+
+def check_counts(length: int, num_samples: int) -> None:
+    """The one check of how much to draw: a length of 0 or more, at least one sample."""
+    if length < 0 or num_samples < 1:
+        raise ConfigError("length must be 0 or more and num-samples at least 1")
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,11 @@ class PredictRequest:
     alternatives: int = 3  # most likely characters shown per step
     skip_unknown: bool = False  # drop the characters the vocabulary lacks instead of refusing them
     generated_steps: bool = False  # also the per-step predictions over the first continuation
+
+    def __post_init__(self) -> None:
+        if self.alternatives < 1:
+            raise ConfigError(f"--alternatives must be at least 1, not {self.alternatives}")
+        check_counts(self.length, self.num_samples)
 
 
 @dataclass

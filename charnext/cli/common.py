@@ -120,10 +120,7 @@ def warn_skipped(chars: list[str]) -> None:
 
 def write_html(out: Path, html: str, what: str) -> None:
     """Write an HTML file and say so on stderr (`report written to r.html (118 KiB)`), one line."""
-    from charnext.rendering import (
-        console,
-        widgets,
-    )
+    from charnext.rendering import console, widgets
 
     try:
         out.write_text(html, encoding="utf-8")

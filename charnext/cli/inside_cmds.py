@@ -44,10 +44,7 @@ def neurons(
     over the text.
     """
     from charnext import api
-    from charnext.rendering import (
-        console,
-        neurons_view,
-    )
+    from charnext.rendering import console, neurons_view
 
     if top < 1 or max_chars < 0 or show_chars < 1 or offset < 0:
         raise ConfigError("--top and --show-chars must be at least 1, --max-chars and --offset 0 or more")
@@ -136,9 +133,7 @@ def page(
     from the network: open it from disk or send it; nothing needs to be installed.
     """
     from charnext import api
-    from charnext.rendering import (
-        console,
-    )
+    from charnext.rendering import console
 
     text = read_input(None, file, "to score") if file is not None else None
     ckpt = api.load(checkpoint, engine="numpy")
@@ -166,9 +161,7 @@ def play(
     with --temperature, --top-k, --top-p and --seed), Backspace deletes one, Ctrl-C or Ctrl-D
     leaves; the text is printed on leaving.
     """
-    from charnext.rendering import (
-        console,
-    )
+    from charnext.rendering import console
     from charnext.rendering.play_ui import require_terminal, run
 
     require_terminal()  # before loading anything: refuse at once

@@ -36,11 +36,7 @@ def evaluate(
     by how surprising each character was.
     """
     from charnext import api
-    from charnext.rendering import (
-        console,
-        evaluate_view,
-        widgets,
-    )
+    from charnext.rendering import console, evaluate_view, widgets
 
     if show and (show_chars < 1 or most < 0):
         raise ConfigError("--show-chars must be at least 1 and --most 0 or more")
@@ -89,11 +85,7 @@ def inspect(
     The training curve is smoothed (an exponential moving average) with the raw losses faint.
     """
     from charnext import api
-    from charnext.rendering import (
-        console,
-        inspect_view,
-        widgets,
-    )
+    from charnext.rendering import console, inspect_view, widgets
 
     if path is not None and checkpoint is not None:
         raise usage("give CHECKPOINT or --checkpoint, not both")
@@ -128,9 +120,7 @@ def export(
     Python API read it like any checkpoint, and any safetensors reader reads its weights.
     """
     from charnext import api
-    from charnext.rendering import (
-        widgets,
-    )
+    from charnext.rendering import widgets
 
     written = api.export(checkpoint, out)
     before, after = checkpoint.stat().st_size, written.stat().st_size

@@ -10,7 +10,6 @@ import typer
 from charnext.cli import options
 from charnext.cli.common import handle_errors, print_json, random_seed, usage
 from charnext.config import DeviceName, Engine
-from charnext.errors import ConfigError
 
 
 @handle_errors
@@ -54,7 +53,7 @@ def predict(
 
     if prefix_arg is not None and prefix is not None:
         raise usage("give PREFIX or --prefix, not both")
-    _check_predict(length, num_samples, alternatives, text_only, json_out)
+    _check_predict(length, text_only, json_out)
     sample = _sample_for(temperature, top_k, top_p, seed, length, num_samples)
     request = api.PredictRequest(
         prefix=prefix_arg if prefix_arg is not None else prefix or "", length=length, sample=sample,
@@ -73,13 +72,9 @@ def predict(
         view.finish(result, text_only)
 
 
-def _check_predict(length: int, num_samples: int, alternatives: int, text_only: bool, json_out: bool) -> None:
-    """predict's options that exclude each other or are out of range (before anything loads)."""
-    from charnext import api
-
-    if alternatives < 1:
-        raise ConfigError(f"--alternatives must be at least 1, not {alternatives}")
-    api.check_counts(length, num_samples)
+def _check_predict(length: int, text_only: bool, json_out: bool) -> None:
+    """predict's options that exclude each other (their values: PredictRequest, before anything
+    loads)."""
     if text_only and json_out:
         raise usage("--text and --json exclude each other")
     if text_only and not length:

@@ -78,11 +78,7 @@ def _train_and_show(trainer, main: bool, json_out: bool) -> None:
     """Run the trainer with the training view (in the first process only), then the summary or
     JSON; an interrupted run says how to resume it."""
     from charnext import api
-    from charnext.rendering import (
-        console,
-        train_view,
-        widgets,
-    )
+    from charnext.rendering import console, train_view, widgets
 
     con = console.console(stderr=json_out, quiet=not main)
     con.file = console.OutputThatMayClose(con.file)  # `| head`: the run goes on and saves
@@ -144,9 +140,7 @@ def _next_command(trainer, result) -> list[str] | None:
     where there is one (its path from the current folder, to paste)."""
     import shlex
 
-    from charnext.rendering import (
-        widgets,
-    )
+    from charnext.rendering import widgets
 
     path = result.best_checkpoint or result.checkpoint
     if path is None or result.reason == StopReason.interrupted:
@@ -176,10 +170,7 @@ def prepare(
     The file is streamed in chunks, twice (vocabulary, then encoding): memory stays flat.
     """
     from charnext import api
-    from charnext.rendering import (
-        console,
-        prepare_view,
-    )
+    from charnext.rendering import console, prepare_view
 
     con = console.console(stderr=json_out)
     with prepare_view.PrepareView(con) as view:
