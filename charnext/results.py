@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 def check_counts(length: int, num_samples: int) -> None:
     """The one check of how much to draw: a length of 0 or more, at least one sample."""
     if length < 0 or num_samples < 1:
-        raise ConfigError("length must be 0 or more and num-samples at least 1")
+        raise ConfigError("the length (--length) must be 0 or more and the samples (--num-samples) 1 or more")
 
 
 @dataclass(frozen=True)
