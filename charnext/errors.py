@@ -35,6 +35,24 @@ class UsageError(ConfigError):
     exit_code = 2
 
 
+class InvalidValue(UsageError):
+    """One value a request cannot take: a usage error (exit 2), raised before anything loads.
+
+    `param` is the API's name for the value (a request's field, a keyword); the command line
+    names its option instead (`--alternatives must be at least 1, not 0`), and the server hands
+    it back as the error's `param`.
+    """
+
+    def __init__(self, param: str, problem: str):
+        super().__init__(f"{param} {problem}")
+        self.param = param  # the API's name: "alternatives", "num_samples", "max_time"
+        self.problem = problem  # what is wrong, to follow the name: "must be at least 1, not 0"
+
+    def naming(self, name: str) -> str:
+        """The message with the value called `name` (an option's flag, a JSON field)."""
+        return f"{name} {self.problem}"
+
+
 class DeviceError(CharnextError):
     """The requested device is not available on this machine."""
 
