@@ -15,29 +15,34 @@ the CPU) and never import torch; `evaluate` and `train` use torch, imported when
 from __future__ import annotations
 
 import contextlib
-import math
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from charnext.config import Cell, Engine, ModelConfig, SampleConfig, TrainConfig, split_options
-from charnext.errors import ConfigError, TextError, UsageError
+from charnext.errors import UsageError
 from charnext.events import EvalResult
+from charnext.inference.evaluation import Evaluation, evaluate_text, seen_in_training
 from charnext.inference.sampling import generate as _generate
 from charnext.inference.steps import StepPrediction, predict_steps
 from charnext.results import (
     Completion,
     Description,
     EvaluateReport,
-    Evaluation,
+    EvaluateRequest,
+    ExportResult,
     NeuronsReport,
+    NeuronsRequest,
+    PlayRequest,
     PredictRequest,
     PredictResult,
+    TrainRequest,
     check_counts,
 )
 from charnext.storage.checkpoint import Checkpoint
 from charnext.storage.checkpoint import load as _load_checkpoint
-from charnext.text.reading import decode_utf8, read_text  # noqa: F401 - for the command line
+from charnext.text.source import Source
 from charnext.text.vocab import Vocab
 
 if TYPE_CHECKING:  # torch's modules load on first use: load, predict and generate never need them
@@ -48,50 +53,34 @@ if TYPE_CHECKING:  # torch's modules load on first use: load, predict and genera
     from charnext.inside.report import ReportRequest
     from charnext.modeling.loss import sequence_loss
     from charnext.modeling.model import CharModel as Model
-    from charnext.training.runs import Source
-    from charnext.training.trainer import Trainer
+    from charnext.text.prepare import PrepareResult
+    from charnext.training.distributed import Processes
+    from charnext.training.handle import RunHeader, TrainingRun
 
+# The one list of public names: `charnext` re-exports exactly these (lazily), and a test holds
+# every public function of this module to it.
 __all__ = [
-    "Cell",
-    "CharSurprise",
-    "Checkpoint",
-    "Completion",
-    "PredictRequest",
-    "Description",
-    "Engine",
-    "EvalResult",
-    "EvaluateReport",
-    "Evaluation",
-    "Model",
-    "ModelConfig",
-    "NeuronsReport",
-    "PredictResult",
-    "ReportRequest",
-    "SampleConfig",
-    "StepPrediction",
-    "Surprise",
-    "TrainConfig",
-    "TrainResult",
-    "Vocab",
-    "evaluate",
-    "generate",
-    "generate_stream",
-    "complete",
-    "load",
-    "predict",
-    "sequence_loss",
-    "surprisal",
-    "train",
-    "web_page",
-]
+    # what a model is and how it is configured
+    "Cell", "Checkpoint", "Engine", "Model", "ModelConfig", "SampleConfig", "TrainConfig", "Vocab",
+    # requests, and the typed results they get
+    "CharSurprise", "Completion", "Description", "EvalResult", "EvaluateReport", "EvaluateRequest",
+    "Evaluation", "ExportResult", "NeuronsReport", "NeuronsRequest", "PlayRequest", "PredictRequest",
+    "PredictResult", "PrepareResult", "ReportRequest", "RunHeader", "Source", "StepPrediction",
+    "Surprise", "TrainRequest", "TrainResult", "TrainingRun",
+    # functions
+    "complete", "describe", "evaluate", "export", "generate", "generate_stream", "load", "neurons",
+    "play_session", "predict", "prepare", "report_page", "score", "seen_in_training",
+    "sequence_loss", "start_run", "surprisal", "train", "training_processes", "web_page",
+]  # fmt: skip
 
 
 _LAZY = {  # name -> (module, name there): imported (with torch) only when first asked for
     "TrainResult": ("charnext.events", "TrainResult"),
-    "Trainer": ("charnext.training.trainer", "Trainer"),
-    "Source": ("charnext.training.runs", "Source"),
+    "TrainingRun": ("charnext.training.handle", "TrainingRun"),
+    "RunHeader": ("charnext.training.handle", "RunHeader"),
     "Model": ("charnext.modeling.model", "CharModel"),
     "ReportRequest": ("charnext.inside.report", "ReportRequest"),
+    "PrepareResult": ("charnext.text.prepare", "PrepareResult"),
     "sequence_loss": ("charnext.modeling.loss", "sequence_loss"),
     "CharSurprise": ("charnext.inference.surprise", "CharSurprise"),
     "Surprise": ("charnext.inference.surprise", "Surprise"),
@@ -106,6 +95,16 @@ def __getattr__(name: str) -> Any:
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'charnext.api' has no attribute {name!r}")
+
+
+def _renamed(old: str, new: str, value: int | None, current: int) -> int:
+    """A keyword renamed in 0.3 (`top_k` -> `alternatives`): still taken for one release, with a
+    DeprecationWarning; `top_k` now means only the sampling cut (SampleConfig.top_k)."""
+    if value is None:
+        return current
+    warnings.warn(f"{old}= is now {new}= (the characters shown per step); {old} will be removed in 0.4",
+                  DeprecationWarning, stacklevel=3)  # fmt: skip
+    return value
 
 
 NEWLINE = "\n"
@@ -129,10 +128,19 @@ def load(path: str | Path = "checkpoint.pt", device: str = "cpu", engine: str = 
     return _load_checkpoint(path, device, resolve_engine(engine, device))
 
 
-def predict(ckpt: Checkpoint, prefix: str, top_k: int = 3, skip_unknown: bool = False) -> PredictResult:
-    """Feed `prefix` one character at a time; the prediction and top-k after each."""
+def predict(
+    ckpt: Checkpoint,
+    prefix: str,
+    alternatives: int = 3,
+    skip_unknown: bool = False,
+    *,
+    top_k: int | None = None,
+) -> PredictResult:
+    """Feed `prefix` one character at a time; the prediction and the `alternatives` most likely
+    characters after each. (`top_k=` is the old name of `alternatives`, deprecated.)"""
+    alternatives = _renamed("top_k", "alternatives", top_k, alternatives)
     prefix, skipped = ckpt.vocab.known(prefix, skip_unknown)
-    return PredictResult(predict_steps(ckpt.runner, ckpt.vocab, prefix, top_k, ckpt.start), skipped)
+    return PredictResult(predict_steps(ckpt.runner, ckpt.vocab, prefix, alternatives, ckpt.start), skipped)
 
 
 def generate_stream(
@@ -172,107 +180,20 @@ def generate(
     return out
 
 
-def seen_in_training(ckpt: Checkpoint, line: str) -> bool | None:
-    """For a line-mode checkpoint: whether `line` is one of its training lines (None: unknown)."""
-    from charnext.text.reading import in_line_index
-
-    index = ckpt.raw.get("line_index")
-    if index is None or not hasattr(index, "shape"):
-        return None
-    return in_line_index(index, line)
-
-
-def _training_val_loss(ckpt: Checkpoint) -> float | None:
-    """The validation loss the checkpoint's run recorded for it (None: none was)."""
-    value = ckpt.summary.get("val_loss")
-    if value is None and ckpt.history.get("val_loss"):
-        value = ckpt.history["val_loss"][-1]
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
-
-
-def _unigram_loss(ckpt: Checkpoint, targets: str) -> float | None:
-    """Loss (nats/char) on `targets` of a model that knows only how often each character occurs
-    in the training text (add-one smoothed); None where the checkpoint has no counts."""
-    import numpy as np
-
-    counts = ckpt.raw.get("vocab_counts")
-    if not isinstance(counts, list) or len(counts) != len(ckpt.vocab) or not targets:
-        return None
-    freq = np.asarray(counts, dtype=np.float64) + 1.0
-    logp = np.log(freq / freq.sum())
-    return float(-logp[ckpt.vocab.encode_array(targets).astype(np.intp)].mean())
-
-
-def evaluate(ckpt: Checkpoint, text: str, skip_unknown: bool = False, precision: str = "fp32") -> Evaluation:
-    """Loss (nats/char), bits/char, perplexity and accuracy of the checkpoint on `text`."""
-    from charnext.inference.scoring import evaluate_lines, evaluate_stream
-    from charnext.modeling.device import resolve_precision
-    from charnext.text.reading import text_lines
-
-    kept, unknown = ckpt.vocab.known(text, skip_unknown)
-    skipped = len(text) - len(kept)
-    device = ckpt.model.head.weight.device
-    precision = resolve_precision(precision, device, ckpt.config.cell)
-    if ckpt.line_mode:
-        lines = [ckpt.vocab.encode(line) for line in text_lines(kept)]
-        if not lines:
-            raise TextError("the text has no non-empty line of known characters; nothing to evaluate")
-        r = evaluate_lines(ckpt.model, lines, ckpt.vocab.chars.index(NEWLINE), precision=precision)
-        targets = "".join(line + NEWLINE for line in text_lines(kept))  # each line and its end
-    else:
-        if len(kept) < 2:
-            raise TextError("the text has fewer than 2 known characters; nothing to evaluate")
-        prime = ckpt.vocab.encode(ckpt.start.prime) if ckpt.start.prime else None
-        r = evaluate_stream(ckpt.model, ckpt.vocab.encode(kept), precision=precision, prime=prime)
-        targets = kept[1:]  # every character but the first
-    return Evaluation(
-        r.loss,
-        r.accuracy,
-        r.characters,
-        skipped,
-        unknown,
-        _training_val_loss(ckpt),
-        _unigram_loss(ckpt, targets),
-    )
-
-
-def surprisal(
-    ckpt: Checkpoint,
-    text: str,
-    offset: int = 0,
-    length: int = 600,
-    top_k: int = 3,
-    skip_unknown: bool = False,
-) -> Surprise:
-    """The probability the checkpoint gives each character of `text[offset:offset + length]`,
-    with its surprisal in bits and the characters it expected instead (`charnext evaluate --show`).
-
-    With `skip_unknown`, unknown characters are dropped first and `offset` counts in what remains.
-    """
-    if offset < 0 or length < 1 or top_k < 1:
-        raise ConfigError("offset must be 0 or more, and the length and top-k at least 1")
-    from charnext.inference.surprise import score_chars
-
-    kept, unknown = ckpt.vocab.known(text, skip_unknown)
-    if offset >= len(kept):
-        raise ConfigError(f"offset {offset} is past the end of the text ({len(kept)} characters)")
-    result = score_chars(ckpt.runner, ckpt.vocab, kept, offset, length, top_k, start=ckpt.start)
-    result.skipped = unknown
-    return result
-
-
 def complete(
     ckpt: Checkpoint,
-    request: PredictRequest,
+    request: PredictRequest | None = None,
     on_prefix: Callable[[PredictResult], None] | None = None,
     on_char: Callable[[str], None] | None = None,
+    **fields,
 ) -> Completion:
-    """`charnext predict`: the per-step predictions for the prefix (handed to `on_prefix` as soon
-    as they are read), then the continuations; a single one of a stream model goes character by
-    character to `on_char` as it is drawn, when one is given."""
+    """`charnext predict`: the per-step predictions for the prefix of `request` (or a request of
+    these `fields`), handed to `on_prefix` as soon as they are read, then the continuations; a
+    single one of a stream model goes character by character to `on_char` as it is drawn."""
+    request = request or PredictRequest(**fields)
     prediction = predict(ckpt, request.prefix, request.alternatives, request.skip_unknown)
     if not prediction.steps and not request.length:
-        raise UsageError("give PREFIX to predict, or --length N to generate")
+        raise UsageError("every character of the prefix was unknown and skipped: nothing to predict")
     if on_prefix is not None:
         on_prefix(prediction)
     kept, n, sample = prediction.prefix, request.length, request.sample
@@ -292,52 +213,99 @@ def complete(
     return Completion(prediction, samples, sample.seed if sample else None, seen, steps, streamed)
 
 
-def describe(ckpt: Checkpoint) -> dict:
+def evaluate(ckpt: Checkpoint, text: str, skip_unknown: bool = False, precision: str = "fp32") -> Evaluation:
+    """Loss (nats/char), bits/char, perplexity and accuracy of the checkpoint on `text`."""
+    return evaluate_text(ckpt, text, skip_unknown, precision)
+
+
+def score(ckpt: Checkpoint, request: EvaluateRequest | None = None, **fields) -> EvaluateReport:
+    """`charnext evaluate`: the scores of `request`'s text (or a request of these `fields`), and
+    with `show` the surprise of each character of its stretch."""
+    r = request or EvaluateRequest(**fields)
+    evaluation = evaluate_text(ckpt, r.text, r.skip_unknown, r.precision)
+    surprise = _surprise(ckpt, r) if r.show else None
+    return EvaluateReport(evaluation, surprise, r.most)
+
+
+def surprisal(
+    ckpt: Checkpoint,
+    text: str,
+    offset: int = 0,
+    length: int = 600,
+    alternatives: int = 3,
+    skip_unknown: bool = False,
+    *,
+    top_k: int | None = None,
+) -> Surprise:
+    """The probability the checkpoint gives each character of `text[offset:offset + length]`,
+    with its surprisal in bits and the `alternatives` characters it expected instead
+    (`charnext evaluate --show`). (`top_k=` is the old name of `alternatives`, deprecated.)
+
+    With `skip_unknown`, unknown characters are dropped first and `offset` counts in what remains.
+    """
+    alternatives = _renamed("top_k", "alternatives", top_k, alternatives)
+    request = EvaluateRequest(text, skip_unknown, True, length, offset, alternatives=alternatives)
+    return _surprise(ckpt, request)
+
+
+def _surprise(ckpt: Checkpoint, r: EvaluateRequest) -> Surprise:
+    from charnext.errors import InvalidValue
+    from charnext.inference.surprise import score_chars
+
+    kept, unknown = ckpt.vocab.known(r.text, r.skip_unknown)
+    if r.offset >= len(kept):
+        raise InvalidValue("offset", f"is past the end of the text ({len(kept)} characters), at {r.offset}")
+    result = score_chars(
+        ckpt.runner, ckpt.vocab, kept, r.offset, r.show_chars, r.alternatives, start=ckpt.start
+    )
+    result.skipped = unknown
+    return result
+
+
+def describe(ckpt: Checkpoint) -> Description:
     """What a checkpoint holds, as plain data (`charnext inspect`)."""
     from charnext.storage.describe import describe as describe_checkpoint
 
-    return describe_checkpoint(ckpt)
+    return Description(describe_checkpoint(ckpt))
 
 
-def export(path: str | Path, out: str | Path) -> Path:
+def export(path: str | Path, out: str | Path) -> ExportResult:
     """Write the inference-only file of a checkpoint: weights, vocabulary, model config."""
     from charnext.storage.checkpoint import export as export_checkpoint
 
-    return export_checkpoint(path, out)
+    written = export_checkpoint(path, out)
+    return ExportResult(written, written.stat().st_size, Path(path).stat().st_size)
 
 
-def prepare(file: str | Path, out: str | Path, on_progress: Callable | None = None):
+def prepare(file: str | Path, out: str | Path, on_progress: Callable | None = None) -> PrepareResult:
     """Encode a text of any size once into a memory-mapped token folder (`charnext prepare`)."""
     from charnext.text.prepare import prepare as prepare_text
 
     return prepare_text(file, out, on_progress=on_progress)
 
 
-def neurons(
-    ckpt: Checkpoint,
-    text: str,
-    unit: str | None = None,
-    max_chars: int | None = 100_000,
-    offset: int = 0,
-    show_chars: int = 600,
-    skip_unknown: bool = False,
-):
-    """Which units of the model follow which features of `text` (`charnext neurons`): the scan,
-    and the unit named by `unit` (LAYER:INDEX, or LAYER:hINDEX) if one is."""
+def neurons(ckpt: Checkpoint, request: NeuronsRequest | str | None = None, **fields) -> NeuronsReport:
+    """Which units of the model follow which features of a text (`charnext neurons`): the scan,
+    and the unit named by `unit` (LAYER:INDEX, or LAYER:hINDEX) if one is. Takes a
+    `NeuronsRequest`, or the text and these `fields` (unit, top, max_chars, offset, show_chars,
+    skip_unknown)."""
     from charnext.inside.neurons import parse_unit, scan
 
-    chosen = parse_unit(unit, ckpt.config) if unit is not None else None
-    kept, unknown = ckpt.vocab.known(text, skip_unknown)
-    result = scan(ckpt.runner, ckpt.vocab, kept, max_chars, offset, show_chars, ckpt.line_mode)
+    r = request if isinstance(request, NeuronsRequest) else NeuronsRequest(request, **fields)
+    chosen = parse_unit(r.unit, ckpt.config) if r.unit is not None else None
+    kept, unknown = ckpt.vocab.known(r.text, r.skip_unknown)
+    result = scan(ckpt.runner, ckpt.vocab, kept, r.max_chars or None, r.offset, r.show_chars, ckpt.line_mode)
     result.skipped = unknown
-    return result, chosen
+    return NeuronsReport(result, r.top, chosen)
 
 
-def play_session(ckpt: Checkpoint, sample: SampleConfig | None = None) -> PlaySession:
+def play_session(ckpt: Checkpoint, request: PlayRequest | SampleConfig | None = None) -> PlaySession:
     """A typing session with the checkpoint (`charnext play`): type, see the next character; what
-    it writes is drawn with `sample`. On the numpy engine it imports no torch."""
+    it writes is drawn with the request's sample (or this SampleConfig). On the numpy engine it
+    imports no torch."""
     from charnext.inside.play import PlaySession
 
+    sample = request.sample if isinstance(request, PlayRequest) else request
     return PlaySession(ckpt.runner, ckpt.vocab, ckpt.start, sample)
 
 
@@ -384,65 +352,46 @@ def train(
     and TrainConfig fields (steps, lr, seq_len, max_time: seconds or "90s", ...); an unknown one
     is refused with a ConfigError naming the options that exist. Without `model` and `config`,
     the fields they leave out are planned (charnext.training.planner), as `charnext train` does.
-    `on_event` receives each event.
+    `on_event` receives each event; the result's `.model` is the model trained.
     """
+    from charnext.training.handle import TrainingRun
     from charnext.training.runs import new_run
 
     model_options, train_options = split_options(options)
     # with no config object, what `options` leave out is planned for the text and the budget
     given = set(options) if model is None and config is None else None
     config = config or TrainConfig(**train_options)
-    trainer = new_run(text, model, config, out, given=given, **model_options)
-    result = run(trainer, on_event)
-    result.model = trainer.model  # type: ignore[attr-defined]
+    handle = TrainingRun(new_run(text, model, config, out, given=given, **model_options))
+    result = handle.run(on_event)
+    result.model = handle.model  # type: ignore[attr-defined]
     return result
 
 
-def start_run(
-    source: Source | None,
-    out: str | Path | None = None,
-    *,
-    resume: str | Path | None = None,
-    init_from: str | Path | None = None,
-    extend_vocab: bool = False,
-    command: list[str] | None = None,
-    **options,
-) -> Trainer:
-    """A run ready to train, as `charnext train` starts it: resumed from the checkpoint `resume`
-    (options marked resumable apply, the others are refused unless equal; `source` may be None:
-    the run reopens its text), or new on `source` (from `init_from`'s weights if given; the
-    options not given are planned). Nothing is trained yet: see `run`."""
+def start_run(source: Source | str | None, request: TrainRequest | None = None, **fields) -> TrainingRun:
+    """A run ready to train, as `charnext train` starts it, for `request` (or a TrainRequest of
+    these `fields`): resumed from the checkpoint `resume` (options marked resumable apply, the
+    others are refused unless equal; `source` may be None: the run reopens its text), or new on
+    `source` (a Source, or a text; from `init_from`'s weights if given; the options not given are
+    planned). Nothing is trained yet: call the handle's `run()` or iterate its `events()`."""
+    from charnext.training.handle import TrainingRun
     from charnext.training.runs import new_run, resume_run
 
-    if resume is not None:
-        if init_from is not None:
-            raise ConfigError("--resume and --init-from exclude each other")
-        if extend_vocab:
-            raise ConfigError("--extend-vocab goes with --init-from, not with --resume")
-        return resume_run(resume, source, out=out, command=command, **options)
-    model_options, train_options = split_options(options)
-    return new_run(
-        source, ModelConfig(**model_options), TrainConfig(**train_options), out or Path("checkpoint.pt"),
-        init_from=init_from, extend_vocab=extend_vocab, command=command, given=set(options),
-    )  # fmt: skip
-
-
-def run(
-    trainer: Trainer, on_event: Callable[[Event], None] | None = None, stop_on_sigint: bool = False
-) -> TrainResult:
-    """Train `trainer` to its end, handing each event to `on_event`; its result. With
-    `stop_on_sigint` the first Ctrl-C stops the run after the current step and saves it."""
-    from charnext.training.trainer import stop_on_sigint as sigint_stops
-
-    with sigint_stops(trainer) if stop_on_sigint else contextlib.nullcontext():
-        for event in trainer.run():
-            if on_event is not None:
-                on_event(event)
-    return trainer.result
+    r = request or TrainRequest(**fields)
+    if isinstance(source, str):
+        source = Source.literal(source)
+    if r.resume is not None:
+        return TrainingRun(resume_run(r.resume, source, out=r.out, command=r.command, **r.options))
+    model_options, train_options = split_options(r.options)
+    return TrainingRun(new_run(
+        source, ModelConfig(**model_options), TrainConfig(**train_options), r.out or Path("checkpoint.pt"),
+        init_from=r.init_from, extend_vocab=r.extend_vocab, command=r.command, given=set(r.options),
+    ))  # fmt: skip
 
 
 @contextlib.contextmanager
-def training_processes(device: str = "auto", timeout: float = 600.0, threads: int | None = None) -> Iterator:
+def training_processes(
+    device: str = "auto", timeout: float = 600.0, threads: int | None = None
+) -> Iterator[Processes]:
     """The processes a run trains in (one, or torchrun's), with `threads` CPU threads each: set up
     for a block and taken down after it; yields who this process is (`.main`, `.rank`, `.world`).
     The default threads count the idle cores over torch's import, which happens here."""

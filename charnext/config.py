@@ -13,7 +13,7 @@ import re
 from dataclasses import Field, asdict, dataclass, field, fields
 from enum import Enum
 
-from charnext.errors import ConfigError
+from charnext.errors import ConfigError, InvalidValue
 
 
 def _whole(obj, names: tuple[str, ...], optional: bool = False) -> None:
@@ -24,7 +24,7 @@ def _whole(obj, names: tuple[str, ...], optional: bool = False) -> None:
         if value is None and optional:
             continue
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise ConfigError(f"{name.replace('_', '-')} must be a whole number, not {value!r}")
+            raise InvalidValue(name, f"must be a whole number, not {value!r}")
         setattr(obj, name, int(value))
 
 
@@ -35,7 +35,7 @@ def _real(obj, names: tuple[str, ...], optional: bool = False) -> None:
         if value is None and optional:
             continue
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-            raise ConfigError(f"{name.replace('_', '-')} must be a finite number, not {value!r}")
+            raise InvalidValue(name, f"must be a finite number, not {value!r}")
 
 
 class DeviceName(str, Enum):
@@ -103,19 +103,19 @@ class ModelConfig:
         try:
             self.cell = Cell(self.cell)
         except (ValueError, TypeError):
-            raise ConfigError(f"unknown cell {self.cell!r}; choose rnn, gru or lstm") from None
+            raise InvalidValue("cell", f"must be rnn, gru or lstm, not {self.cell!r}") from None
         _whole(self, ("vocab_size", "hidden_size", "num_layers"), optional=True)  # None: not known yet
         _whole(self, ("embedding_size",))
         _real(self, ("dropout", "weight_drop"))
         for name in ("vocab_size", "hidden_size", "num_layers"):
             if getattr(self, name) is not None and int(getattr(self, name)) < 1:
-                raise ConfigError(f"{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
+                raise InvalidValue(name, f"must be at least 1, not {getattr(self, name)}")
         if self.embedding_size < 0:
-            raise ConfigError(f"embedding-size must be 0 (one-hot) or more, not {self.embedding_size}")
+            raise InvalidValue("embedding_size", f"must be 0 (one-hot) or more, not {self.embedding_size}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), not {self.dropout}")
+            raise InvalidValue("dropout", f"must be in [0, 1), not {self.dropout}")
         if not 0.0 <= self.weight_drop < 1.0:
-            raise ConfigError(f"weight-drop must be in [0, 1), not {self.weight_drop}")
+            raise InvalidValue("weight_drop", f"must be in [0, 1), not {self.weight_drop}")
 
     def to_dict(self) -> dict:
         """Plain values, for checkpoints and JSON."""
@@ -153,7 +153,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.max_time, str):  # the command line's spelling: 90s, 10m, 1h30m
-            self.max_time = parse_duration(self.max_time)
+            self.max_time = parse_duration(self.max_time, "max_time")
         _whole(self, ("seq_len", "warmup_steps", "seed"))
         _whole(self, ("batch_size", "steps", "eval_every", "patience"), optional=True)
         _real(self, ("lr", "min_lr_ratio", "grad_clip", "weight_decay", "sample_temperature"))
@@ -162,30 +162,34 @@ class TrainConfig:
             try:
                 setattr(self, name, choices(getattr(self, name)).value)
             except (ValueError, TypeError):
-                raise ConfigError(f"unknown {name} {getattr(self, name)!r}") from None
+                known = ", ".join(c.value for c in choices)
+                raise InvalidValue(name, f"must be one of {known}, not {getattr(self, name)!r}") from None
         for name in ("lines", "random_windows"):
             value = getattr(self, name)
             if not isinstance(value, bool):
-                raise ConfigError(f"{name.replace('_', '-')} must be true or false, not {value!r}")
+                raise InvalidValue(name, f"must be true or false, not {value!r}")
         if self.sample_prompt is not None and not isinstance(self.sample_prompt, str):
-            raise ConfigError(f"sample-prompt must be a text, not {self.sample_prompt!r}")
+            raise InvalidValue("sample_prompt", f"must be a text, not {self.sample_prompt!r}")
         positive = ("seq_len", "batch_size", "steps", "epochs", "max_time", "lr", "eval_every")
         for name in positive:
             value = getattr(self, name)
             if value is not None and not value > 0:
-                raise ConfigError(f"{name.replace('_', '-')} must be positive, not {value}")
+                raise InvalidValue(name, f"must be positive, not {value}")
         if self.patience is not None and self.patience < 1:
-            raise ConfigError(f"patience must be at least 1, not {self.patience}")
+            raise InvalidValue("patience", f"must be at least 1, not {self.patience}")
         if not 0.0 <= self.cold_starts <= 1.0:
-            raise ConfigError(f"cold-starts must be in [0, 1], not {self.cold_starts}")
+            raise InvalidValue("cold_starts", f"must be in [0, 1], not {self.cold_starts}")
         if self.val_fraction is not None and not 0.0 <= self.val_fraction < 1.0:
-            raise ConfigError(f"val-fraction must be in [0, 1), not {self.val_fraction}")
-        if self.grad_clip < 0 or self.weight_decay < 0 or self.warmup_steps < 0:
-            raise ConfigError("grad-clip, weight-decay and warmup-steps cannot be negative")
+            raise InvalidValue("val_fraction", f"must be in [0, 1), not {self.val_fraction}")
+        for name in ("grad_clip", "weight_decay", "warmup_steps", "seed"):
+            if getattr(self, name) < 0:
+                raise InvalidValue(name, f"must be 0 or more, not {getattr(self, name)}")
         if self.sample_temperature < 0:
-            raise ConfigError(f"sample-temperature must be 0 (greedy) or more, not {self.sample_temperature}")
+            raise InvalidValue(
+                "sample_temperature", f"must be 0 (greedy) or more, not {self.sample_temperature}"
+            )
         if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ConfigError(f"min-lr-ratio must be in [0, 1], not {self.min_lr_ratio}")
+            raise InvalidValue("min_lr_ratio", f"must be in [0, 1], not {self.min_lr_ratio}")
 
     def to_dict(self) -> dict:
         """Plain values, for checkpoints and JSON."""
@@ -208,12 +212,17 @@ class SampleConfig:
     seed: int | None = None  # random seed for sampling; None = not reproducible
 
     def __post_init__(self) -> None:
+        _real(self, ("temperature", "top_p"))
+        _whole(self, ("top_k",))
+        _whole(self, ("seed",), optional=True)
         if self.temperature < 0:
-            raise ConfigError(f"temperature must be 0 (greedy) or more, not {self.temperature}")
+            raise InvalidValue("temperature", f"must be 0 (greedy) or more, not {self.temperature}")
         if self.top_k < 0:
-            raise ConfigError(f"top-k must be 0 (off) or more, not {self.top_k}")
+            raise InvalidValue("top_k", f"must be 0 (off) or more, not {self.top_k}")
         if not 0.0 < self.top_p <= 1.0:
-            raise ConfigError(f"top-p must be in (0, 1], not {self.top_p}")
+            raise InvalidValue("top_p", f"must be in (0, 1], not {self.top_p}")
+        if self.seed is not None and not 0 <= self.seed < 2**64:
+            raise InvalidValue("seed", f"must be 0 or more (below 2**64), not {self.seed}")
 
 
 def _marked(mark: str) -> tuple[str, ...]:
@@ -228,6 +237,14 @@ def training_options() -> dict[str, Field]:
 
 RESUMABLE = _marked("resumable")  # the options a resumed run may change
 PLANNED = _marked("planned")  # the options the planner chooses when they are not given
+
+
+def check_options(options: dict) -> None:
+    """Check training options' values in their configs (ModelConfig's and TrainConfig's own
+    checks), before anything loads: an unknown name is a ConfigError, a bad value an InvalidValue."""
+    model, train = split_options(options)
+    ModelConfig(**model)
+    TrainConfig(**train)
 
 
 def split_options(options: dict) -> tuple[dict, dict]:
@@ -250,18 +267,21 @@ def split_options(options: dict) -> tuple[dict, dict]:
 # -- durations: read from options, shown in tables and in the plan --------------------------
 
 
-def parse_duration(value: str) -> float:
-    """`90s`, `10m`, `2h`, `1h30m` or plain seconds -> seconds."""
+def parse_duration(value: str, param: str = "duration") -> float:
+    """`90s`, `10m`, `2h`, `1h30m` or plain seconds -> seconds; anything else, or a duration that
+    is not positive, is an InvalidValue naming `param` (the API's name for the value)."""
     text = value.strip().lower()
+    if text.startswith("-") or re.fullmatch(r"0+(\.0*)?\s*[hms]?", text):
+        raise InvalidValue(param, f"must be positive, not {value!r}")
     if re.fullmatch(r"\d+(\.\d+)?", text):
         seconds = float(text)
     else:
         parts = re.findall(r"(\d+(?:\.\d+)?)\s*(h|m|s)", text)
         if not parts or "".join(a + b for a, b in parts) != text.replace(" ", ""):
-            raise ConfigError(f"cannot read duration {value!r}: use e.g. 90s, 10m, 2h or 1h30m")
+            raise InvalidValue(param, f"must be a duration such as 90s, 10m, 2h or 1h30m, not {value!r}")
         seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
     if seconds <= 0:
-        raise ConfigError(f"duration must be positive, not {value!r}")
+        raise InvalidValue(param, f"must be positive, not {value!r}")
     return seconds
 
 

@@ -3,22 +3,39 @@ with the `to_dict()` that is its command's `--json` (so the view and the JSON ca
 
 from __future__ import annotations
 
+import numbers
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from charnext.config import SampleConfig
-from charnext.errors import ConfigError
-from charnext.events import EvalResult
+from charnext.config import SampleConfig, check_options, parse_duration
+from charnext.errors import InvalidValue
+from charnext.inference.evaluation import Evaluation
 from charnext.inference.steps import StepPrediction
 
 if TYPE_CHECKING:
     from charnext.inference.surprise import Surprise
 
 
+def at_least(low: int, **values: int) -> None:
+    """Each value (named by the API's word) is a whole number of at least `low`: the one check
+    of counts, lengths and offsets, for every request."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise InvalidValue(name, f"must be a whole number, not {value!r}")
+        if value < low:
+            raise InvalidValue(name, f"must be {low} or more, not {value}" if low < 1 else
+                               f"must be at least {low}, not {value}")  # fmt: skip
+
+
 def check_counts(length: int, num_samples: int) -> None:
     """The one check of how much to draw: a length of 0 or more, at least one sample."""
-    if length < 0 or num_samples < 1:
-        raise ConfigError("the length (--length) must be 0 or more and the samples (--num-samples) 1 or more")
+    at_least(0, length=length)
+    at_least(1, num_samples=num_samples)
+
+
+UNIT = re.compile(r"\s*(\d+)\s*:\s*([ch]?)\s*(\d+)\s*")  # LAYER:INDEX, LAYER:hINDEX, LAYER:cINDEX
 
 
 @dataclass(frozen=True)
@@ -34,9 +51,97 @@ class PredictRequest:
     generated_steps: bool = False  # also the per-step predictions over the first continuation
 
     def __post_init__(self) -> None:
-        if self.alternatives < 1:
-            raise ConfigError(f"--alternatives must be at least 1, not {self.alternatives}")
+        at_least(1, alternatives=self.alternatives)
         check_counts(self.length, self.num_samples)
+        if not self.prefix and not self.length:
+            raise InvalidValue(
+                "prefix", "is empty and nothing is to be generated: give a prefix, or a length"
+            )
+        greedy = self.sample is None or self.sample.temperature == 0
+        if greedy and self.num_samples > 1 and self.length:
+            raise InvalidValue("num_samples", "must be 1 when sampling is greedy (temperature 0): every "
+                               "sample would be the same")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EvaluateRequest:
+    """What `charnext evaluate` asks: a text to score, and with `show` the surprise of a stretch."""
+
+    text: str  # the text scored, every character predicted from those before it
+    skip_unknown: bool = False  # drop (and count) the characters the vocabulary lacks
+    show: bool = False  # also each character's surprise over text[offset:offset + show_chars]
+    show_chars: int = 600  # characters of the stretch
+    offset: int = 0  # where the stretch starts
+    most: int = 10  # the most surprising characters listed
+    alternatives: int = 3  # the characters expected instead, per character of the stretch
+    precision: str = "fp32"  # the forward pass's precision: fp32, bf16 or auto
+
+    def __post_init__(self) -> None:
+        at_least(1, show_chars=self.show_chars, alternatives=self.alternatives)
+        at_least(0, offset=self.offset, most=self.most)
+        if self.precision not in ("fp32", "bf16", "auto"):
+            raise InvalidValue("precision", f"must be fp32, bf16 or auto, not {self.precision!r}")
+
+
+@dataclass(frozen=True)
+class NeuronsRequest:
+    """What `charnext neurons` asks: a text to record every unit over, and a unit to show."""
+
+    text: str  # the text read
+    unit: str | None = None  # LAYER:INDEX (an LSTM's cell), LAYER:hINDEX (its hidden state); None: all
+    top: int = 10  # units listed
+    max_chars: int | None = 100_000  # characters recorded from the text's start; None or 0: all
+    offset: int = 0  # where the unit's stretch starts
+    show_chars: int = 600  # characters of the unit's stretch
+    skip_unknown: bool = False  # drop the characters the vocabulary lacks
+
+    def __post_init__(self) -> None:
+        at_least(1, top=self.top, show_chars=self.show_chars)
+        at_least(0, offset=self.offset, max_chars=self.max_chars or 0)
+        if self.unit is not None and not UNIT.fullmatch(self.unit):
+            raise InvalidValue(
+                "unit", f"must read LAYER:INDEX, e.g. 0:42 (or 0:h42, 0:c42), not {self.unit!r}"
+            )
+
+
+@dataclass(frozen=True)
+class PlayRequest:
+    """What `charnext play` asks: how many alternatives to show, and how it writes."""
+
+    alternatives: int = 5  # most likely characters shown after each key
+    length: int = 40  # characters one request to write draws
+    sample: SampleConfig | None = None  # how they are drawn (None: temperature 0.8, seed 0)
+
+    def __post_init__(self) -> None:
+        at_least(1, alternatives=self.alternatives, length=self.length)
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What `charnext train` asks besides its text: the training options given (ModelConfig and
+    TrainConfig fields; the rest are planned), where to save, and how to start."""
+
+    options: dict = field(default_factory=dict)  # training options by config name, as given
+    out: str | Path | None = None  # the checkpoint to write (None: checkpoint.pt; resumed: that file)
+    resume: str | Path | None = None  # continue the run saved in this checkpoint
+    init_from: str | Path | None = None  # start from this checkpoint's weights
+    extend_vocab: bool = False  # with init_from: add the text's new characters
+    command: list[str] | None = None  # the command line, for the checkpoint's provenance
+    threads: int | None = None  # CPU threads (None: the idle cores)
+    dist_timeout: float | str = 600.0  # seconds (or "10m") a process waits for the others
+
+    def __post_init__(self) -> None:
+        check_options(self.options)
+        if self.threads is not None:
+            at_least(1, threads=self.threads)
+        if isinstance(self.dist_timeout, str):
+            object.__setattr__(self, "dist_timeout", parse_duration(self.dist_timeout, "dist_timeout"))
+        elif not self.dist_timeout > 0:
+            raise InvalidValue("dist_timeout", f"must be positive, not {self.dist_timeout}")
+        if self.resume is not None and self.init_from is not None:
+            raise InvalidValue("init_from", "cannot go with resume: a resumed run has its own weights")
+        if self.extend_vocab and self.init_from is None:
+            raise InvalidValue("extend_vocab", "goes with init_from (new weights), not without it")
 
 
 @dataclass
@@ -95,26 +200,6 @@ class Completion:
 
 
 @dataclass
-class Evaluation(EvalResult):
-    """How well a checkpoint predicts a text (an `EvalResult`), and the characters skipped."""
-
-    skipped: int = 0  # characters dropped because the vocabulary lacks them
-    skipped_chars: list[str] = field(default_factory=list)
-    training_val_loss: float | None = None  # the model's own validation loss, from training
-    unigram_loss: float | None = None  # loss of the training text's character frequencies alone
-
-    def to_dict(self) -> dict:
-        """Plain values, for JSON."""
-        return {
-            **super().to_dict(),
-            "skipped": self.skipped,
-            "skipped_chars": self.skipped_chars,
-            "training_val_loss": self.training_val_loss,
-            "unigram_loss": self.unigram_loss,
-        }
-
-
-@dataclass
 class EvaluateReport:
     """What `charnext evaluate` computes: the scores, and with --show the surprise of a stretch."""
 
@@ -151,3 +236,16 @@ class Description:
     def to_dict(self) -> dict:
         """Plain values, for JSON: exactly `charnext inspect --json`."""
         return self.info
+
+
+@dataclass
+class ExportResult:
+    """What `charnext export` wrote: the inference-only file, and how it compares."""
+
+    path: Path  # the file written
+    size: int  # its bytes
+    checkpoint_size: int  # the bytes of the checkpoint it came from
+
+    def to_dict(self) -> dict:
+        """Plain values, for JSON."""
+        return {"path": str(self.path), "size": self.size, "checkpoint_size": self.checkpoint_size}

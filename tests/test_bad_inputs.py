@@ -196,7 +196,7 @@ def test_a_damaged_random_state_is_refused(run, rng, words):
         ({"tensors": {"resume.state": np.zeros((1, 4, 3), dtype=np.float32)}}, "carried state"),
         ({"tensors": {"optimizer.state.0.exp_avg": np.zeros((2, 2), dtype=np.float32)}}, "shape"),
         ({"tensors": {"optimizer.state.0.step": np.zeros(3, dtype=np.float32)}}, "step count"),
-        ({"train_config": {"seq_len": "16"}}, "seq-len"),
+        ({"train_config": {"seq_len": "16"}}, "seq_len"),
         ({"train_config": {"device": "quantum"}}, "device"),
         ({"train_config": {"lr": float("nan")}}, "lr"),
     ],
@@ -266,14 +266,14 @@ def test_offsets_that_are_not_numbers_are_refused(run):
 @pytest.mark.parametrize(
     ("model_config", "words"),
     [
-        ({"hidden_size": "8"}, "hidden-size"),
-        ({"hidden_size": 0}, "hidden-size"),
-        ({"hidden_size": -8}, "hidden-size"),
-        ({"hidden_size": 8.0}, "hidden-size"),
+        ({"hidden_size": "8"}, "hidden_size"),
+        ({"hidden_size": 0}, "hidden_size"),
+        ({"hidden_size": -8}, "hidden_size"),
+        ({"hidden_size": 8.0}, "hidden_size"),
         ({"num_layers": 10**9}, "num_layers"),  # refused at once, not after listing a billion layers
         ({"dropout": float("nan")}, "dropout"),
         ({"cell": ["lstm"]}, "cell"),
-        ({"embedding_size": None}, "embedding-size"),
+        ({"embedding_size": None}, "embedding_size"),
     ],
 )
 def test_an_impossible_model_config_is_refused_by_every_loader(run, tmp_path, model_config, words):

@@ -145,10 +145,10 @@ def test_inspect_corrupt_file(tmp_path):
     [
         (["train", "x"], 1, "at least 2"),
         (["train", ""], 1, "at least 2"),
-        (["train", "hihello", "--hidden-size", "0"], 1, "hidden-size"),
-        (["train", "hihello", "--steps", "-5"], 1, "steps"),
-        (["train", "hihello", "--dropout", "2"], 1, "dropout"),
-        (["train", "hihello", "--max-time", "soon"], 1, "duration"),
+        (["train", "hihello", "--hidden-size", "0"], 2, "--hidden-size"),
+        (["train", "hihello", "--steps", "-5"], 2, "--steps"),
+        (["train", "hihello", "--dropout", "2"], 2, "--dropout"),
+        (["train", "hihello", "--max-time", "soon"], 2, "--max-time must be a duration"),
         (["train", "--file", "/nonexistent/file.txt"], 1, "no such file"),
     ],
 )

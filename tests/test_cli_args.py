@@ -92,7 +92,7 @@ def test_predict_defaults_sample_at_temperature_one_with_a_printed_seed():
 
 def test_evaluate_hands_the_core_the_text(tmp_path):
     ckpt = _fake_checkpoint()
-    scored = api.Evaluation(1.0, 0.5, 6)
+    scored = api.EvaluateReport(api.Evaluation(1.0, 0.5, 6))
     path = tmp_path / "t.txt"
     path.write_text("from a file", encoding="utf-8")
     for args, text, skip in (
@@ -102,14 +102,12 @@ def test_evaluate_hands_the_core_the_text(tmp_path):
     ):
         with (
             mock.patch.object(api, "load", return_value=ckpt) as load,
-            mock.patch.object(api, "evaluate", return_value=scored) as evaluate,
-            mock.patch.object(api, "surprisal") as surprisal,
+            mock.patch.object(api, "score", return_value=scored) as score,
         ):
             result = run("evaluate", *args, "-c", "m.pt", "--device", "cpu", "--json", input="from stdin")
         assert result.exit_code == 0, result.output
         load.assert_called_once_with(Path("m.pt"), "cpu")
-        evaluate.assert_called_once_with(ckpt, text, skip)
-        surprisal.assert_not_called()
+        score.assert_called_once_with(ckpt, api.EvaluateRequest(text, skip_unknown=skip))
         assert json.loads(result.stdout)["loss"] == 1.0
 
 
@@ -119,13 +117,16 @@ def test_evaluate_show_hands_the_core_its_stretch():
     view.to_dict.return_value = {"offset": 2}
     with (
         mock.patch.object(api, "load", return_value=ckpt),
-        mock.patch.object(api, "evaluate", return_value=api.Evaluation(1.0, 0.5, 6)),
-        mock.patch.object(api, "surprisal", return_value=view) as surprisal,
+        mock.patch.object(
+            api, "score", return_value=api.EvaluateReport(api.Evaluation(1.0, 0.5, 6), view, 3)
+        ) as score,
     ):
         result = run("evaluate", "hihello", "--show", "--offset", 2, "--show-chars", 4, "--most", 3, "--json")
     assert result.exit_code == 0, result.output
-    surprisal.assert_called_once_with(ckpt, "hihello", 2, 4, skip_unknown=False)
+    request = api.EvaluateRequest("hihello", show=True, offset=2, show_chars=4, most=3)
+    score.assert_called_once_with(ckpt, request)
     view.to_dict.assert_called_once_with(3)
+    assert json.loads(result.stdout)["surprise"] == {"offset": 2}
 
 
 @pytest.mark.parametrize("args", [["x.pt"], ["-c", "x.pt"], ["--checkpoint", "x.pt"]])

@@ -141,7 +141,7 @@ def test_show_offset_and_length(with_validation, tmp_path):
     assert probs == sorted(probs) and all(0 < p <= 1 for p in probs)
     assert all(len(c["top"]) == 3 for c in s["chars"])
     result = run("evaluate", "-f", write(tmp_path, text), "-c", with_validation, "--show", "--offset", 10**6)
-    assert result.exit_code == 1 and "past the end" in result.stderr
+    assert result.exit_code == 2 and "past the end" in result.stderr
 
 
 def test_surprise_matches_one_pass(with_validation):

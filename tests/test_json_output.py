@@ -114,7 +114,9 @@ def test_evaluate_and_neurons_json_are_their_results_to_dict(outputs):
     folder, out = outputs
     ckpt = api.load(folder / "m.pt")
     text = (folder / "t.txt").read_text(encoding="utf-8")
+    assert out["evaluate"] == json.loads(json.dumps(api.score(ckpt, text=text).to_dict()))
     assert out["evaluate"] == json.loads(json.dumps(api.EvaluateReport(api.evaluate(ckpt, text)).to_dict()))
-    scan, chosen = api.neurons(ckpt, text, "0:1")
-    assert out["neurons_unit"] == json.loads(json.dumps(api.NeuronsReport(scan, 10, chosen).to_dict()))
-    assert out["inspect"] == json.loads(json.dumps(api.Description(api.describe(ckpt)).to_dict()))
+    report = api.neurons(ckpt, text, unit="0:1")
+    assert isinstance(report, api.NeuronsReport)
+    assert out["neurons_unit"] == json.loads(json.dumps(report.to_dict()))
+    assert out["inspect"] == json.loads(json.dumps(api.describe(ckpt).to_dict()))

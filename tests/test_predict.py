@@ -240,7 +240,7 @@ def test_line_mode_generation_stops_at_end_of_line(tmp_path, names):
 )
 def test_bad_sampling_options(hihello, args, match):
     result = run("predict", "-c", hihello, "-p", "hi", *args)
-    assert result.exit_code == 1 and match in result.stderr
+    assert result.exit_code == 2 and match in result.stderr
     assert "Traceback" not in result.output
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from charnext.errors import CharnextError, ConfigError
+from charnext.errors import CharnextError, ConfigError, InvalidValue
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -37,6 +37,8 @@ def handle_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except InvalidValue as e:  # the API names the value; the user typed an option
+            raise fail(e.naming(option_name(fn, e.param)), e.exit_code) from None
         except CharnextError as e:
             raise fail(str(e), e.exit_code) from None
         except KeyboardInterrupt:
@@ -48,6 +50,33 @@ def handle_errors(fn):
             raise typer.Exit(0) from None
 
     return wrapper
+
+
+def option_name(command, param: str) -> str:
+    """How `command` spells the API's `param`: its option's long flag (`--num-samples`), or its
+    argument's metavar (`PREFIX`), read from its signature's Typer declarations; a name it does
+    not declare, as a flag."""
+    import typing
+
+    from typer.models import ArgumentInfo, OptionInfo
+
+    hints = typing.get_type_hints(command, include_extras=True)
+    for info in getattr(hints.get(param), "__metadata__", ()):
+        if isinstance(info, ArgumentInfo):
+            return info.metavar or param.upper()
+        if isinstance(info, OptionInfo):
+            flags = [d for d in info.param_decls or () if d.startswith("--")]
+            if flags:
+                return max(flags, key=len)
+    return "--" + param.replace("_", "-")
+
+
+def finish(result, json_out: bool, view) -> None:
+    """Every command's ending: the result's JSON on stdout, or its view (called with nothing)."""
+    if json_out:
+        print_json(result.to_dict())
+    else:
+        view()
 
 
 def print_json(obj) -> None:
@@ -62,14 +91,14 @@ def json_default(o):
 
 def read_input(text: str | None, file: Path | None, purpose: str = "to train on") -> str:
     """TEXT itself, the --file, or standard input for `-`; neither or both is a usage error."""
-    from charnext.api import decode_utf8, read_text
+    from charnext.api import Source
 
     if file is not None and text is not None:
         raise usage("give either TEXT or --file, not both")
     if file is not None:
-        return read_text(file)
+        return Source.file(file).text  # "-" is standard input here too
     if text == "-":
-        return decode_utf8(sys.stdin.buffer.read(), "standard input")
+        return Source.stdin().text
     if text is None:
         raise usage(f"give the text {purpose}: TEXT, --file PATH, or - for standard input")
     return text
@@ -77,7 +106,7 @@ def read_input(text: str | None, file: Path | None, purpose: str = "to train on"
 
 def source_of(text: str | None, file: Path | None, data: Path | None):
     """What to train on: a literal TEXT, standard input (-), --file or --data; None if none given."""
-    from charnext.api import Source, decode_utf8
+    from charnext.api import Source
 
     if file is not None and text is not None:
         raise usage("give either TEXT or --file, not both")
@@ -88,7 +117,7 @@ def source_of(text: str | None, file: Path | None, data: Path | None):
     if data is not None:
         return Source.folder(data)
     if text == "-":
-        return Source(text=decode_utf8(sys.stdin.buffer.read(), "standard input"), kind="stdin")
+        return Source.stdin()
     if text is not None:
         if names_a_file(text):  # `charnext train input.txt`: --file forgotten
             from charnext.rendering.console import error_console
@@ -97,7 +126,7 @@ def source_of(text: str | None, file: Path | None, data: Path | None):
                 f"note: training on the literal text {text!r}; did you mean --file {text}?",
                 markup=False, highlight=False, soft_wrap=True,
             )  # fmt: skip
-        return Source(text=text, kind="text")
+        return Source.literal(text)
     return None
 
 
@@ -112,10 +141,11 @@ def names_a_file(text: str) -> bool:
 
 
 def warn_skipped(chars: list[str]) -> None:
-    """Say on stderr which characters were dropped as unknown."""
+    """Say on stderr which characters were dropped as unknown (nothing, if none was)."""
     from charnext.rendering.console import skipped_note
 
-    skipped_note(chars)
+    if chars:
+        skipped_note(chars)
 
 
 def write_html(out: Path, html: str, what: str) -> None:

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from charnext.cli import options
-from charnext.cli.common import handle_errors, print_json, read_input, warn_skipped, write_html
+from charnext.cli.common import finish, handle_errors, read_input, warn_skipped, write_html
 from charnext.config import DeviceName, Engine, PageWeights
-from charnext.errors import ConfigError
 
 
 @handle_errors
 def neurons(
     text: options.ReadText = None,
     file: options.ReadFile = None,
-    checkpoint: options.Checkpoint = Path("checkpoint.pt"),
+    checkpoint: options.CheckpointPath = Path("checkpoint.pt"),
     unit: Annotated[
         str | None,
         typer.Option(
@@ -46,26 +46,16 @@ def neurons(
     from charnext import api
     from charnext.rendering import console, neurons_view
 
-    if top < 1 or max_chars < 0 or show_chars < 1 or offset < 0:
-        raise ConfigError("--top and --show-chars must be at least 1, --max-chars and --offset 0 or more")
-    text = read_input(text, file, "to read")
-    ckpt = api.load(checkpoint, device.value, engine.value)
-    result, chosen = api.neurons(ckpt, text, unit, max_chars or None, offset, show_chars, skip_unknown)
-    if result.skipped:
-        warn_skipped(result.skipped)
-    if json_out:
-        print_json(api.NeuronsReport(result, top, chosen).to_dict())
-        return
-    con = console.console()
-    if chosen is not None:
-        neurons_view.show_unit(con, result, chosen)
-    else:
-        neurons_view.show_neurons(con, result, top)
+    content = read_input(text, file, "to read")
+    request = api.NeuronsRequest(content, unit, top, max_chars, offset, show_chars, skip_unknown)
+    report = api.neurons(api.load(checkpoint, device.value, engine.value), request)
+    warn_skipped(report.scan.skipped)
+    finish(report, json_out, lambda: neurons_view.show_report(console.console(), report))
 
 
 @handle_errors
 def report(
-    checkpoint: options.Checkpoint = Path("checkpoint.pt"),
+    checkpoint: options.CheckpointPath = Path("checkpoint.pt"),
     file: Annotated[
         Path | None,
         typer.Option("--file", "-f", help="UTF-8 text to read [default: a sample the model writes itself]."),
@@ -99,20 +89,20 @@ def report(
     from charnext.config import SampleConfig
 
     sample = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)  # checks values
-    text = read_input(None, file, "to read") if file is not None else None
-    ckpt = api.load(checkpoint, device.value, engine.value)
     source = None if file is None else ("standard input" if str(file) == "-" else file.name)
     request = api.ReportRequest(
-        text=text, source=source, prefix=prefix, offset=offset, chars=chars, units=units,
-        alternatives=alternatives, max_chars=max_chars or None, skip_unknown=skip_unknown, sample=sample,
+        source=source, prefix=prefix, offset=offset, chars=chars, units=units, alternatives=alternatives,
+        max_chars=max_chars or None, skip_unknown=skip_unknown, sample=sample,
     )  # fmt: skip
-    page = api.report_page(ckpt, request)
+    if file is not None:
+        request = dataclasses.replace(request, text=read_input(None, file, "to read"))
+    page = api.report_page(api.load(checkpoint, device.value, engine.value), request)
     write_html(out, page, "report")
 
 
 @handle_errors
 def page(
-    checkpoint: options.Checkpoint = Path("checkpoint.pt"),
+    checkpoint: options.CheckpointPath = Path("checkpoint.pt"),
     out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("model.html"),
     prefix: Annotated[str, typer.Option(help="Text the page opens with (its table shows at once).")] = "",
     weights: Annotated[
@@ -145,7 +135,7 @@ def page(
 
 @handle_errors
 def play(
-    checkpoint: options.Checkpoint = Path("checkpoint.pt"),
+    checkpoint: options.CheckpointPath = Path("checkpoint.pt"),
     alternatives: options.Alternatives = 5,
     length: Annotated[int, typer.Option("--length", "-n", help="Characters Ctrl-G writes.")] = 40,
     temperature: options.Temperature = 0.8,
@@ -161,21 +151,19 @@ def play(
     with --temperature, --top-k, --top-p and --seed), Backspace deletes one, Ctrl-C or Ctrl-D
     leaves; the text is printed on leaving.
     """
+    from charnext import api
+    from charnext.config import SampleConfig
     from charnext.rendering import console
     from charnext.rendering.play_ui import require_terminal, run
 
-    require_terminal()  # before loading anything: refuse at once
-    if alternatives < 1 or length < 1:
-        raise ConfigError("--alternatives and --length must be at least 1")
-    from charnext import api
-    from charnext.config import SampleConfig
-
     sample = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)  # checks values
+    request = api.PlayRequest(alternatives, length, sample)
+    require_terminal()  # before loading anything: refuse at once
     ckpt = api.load(checkpoint, device.value, engine.value)
-    session = api.play_session(ckpt, sample)
+    session = api.play_session(ckpt, request)
     c = ckpt.config
     title = f"charnext play · {checkpoint.name} · {c.cell.value} {c.num_layers}×{c.hidden_size}"
     con = console.console()
-    text = run(session, con, title, alternatives, length)
+    text = run(session, con, title, request.alternatives, request.length)
     if text:
         con.print(text, markup=False, highlight=False, soft_wrap=True)

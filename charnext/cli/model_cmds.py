@@ -8,16 +8,15 @@ from typing import Annotated
 import typer
 
 from charnext.cli import options
-from charnext.cli.common import handle_errors, print_json, read_input, usage, warn_skipped
+from charnext.cli.common import finish, handle_errors, read_input, usage, warn_skipped
 from charnext.config import DeviceName, Engine
-from charnext.errors import ConfigError
 
 
 @handle_errors
 def evaluate(
     text: options.ScoreText = None,
     file: options.ScoreFile = None,
-    checkpoint: options.Checkpoint = Path("checkpoint.pt"),
+    checkpoint: options.CheckpointPath = Path("checkpoint.pt"),
     skip_unknown: Annotated[
         bool, typer.Option("--skip-unknown", help="Drop (and count) characters the vocabulary lacks.")
     ] = False,
@@ -36,27 +35,18 @@ def evaluate(
     by how surprising each character was.
     """
     from charnext import api
-    from charnext.rendering import console, evaluate_view, widgets
+    from charnext.rendering import console, evaluate_view
 
-    if show and (show_chars < 1 or most < 0):
-        raise ConfigError("--show-chars must be at least 1 and --most 0 or more")
     content = read_input(text, file, "to score")
-    ckpt = api.load(checkpoint, device.value)
-    result = api.evaluate(ckpt, content, skip_unknown)
-    view = api.surprisal(ckpt, content, offset, show_chars, skip_unknown=skip_unknown) if show else None
-    if result.skipped:
-        warn_skipped(result.skipped_chars)
-    if json_out:
-        print_json(api.EvaluateReport(result, view, most).to_dict())
-        return
-    con = console.console()
-    if file is not None:
-        source = "standard input" if str(file) == "-" else [widgets.shown_path(file)]
-    else:
-        source = "standard input" if text == "-" else f"TEXT ({len(content):,} characters)"
-    con.print(evaluate_view.evaluation_table(result, str(checkpoint), source))
-    if view is not None:
-        evaluate_view.show_surprise(con, view, most)
+    request = api.EvaluateRequest(content, skip_unknown, show, show_chars, offset, most)
+    report = api.score(api.load(checkpoint, device.value), request)
+    warn_skipped(report.evaluation.skipped_chars)
+    source = evaluate_view.source_name(text, file, len(content))
+    finish(
+        report,
+        json_out,
+        lambda: evaluate_view.show_report(console.console(), report, str(checkpoint), source),
+    )
 
 
 @handle_errors
@@ -67,9 +57,7 @@ def inspect(
             metavar="CHECKPOINT", help="Checkpoint to describe [default: checkpoint.pt]", show_default=False
         ),
     ] = None,
-    checkpoint: Annotated[
-        Path | None, typer.Option("--checkpoint", "-c", help="The same as CHECKPOINT.", show_default=False)
-    ] = None,
+    checkpoint: options.SameCheckpoint = None,
     plot: Annotated[
         Path | None,
         typer.Option(
@@ -87,18 +75,13 @@ def inspect(
     from charnext import api
     from charnext.rendering import console, inspect_view, widgets
 
-    if path is not None and checkpoint is not None:
-        raise usage("give CHECKPOINT or --checkpoint, not both")
-    path = path or checkpoint or Path("checkpoint.pt")
-    info = api.describe(api.load(path, engine=engine.value))
+    path = _one_checkpoint(path, checkpoint)
+    description = api.describe(api.load(path, engine=engine.value))
     if plot is not None:  # first, so that a missing matplotlib fails before anything is shown
         from charnext.rendering.plot import plot_history
 
-        plot_history(info, plot)
-    if json_out:
-        print_json(api.Description(info).to_dict())
-    else:
-        inspect_view.show_checkpoint(console.console(), info)
+        plot_history(description.info, plot)
+    finish(description, json_out, lambda: inspect_view.show_checkpoint(console.console(), description.info))
     if plot is not None:
         console.error_console().print(
             f"loss curves written to {widgets.shown_path(plot)}", markup=False, soft_wrap=True
@@ -107,12 +90,17 @@ def inspect(
 
 @handle_errors
 def export(
-    checkpoint: Annotated[Path, typer.Argument(metavar="CHECKPOINT", help="Checkpoint to export.")] = Path(
-        "checkpoint.pt"
-    ),
+    path: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="CHECKPOINT", help="Checkpoint to export [default: checkpoint.pt]", show_default=False
+        ),
+    ] = None,
+    checkpoint: options.SameCheckpoint = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Inference-only file to write.")] = Path(
         "model.safetensors"
     ),
+    json_out: options.Json = False,
 ) -> None:
     """Write an inference-only file: the weights, the vocabulary and the model's configuration.
 
@@ -122,6 +110,16 @@ def export(
     from charnext import api
     from charnext.rendering import widgets
 
-    written = api.export(checkpoint, out)
-    before, after = checkpoint.stat().st_size, written.stat().st_size
-    typer.echo(f"wrote {widgets.shown_path(written)}: {after:,} bytes (the checkpoint has {before:,})")
+    result = api.export(_one_checkpoint(path, checkpoint), out)
+    shown = (
+        f"wrote {widgets.shown_path(result.path)}: {result.size:,} bytes "
+        f"(the checkpoint has {result.checkpoint_size:,})"
+    )
+    finish(result, json_out, lambda: typer.echo(shown))
+
+
+def _one_checkpoint(path: Path | None, checkpoint: Path | None) -> Path:
+    """The checkpoint named as the argument or by -c/--checkpoint (not both), else checkpoint.pt."""
+    if path is not None and checkpoint is not None:
+        raise usage("give CHECKPOINT or --checkpoint, not both")
+    return path or checkpoint or Path("checkpoint.pt")

@@ -1,7 +1,7 @@
 """The options several commands share, each declared once: its flag, its type and its help.
 
 A command names one of these in its signature with its own default, e.g.
-`checkpoint: options.Checkpoint = Path("checkpoint.pt")`.
+`checkpoint: options.CheckpointPath = Path("checkpoint.pt")`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,11 @@ ENGINE_HELP = (
     "generates faster on a CPU."
 )
 
-Checkpoint = Annotated[Path, typer.Option("--checkpoint", "-c", help="Checkpoint to use.")]
+CheckpointPath = Annotated[Path, typer.Option("--checkpoint", "-c", help="Checkpoint to use.")]
+# inspect and export also take the checkpoint as their argument; -c names it the same way
+SameCheckpoint = Annotated[
+    Path | None, typer.Option("--checkpoint", "-c", help="The same as CHECKPOINT.", show_default=False)
+]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 Device = Annotated[DeviceName, typer.Option(help="Where to run.")]
 EngineChoice = Annotated[Engine, typer.Option(help=ENGINE_HELP)]

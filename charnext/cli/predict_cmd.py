@@ -8,20 +8,20 @@ from typing import Annotated
 import typer
 
 from charnext.cli import options
-from charnext.cli.common import handle_errors, print_json, random_seed, usage
+from charnext.cli.common import finish, handle_errors, random_seed, usage
 from charnext.config import DeviceName, Engine
 
 
 @handle_errors
 def predict(
-    prefix_arg: Annotated[
+    prefix: Annotated[
         str | None,
         typer.Argument(metavar="PREFIX", help="Text to feed, one character at a time.", show_default=False),
     ] = None,
-    prefix: Annotated[
+    prefix_option: Annotated[
         str | None, typer.Option("--prefix", "-p", help="The same as PREFIX.", show_default=False)
     ] = None,
-    checkpoint: options.Checkpoint = Path("checkpoint.pt"),
+    checkpoint: options.CheckpointPath = Path("checkpoint.pt"),
     length: Annotated[
         int, typer.Option("--length", "-n", help="Characters to generate past the prefix.")
     ] = 0,
@@ -51,12 +51,12 @@ def predict(
     from charnext import api
     from charnext.rendering import console, predict_view
 
-    if prefix_arg is not None and prefix is not None:
+    if prefix is not None and prefix_option is not None:
         raise usage("give PREFIX or --prefix, not both")
     _check_predict(length, text_only, json_out)
-    sample = _sample_for(temperature, top_k, top_p, seed, length, num_samples)
+    sample = _sample_for(temperature, top_k, top_p, seed, length)
     request = api.PredictRequest(
-        prefix=prefix_arg if prefix_arg is not None else prefix or "", length=length, sample=sample,
+        prefix=prefix if prefix is not None else prefix_option or "", length=length, sample=sample,
         num_samples=num_samples, alternatives=alternatives, skip_unknown=skip_unknown,
         generated_steps=table and not text_only and not json_out,
     )  # fmt: skip
@@ -66,10 +66,7 @@ def predict(
     view = predict_view.PredictView(con, alternatives, table=not (json_out or text_only), seed_note=seed_note)
     streaming = con.is_terminal and not json_out  # on a terminal each character shows as it comes
     result = api.complete(ckpt, request, view.prefix_read, view.char if streaming else None)
-    if json_out:
-        print_json(result.to_dict())
-    else:
-        view.finish(result, text_only)
+    finish(result, json_out, lambda: view.finish(result, text_only))
 
 
 def _check_predict(length: int, text_only: bool, json_out: bool) -> None:
@@ -81,17 +78,13 @@ def _check_predict(length: int, text_only: bool, json_out: bool) -> None:
         raise usage("--text prints generated text: give --length N")
 
 
-def _sample_for(
-    temperature: float, top_k: int, top_p: float, seed: int | None, length: int, num_samples: int
-):
+def _sample_for(temperature: float, top_k: int, top_p: float, seed: int | None, length: int):
     """How predict samples: without --seed, a fresh seed (printed, to make a good sample again);
     greedy needs none."""
     from charnext.config import SampleConfig
     from charnext.rendering.console import error_console
 
     greedy = temperature == 0
-    if greedy and num_samples > 1 and length:
-        raise usage("--temperature 0 is greedy: every sample would be the same; drop --num-samples")
     if greedy and seed is not None:
         error_console().print("note: --seed has no effect with --temperature 0 (greedy)", markup=False)
     if length and not greedy and seed is None:

@@ -60,33 +60,35 @@ def train(
     (DistributedDataParallel); only the first writes checkpoints and output. A diverging run
     stops with exit code 3 and keeps its last good checkpoints.
     """
-    if not json_out:  # a first word before the slow part (torch, reading, planning) begins
-        _say_starting(text, file, data, resume)
     from charnext import api
 
-    given = _given(locals())  # the training options typed, by their config names
+    # every value is checked here, before anything loads (the configs' own checks)
+    request = api.TrainRequest(
+        options=_given(locals()), out=out, resume=resume, init_from=init_from, extend_vocab=extend_vocab,
+        command=command_line(), threads=threads, dist_timeout=dist_timeout,
+    )  # fmt: skip
+    if not json_out:  # a first word before the slow part (torch, reading, planning) begins
+        _say_starting(text, file, data, resume)
     where = device.value if device else "auto"
-    with api.training_processes(where, parse_duration(dist_timeout), threads) as procs:
+    with api.training_processes(where, request.dist_timeout, request.threads) as procs:
         source = source_of(text, file, data)
         if source is None and resume is None:
             raise usage("give the text to train on: TEXT, --file PATH, --data DIR, or - for standard input")
-        extra = dict(resume=resume, init_from=init_from, extend_vocab=extend_vocab, command=command_line())
-        _train_and_show(api.start_run(source, out, **extra, **given), procs.main, json_out)
+        _train_and_show(api.start_run(source, request), procs.main, json_out)
 
 
-def _train_and_show(trainer, main: bool, json_out: bool) -> None:
-    """Run the trainer with the training view (in the first process only), then the summary or
+def _train_and_show(run, main: bool, json_out: bool) -> None:
+    """Train the run with the training view (in the first process only), then the summary or
     JSON; an interrupted run says how to resume it."""
-    from charnext import api
     from charnext.rendering import console, train_view, widgets
 
     con = console.console(stderr=json_out, quiet=not main)
     con.file = console.OutputThatMayClose(con.file)  # `| head`: the run goes on and saves
-    with train_view.TrainView(con, train_view.run_header(trainer)) as view:
-        result = api.run(trainer, view.show, stop_on_sigint=True)
+    with train_view.TrainView(con, train_view.run_header(run.header)) as view:
+        result = run.run(view.show, stop_on_sigint=True)
     if json_out and main:
         print_json(result.to_dict())
-    train_view.train_summary(con, result, _next_command(trainer, result))
+    train_view.train_summary(con, result, _next_command(run.header, result))
     if result.reason == StopReason.interrupted:
         again = widgets.shown_path(result.checkpoint)
         raise fail(f"interrupted at step {result.steps}; resume with --resume {again}", 130)
@@ -97,7 +99,7 @@ def _given(values: dict) -> dict:
     values for the configs: choices by their value, --max-time in seconds."""
     given = {k: v for k, v in values.items() if k in training_options() and v is not None}
     if "max_time" in given:
-        given["max_time"] = parse_duration(given["max_time"])
+        given["max_time"] = parse_duration(given["max_time"], "max_time")
     return {k: getattr(v, "value", v) if k in ("device", "precision") else v for k, v in given.items()}
 
 
@@ -134,7 +136,7 @@ def _size(n: int) -> str:
     return f"{n} bytes"
 
 
-def _next_command(trainer, result) -> list[str] | None:
+def _next_command(header, result) -> list[str] | None:
     """What to try with the model just trained, as the words of a shell command: its predictions
     for the text's first line (a line-mode model: five new lines), from the best checkpoint
     where there is one (its path from the current folder, to paste)."""
@@ -146,9 +148,9 @@ def _next_command(trainer, result) -> list[str] | None:
     if path is None or result.reason == StopReason.interrupted:
         return None
     where = ["-c", shlex.quote(widgets.shown_path(path, home=False))]
-    if trainer.config.lines:
+    if header.line_mode:
         return ["charnext", "predict", "--length", "40", "--num-samples", "5", *where]
-    prompt = trainer.sample_prompt()[:24]
+    prompt = header.sample_prompt[:24]
     return ["charnext", "predict", shlex.quote(prompt), "--length", "200", *where] if prompt else None
 
 

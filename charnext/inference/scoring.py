@@ -13,6 +13,25 @@ from charnext.modeling.model import CharModel, eval_mode
 from charnext.text.data import pad_lines
 
 
+class _Tally:
+    """The loss, accuracy and count over scored positions, added a batch at a time."""
+
+    def __init__(self) -> None:
+        self.total, self.correct, self.count = 0.0, 0.0, 0.0
+
+    def add(self, logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> None:
+        """logits (B, T, V), targets (B, T), weights (B, T): 1 where a position is scored."""
+        nll = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none")  # (B, T)
+        self.total += float((nll * weights).sum())
+        self.correct += float(((logits.argmax(-1) == targets).float() * weights).sum())
+        self.count += float(weights.sum())
+
+    def result(self) -> EvalResult:
+        if not self.count:
+            return EvalResult(float("nan"), float("nan"), 0)
+        return EvalResult(self.total / self.count, self.correct / self.count, int(self.count))
+
+
 @torch.no_grad()
 def evaluate_stream(
     model: CharModel,
@@ -49,7 +68,7 @@ def evaluate_stream(
         # by one; the first row has no warm-up and starts from the zero state like a plain pass.
         span = w + size
         rows = [(max(0, s - w), min(s + size, n), s) for s in starts][part[0] :: part[1]]
-        total, correct, count = 0.0, 0.0, 0.0
+        tally = _Tally()
         state = None
         if prime is not None and len(prime) and rows:
             _, state = model(prime.long().to(device)[None].expand(len(rows), -1))
@@ -67,13 +86,8 @@ def evaluate_stream(
             xs, ys, ms = xs.to(device), ys.to(device), ms.to(device)
             with autocast(device, precision):
                 logits, state = model(xs, state)
-            nll = F.cross_entropy(logits.float().transpose(1, 2), ys, reduction="none")  # (C, t)
-            total += float((nll * ms).sum())
-            correct += float(((logits.argmax(-1) == ys).float() * ms).sum())
-            count += float(ms.sum())
-    if not count:
-        return EvalResult(float("nan"), float("nan"), 0)
-    return EvalResult(total / count, correct / count, int(count))
+            tally.add(logits, ys, ms)
+    return tally.result()
 
 
 @torch.no_grad()
@@ -89,17 +103,12 @@ def evaluate_lines(
     """Score lines as line mode trains them: each from the zero state, its end included."""
     device = device or model.head.weight.device
     with eval_mode(model):
-        total, correct, count = 0.0, 0.0, 0.0
+        tally = _Tally()
         order = sorted(range(len(lines)), key=lambda i: len(lines[i]))  # similar lengths together
         for b in range(0, len(order), batch_size):
             batch = pad_lines([lines[i] for i in order[b : b + batch_size]], boundary)
             x, y, wts = batch.x.to(device), batch.y.to(device), batch.weights.to(device)
             with autocast(device, precision):
                 logits, _ = model(x)
-            nll = F.cross_entropy(logits.float().transpose(1, 2), y, reduction="none")
-            total += float((nll * wts).sum())
-            correct += float(((logits.argmax(-1) == y).float() * wts).sum())
-            count += float(wts.sum())
-    if not count:
-        return EvalResult(float("nan"), float("nan"), 0)
-    return EvalResult(total / count, correct / count, int(count))
+            tally.add(logits, y, wts)
+    return tally.result()

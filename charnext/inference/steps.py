@@ -131,14 +131,14 @@ def top_of(probs: np.ndarray, vocab: Vocab, k: int) -> list[list[tuple[str, floa
 
 
 def predict_steps(
-    runner: Runner | CharModel, vocab: Vocab, prefix: str, top_k: int = 3, start: Start | None = None
+    runner: Runner | CharModel, vocab: Vocab, prefix: str, alternatives: int = 3, start: Start | None = None
 ) -> list[StepPrediction]:
     """Feed `prefix` from `start` and report the prediction after every character."""
     if not prefix:
         return []
     probs, _ = step_probs(runner, vocab, prefix, start=start)
     steps = []
-    for t, (ch, top) in enumerate(zip(prefix, top_of(probs, vocab, top_k))):
+    for t, (ch, top) in enumerate(zip(prefix, top_of(probs, vocab, alternatives))):
         target = prefix[t + 1] if t + 1 < len(prefix) else None
         steps.append(StepPrediction(ch, top[0][0], top[0][1], top, target))
     return steps

@@ -85,12 +85,12 @@ class Surprise:
 
 
 def _scores(
-    runner: Runner | CharModel, vocab: Vocab, inputs: str, targets: str, top_k: int, start: Start
+    runner: Runner | CharModel, vocab: Vocab, inputs: str, targets: str, alternatives: int, start: Start
 ) -> list[tuple]:
     """Read `inputs` from `start`; for each step, (probability of the target, top-k)."""
     probs, _ = step_probs(runner, vocab, inputs, start=start)  # (T, V), the path predict takes
     p = probs[np.arange(len(targets)), vocab.encode_array(targets)].tolist()
-    return list(zip(p, top_of(probs, vocab, top_k)))
+    return list(zip(p, top_of(probs, vocab, alternatives)))
 
 
 def score_chars(
@@ -99,7 +99,7 @@ def score_chars(
     text: str,
     offset: int = 0,
     length: int = 600,
-    top_k: int = 3,
+    alternatives: int = 3,
     context: int = 2000,
     start: Start | None = None,
 ) -> Surprise:
@@ -122,7 +122,7 @@ def score_chars(
             stop = len(text) if stop < 0 else stop  # the line's newline (or the text's end)
             last = min(stop + 1, len(text))  # score the newline too, where there is one
             # the line's start (the prime, a newline) predicts its first character
-            scores = _scores(runner, vocab, NEWLINE + text[first:stop], text[first:last], top_k, start)
+            scores = _scores(runner, vocab, NEWLINE + text[first:stop], text[first:last], alternatives, start)
             for p in range(pos, min(last, end)):
                 prob, top = scores[p - first]
                 out.append(CharSurprise(p, text[p], prob, top))
@@ -130,7 +130,7 @@ def score_chars(
     else:
         s = max(0, offset - context)
         inputs, targets = text[s : end - 1], text[s + 1 : end]
-        scores = _scores(runner, vocab, inputs, targets, top_k, start) if end > 1 else []
+        scores = _scores(runner, vocab, inputs, targets, alternatives, start) if end > 1 else []
         for p in range(offset, end):
             if p == 0:
                 out.append(CharSurprise(0, text[0], None, []))

@@ -113,3 +113,18 @@ def show_surprise(out: Console, view, n: int = 10) -> None:
     out.print(heat_map(view.chars, max(20, out.width - 4), colour), end="", soft_wrap=True)
     out.print()
     out.print(surprise_table(view, n, out.width))
+
+
+def source_name(text: str | None, file, characters: int) -> str | list[str]:
+    """What the table calls the text scored: standard input, the file (a path, kept whole when
+    wrapped), or TEXT with its length."""
+    if file is not None:
+        return "standard input" if str(file) == "-" else [shown_path(file)]
+    return "standard input" if text == "-" else f"TEXT ({characters:,} characters)"
+
+
+def show_report(out: Console, report, checkpoint: str, source: str | Sequence[str]) -> None:
+    """`charnext evaluate`: the scores, then with --show the surprise of the stretch."""
+    out.print(evaluation_table(report.evaluation, checkpoint, source))
+    if report.surprise is not None:
+        show_surprise(out, report.surprise, report.most)

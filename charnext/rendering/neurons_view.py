@@ -120,3 +120,11 @@ def show_unit(out: Console, scan, unit) -> None:
     out.print()
     out.print(unit_heat_map(scan.stretch, values, magnitude, max(20, out.width - 4), colour), end="",
               soft_wrap=True)  # fmt: skip
+
+
+def show_report(out: Console, report) -> None:
+    """`charnext neurons`: the unit asked for over the text, else the units that follow features."""
+    if report.unit is not None:
+        show_unit(out, report.scan, report.unit)
+    else:
+        show_neurons(out, report.scan, report.top)

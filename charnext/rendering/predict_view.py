@@ -19,7 +19,7 @@ TABLE_ROWS = 60  # the most rows a per-step table shows: the last ones, with a n
 
 def prediction_table(
     steps,
-    top_k: int,
+    alternatives: int,
     title: str = "per-step prediction",
     max_rows: int = TABLE_ROWS,
     start: int = 1,
@@ -37,7 +37,7 @@ def prediction_table(
     t.add_column("input", justify="center", no_wrap=True)
     t.add_column("predicted", justify="center", style="bold", no_wrap=True)
     t.add_column("prob", justify="right", no_wrap=True)
-    t.add_column(f"top {top_k}", no_wrap=True)
+    t.add_column(f"top {alternatives}", no_wrap=True)
     step_w = max(4, len(str(start + len(steps) - 1)))
     input_w = max([5, *(cell_len(visible(s.input)) for s in shown)])
     predicted_w = max([9, *(cell_len(visible(s.predicted)) + 2 for s in shown)])

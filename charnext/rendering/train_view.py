@@ -147,17 +147,15 @@ class TrainView:
         target.print(sample, soft_wrap=True)
 
 
-def run_header(trainer) -> str:
-    """The run's header: the model, the vocabulary, the batch and where it runs; for a new run
-    the plan's line below it, with the options it kept as given."""
-    c = trainer.model.config
+def run_header(h) -> str:
+    """The run's header (a RunHeader): the model, the vocabulary, the batch and where it runs;
+    for a new run the plan's line below it, with the options it kept as given."""
     title = (
-        f"{c.cell.value} {c.num_layers}x{c.hidden_size}, {len(trainer.vocab)} chars, "
-        f"batch {trainer.batch_size}x{trainer.seq_len}, {trainer.device} {trainer.precision}"
+        f"{h.cell} {h.num_layers}x{h.hidden_size}, {h.vocab_size} chars, "
+        f"batch {h.batch_size}x{h.seq_len}, {h.device} {h.precision}"
     )
-    plan = trainer.recorded_plan()
-    if plan and trainer.resumed_from is None:
-        title += f"\nplan: {plan['why']}" + _given_note(plan)
+    if h.plan:
+        title += f"\nplan: {h.plan['why']}" + _given_note(h.plan)
     return title
 
 

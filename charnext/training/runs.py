@@ -12,7 +12,7 @@ import math
 import os
 import tempfile
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from charnext.config import RESUMABLE, ModelConfig, TrainConfig
@@ -21,8 +21,9 @@ from charnext.modeling.device import resolve_precision
 from charnext.storage import checkpoint as ckpt
 from charnext.storage.metrics import metrics_path
 from charnext.text.paths import shown_path
-from charnext.text.prepare import PreparedData, load_prepared
-from charnext.text.reading import fingerprint, read_text, text_lines
+from charnext.text.prepare import PreparedData
+from charnext.text.reading import fingerprint, text_lines
+from charnext.text.source import Source
 from charnext.text.vocab import Vocab, require_text
 from charnext.training import distributed
 from charnext.training.corpus import DEFAULT_BATCH, DEFAULT_LINE_BATCH, held_out_share
@@ -32,30 +33,6 @@ from charnext.training.schedule import default_steps
 from charnext.training.trainer import Trainer, best_path
 
 NEWLINE = "\n"
-
-
-@dataclass
-class Source:
-    """A text to train on and where it came from."""
-
-    text: str | None = None  # the text itself (None for a prepared folder)
-    prepared: PreparedData | None = None  # a folder made by `charnext prepare`
-    kind: str = "text"  # "file", "stdin", "text" (a literal) or "prepared"
-    path: Path | None = None  # the file or folder, for kinds "file" and "prepared"
-
-    @classmethod
-    def file(cls, path: str | Path) -> Source:
-        """A UTF-8 text file."""
-        return cls(text=read_text(path), kind="file", path=Path(path))
-
-    @classmethod
-    def folder(cls, path: str | Path) -> Source:
-        """A prepared folder (memory-mapped, never read whole)."""
-        return cls(prepared=load_prepared(path), kind="prepared", path=Path(path))
-
-    def record(self) -> dict:
-        """What the checkpoint keeps: the kind, and the absolute path of a file or folder."""
-        return {"kind": self.kind, "path": str(self.path.resolve()) if self.path is not None else None}
 
 
 def check_out_path(out: Path, source: Source | None = None) -> None:

@@ -1,0 +1,78 @@
+"""A training run as the API hands it out (`api.start_run`): what its header shows, its events,
+its result, and a way to stop it; the trainer behind it stays private."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from charnext.events import Event, TrainResult
+
+if TYPE_CHECKING:
+    from charnext.modeling.model import CharModel
+    from charnext.training.trainer import Trainer
+
+
+@dataclass(frozen=True)
+class RunHeader:
+    """What a run is, as its header shows it before the first step."""
+
+    cell: str  # rnn, gru or lstm
+    num_layers: int  # stacked recurrent layers
+    hidden_size: int  # units per layer
+    vocab_size: int  # characters in the vocabulary
+    batch_size: int  # windows (lines) per step, all processes
+    seq_len: int  # characters per window
+    device: str  # where it trains: cpu, cuda, mps
+    precision: str  # fp32 or bf16
+    plan: dict | None  # the plan of a new run (its "why", what was planned); None when resumed
+    line_mode: bool  # each line a sequence
+    sample_prompt: str  # what the previews continue
+
+
+class TrainingRun:
+    """A run ready to train: `run()` trains it to its end and returns its `TrainResult`, handing
+    each event to a listener; `events()` yields them instead; `stop()` asks it to end after the
+    step in progress and save a resumable checkpoint."""
+
+    def __init__(self, trainer: Trainer):
+        self._trainer = trainer
+        c = trainer.model.config
+        self.header = RunHeader(
+            cell=c.cell.value, num_layers=c.num_layers, hidden_size=c.hidden_size,
+            vocab_size=len(trainer.vocab), batch_size=trainer.batch_size, seq_len=trainer.seq_len,
+            device=str(trainer.device), precision=str(trainer.precision),
+            plan=trainer.recorded_plan() if trainer.resumed_from is None else None,
+            line_mode=bool(trainer.config.lines), sample_prompt=trainer.sample_prompt(),
+        )  # fmt: skip
+        self.result: TrainResult | None = None  # set when the run has ended
+
+    def events(self) -> Iterator[Event]:
+        """Train, yielding each event; `result` is set at the end."""
+        yield from self._trainer.run()
+        self.result = self._trainer.result
+
+    def run(
+        self, on_event: Callable[[Event], None] | None = None, stop_on_sigint: bool = False
+    ) -> TrainResult:
+        """Train to the end, handing each event to `on_event`; the result. With `stop_on_sigint`
+        the first Ctrl-C stops the run after the current step and saves it."""
+        from charnext.training.trainer import stop_on_sigint as sigint_stops
+
+        with sigint_stops(self._trainer) if stop_on_sigint else contextlib.nullcontext():
+            for event in self.events():
+                if on_event is not None:
+                    on_event(event)
+        assert self.result is not None
+        return self.result
+
+    def stop(self) -> None:
+        """Ask the run to stop after the step in progress and save a resumable checkpoint."""
+        self._trainer.stop()
+
+    @property
+    def model(self) -> CharModel:
+        """The model being trained (its weights as they are now)."""
+        return self._trainer.model
