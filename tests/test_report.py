@@ -83,7 +83,8 @@ def test_report_without_a_text_reads_a_sample(hihello, tmp_path):
 
 
 def test_report_escapes_the_text(hihello, tmp_path):
-    from charnext.inside.report import collect, to_html
+    from charnext.inside.report import collect
+    from charnext.inside.report_html import to_html
     from charnext.storage.checkpoint import load
 
     d = collect(load(hihello), text="hihello" * 5, source="<script>alert(1)</script>", chars=20)
@@ -107,7 +108,7 @@ def test_report_errors(hihello, tmp_path):
 
 
 def test_a_clipped_curve_is_cut_at_the_top_and_marked():
-    from charnext.inside.report import _clip
+    from charnext.inside.report_html import _clip
 
     series = [(0, 4.0), (1, 3.0), (2, 1.5), (3, 1.2), (4, 2.5), (5, 1.1)]
     pieces = _clip(series, top=2.0)
@@ -162,7 +163,8 @@ def test_report_command_passes_the_sampling_options(hihello, tmp_path):
 def test_report_shows_invisible_characters_in_the_one_notation(hihello):
     """A tab is `\\t` in the report as in every table (README), not a mark of its own."""
     from charnext import api
-    from charnext.inside.report import collect, to_html
+    from charnext.inside.report import collect
+    from charnext.inside.report_html import to_html
 
     ckpt = api.load(hihello)
     tabbed = collect(ckpt, text="hihello" * 3, source="t", prefix="hihello", chars=12, units=0)
