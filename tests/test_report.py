@@ -107,6 +107,36 @@ def test_report_errors(hihello, tmp_path):
     assert r.exit_code == 0, r.output
 
 
+@pytest.mark.parametrize(
+    "field, value, problem",
+    [
+        ("offset", -1, "must be 0 or more, not -1"),
+        ("chars", 0, "must be at least 1, not 0"),
+        ("units", -1, "must be 0 or more, not -1"),
+        ("alternatives", 0, "must be at least 1, not 0"),
+        ("max_chars", 0, "must be at least 1 (None: all), not 0"),
+    ],
+)
+def test_a_report_request_checks_each_value_by_its_name(field, value, problem):
+    from charnext import api
+    from charnext.errors import InvalidValue
+
+    with pytest.raises(InvalidValue) as caught:
+        api.ReportRequest(**{field: value})
+    assert (caught.value.param, caught.value.problem) == (field, problem)
+    assert api.ReportRequest(units=0, max_chars=None).units == 0  # no units, the whole text: fine
+
+
+@pytest.mark.parametrize(
+    "option, problem",
+    [("--chars", "must be at least 1, not 0"), ("--alternatives", "must be at least 1, not 0")],
+)
+def test_report_refuses_a_value_before_loading_anything(option, problem, tmp_path):
+    missing = tmp_path / "missing.pt"  # never read: the value is refused first
+    r = CliRunner().invoke(app, ["report", "-c", str(missing), "-o", str(tmp_path / "r.html"), option, "0"])
+    assert r.exit_code == 2 and problem in r.output and "missing.pt" not in r.output
+
+
 def test_a_clipped_curve_is_cut_at_the_top_and_marked():
     from charnext.inside.report_html import _clip
 

@@ -100,13 +100,12 @@ def report(
 
     sample = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)  # checks values
     text = read_input(None, file, "to read") if file is not None else None
-    ckpt = api.load(checkpoint, device.value, engine.value)
     source = None if file is None else ("standard input" if str(file) == "-" else file.name)
-    request = api.ReportRequest(
+    request = api.ReportRequest(  # checks its values, before anything loads
         text=text, source=source, prefix=prefix, offset=offset, chars=chars, units=units,
         alternatives=alternatives, max_chars=max_chars or None, skip_unknown=skip_unknown, sample=sample,
     )  # fmt: skip
-    page = api.report_page(ckpt, request)
+    page = api.report_page(api.load(checkpoint, device.value, engine.value), request)
     write_html(out, page, "report")
 
 

@@ -10,7 +10,7 @@ import datetime as _dt
 from dataclasses import dataclass, field
 
 from charnext.config import SampleConfig
-from charnext.errors import ConfigError
+from charnext.errors import InvalidValue
 from charnext.inference.sampling import generate
 from charnext.inference.steps import predict_steps
 from charnext.inference.surprise import score_chars
@@ -44,12 +44,12 @@ def _sample(ckpt: Checkpoint, length: int, sample: SampleConfig) -> str:
     return ("" if start == "\n" else start) + drawn
 
 
-def _prefix_steps(ckpt: Checkpoint, prefix: str, top_k: int) -> list[dict]:
-    """The lecture's table: after each character of `prefix`, the k most likely next ones
-    (read from the model's start, as `predict` reads it)."""
+def _prefix_steps(ckpt: Checkpoint, prefix: str, alternatives: int) -> list[dict]:
+    """The lecture's table: after each character of `prefix`, the `alternatives` most likely
+    next ones (read from the model's start, as `predict` reads it)."""
     return [
         {"input": s.input, "top": s.top, "target": s.target}
-        for s in predict_steps(ckpt.runner, ckpt.vocab, prefix, top_k, ckpt.start)
+        for s in predict_steps(ckpt.runner, ckpt.vocab, prefix, alternatives, ckpt.start)
     ]
 
 
@@ -76,15 +76,26 @@ class ReportRequest:
     skip_unknown: bool = False  # drop characters the vocabulary lacks
     sample: SampleConfig | None = None  # how the model's own sample is drawn (temperature 0.8, seed 0)
 
+    def __post_init__(self) -> None:
+        """Each value checked once, where the request is made (before anything loads)."""
+        if self.offset < 0:
+            raise InvalidValue("offset", f"must be 0 or more, not {self.offset}")
+        if self.chars < 1:
+            raise InvalidValue("chars", f"must be at least 1, not {self.chars}")
+        if self.units < 0:
+            raise InvalidValue("units", f"must be 0 or more, not {self.units}")
+        if self.alternatives < 1:
+            raise InvalidValue("alternatives", f"must be at least 1, not {self.alternatives}")
+        if self.max_chars is not None and self.max_chars < 1:
+            raise InvalidValue("max_chars", f"must be at least 1 (None: all), not {self.max_chars}")
+
 
 def collect(ckpt: Checkpoint, request: ReportRequest | None = None, **fields) -> ReportData:
     """Gather the report's data for `request` (or a request of these `fields`). Without a text,
     the model's own sample is read."""
     r = request or ReportRequest(**fields)
     text, source, prefix, offset, chars, units = r.text, r.source, r.prefix, r.offset, r.chars, r.units
-    top_k, max_chars, skip_unknown, sample = r.alternatives, r.max_chars, r.skip_unknown, r.sample
-    if chars < 1 or units < 0 or top_k < 1 or offset < 0:
-        raise ConfigError("the stretch and top-k must be at least 1, units and offset 0 or more")
+    alternatives, max_chars, skip_unknown, sample = r.alternatives, r.max_chars, r.skip_unknown, r.sample
     if text is None:
         sample = sample or SampleConfig(temperature=0.8, seed=0)
         text, source = _sample(ckpt, SAMPLE_CHARS, sample), f"a sample the model wrote ({_described(sample)})"
@@ -95,7 +106,7 @@ def collect(ckpt: Checkpoint, request: ReportRequest | None = None, **fields) ->
     prefix, _ = ckpt.vocab.known(prefix, skip_unknown)
     line_mode = ckpt.line_mode
     scanned = scan(ckpt.runner, ckpt.vocab, text, max_chars, offset, chars, line_mode)
-    view = score_chars(ckpt.runner, ckpt.vocab, text, offset, chars, top_k, start=ckpt.start)
+    view = score_chars(ckpt.runner, ckpt.vocab, text, offset, chars, alternatives, start=ckpt.start)
     chosen = [
         {
             "name": s.unit.name,
@@ -110,7 +121,7 @@ def collect(ckpt: Checkpoint, request: ReportRequest | None = None, **fields) ->
         title=ckpt.path.name if ckpt.path else "model",
         info=describe(ckpt),
         source=source or "the text given",
-        prefix_steps=_prefix_steps(ckpt, prefix, top_k) if prefix else [],
+        prefix_steps=_prefix_steps(ckpt, prefix, alternatives) if prefix else [],
         surprise=[{"char": c.char, "prob": c.prob, "top": c.top} for c in view.chars],
         units=chosen,
         neuron_chars=scanned.characters,

@@ -168,7 +168,7 @@ def _predictions(d: ReportData) -> str:
     if not d.prefix_steps:
         return head + '<p class="note">No prefix.</p></section>'
     prefix = "".join(s["input"] for s in d.prefix_steps)
-    k = len(d.prefix_steps[0]["top"])
+    alternatives = len(d.prefix_steps[0]["top"])
     rows = []
     for i, s in enumerate(d.prefix_steps, 1):
         best, p = s["top"][0]
@@ -183,7 +183,8 @@ def _predictions(d: ReportData) -> str:
         head + f'<p class="note">The model reads <code>{_e(prefix)}</code> one character at a time; '
         "after each it predicts the next (✓: the next character of the prefix).</p>"
         f'<div class="scroll"><table><thead><tr><th class="num">step</th><th>input</th><th>predicted</th>'
-        f'<th class="num">prob</th><th>top {k}</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+        f'<th class="num">prob</th><th>top {alternatives}</th></tr></thead><tbody>{"".join(rows)}</tbody>'
+        "</table></div>"
         "</section>"
     )
 
