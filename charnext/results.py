@@ -151,3 +151,9 @@ class Description:
     def to_dict(self) -> dict:
         """Plain values, for JSON: exactly `charnext inspect --json`."""
         return self.info
+
+    def model_rows(self) -> list[tuple[str, str]]:
+        """The model's labelled rows, as `inspect` shows them (and the web page's card)."""
+        from charnext.storage.describe import model_rows
+
+        return model_rows(self.info)

@@ -95,10 +95,11 @@ def inspect(
         from charnext.rendering.plot import plot_history
 
         plot_history(info, plot)
+    description = api.Description(info)
     if json_out:
-        print_json(api.Description(info).to_dict())
+        print_json(description.to_dict())
     else:
-        inspect_view.show_checkpoint(console.console(), info)
+        inspect_view.show_checkpoint(console.console(), info, description.model_rows())
     if plot is not None:
         console.error_console().print(
             f"loss curves written to {widgets.shown_path(plot)}", markup=False, soft_wrap=True
