@@ -55,6 +55,19 @@ def test_report_is_one_self_contained_file(report_file):
     assert "lstm · 2 × 24 units" in page
 
 
+def test_the_policy_allows_exactly_the_inline_style_and_script(report_file):
+    """web/report.css and web/report.js are inlined as they are hashed: a browser runs them."""
+    import base64
+    import hashlib
+
+    page = report_file.read_text(encoding="utf-8")
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page)[1]
+    for directive, tag in (("style-src", "style"), ("script-src", "script")):
+        (inline,) = re.findall(f"<{tag}>(.*?)</{tag}>", page, re.S)
+        digest = base64.b64encode(hashlib.sha256(inline.encode()).digest()).decode()
+        assert f"{directive} 'sha256-{digest}';" in csp
+
+
 def test_report_data(poem_model):
     from charnext.inside.report import collect
     from charnext.storage.checkpoint import load

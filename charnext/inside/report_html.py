@@ -6,6 +6,9 @@ nothing.
 report.js: hover (or tap, on a phone) a character of a heat map and its details appear in the
 info bar, fixed at the bottom of the window only while a character is hovered or tapped, so that
 it never covers the rest of the page (a label of the loss chart, say).
+
+The skeleton's second line is long, and report.css and report.js start with an empty line, so
+that the page is byte for byte the one written when they were strings in report.py.
 """
 
 from __future__ import annotations
