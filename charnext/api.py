@@ -314,9 +314,9 @@ def report_page(ckpt: Checkpoint, request: ReportRequest | None = None, **fields
     `ReportRequest` (or one of these `fields`: text, source, prefix, offset, chars, units,
     alternatives, max_chars, skip_unknown, sample). Without a text it reads a sample the model
     writes itself."""
-    from charnext.inside.report import collect, to_html
+    from charnext.inside import report, report_html
 
-    return to_html(collect(ckpt, request, **fields))
+    return report_html.to_html(report.collect(ckpt, request, **fields))
 
 
 def web_page(

@@ -237,6 +237,12 @@ class Description:
         """Plain values, for JSON: exactly `charnext inspect --json`."""
         return self.info
 
+    def model_rows(self) -> list[tuple[str, str]]:
+        """The model's labelled rows, as `inspect` shows them (and the web page's card)."""
+        from charnext.storage.describe import model_rows
+
+        return model_rows(self.info)
+
 
 @dataclass
 class ExportResult:

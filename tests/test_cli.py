@@ -121,7 +121,7 @@ def test_inspect(hihello):
     result = run("inspect", hihello)
     assert result.exit_code == 0, result.output
     out = result.stdout
-    for needle in ("lstm", "parameters", "one-hot", "1 0 0 0 0", "loss history", "150"):
+    for needle in ("lstm", "1 × 32 units", "parameters", "one-hot", "1 0 0 0 0", "loss history", "150"):
         assert needle in out, needle
     assert max(len(line) for line in out.splitlines()) <= 80
 

@@ -154,6 +154,17 @@ def test_model_card_shows_what_inspect_leads_with(hihello):
     assert card["weights in this page"] == "float32 (as asked)"
 
 
+def test_model_card_and_inspect_word_the_model_alike(hihello):
+    """The model's rows are written once (storage.describe.model_rows): the card shows them as
+    inspect does, its vocabulary row with the characters added."""
+    ckpt = api.load(hihello, engine="numpy")
+    card = dict(api.web_page(ckpt, "float32").card)
+    rows = dict(api.Description(api.describe(ckpt)).model_rows())
+    assert list(rows) == ["cell", "layers", "input", "dropout", "vocabulary", "parameters"]
+    assert all(card[name] == rows[name] for name in ("cell", "layers", "input", "parameters"))
+    assert card["vocabulary"] == rows["vocabulary"] + ": h i e l o"
+
+
 def test_bad_input_is_one_line(hihello, tmp_path):
     out = tmp_path / "x.html"
     r = CliRunner().invoke(app, ["page", "-c", str(hihello), "--out", str(out), "--prefix", "hiz"])

@@ -55,6 +55,19 @@ def test_report_is_one_self_contained_file(report_file):
     assert "lstm · 2 × 24 units" in page
 
 
+def test_the_policy_allows_exactly_the_inline_style_and_script(report_file):
+    """web/report.css and web/report.js are inlined as they are hashed: a browser runs them."""
+    import base64
+    import hashlib
+
+    page = report_file.read_text(encoding="utf-8")
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page)[1]
+    for directive, tag in (("style-src", "style"), ("script-src", "script")):
+        (inline,) = re.findall(f"<{tag}>(.*?)</{tag}>", page, re.S)
+        digest = base64.b64encode(hashlib.sha256(inline.encode()).digest()).decode()
+        assert f"{directive} 'sha256-{digest}';" in csp
+
+
 def test_report_data(poem_model):
     from charnext.inside.report import collect
     from charnext.storage.checkpoint import load
@@ -83,7 +96,8 @@ def test_report_without_a_text_reads_a_sample(hihello, tmp_path):
 
 
 def test_report_escapes_the_text(hihello, tmp_path):
-    from charnext.inside.report import collect, to_html
+    from charnext.inside.report import collect
+    from charnext.inside.report_html import to_html
     from charnext.storage.checkpoint import load
 
     d = collect(load(hihello), text="hihello" * 5, source="<script>alert(1)</script>", chars=20)
@@ -106,8 +120,38 @@ def test_report_errors(hihello, tmp_path):
     assert r.exit_code == 0, r.output
 
 
+@pytest.mark.parametrize(
+    "field, value, problem",
+    [
+        ("offset", -1, "must be 0 or more, not -1"),
+        ("chars", 0, "must be at least 1, not 0"),
+        ("units", -1, "must be 0 or more, not -1"),
+        ("alternatives", 0, "must be at least 1, not 0"),
+        ("max_chars", 0, "must be at least 1 (None: all), not 0"),
+    ],
+)
+def test_a_report_request_checks_each_value_by_its_name(field, value, problem):
+    from charnext import api
+    from charnext.errors import InvalidValue
+
+    with pytest.raises(InvalidValue) as caught:
+        api.ReportRequest(**{field: value})
+    assert (caught.value.param, caught.value.problem) == (field, problem)
+    assert api.ReportRequest(units=0, max_chars=None).units == 0  # no units, the whole text: fine
+
+
+@pytest.mark.parametrize(
+    "option, problem",
+    [("--chars", "must be at least 1, not 0"), ("--alternatives", "must be at least 1, not 0")],
+)
+def test_report_refuses_a_value_before_loading_anything(option, problem, tmp_path):
+    missing = tmp_path / "missing.pt"  # never read: the value is refused first
+    r = CliRunner().invoke(app, ["report", "-c", str(missing), "-o", str(tmp_path / "r.html"), option, "0"])
+    assert r.exit_code == 2 and problem in r.output and "missing.pt" not in r.output
+
+
 def test_a_clipped_curve_is_cut_at_the_top_and_marked():
-    from charnext.inside.report import _clip
+    from charnext.inside.report_html import _clip
 
     series = [(0, 4.0), (1, 3.0), (2, 1.5), (3, 1.2), (4, 2.5), (5, 1.1)]
     pieces = _clip(series, top=2.0)
@@ -162,7 +206,8 @@ def test_report_command_passes_the_sampling_options(hihello, tmp_path):
 def test_report_shows_invisible_characters_in_the_one_notation(hihello):
     """A tab is `\\t` in the report as in every table (README), not a mark of its own."""
     from charnext import api
-    from charnext.inside.report import collect, to_html
+    from charnext.inside.report import collect
+    from charnext.inside.report_html import to_html
 
     ckpt = api.load(hihello)
     tabbed = collect(ckpt, text="hihello" * 3, source="t", prefix="hihello", chars=12, units=0)

@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from charnext import api
 from charnext.cli.app import app
 from charnext.inside.curves import loss_axis, smooth
-from charnext.inside.report import ReportData, _curves
+from charnext.inside.report import ReportData
+from charnext.inside.report_html import _curves
 from charnext.rendering import console, train_view, widgets
 from charnext.rendering.plot import y_range
 from charnext.rendering.widgets import line_chart

@@ -81,7 +81,10 @@ def inspect(
         from charnext.rendering.plot import plot_history
 
         plot_history(description.info, plot)
-    finish(description, json_out, lambda: inspect_view.show_checkpoint(console.console(), description.info))
+    rows = description.model_rows()
+    finish(
+        description, json_out, lambda: inspect_view.show_checkpoint(console.console(), description.info, rows)
+    )
     if plot is not None:
         console.error_console().print(
             f"loss curves written to {widgets.shown_path(plot)}", markup=False, soft_wrap=True

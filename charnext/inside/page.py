@@ -29,7 +29,7 @@ from charnext.inference.sampling import generate
 from charnext.inference.steps import softmax
 from charnext.modeling.numpy_model import NumpyModel
 from charnext.storage.checkpoint import Checkpoint
-from charnext.storage.describe import describe
+from charnext.storage.describe import describe, model_rows
 from charnext.text.reading import text_lines
 from charnext.text.vocab import visible
 from charnext.version import __version__
@@ -226,16 +226,13 @@ def _training_text(info: dict) -> str:
 def model_card(ckpt: Checkpoint, check: PrecisionCheck) -> list[tuple[str, str]]:
     """The rows `inspect` leads with: cell, size, vocabulary, best validation loss, the text."""
     info = describe(ckpt)
-    m, t = info["model"], info["training"]
+    model, t = dict(model_rows(info)), info["training"]  # inspect's rows (dropout left out: no training here)
     best = t["best_val_loss"]
     vocab = " ".join(visible(c) for c in ckpt.vocab.chars)
     line_mode = ckpt.line_mode
     return [
-        ("cell", m["cell"]),
-        ("layers", f"{m['num_layers']} × {m['hidden_size']} units"),
-        ("input", f"embedding {m['embedding_size']}" if m["embedding_size"] else "one-hot"),
-        ("parameters", f"{m['parameters']:,}"),
-        ("vocabulary", f"{m['vocab_size']} characters: {vocab}"),
+        *((name, model[name]) for name in ("cell", "layers", "input", "parameters")),
+        ("vocabulary", f"{model['vocabulary']}: {vocab}"),
         ("best validation", "-" if best is None else f"{best:.4f} nats/char ({best / LN2:.3f} bits/char)"),
         ("training text", _training_text(info)),
         ("trained", f"{t['steps']:,} steps" + (f", {t['elapsed']:.0f} s" if t.get("elapsed") else "")),

@@ -125,23 +125,11 @@ def provenance_rows(p: dict, log: dict | None) -> list[tuple[str, str | list[str
     return rows
 
 
-def _model_rows(m: dict) -> list[tuple[str, str]]:
-    """The model table's rows: cell, size, input, dropout, vocabulary, parameters."""
-    return [
-        ("cell", m["cell"]),
-        ("layers", f"{m['num_layers']} x {m['hidden_size']} units"),
-        ("input", f"embedding {m['embedding_size']}" if m["embedding_size"] else "one-hot"),
-        ("dropout", f"{m['dropout']:g}"),
-        ("vocabulary", f"{m['vocab_size']} characters"),
-        ("parameters", f"{m['parameters']:,}"),
-    ]
-
-
-def show_checkpoint(out: Console, info: dict) -> None:
-    """`charnext inspect`: model, parameters, vocabulary, training and loss curves (an exported
-    file: what it holds instead of the training)."""
+def show_checkpoint(out: Console, info: dict, model_rows: Sequence[tuple[str, str]]) -> None:
+    """`charnext inspect`: model (`model_rows`, as the core words them), parameters, vocabulary,
+    training and loss curves (an exported file: what it holds instead of the training)."""
     m, t = info["model"], info["training"]
-    out.print(key_value_table("model", _model_rows(m)))
+    out.print(key_value_table("model", model_rows))
     out.print(parameter_table([(p["name"], tuple(p["shape"]), p["parameters"]) for p in m["layers"]]))
     out.print(vocab_table(info["vocabulary"], info.get("vocabulary_counts")))
 

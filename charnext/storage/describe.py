@@ -1,4 +1,5 @@
-"""What a checkpoint holds, as plain data (for `charnext inspect` and its JSON)."""
+"""What a checkpoint holds, as plain data (for `charnext inspect` and its JSON), and the model's
+rows that inspect and the web page's model card both show."""
 
 from __future__ import annotations
 
@@ -56,6 +57,20 @@ def describe(ckpt: Checkpoint) -> dict:
         "history_steps": history.get("step", []),
         "validation": {"steps": history.get("val_step", []), "loss": _finite(history.get("val_loss", []))},
     }
+
+
+def model_rows(info: dict) -> list[tuple[str, str]]:
+    """The model's labelled rows, as plain strings, from `describe()`'s dict: cell, size, input,
+    dropout, vocabulary, parameters (`inspect`'s model table; the page's card leads with them)."""
+    m = info["model"]
+    return [
+        ("cell", m["cell"]),
+        ("layers", f"{m['num_layers']} × {m['hidden_size']} units"),
+        ("input", f"embedding {m['embedding_size']}" if m["embedding_size"] else "one-hot"),
+        ("dropout", f"{m['dropout']:g}"),
+        ("vocabulary", f"{m['vocab_size']} characters"),
+        ("parameters", f"{m['parameters']:,}"),
+    ]
 
 
 def _metrics_log(ckpt: Checkpoint) -> dict | None:
