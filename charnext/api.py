@@ -15,6 +15,7 @@ the CPU) and never import torch; `evaluate` and `train` use torch, imported when
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -98,8 +99,7 @@ def __getattr__(name: str) -> Any:
 
 
 def _renamed(old: str, new: str, value: int | None, current: int) -> int:
-    """A keyword renamed in 0.3 (`top_k` -> `alternatives`): still taken for one release, with a
-    DeprecationWarning; `top_k` now means only the sampling cut (SampleConfig.top_k)."""
+    """A keyword renamed in 0.3, still taken for one release with a DeprecationWarning."""
     if value is None:
         return current
     warnings.warn(f"{old}= is now {new}= (the characters shown per step); {old} will be removed in 0.4",
@@ -113,11 +113,9 @@ NEWLINE = "\n"
 def load(path: str | Path = "checkpoint.pt", device: str = "cpu", engine: str = "auto") -> Checkpoint:
     """Load a checkpoint (safely: no code in it runs) for `device` (auto/cpu/cuda/mps).
 
-    `engine` is what `predict`, `generate`, `surprisal`, `neurons`, `report_page` and
-    `play_session` run on: "numpy" (the CPU only; no torch imported for a format-2 file),
-    "torch", or "auto": numpy on the CPU, torch elsewhere (see
-    `charnext.modeling.runner.resolve_engine`). `evaluate` and `.model` use torch whatever the
-    engine.
+    `engine` runs predict, generate, surprisal, neurons, the report and play: "numpy" (the CPU
+    only; no torch imported for a format-2 file), "torch", or "auto" (numpy on the CPU, torch
+    elsewhere). `evaluate`, `score` and `.model` use torch whatever the engine.
     """
     from charnext.modeling.runner import resolve_engine
 
@@ -249,17 +247,9 @@ def surprisal(
 
 
 def _surprise(ckpt: Checkpoint, r: EvaluateRequest) -> Surprise:
-    from charnext.errors import InvalidValue
-    from charnext.inference.surprise import score_chars
+    from charnext.inference.surprise import score_stretch
 
-    kept, unknown = ckpt.vocab.known(r.text, r.skip_unknown)
-    if r.offset >= len(kept):
-        raise InvalidValue("offset", f"is past the end of the text ({len(kept)} characters), at {r.offset}")
-    result = score_chars(
-        ckpt.runner, ckpt.vocab, kept, r.offset, r.show_chars, r.alternatives, start=ckpt.start
-    )
-    result.skipped = unknown
-    return result
+    return score_stretch(ckpt, r.text, r.offset, r.show_chars, r.alternatives, r.skip_unknown)
 
 
 def describe(ckpt: Checkpoint) -> Description:
@@ -369,14 +359,19 @@ def train(
 
 def start_run(source: Source | str | None, request: TrainRequest | None = None, **fields) -> TrainingRun:
     """A run ready to train, as `charnext train` starts it, for `request` (or a TrainRequest of
-    these `fields`): resumed from the checkpoint `resume` (options marked resumable apply, the
-    others are refused unless equal; `source` may be None: the run reopens its text), or new on
+    these `fields`, training options among them: `start_run("hihello", steps=100)`): resumed
+    from the checkpoint `resume` (options marked resumable apply, the others are refused unless
+    equal; `source` may be None: the run reopens its text), or new on
     `source` (a Source, or a text; from `init_from`'s weights if given; the options not given are
     planned). Nothing is trained yet: call the handle's `run()` or iterate its `events()`."""
     from charnext.training.handle import TrainingRun
     from charnext.training.runs import new_run, resume_run
 
-    r = request or TrainRequest(**fields)
+    if request is None:  # the request's own fields, and training options beside them
+        own = {f.name for f in dataclasses.fields(TrainRequest)}
+        options = {k: v for k, v in fields.items() if k not in own}
+        request = TrainRequest(**{k: v for k, v in fields.items() if k in own}, options=options)
+    r = request
     if isinstance(source, str):
         source = Source.literal(source)
     if r.resume is not None:
@@ -392,9 +387,8 @@ def start_run(source: Source | str | None, request: TrainRequest | None = None, 
 def training_processes(
     device: str = "auto", timeout: float = 600.0, threads: int | None = None
 ) -> Iterator[Processes]:
-    """The processes a run trains in (one, or torchrun's), with `threads` CPU threads each: set up
-    for a block and taken down after it; yields who this process is (`.main`, `.rank`, `.world`).
-    The default threads count the idle cores over torch's import, which happens here."""
+    """The processes a run trains in (one, or torchrun's), `threads` CPU threads each (default: the
+    idle cores, counted over torch's import here), for a block; yields `.main`, `.rank`, `.world`."""
     from charnext.modeling.cpuload import IdleSample
 
     idle = IdleSample()  # its window: the imports below (torch's, seconds), not a pause of its own

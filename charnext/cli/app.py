@@ -5,6 +5,7 @@ torch is imported inside the commands, so that `charnext --help` stays fast.
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import Annotated
 
@@ -17,10 +18,23 @@ from charnext.cli.predict_cmd import predict
 from charnext.cli.train_cmd import prepare, train
 from charnext.version import __version__
 
+# Click's usage error (a bad or missing option, an unknown command), found through Typer's public
+# BadParameter rather than its vendored module's private path
+_PARSER_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
 
 class _Group(TyperGroup):
     """The command list of `charnext --help` with each command's first sentence whole (Click
-    would cut it at the terminal's width with "..."); long ones wrap instead."""
+    would cut it at the terminal's width with "..."); long ones wrap instead. The parser's usage
+    errors print one line, as every other error does (Click prints the usage, a hint, a blank
+    line and the error)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except _PARSER_ERROR as e:
+            e.show = functools.partial(_one_line, e)  # still exit 2, as Click's
+            raise
 
     def format_commands(self, ctx, formatter) -> None:
         rows = [(name, cmd.get_short_help_str(limit=1000)) for name, cmd in self.commands.items()
@@ -42,6 +56,14 @@ app = typer.Typer(
     # -h as well as --help everywhere; choices (--cell LSTM, --device CPU) in any case
     context_settings={"help_option_names": ["-h", "--help"], "token_normalize_func": str.lower},
 )
+
+
+def _one_line(e, file=None) -> None:  # noqa: ARG001 - Click's show(file)
+    """`error: Invalid value for '--most': 'x' is not a valid integer (charnext evaluate -h)`."""
+    from charnext.cli.common import fail
+
+    command = e.ctx.command_path if e.ctx is not None else "charnext"
+    fail(f"{e.format_message()} ({command} -h for help)", e.exit_code)
 
 
 def _version(value: bool) -> None:

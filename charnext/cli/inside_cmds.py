@@ -30,9 +30,7 @@ def neurons(
     ] = 100_000,
     show_chars: Annotated[int, typer.Option(help="Characters of the text --unit shows.")] = 600,
     offset: Annotated[int, typer.Option(help="Where the --unit stretch starts (0 = the beginning).")] = 0,
-    skip_unknown: Annotated[
-        bool, typer.Option("--skip-unknown", help="Drop characters the vocabulary lacks.")
-    ] = False,
+    skip_unknown: options.SkipUnknown = False,
     device: options.Device = DeviceName.cpu,
     engine: options.EngineChoice = Engine.auto,
     json_out: options.Json = False,

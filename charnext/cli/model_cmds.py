@@ -17,9 +17,7 @@ def evaluate(
     text: options.ScoreText = None,
     file: options.ScoreFile = None,
     checkpoint: options.CheckpointPath = Path("checkpoint.pt"),
-    skip_unknown: Annotated[
-        bool, typer.Option("--skip-unknown", help="Drop (and count) characters the vocabulary lacks.")
-    ] = False,
+    skip_unknown: options.SkipUnknown = False,
     device: options.Device = DeviceName.cpu,
     show: Annotated[
         bool, typer.Option("--show", help="Colour a stretch of the text by how surprising each character is.")
@@ -51,12 +49,7 @@ def evaluate(
 
 @handle_errors
 def inspect(
-    path: Annotated[
-        Path | None,
-        typer.Argument(
-            metavar="CHECKPOINT", help="Checkpoint to describe [default: checkpoint.pt]", show_default=False
-        ),
-    ] = None,
+    path: options.CheckpointArgument = None,
     checkpoint: options.SameCheckpoint = None,
     plot: Annotated[
         Path | None,
@@ -93,12 +86,7 @@ def inspect(
 
 @handle_errors
 def export(
-    path: Annotated[
-        Path | None,
-        typer.Argument(
-            metavar="CHECKPOINT", help="Checkpoint to export [default: checkpoint.pt]", show_default=False
-        ),
-    ] = None,
+    path: options.CheckpointArgument = None,
     checkpoint: options.SameCheckpoint = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Inference-only file to write.")] = Path(
         "model.safetensors"

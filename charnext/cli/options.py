@@ -22,6 +22,12 @@ ENGINE_HELP = (
 
 CheckpointPath = Annotated[Path, typer.Option("--checkpoint", "-c", help="Checkpoint to use.")]
 # inspect and export also take the checkpoint as their argument; -c names it the same way
+CheckpointArgument = Annotated[
+    Path | None,
+    typer.Argument(
+        metavar="CHECKPOINT", help="Checkpoint to read [default: checkpoint.pt]", show_default=False
+    ),
+]
 SameCheckpoint = Annotated[
     Path | None, typer.Option("--checkpoint", "-c", help="The same as CHECKPOINT.", show_default=False)
 ]

@@ -27,14 +27,9 @@ class Evaluation(EvalResult):
     unigram_loss: float | None = None  # loss of the training text's character frequencies alone
 
     def to_dict(self) -> dict:
-        """Plain values, for JSON."""
-        return {
-            **super().to_dict(),
-            "skipped": self.skipped,
-            "skipped_chars": self.skipped_chars,
-            "training_val_loss": self.training_val_loss,
-            "unigram_loss": self.unigram_loss,
-        }
+        """Plain values, for JSON: the EvalResult's, then these fields'."""
+        extra = ("skipped", "skipped_chars", "training_val_loss", "unigram_loss")
+        return {**super().to_dict(), **{name: getattr(self, name) for name in extra}}
 
 
 def evaluate_text(

@@ -14,6 +14,7 @@ from charnext.text.vocab import Vocab
 
 if TYPE_CHECKING:
     from charnext.modeling.model import CharModel
+    from charnext.storage.handle import Checkpoint
 
 NEWLINE = "\n"
 
@@ -138,3 +139,18 @@ def score_chars(
                 prob, top = scores[p - 1 - s]
                 out.append(CharSurprise(p, text[p], prob, top))
     return Surprise(offset, out)
+
+
+def score_stretch(
+    ckpt: Checkpoint, text: str, offset: int, length: int, alternatives: int, skip_unknown: bool
+) -> Surprise:
+    """`score_chars` for a loaded checkpoint, read from its start; with `skip_unknown` the unknown
+    characters are dropped first (and listed), and `offset` counts in what remains."""
+    from charnext.errors import InvalidValue
+
+    kept, unknown = ckpt.vocab.known(text, skip_unknown)
+    if offset >= len(kept):
+        raise InvalidValue("offset", f"is past the end of the text ({len(kept)} characters), at {offset}")
+    result = score_chars(ckpt.runner, ckpt.vocab, kept, offset, length, alternatives, start=ckpt.start)
+    result.skipped = unknown
+    return result

@@ -7,6 +7,8 @@ The loop uses them the same way and never asks which one it has.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 
 from charnext.config import TrainConfig
@@ -65,7 +67,52 @@ def stream_prime(data: torch.Tensor, vocab: Vocab) -> str:
     return NEWLINE * 2 if bool((is_nl[:-1] & is_nl[1:]).any()) else NEWLINE
 
 
-class StreamCorpus:
+class Corpus(Protocol):
+    """What the training loop asks of a text, in whichever shape it comes (a stream, lines)."""
+
+    vocab: Vocab  # the characters
+    start: Start  # where prediction starts: the prime a stream model reads, or a line's start
+    carries_state: bool  # whether the recurrent state runs on from one batch to the next
+    preview_stop: str | None  # where a preview ends (a line model's newline), or None
+    line_index: torch.Tensor | None  # hashes of the training lines (line mode), or None
+    seq_len: int  # characters per window (the longest line, in line mode)
+    batch_size: int  # windows (lines) per step, all processes
+    vocab_counts: list[int]  # how often each character occurs in the training part
+    train_chars: int  # characters trained on
+    val_chars: int  # characters held out
+    window: tuple[torch.Tensor, torch.Tensor]  # the lecture's fixed window: (inputs, targets)
+
+    def batch(self, step: int) -> Batch: ...
+    def steps_per_epoch(self) -> int: ...
+    @property
+    def rows(self) -> slice: ...
+    def has_validation(self) -> bool: ...
+    def evaluate(
+        self, model: CharModel, device, precision: str, limit: int | None, part: tuple[int, int]
+    ) -> EvalResult: ...
+    def sample_prompt(self) -> str: ...
+
+
+class _Batched:
+    """What both corpora do through their batches (StreamBatches or LineBatches)."""
+
+    batches: StreamBatches | LineBatches
+
+    def batch(self, step: int) -> Batch:
+        """The batch of global step `step` (0-based), this process's rows."""
+        return self.batches.batch(step)
+
+    def steps_per_epoch(self) -> int:
+        """Steps that make one pass over the training part (about every line once)."""
+        return self.batches.windows_per_epoch()
+
+    @property
+    def rows(self) -> slice:
+        """This process's rows of the global batch (and of the carried state)."""
+        return self.batches.rows
+
+
+class StreamCorpus(_Batched):
     """A text read as one stream of characters, cut into truncated-BPTT windows.
 
     The last `val_fraction` of the text is held out, contiguous. Without --random-windows the
@@ -110,19 +157,6 @@ class StreamCorpus:
         w = min(n - 1, WINDOW_CHARS)
         self.window = (self.train_data[:w], self.train_data[1 : w + 1])  # (inputs, targets)
 
-    def batch(self, step: int) -> Batch:
-        """The batch of global step `step` (0-based), this process's rows."""
-        return self.batches.batch(step)
-
-    def steps_per_epoch(self) -> int:
-        """Steps that make one pass over the training part."""
-        return self.batches.windows_per_epoch()
-
-    @property
-    def rows(self) -> slice:
-        """This process's rows of the global batch (and of the carried state)."""
-        return self.batches.rows
-
     def has_validation(self) -> bool:
         """Whether anything is held out to validate on."""
         return len(self.val_data) > 1
@@ -141,7 +175,7 @@ class StreamCorpus:
         return head.split(NEWLINE)[0][:24] or head[:1]
 
 
-class LineCorpus:
+class LineCorpus(_Batched):
     """A text read as independent lines: each `newline + line` predicts `line + newline`.
 
     A seeded random tenth of the lines is held out. Every line starts from the zero state.
@@ -184,19 +218,6 @@ class LineCorpus:
         seq = torch.cat([nl, self.train_lines[0], nl])[: WINDOW_CHARS + 1]
         self.window = (seq[:-1], seq[1:])  # (inputs, targets)
 
-    def batch(self, step: int) -> Batch:
-        """The batch of global step `step` (0-based), this process's rows."""
-        return self.batches.batch(step)
-
-    def steps_per_epoch(self) -> int:
-        """Steps that see about every line once."""
-        return self.batches.windows_per_epoch()
-
-    @property
-    def rows(self) -> slice:
-        """This process's rows of the global batch."""
-        return self.batches.rows
-
     def has_validation(self) -> bool:
         """Whether any line is held out to validate on."""
         return len(self.val_lines) > 1
@@ -212,9 +233,6 @@ class LineCorpus:
     def sample_prompt(self) -> str:
         """The preview's default prompt: none, a line is generated from its start."""
         return ""
-
-
-Corpus = StreamCorpus | LineCorpus
 
 
 def make_corpus(
