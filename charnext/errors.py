@@ -43,14 +43,16 @@ class InvalidValue(UsageError):
     it back as the error's `param`.
     """
 
-    def __init__(self, param: str, problem: str):
-        super().__init__(f"{param} {problem}")
+    def __init__(self, param: str, problem: str, *others: str):
         self.param = param  # the API's name: "alternatives", "num_samples", "max_time"
-        self.problem = problem  # what is wrong, to follow the name: "must be at least 1, not 0"
+        self.problem = problem  # what is wrong, after the name: "must be at least 1, not 0"
+        self.others = others  # other values the problem names, as {name} in it ("{init_from}")
+        super().__init__(self.naming())
 
-    def naming(self, name: str) -> str:
-        """The message with the value called `name` (an option's flag, a JSON field)."""
-        return f"{name} {self.problem}"
+    def naming(self, name_of=lambda param: param) -> str:
+        """The message with each value called by `name_of` (an option's flag, a JSON field)."""
+        problem = self.problem.format(**{o: name_of(o) for o in self.others}) if self.others else self.problem
+        return f"{name_of(self.param)} {problem}"
 
 
 class DeviceError(CharnextError):

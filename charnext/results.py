@@ -54,13 +54,11 @@ class PredictRequest:
         at_least(1, alternatives=self.alternatives)
         check_counts(self.length, self.num_samples)
         if not self.prefix and not self.length:
-            raise InvalidValue(
-                "prefix", "is empty and nothing is to be generated: give a prefix, or a length"
-            )
+            raise InvalidValue("prefix", "is empty and {length} is 0: nothing to read or draw", "length")
         greedy = self.sample is None or self.sample.temperature == 0
         if greedy and self.num_samples > 1 and self.length:
-            raise InvalidValue("num_samples", "must be 1 when sampling is greedy (temperature 0): every "
-                               "sample would be the same")  # fmt: skip
+            raise InvalidValue("num_samples", "must be 1 when {temperature} is 0 (greedy): every sample "
+                               "would be the same", "temperature")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -139,9 +137,13 @@ class TrainRequest:
         elif not self.dist_timeout > 0:
             raise InvalidValue("dist_timeout", f"must be positive, not {self.dist_timeout}")
         if self.resume is not None and self.init_from is not None:
-            raise InvalidValue("init_from", "cannot go with resume: a resumed run has its own weights")
+            raise InvalidValue(
+                "init_from", "cannot go with {resume}: a resumed run has its own weights", "resume"
+            )
         if self.extend_vocab and self.init_from is None:
-            raise InvalidValue("extend_vocab", "goes with init_from (new weights), not without it")
+            raise InvalidValue(
+                "extend_vocab", "grows the vocabulary of {init_from}'s model: give {init_from}", "init_from"
+            )
 
 
 @dataclass

@@ -25,7 +25,7 @@ with tempfile.TemporaryDirectory() as folder:
     ckpt = charnext.load(path, device="cpu")
 
     # The data of `charnext predict`'s table: the prediction after each character of a prefix.
-    pred = charnext.predict(ckpt, "hihell", top_k=3)
+    pred = charnext.predict(ckpt, "hihell", alternatives=3)
     for step in pred.steps:
         top = ", ".join(f"{c} {p:.2f}" for c, p in step.top)
         print(f"  {step.input} -> {step.predicted} ({step.probability:.3f})   top 3: {top}")

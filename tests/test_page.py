@@ -159,7 +159,7 @@ def test_model_card_and_inspect_word_the_model_alike(hihello):
     inspect does, its vocabulary row with the characters added."""
     ckpt = api.load(hihello, engine="numpy")
     card = dict(api.web_page(ckpt, "float32").card)
-    rows = dict(api.Description(api.describe(ckpt)).model_rows())
+    rows = dict(api.describe(ckpt).model_rows())
     assert list(rows) == ["cell", "layers", "input", "dropout", "vocabulary", "parameters"]
     assert all(card[name] == rows[name] for name in ("cell", "layers", "input", "parameters"))
     assert card["vocabulary"] == rows["vocabulary"] + ": h i e l o"

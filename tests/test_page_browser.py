@@ -264,7 +264,8 @@ def test_no_request_and_no_console_error(browser, hihello, tmp_path):  # noqa: F
     mine = [url for document, url in requests if document == own]
     resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert mine == [own] and resources == []  # the file itself, and nothing else
-    assert not [url for _, url in requests if url.split(":")[0] not in ("file", "chrome", "data")]
+    internal = ("file", "chrome", "chrome-untrusted", "data")  # chrome-untrusted: its new-tab page
+    assert not [url for _, url in requests if url.split(":")[0] not in internal]
     logs = browser.get_log("browser")
     assert [e for e in logs if e["level"] in ("SEVERE", "WARNING")] == [], logs
 

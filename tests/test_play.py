@@ -206,4 +206,4 @@ def test_play_refuses_bad_sampling_options(hihello, monkeypatch):
 
     monkeypatch.setattr(play_ui, "require_terminal", lambda: None)
     r = CliRunner().invoke(app, ["play", "-c", str(hihello), "--top-p", "0"])
-    assert r.exit_code == 1 and "top" in r.output
+    assert r.exit_code == 2 and "--top-p" in r.output

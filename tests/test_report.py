@@ -200,7 +200,7 @@ def test_report_command_passes_the_sampling_options(hihello, tmp_path):
     assert r.exit_code == 0, r.output
     assert "a sample the model wrote (temperature 1.5, top-k 3, top-p 0.9, seed 7)" in out.read_text("utf-8")
     r = CliRunner().invoke(app, [*args, "--top-k", "-1"])
-    assert r.exit_code == 1 and "top" in r.output
+    assert r.exit_code == 2 and "--top-k" in r.output
 
 
 def test_report_shows_invisible_characters_in_the_one_notation(hihello):

@@ -116,7 +116,8 @@ def test_no_request_leaves_the_file(page, report_file):  # noqa: F811
     assert mine == [own]  # the file itself, and nothing else
     assert resources == []
     # nothing at all went to the network (the browser's own start page loads chrome:// files)
-    assert not [url for _, url in requests if url.split(":")[0] not in ("file", "chrome", "data")]
+    internal = ("file", "chrome", "chrome-untrusted", "data")  # chrome-untrusted: its new-tab page
+    assert not [url for _, url in requests if url.split(":")[0] not in internal]
 
 
 def test_hover_shows_the_alternatives(page):

@@ -166,7 +166,7 @@ def test_options_resume_cannot_apply_are_refused_by_name(run_pt, name):
     flag = "--" + name.replace("_", "-")
     value = REFUSED_VALUES[name]
     result = cli("train", "--resume", run_pt, flag, *([value] if value is not None else []))
-    line = one_line_error(result, 1)
+    line = one_line_error(result, 2 if name in ("init_from", "extend_vocab") else 1)
     assert flag in line, line
     assert ckpt.load_raw(run_pt)["step"] == 6  # untouched
 
@@ -447,5 +447,5 @@ def test_the_rule_itself():
 
 
 def test_extend_vocab_without_init_from_is_refused(tmp_path):
-    line = one_line_error(cli("train", "hihello", "--extend-vocab", "--out", tmp_path / "e.pt"), 1)
+    line = one_line_error(cli("train", "hihello", "--extend-vocab", "--out", tmp_path / "e.pt"), 2)
     assert "--extend-vocab" in line and "--init-from" in line

@@ -38,7 +38,7 @@ def handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except InvalidValue as e:  # the API names the value; the user typed an option
-            raise fail(e.naming(option_name(fn, e.param)), e.exit_code) from None
+            raise fail(e.naming(lambda param: option_name(fn, param)), e.exit_code) from None
         except CharnextError as e:
             raise fail(str(e), e.exit_code) from None
         except KeyboardInterrupt:

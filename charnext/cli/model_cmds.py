@@ -74,10 +74,8 @@ def inspect(
         from charnext.rendering.plot import plot_history
 
         plot_history(description.info, plot)
-    rows = description.model_rows()
-    finish(
-        description, json_out, lambda: inspect_view.show_checkpoint(console.console(), description.info, rows)
-    )
+    info, rows = description.info, description.model_rows
+    finish(description, json_out, lambda: inspect_view.show_checkpoint(console.console(), info, rows()))
     if plot is not None:
         console.error_console().print(
             f"loss curves written to {widgets.shown_path(plot)}", markup=False, soft_wrap=True

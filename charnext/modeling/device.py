@@ -22,9 +22,9 @@ def resolve_device(name: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("--device cuda was asked for, but this torch sees no CUDA GPU")
+        raise DeviceError("device cuda (--device cuda) was asked for, but this torch sees no CUDA GPU")
     if name == "mps" and not torch.backends.mps.is_available():
-        raise DeviceError("--device mps was asked for, but this machine has no usable MPS device")
+        raise DeviceError("device mps (--device mps) was asked for; this machine has no usable MPS device")
     return torch.device(name)
 
 
@@ -47,7 +47,7 @@ def resolve_precision(name: str, device: torch.device, cell: str = "lstm") -> st
     name = Precision(name).value
     if name != "auto":
         if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise DeviceError("this GPU does not support bfloat16; use --precision fp32")
+            raise DeviceError("this GPU does not support bfloat16; use precision fp32 (--precision fp32)")
         return name
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"

@@ -49,7 +49,9 @@ def resolve_engine(engine: str = "auto", device: str = "cpu") -> str:
     if engine == "auto":
         return "numpy" if on_cpu else "torch"
     if engine == "numpy" and not on_cpu:
-        raise ConfigError(f"the numpy engine runs on the CPU only; use --engine torch with --device {device}")
+        raise ConfigError(
+            f"the numpy engine runs on the CPU only: use engine torch (--engine torch) on {device}"
+        )
     return engine
 
 

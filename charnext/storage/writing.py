@@ -188,12 +188,12 @@ def export(path: str | Path, out: str | Path) -> Path:
     ckpt = load(path, engine="numpy")
     if out.is_dir():
         raise CheckpointError(
-            f"--out {shown_path(out)} is a folder; give the file's name, "
+            f"out (--out) {shown_path(out)} is a folder; give the file's name, "
             f"e.g. --out {shown_path(out / 'model.safetensors')}"
         )
     if out.exists() and os.path.samefile(out, path):
         raise CheckpointError(
-            f"--out {shown_path(out)} is the checkpoint being exported; the export would replace its "
+            f"out (--out) {shown_path(out)} is the checkpoint being exported; the export would replace its "
             "training state (give another --out)"
         )
     raw = {
