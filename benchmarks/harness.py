@@ -48,7 +48,18 @@ FIXED_KEYS = ("command", "cpu", "precision", "threads")  # in every JSON line, b
 SHAKESPEARE_CHARS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 Command = Sequence[str]
-What = Callable[[], Any] | Command  # a callable, or a command run as a fresh process
+
+
+@dataclass
+class Process:
+    """A command with an environment and a folder of its own."""
+
+    cmd: Command
+    env: dict | None = None  # None: this process's
+    cwd: str | Path | None = None  # None: this process's
+
+
+What = Callable[[], Any] | Command | Process  # a callable, or a command run as a fresh process
 
 
 # -- options and data -------------------------------------------------------------------------
@@ -64,7 +75,9 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
         help=f"folder of the shared texts [default: ${DATA_ENV}, else {os.path.relpath(DEFAULT_DATA)}]",
     )
     shared.add_argument("--jsonl", metavar="PATH", help="also append each result's JSON line to PATH")
-    shared.add_argument("--smoke", action="store_true", help="the smallest settings, for CI: figures mean nothing")
+    shared.add_argument(
+        "--smoke", action="store_true", help="the smallest settings, for CI: figures mean nothing"
+    )
     return p
 
 
@@ -135,12 +148,15 @@ def run_command(cmd: Command, env: dict | None = None, cwd: str | Path | None = 
 
 def time_once(what: What, env: dict | None = None, cwd: str | Path | None = None) -> tuple[float, float]:
     """Wall seconds and CPU seconds (user + system) of one run of `what`: a callable (this
-    process's CPU time) or a command (a fresh process, output thrown away; its CPU time). On a
-    machine busy with other work the first grows with the wait, the second hardly."""
+    process's CPU time) or a command (a fresh process, output thrown away; its CPU time), in
+    `env` and `cwd` unless a Process brings its own. On a machine busy with other work the first
+    grows with the wait, the second hardly."""
     if callable(what):
         t0, c0 = time.perf_counter(), time.process_time()
         what()
         return time.perf_counter() - t0, time.process_time() - c0
+    if isinstance(what, Process):
+        what, env, cwd = what.cmd, what.env if what.env is not None else env, what.cwd or cwd
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(list(what), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
@@ -291,7 +307,9 @@ def record(figures: dict, precision: str | None = None, threads: int | None = No
     }
 
 
-def emit(args: argparse.Namespace, figures: dict, precision: str | None = None, threads: int | None = None) -> dict:
+def emit(
+    args: argparse.Namespace, figures: dict, precision: str | None = None, threads: int | None = None
+) -> dict:
     """Print one result as a JSON line on stdout (and append it to --jsonl); the record."""
     rec = record(figures, precision, threads)
     line = json.dumps(rec, ensure_ascii=False, default=str)
@@ -303,6 +321,9 @@ def emit(args: argparse.Namespace, figures: dict, precision: str | None = None, 
 
 
 def shown(value: Any) -> str:
+    """A figure as a table shows it: thousands grouped, four significant digits below 1,000."""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(shown(v) for v in value)
     if isinstance(value, bool) or value is None:
         return "-" if value is None else str(value)
     if isinstance(value, int):
@@ -320,11 +341,15 @@ def markdown(records: Sequence[dict], columns: Sequence[str] | None = None) -> s
         for rec in records:
             columns += [k for k in rec if k not in columns]
         columns = [k for k in columns if k not in FIXED_KEYS or len({str(r.get(k)) for r in records}) > 1]
+
     def number(v: Any) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 
     numeric = [all(number(r.get(c)) for r in records if r.get(c) is not None) for c in columns]
-    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---:" if n else "---" for n in numeric) + " |"]
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "| " + " | ".join("---:" if n else "---" for n in numeric) + " |",
+    ]
     lines += ["| " + " | ".join(shown(r.get(c)) for c in columns) + " |" for r in records]
     return "\n".join(lines)
 
