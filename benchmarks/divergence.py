@@ -89,7 +89,9 @@ def main() -> None:
     runs = RUNS
     if a.smoke:
         lrs, runs, a.steps = [0.03, 1e6], RUNS[:1], 20
-    harness.say(f"rule: stop when the smoothed loss rises more than {RISE:g} x the untrained loss above its best")
+    harness.say(
+        f"rule: stop when the smoothed loss rises more than {RISE:g} x the untrained loss above its best"
+    )
     records = []
     for lr in lrs:
         for text, cell, precision, lines in runs:

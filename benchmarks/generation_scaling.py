@@ -120,8 +120,12 @@ def main() -> None:
         for ckpt in ckpts.values():
             harness.time_once(generation(ckpt, 200, 1, a))  # warm-up
         short, long = a.lengths
-        settings = {(engine, samples, n): generation(ckpt, n, samples, a)
-                    for samples in a.num_samples for engine, ckpt in ckpts.items() for n in (short, long)}  # fmt: skip
+        settings = {
+            (engine, samples, n): generation(ckpt, n, samples, a)
+            for samples in a.num_samples
+            for engine, ckpt in ckpts.items()
+            for n in (short, long)
+        }
         times = harness.median_of_runs(settings, a.runs)  # all in turn, round after round
         bounds = {samples: matmul_bound(c, samples, bound_seconds) for samples in a.num_samples}
 

@@ -77,7 +77,9 @@ def main() -> None:
             command, _, engine = name.rpartition(" ")
             figures = {"what": command or what, "engine": engine, "chars": len(text), "wall_s": runs.median,
                        "cpu_s": runs.cpu_median, "runs_s": runs.values}  # fmt: skip
-            records.append(harness.emit(a, figures, precision="fp32", threads=threads if in_process else None))
+            records.append(
+                harness.emit(a, figures, precision="fp32", threads=threads if in_process else None)
+            )
     harness.table(records, ["what", "engine", "wall_s", "cpu_s"])
     wall = {(r["what"], r["engine"]): r["wall_s"] for r in records}
     for what in ("record (scan)", "neurons", "report"):

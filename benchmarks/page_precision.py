@@ -7,13 +7,14 @@ with float32 and with float16 weights, and what float16 does to the loss.
 
 Without checkpoints it trains, for --steps steps each, a 2-layer model of every cell with
 one-hot and with embedding input on --file (default: tinyshakespeare.txt of the data folder),
-and (with --names) a line-mode LSTM on the names. For each model it writes a float32 and a float16 page, reads --chars characters of the text
-in headless Chromium (the page's own reader: a stream from the zero state, or each line after
-a newline from the zero state), and compares every step's distribution with the numpy
-engine's (float32 weights). It also gives the loss (nats/char) on that text with float32 and
-float16 weights, and what `charnext page` chose ("auto": float16 below a 0.001 move).
-Load does not change any figure here: they are counts, not times. One JSON line per model.
-Needs Selenium and Debian's chromium and chromium-driver.
+and (with --names) a line-mode LSTM on the names. For each model it writes a float32 and a
+float16 page, reads --chars characters of the text in headless Chromium (the page's own
+reader: the checkpoint's prime, then a stream, or each line after a newline from the zero
+state), and compares every step's distribution with the numpy engine's (float32 weights).
+It also gives the loss (nats/char) on that text with float32 and float16 weights, and what
+`charnext page` chose ("auto": float16 below a 0.001 move). Load does not change any figure
+here: they are counts, not times. One JSON line per model. Needs Selenium and Debian's
+chromium and chromium-driver.
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ def compare(driver, path: Path, text: str, names: str | None, chars: int, folder
     c = ckpt.config
     kind = f"emb {c.embedding_size}" if c.embedding_size else "one-hot"
     kind += ", lines" if lines else ""
-    return {"model": f"{path.name} ({c.cell.value} {c.num_layers}x{c.hidden_size}, {kind})", "chars": len(sample),
+    model = f"{path.name} ({c.cell.value} {c.num_layers}x{c.hidden_size}, {kind})"
+    return {"model": model, "chars": len(sample),
             "float32_max_dp": diffs[0], "float16_max_dp": diffs[1], "loss_f32": loss32, "loss_f16": loss16,
             "loss_move": loss16 - loss32,
             "auto": "float16" if abs(loss16 - loss32) < web.FLOAT16_TOLERANCE else "float32"}  # fmt: skip
