@@ -67,7 +67,7 @@ from charnext.events import StepEvent
 from charnext.modeling import device
 from charnext.rendering import train_view
 
-def timed(owner, name, key):
+def clocked(owner, name, key):
     inner = getattr(owner, name)
     def wrapper(*args, **kwargs):
         s = time.perf_counter()
@@ -96,9 +96,9 @@ def run_timing_steps(trainer, on_event=None, **options):
 
 run, api.run = api.run, run_timing_steps
 # here the idle-CPU sample waits its 0.1 s; in a plain run its window is torch's import instead
-timed(device, "configure_threads", "threads (idle-CPU sample, see above)")
-timed(api, "start_run", "new run (vocabulary, plan, model, optimizer)")
-timed(train_view, "train_summary", "summary table")
+clocked(device, "configure_threads", "threads (idle-CPU sample, see above)")
+clocked(api, "start_run", "new run (vocabulary, plan, model, optimizer)")
+clocked(train_view, "train_summary", "summary table")
 sys.argv = ["charnext", "train", "hihello", *sys.argv[1:]]
 t0 = time.perf_counter()
 try:
