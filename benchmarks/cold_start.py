@@ -1,7 +1,8 @@
 """The cold-start gap of a stream model: what it loses when it starts reading from nothing.
 
     python benchmarks/cold_start.py shake.pt tinyshakespeare.txt
-    python benchmarks/cold_start.py shake.pt tinyshakespeare.txt --primes ',\\n,\\n\\n' --json
+    python benchmarks/cold_start.py shake.pt tinyshakespeare.txt --primes ',\\n,\\n\\n'
+    python benchmarks/cold_start.py --smoke      # the untrained test model, a slice of the data
 
 A user's prompt (`charnext predict "ROMEO:"`) is read from the model's start: the zero state,
 then the checkpoint's prime. Training mostly reads from a state carried along the text. The
@@ -15,14 +16,15 @@ gap between the two is measured on the speeches of the held-out part (the text's
 
 The gap is cold minus warm, in nats per character. Each prime in --primes is measured; the
 first row is the checkpoint's own. The last column says whether `predict "ROMEO:"` predicts
-`:` after `ROMEO` and a newline after `:`.
+`:` after `ROMEO` and a newline after `:`. One JSON line per prime.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+from pathlib import Path
 
+import harness
 import numpy as np
 import torch
 
@@ -82,19 +84,24 @@ def romeo(ckpt, prime: str) -> tuple[str, bool]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint")
-    parser.add_argument("text", help="the text the model trained on (its last 10%% is held out)")
+    parser = harness.parser(__doc__)
+    parser.add_argument("checkpoint", nargs="?", help="the model [with --smoke: the untrained test model]")
+    parser.add_argument("text", nargs="?", type=Path, help="the text the model trained on (its last 10%% "
+                        "is held out) [default: tinyshakespeare.txt of the data]")  # fmt: skip
     parser.add_argument(
         "--primes", default=None, help="comma-separated primes to compare, \\n for a newline "
         "[default: the checkpoint's own, then '', '\\n' and '\\n\\n']",
     )  # fmt: skip
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    if args.checkpoint is None and not args.smoke:
+        parser.error("give the checkpoint (or --smoke)")
 
     torch.set_num_threads(1)
+    text = (args.text or harness.data_file(args, "tinyshakespeare.txt")).read_text(encoding="utf-8")
+    if args.smoke:
+        text = text[:20_000]
+        args.checkpoint = args.checkpoint or str(harness.untrained_lstm(text, tiny=True))
     ckpt = api.load(args.checkpoint, engine="torch")
-    text = open(args.text, encoding="utf-8").read()
     val_fraction = ckpt.train_config.get("val_fraction") or 0.1
     lo = len(text) - int(len(text) * val_fraction)
     starts = speech_starts(text, lo, len(text))
@@ -103,23 +110,18 @@ def main() -> None:
     if args.primes is not None:
         primes = [p.replace("\\n", "\n") for p in args.primes.split(",")]
     warm = warm_loss(ckpt, text, lo, starts)
-    rows = []
+    harness.say(f"{args.checkpoint}: {len(starts)} held-out speeches, their first {READ} characters read")
+    harness.say(f"warm (state carried along the text): {warm:.4f} nats/char")
+    records = []
     for prime in primes:
         cold = cold_loss(ckpt, text, starts, prime)
         prediction, ok = romeo(ckpt, prime)
-        rows.append({"prime": prime, "cold": cold, "gap": cold - warm, "romeo": prediction, "romeo_ok": ok})
-    if args.json:
-        print(
-            json.dumps({"checkpoint": args.checkpoint, "speeches": len(starts), "warm": warm, "rows": rows})
-        )
-        return
-    print(f"{args.checkpoint}: {len(starts)} held-out speeches, their first {READ} characters read")
-    print(f"warm (state carried along the text): {warm:.4f} nats/char")
-    print(f"{'prime':>8}  {'cold':>7}  {'gap':>7}  ROMEO: predicts")
-    for r in rows:
-        shown = json.dumps(r["prime"])
-        pred = r["romeo"].replace("\n", "↵").replace(" ", "␣")
-        print(f"{shown:>8}  {r['cold']:7.4f}  {r['gap']:7.4f}  {pred} {'ok' if r['romeo_ok'] else 'no'}")
+        figures = {"checkpoint": args.checkpoint, "speeches": len(starts), "prime": prime, "warm": warm,
+                   "cold": cold, "gap": cold - warm, "romeo": prediction, "romeo_ok": ok}  # fmt: skip
+        records.append(harness.emit(args, figures, precision="fp32", threads=torch.get_num_threads()))
+    for r in records:
+        r["prime"], r["romeo"] = json.dumps(r["prime"]), r["romeo"].replace("\n", "↵").replace(" ", "␣")
+    harness.table(records, ["prime", "cold", "gap", "romeo", "romeo_ok"])
 
 
 if __name__ == "__main__":

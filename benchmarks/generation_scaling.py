@@ -13,62 +13,53 @@ overhead at all would reach.
     python benchmarks/generation_scaling.py                         # 2x256 LSTM, 1 and 64 samples
     python benchmarks/generation_scaling.py --checkpoint shake.pt --runs 5 --num-samples 1 8 64
     python benchmarks/generation_scaling.py --steps 0 --lengths 200 1000 --runs 1   # a quick look
+
+The default model trains on tinyshakespeare.txt of the data folder; with --steps 0 it is the
+untrained test model and no data is read. One JSON line per engine and number of samples.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
-TEXT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "tinyshakespeare.txt"
-FALLBACK = "Tyger Tyger, burning bright,\nIn the forests of the night;\n" * 200
+import harness
 
 
-def model_path(a, folder: Path) -> Path:
+def model_path(a) -> Path:
     """The checkpoint to time: the one given, or a 2x256 LSTM trained for a few steps (with
-    --steps 0, its random initial weights: the same arithmetic, no training time)."""
-    from charnext import api
-
+    --steps 0, the untrained test model: the same arithmetic, no training time)."""
     if a.checkpoint:
         return Path(a.checkpoint)
-    text = TEXT.read_text(encoding="utf-8")[:50_000] if TEXT.exists() else FALLBACK
-    path = folder / "bench.pt"
     if a.steps == 0:
-        from charnext.config import ModelConfig
-        from charnext.modeling.model import CharModel
-        from charnext.storage import checkpoint
-        from charnext.text.vocab import Vocab
+        return harness.untrained_lstm(harness.SHAKESPEARE_CHARS, a.hidden_size, a.num_layers, tiny=a.smoke)
+    from charnext import api
 
-        vocab = Vocab.from_text(text)
-        config = ModelConfig(vocab_size=len(vocab), hidden_size=a.hidden_size, num_layers=a.num_layers)
-        checkpoint.save(path, CharModel(config), vocab)
-        return path
-    print(f"training a {a.num_layers}x{a.hidden_size} LSTM for {a.steps} steps ...", flush=True)
+    text = harness.read_data(a, "tinyshakespeare.txt", 50_000)
+    path = Path(a.folder) / "bench.pt"
+    harness.say(f"training a {a.num_layers}x{a.hidden_size} LSTM for {a.steps} steps ...")
     api.train(text, out=path, hidden_size=a.hidden_size, num_layers=a.num_layers, steps=a.steps,
               seq_len=64, batch_size=16, precision="fp32", device="cpu", val_fraction=0.0)  # fmt: skip
     return path
 
 
-def seconds(ckpt, n: int, samples: int, a) -> tuple[float, float]:
-    """Wall time and CPU time of one generation of `n` characters for each of `samples`."""
+def generation(ckpt, n: int, samples: int, a):
+    """One generation of `n` characters for each of `samples`, to be timed."""
     from charnext import api
     from charnext.config import SampleConfig
 
     sample = SampleConfig(temperature=a.temperature, seed=0)
-    t0, c0 = time.perf_counter(), time.process_time()
-    count = 0
-    for _ in api.generate_stream(ckpt, a.prefix, n, sample, samples):
-        count += 1
-    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-    assert count == n, count
-    return elapsed, cpu
+
+    def run() -> None:
+        count = sum(1 for _ in api.generate_stream(ckpt, a.prefix, n, sample, samples))
+        assert count == n, count
+
+    return run
 
 
-def matmul_bound(config, samples: int, seconds_budget: float = 1.0) -> float:
+def matmul_bound(config, samples: int, seconds_budget: float) -> float:
     """Characters a second that the matrix products of one generation step allow, alone:
     per layer the input and recurrent products, then the head, for `samples` rows (numpy)."""
     import numpy as np
@@ -96,7 +87,7 @@ def matmul_bound(config, samples: int, seconds_budget: float = 1.0) -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = harness.parser(__doc__)
     p.add_argument("--checkpoint", help="time this checkpoint instead of making one")
     p.add_argument("--hidden-size", type=int, default=256)
     p.add_argument("--num-layers", type=int, default=2)
@@ -109,50 +100,53 @@ def main() -> None:
     p.add_argument("--lengths", nargs=2, type=int, default=[1_000, 10_000], metavar=("SHORT", "LONG"))
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (and numpy's BLAS)")
     a = p.parse_args()
+    harness.smoke(a, steps=0, runs=1, num_samples=[1, 4], lengths=[20, 100])
+    bound_seconds = 0.05 if a.smoke else 1.0
     os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(a.threads)
 
     from charnext import api
 
     with tempfile.TemporaryDirectory() as folder:
-        path = model_path(a, Path(folder))
+        a.folder = folder
+        path = model_path(a)
         ckpts = {engine: api.load(path, "cpu", engine) for engine in a.engines}
         if "torch" in a.engines:
             import torch
 
             torch.set_num_threads(a.threads)
         c = next(iter(ckpts.values())).config
-        print(f"model: {c.cell.value} {c.num_layers}x{c.hidden_size}, {c.vocab_size} chars, "
-              f"{a.threads} CPU thread(s), temperature {a.temperature}, {a.runs} runs")  # fmt: skip
+        harness.say(f"model: {c.cell.value} {c.num_layers}x{c.hidden_size}, {c.vocab_size} chars, "
+                    f"{a.threads} CPU thread(s), temperature {a.temperature}, {a.runs} runs")  # fmt: skip
         for ckpt in ckpts.values():
-            seconds(ckpt, 200, 1, a)  # warm-up
+            harness.time_once(generation(ckpt, 200, 1, a))  # warm-up
         short, long = a.lengths
-        times: dict[tuple, list[tuple[float, float]]] = {}
-        for _ in range(a.runs):
-            for samples in a.num_samples:
-                for engine, ckpt in ckpts.items():
-                    for n in (short, long):
-                        times.setdefault((engine, samples, n), []).append(seconds(ckpt, n, samples, a))
-        bounds = {samples: matmul_bound(c, samples) for samples in a.num_samples}
+        settings = {
+            (engine, samples, n): generation(ckpt, n, samples, a)
+            for samples in a.num_samples
+            for engine, ckpt in ckpts.items()
+            for n in (short, long)
+        }
+        times = harness.median_of_runs(settings, a.runs)  # all in turn, round after round
+        bounds = {samples: matmul_bound(c, samples, bound_seconds) for samples in a.num_samples}
 
-    def rate(engine, samples, n, i):
-        return samples * n / statistics.median(t[i] for t in times[(engine, samples, n)])
-
-    print(f"\n| engine | samples | chars/s ({long:,}, wall) | chars/s (CPU) | {long:,} / {short:,} time |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    records = []
     for samples in a.num_samples:
         for engine in a.engines:
-            ratio = rate(engine, samples, short, 0) / rate(engine, samples, long, 0) * long / short
-            print(f"| {engine} | {samples} | {rate(engine, samples, long, 0):,.0f} | "
-                  f"{rate(engine, samples, long, 1):,.0f} | {ratio:.2f} |")  # fmt: skip
-    print()
-    for samples in a.num_samples:
-        line = f"{samples} sample(s): bare matrix products allow {bounds[samples]:,.0f} chars/s"
-        if len(a.engines) == 2:
-            r = rate("numpy", samples, long, 0) / rate("torch", samples, long, 0)
-            line += f"; numpy / torch = {r:.2f}x"
-        for engine in a.engines:
-            line += f"; {engine} reaches {rate(engine, samples, long, 0) / bounds[samples]:.0%} of the bound"
-        print(line)
+            t_short, t_long = times[(engine, samples, short)], times[(engine, samples, long)]
+            wall = samples * long / t_long.median
+            figures = {"model": f"{c.cell.value} {c.num_layers}x{c.hidden_size}", "engine": engine,
+                       "samples": samples, "chars": long, "chars_per_sec": wall,
+                       "cpu_chars_per_sec": samples * long / t_long.cpu_median,
+                       "long_over_short": t_long.median / t_short.median, "matmul_bound": bounds[samples],
+                       "of_bound": wall / bounds[samples], "runs_s": t_long.values}  # fmt: skip
+            records.append(harness.emit(a, figures, precision="fp32", threads=a.threads))
+    harness.table(records, ["engine", "samples", "chars_per_sec", "cpu_chars_per_sec", "long_over_short",
+                            "matmul_bound", "of_bound"])  # fmt: skip
+    if len(a.engines) == 2:
+        rate = {(r["engine"], r["samples"]): r["chars_per_sec"] for r in records}
+        for samples in a.num_samples:
+            harness.say(f"{samples} sample(s): numpy / torch = "
+                        f"{rate['numpy', samples] / rate['torch', samples]:.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -9,23 +9,27 @@ deduplicated and sorted; the header line printed says how many files and names).
 top-level `*.py` files of the stdlib folder are read (no packages, no tests), as the issue's
 brief proposes. Like names.txt these are short lines read from the zero state, but with a
 different alphabet (lower case, digits, underscores) and structure (`get_`, `_private`).
+With --smoke only the first 20 files are read, into a temporary file. One JSON line.
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
 import sys
 import sysconfig
+import tempfile
 from pathlib import Path
 
+import harness
 
-def function_names(folder: Path) -> tuple[list[str], int]:
-    """The distinct function and method names defined in `folder`'s top-level .py files, sorted,
-    and how many files were read (files that do not parse are skipped)."""
+
+def function_names(folder: Path, limit: int | None = None) -> tuple[list[str], int]:
+    """The distinct function and method names defined in `folder`'s top-level .py files (the
+    first `limit` of them, if given), sorted, and how many files were read (files that do not
+    parse are skipped)."""
     names: set[str] = set()
     files = 0
-    for path in sorted(folder.glob("*.py")):
+    for path in sorted(folder.glob("*.py"))[:limit]:
         try:
             tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         except (SyntaxError, UnicodeDecodeError, ValueError):
@@ -38,15 +42,22 @@ def function_names(folder: Path) -> tuple[list[str], int]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", required=True, help="the file to write, one name per line")
+    p = harness.parser(__doc__)
+    p.add_argument("--out", help="the file to write, one name per line (required but with --smoke)")
     p.add_argument("--stdlib", default=sysconfig.get_paths()["stdlib"], help="the stdlib folder to read")
+    p.add_argument("--files", type=int, help="read only the first FILES files [default: all]")
     a = p.parse_args()
-    names, files = function_names(Path(a.stdlib))
+    if not a.out and not a.smoke:
+        p.error("--out is required")
+    harness.smoke(a, files=20)
+    names, files = function_names(Path(a.stdlib), a.files)
     if not names:
         sys.exit(f"no Python sources in {a.stdlib}")
-    Path(a.out).write_text("\n".join(names) + "\n", encoding="utf-8")
-    print(f"{len(names):,} names from {files} files of {a.stdlib} -> {a.out}")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(a.out or Path(tmp) / "pynames.txt")  # --smoke: a file thrown away
+        out.write_text("\n".join(names) + "\n", encoding="utf-8")
+    harness.say(f"{len(names):,} names from {files} files of {a.stdlib} -> {out}")
+    harness.emit(a, {"names": len(names), "files": files, "stdlib": a.stdlib, "out": str(out)})
 
 
 if __name__ == "__main__":

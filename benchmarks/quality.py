@@ -6,6 +6,7 @@ validation loss (nats/char and bits/char) on the held-out part, with chars/s and
     python benchmarks/quality.py --max-time 90s                      # one run, defaults
     python benchmarks/quality.py --max-time 10m -- --hidden-size 512  # any train options
     python benchmarks/quality.py --file ../shared/data/names.txt --max-time 90s -- --lines
+    python benchmarks/quality.py --smoke       # a 1-second budget, a tiny model, the data's text
 
 The scaling table: each cell is charnext with defaults, then the plain 60-line LSTM loop
 (benchmarks/plain_lstm_loop.py, bf16) with the same budget, one after the other in the
@@ -20,23 +21,27 @@ The plain loop validates on the last 10% of the characters. For names in line mo
 holds out a seeded 10% of the lines, so the plain loop is given a copy of the file with those
 lines moved to its end, both parts shuffled (names.txt ends in sorted runs of rare names,
 which a stream would exploit): both then validate on (nearly) the same names.
+
+The texts come from the data folder (tinyshakespeare.txt, names.txt). One JSON line per run,
+or per cell of the table.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import math
 import re
-import subprocess
 import sys
 import sysconfig
 import tempfile
 import time
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+import harness
+
 PLAIN = Path(__file__).resolve().parent / "plain_lstm_loop.py"  # a copy of the reference loop
-TEXTS = {"shakespeare": DATA / "tinyshakespeare.txt", "names": DATA / "names.txt"}
+TEXTS = {"shakespeare": "tinyshakespeare.txt", "names": "names.txt"}  # files of the data folder
+SMOKE_TRAIN = ["--hidden-size", "16", "--num-layers", "1", "--seq-len", "16", "--batch-size", "4"]
 CELLS = ["shakespeare:90s", "shakespeare:10m", "shakespeare:30m", "names:90s", "names:10m",
          "pynames:90s", "pynames:10m"]  # fmt: skip
 LINE_TEXTS = {"names", "pynames"}  # trained with --lines; pynames is made by make_line_corpus.py
@@ -58,11 +63,9 @@ def charnext(file: Path, budget: str, extra: list[str]) -> tuple[dict, float, li
         cmd = [sys.executable, "-m", "charnext", "train", "--file", str(file), "--max-time", budget,
                "--out", str(out), "--json", *extra]  # fmt: skip
         t = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        summary = json.loads(harness.run_command(cmd))
         wall = time.perf_counter() - t
-    if proc.returncode != 0:
-        sys.exit(f"charnext train failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
-    return json.loads(proc.stdout), wall, cmd
+    return summary, wall, cmd
 
 
 def held_out_last(file: Path, tmp: Path, seed: int = 0) -> Path:
@@ -95,46 +98,51 @@ def pynames_file() -> Path:
 
 def plain(file: Path, budget: str) -> tuple[float, str]:
     """The plain loop's validation loss with the same budget, and its line."""
-    cmd = [sys.executable, str(PLAIN), str(file), str(seconds(budget)), "--bf16"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"plain loop failed: {proc.stderr.strip()[-2000:]}")
-    line = proc.stdout.strip().splitlines()[-1]
+    out = harness.run_command([sys.executable, str(PLAIN), str(file), str(seconds(budget)), "--bf16"])
+    line = out.strip().splitlines()[-1]
     return float(re.search(r"val_loss ([0-9.]+)", line).group(1)), line
 
 
-def table(cells: list[str], extra: list[str], only: str | None = None) -> None:
+def difference(a: float | None, b: float | None) -> float | None:
+    return a - b if a is not None and b is not None else None
+
+
+def text_file(a, name: str) -> Path:
+    """The file of a table's text: the data folder's, the stdlib's names, or a path."""
+    if name in TEXTS:
+        return harness.data_file(a, TEXTS[name])
+    return pynames_file() if name == "pynames" else Path(name)
+
+
+def table(a) -> None:
     """Each cell: charnext with defaults, then the plain loop; a Markdown table at the end.
-    `only` runs one side ("charnext" or "plain"); the other shows as nan."""
-    rows = []
-    for cell in cells:
+    `a.only` runs one side ("charnext" or "plain"); the other shows as nan."""
+    records = []
+    for cell in a.cells:
         name, budget = cell.split(":")
-        file = TEXTS.get(name, Path(name))
-        if name == "pynames":
-            file = pynames_file()
+        file = text_file(a, name)
         lines = name in LINE_TEXTS
-        r, wall = {"best_val_loss": float("nan"), "steps": 0, "chars_per_sec": 0.0}, 0.0
-        if only != "plain":
-            r, wall, _ = charnext(file, budget, (["--lines"] if lines else []) + extra)
-        p, p_line = float("nan"), "plain loop not run"
-        if only != "charnext":
+        r, wall = {"best_val_loss": None, "steps": 0, "chars_per_sec": 0.0, "precision": None}, 0.0
+        if a.only != "plain":
+            r, wall, _ = charnext(file, budget, (["--lines"] if lines else []) + a.extra)
+        p, p_line = None, "plain loop not run"
+        if a.only != "charnext":
             with tempfile.TemporaryDirectory() as tmp:
                 plain_file = held_out_last(file, Path(tmp)) if lines else file
                 p, p_line = plain(plain_file, budget)
-        plan = (r.get("plan") or {}).get("why", "-")
-        row = (f"| {name}{' (lines)' if lines else ''} | {budget} | **{r['best_val_loss']:.4f}** | {p:.4f} | "
-               f"{r['best_val_loss'] - p:+.4f} | {r['steps']:,} steps at {r['chars_per_sec']:,.0f} chars/s | "
-               f"{plan} |")  # fmt: skip
-        print(row, f"  [charnext process {wall:.0f}s; {p_line}]", flush=True)
-        rows.append(row)
-    print("\n| text | budget | charnext (defaults) | plain loop | difference | charnext steps | plan |")
-    print("|---|---|---:|---:|---:|---|---|")
-    print("\n".join(rows))
+        text = name + (" (lines)" if lines else "")
+        figures = {"text": text, "budget": budget, "charnext": r["best_val_loss"],
+                   "plain_loop": p, "difference": difference(r["best_val_loss"], p), "steps": r["steps"],
+                   "chars_per_sec": r["chars_per_sec"], "plan": (r.get("plan") or {}).get("why", "-"),
+                   "charnext_process_s": wall, "plain_line": p_line}  # fmt: skip
+        records.append(harness.emit(a, figures, r["precision"], r.get("threads")))
+    columns = ["text", "budget", "charnext", "plain_loop", "difference", "steps", "chars_per_sec", "plan"]
+    harness.table(records, columns)
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--file", default=str(TEXTS["shakespeare"]))
+    p = harness.parser(__doc__)
+    p.add_argument("--file", type=Path, help="text to train on [default: tinyshakespeare.txt of the data]")
     p.add_argument("--max-time", default="90s")
     p.add_argument("--runs", type=int, default=1)
     p.add_argument("--table", action="store_true", help="the scaling table, beside the plain loop")
@@ -142,22 +150,29 @@ def main() -> None:
     p.add_argument("--only", choices=["charnext", "plain"], help="run one side of each cell")
     p.add_argument("extra", nargs="*", help="further `charnext train` options, after --")
     a = p.parse_args()
+    harness.smoke(a, max_time="1s", runs=1, cells=["shakespeare:1s"], extra=[*a.extra, *SMOKE_TRAIN])
     if a.table:
-        table(a.cells, a.extra, a.only)
+        table(a)
         return
-    results = []
+    file = a.file or harness.data_file(a, TEXTS["shakespeare"])
+    best = harness.Runs()
     for run in range(a.runs):
-        r, wall, cmd = charnext(Path(a.file), a.max_time, a.extra)
-        results.append(r)
-        best = r["best_val_loss"]
+        r, wall, cmd = charnext(file, a.max_time, a.extra)
         plan = (r.get("plan") or {}).get("why", "-")
-        print(
-            f"run {run + 1}: best val {best:.4f} nats/char ({best / 0.693147:.3f} bits/char), "
-            f"final val {r['val_loss']:.4f}, {r['steps']} steps, {r['chars_per_sec']:,.0f} chars/s, "
-            f"{r['precision']}, process wall {wall:.1f}s, plan {plan}  [{' '.join(cmd[2:])}]"
-        )
-    best = sorted(r["best_val_loss"] for r in results)
-    print(f"median best val loss over {len(best)} run(s): {best[len(best) // 2]:.4f} nats/char")
+        val = r["best_val_loss"]  # None: nothing was held out
+        figures = {"run": run + 1, "best_val_loss": val, "best_val_bpc": val / math.log(2) if val else None,
+                   "val_loss": r["val_loss"], "steps": r["steps"], "chars_per_sec": r["chars_per_sec"],
+                   "process_s": wall, "plan": plan, "train": " ".join(cmd[2:])}  # fmt: skip
+        harness.emit(a, figures, precision=r["precision"], threads=r.get("threads"))
+        shown = harness.shown
+        harness.say(f"run {run + 1}: best val {shown(val)} nats/char ({shown(figures['best_val_bpc'])} "
+                    f"bits/char), final val {shown(r['val_loss'])}, {r['steps']} steps, "
+                    f"{r['chars_per_sec']:,.0f} chars/s, {r['precision']}, process wall {wall:.1f}s, "
+                    f"plan {plan}")  # fmt: skip
+        if val is not None:
+            best.add(val)
+    if best.values:
+        harness.say(f"median best val loss over {len(best.values)} run(s): {best.median:.4f} nats/char")
 
 
 if __name__ == "__main__":

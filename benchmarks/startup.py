@@ -12,20 +12,22 @@ import torch, the CLI's other imports, and each part of the command.
     python benchmarks/startup.py --runs 7 --cache-bytecode
     python benchmarks/startup.py --checkpoint hi.pt --prefix hihell
     python benchmarks/startup.py --breakdown --runs 5 --cache-bytecode
+    python benchmarks/startup.py --smoke     # each numpy command once, and one breakdown
+
+The breakdown's steps are timed from the training loop's own events (each StepEvent's
+`seconds`), handed to it through `charnext.api.run`. One JSON line per command (or part).
 """
 
 from __future__ import annotations
 
-import argparse
+import json
 import os
-import resource
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+import harness
 
 # `charnext play` to its first frame, without a terminal: the command as typed, its screen
 # replaced by one that types the first character, reads the prediction and leaves.
@@ -46,7 +48,8 @@ main()
 """
 
 # One `charnext train "hihello"` with its parts timed (wall seconds), printed as JSON. torch is
-# imported first here (the command imports it inside), so that its share stands alone.
+# imported first here (the command imports it inside), so that its share stands alone. The parts
+# are public functions the command calls, wrapped; its steps are timed by the loop's events.
 BREAKDOWN = r"""
 import json, sys, time
 t = {}
@@ -59,28 +62,44 @@ t["import the CLI (typer, charnext.config)"] = time.perf_counter() - t0
 t0 = time.perf_counter()
 import charnext.api, charnext.rendering.train_view, charnext.training.runs, charnext.training.trainer
 t["import train's modules (rich, charnext)"] = time.perf_counter() - t0
+from charnext import api
+from charnext.events import StepEvent
 from charnext.modeling import device
 from charnext.rendering import train_view
-from charnext.training import runs, trainer
 
-def timed(owner, name, label):
+def clocked(owner, name, key):
     inner = getattr(owner, name)
     def wrapper(*args, **kwargs):
         s = time.perf_counter()
         try:
             return inner(*args, **kwargs)
         finally:
-            key = label(t) if callable(label) else label
             t[key] = t.get(key, 0.0) + time.perf_counter() - s
     setattr(owner, name, wrapper)
 
+def run_timing_steps(trainer, on_event=None, **options):
+    steps = []  # each step's own seconds (its StepEvent's), and when the event came
+    def listen(event):
+        if isinstance(event, StepEvent):
+            steps.append((event.seconds, time.perf_counter()))
+        if on_event is not None:
+            on_event(event)
+    start = time.perf_counter()
+    result = run(trainer, listen, **options)
+    end = time.perf_counter()
+    own = [seconds for seconds, _ in steps]
+    t["first step"] = own[0]
+    t["other steps"] = sum(own[1:])
+    t["between the steps (events, table rows, validations)"] = steps[-1][1] - start - sum(own)
+    t["after the last step (last validation, checkpoint)"] = end - steps[-1][1]
+    return result
+
+run, api.run = api.run, run_timing_steps
 # here the idle-CPU sample waits its 0.1 s; in a plain run its window is torch's import instead
-timed(device, "configure_threads", "threads (idle-CPU sample, see above)")
-timed(runs, "new_run", "new run (vocabulary, plan, model, optimizer)")
-timed(trainer.Trainer, "_train_step", lambda t: "first step" if "first step" not in t else "other steps")
-timed(trainer.Trainer, "_save", "checkpoint writes")
-timed(train_view, "train_summary", "summary table")
-sys.argv = ["charnext", "train", "hihello"]
+clocked(device, "configure_threads", "threads (idle-CPU sample, see above)")
+clocked(api, "start_run", "new run (vocabulary, plan, model, optimizer)")
+clocked(train_view, "train_summary", "summary table")
+sys.argv = ["charnext", "train", "hihello", *sys.argv[1:]]
 t0 = time.perf_counter()
 try:
     charnext.cli.app.main()
@@ -92,19 +111,28 @@ print(json.dumps(t))
 """
 
 
-def wall(cmd: list[str], env: dict, cwd: str | None = None) -> tuple[float, float]:
-    """Seconds a command takes from start to exit, and the CPU seconds (user + system) it used:
-    on a machine busy with other work the first grows with the wait, the second hardly."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=cwd)
-    elapsed = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+def commands(a, path: Path, folder: str) -> dict[str, list[str]]:
+    """The commands timed, by name (torch-engine variants left out with --smoke)."""
+    script = shutil.which("charnext")
+    charnext = [script] if script else [sys.executable, "-m", "charnext"]
+    predict = [*charnext, "predict", "--prefix", a.prefix, "--checkpoint", str(path)]
+    play = [sys.executable, "-c", PLAY_TO_FIRST_FRAME]
+    out = {
+        "import torch": [sys.executable, "-c", "import torch"],
+        "predict (numpy)": predict,
+        "predict --engine torch": [*predict, "--engine", "torch"],
+        "inspect (numpy)": [*charnext, "inspect", str(path)],
+        "inspect --engine torch": [*charnext, "inspect", str(path), "--engine", "torch"],
+        "play (numpy)": [*play, "-c", str(path)],
+        "play --engine torch": [*play, "-c", str(path), "--engine", "torch"],
+        "report": [*charnext, "report", "-c", str(path), "-o", str(Path(folder) / "r.html")],
+        "train hihello": [*charnext, "train", "hihello", *a.train_options],  # in the folder (checkpoint.pt)
+    }
+    return {name: cmd for name, cmd in out.items() if not (a.smoke and "--engine torch" in name)}
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = harness.parser(__doc__)
     p.add_argument("--checkpoint", help="use this checkpoint instead of training a small one")
     p.add_argument("--prefix", default="hihell")
     p.add_argument("--runs", type=int, default=7, help="runs of each command (median)")
@@ -117,80 +145,68 @@ def main() -> None:
     )
     p.add_argument("--breakdown", action="store_true", help="time the parts of `train hihello` instead")
     a = p.parse_args()
+    a.warmup, a.steps, a.train_options = 1, 100, []
+    harness.smoke(a, runs=1, warmup=0, steps=5, train_options=["--steps", "5"])
     env = dict(os.environ)
     if a.cache_bytecode:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-    print(f"PYTHONDONTWRITEBYTECODE={env.get('PYTHONDONTWRITEBYTECODE', '(unset)')}")
-    if a.breakdown:
-        breakdown(a.runs, env)
-        return
+    harness.say(f"PYTHONDONTWRITEBYTECODE={env.get('PYTHONDONTWRITEBYTECODE', '(unset)')}")
+    if a.breakdown or a.smoke:
+        breakdown(a, env)
+        if not a.smoke:
+            return
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(a.checkpoint) if a.checkpoint else Path(folder) / "hi.pt"
         if not a.checkpoint:
-            subprocess.run([sys.executable, "-c", "import charnext; charnext.train('hihello', out="
-                            f"{str(path)!r}, hidden_size=32, num_layers=1, steps=100, precision='fp32')"],
-                           check=True)  # fmt: skip
-        script = shutil.which("charnext")
-        charnext = [script] if script else [sys.executable, "-m", "charnext"]
-        predict = [*charnext, "predict", "--prefix", a.prefix, "--checkpoint", str(path)]
-        play = [sys.executable, "-c", PLAY_TO_FIRST_FRAME]
-        commands = {
-            "import torch": [sys.executable, "-c", "import torch"],
-            "predict (numpy)": predict,
-            "predict --engine torch": [*predict, "--engine", "torch"],
-            "inspect (numpy)": [*charnext, "inspect", str(path)],
-            "inspect --engine torch": [*charnext, "inspect", str(path), "--engine", "torch"],
-            "play (numpy)": [*play, "-c", str(path)],
-            "play --engine torch": [*play, "-c", str(path), "--engine", "torch"],
-            "report": [*charnext, "report", "-c", str(path), "-o", str(Path(folder) / "r.html")],
-            "train hihello": [*charnext, "train", "hihello"],  # in a folder of its own (checkpoint.pt)
-        }
-        runs_in = {name: folder if name.startswith("train") else None for name in commands}
-        for name, cmd in commands.items():
-            print(f"{name:24s} {' '.join(cmd)}")
-            wall(cmd, env, runs_in[name])  # warm the file cache (and the bytecode cache)
-        times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
-        for _ in range(a.runs):
-            for name, cmd in commands.items():
-                times[name].append(wall(cmd, env, runs_in[name]))
-    for i, what in enumerate(("wall", "CPU")):
-        base = statistics.median(t[i] for t in times["import torch"])
-        print(f"\n{what} time, median of {a.runs} runs:\n")
-        print("| command | seconds | / import torch | runs |")
-        print("| --- | ---: | ---: | --- |")
-        for name, ts in times.items():
-            m = statistics.median(t[i] for t in ts)
-            print(f"| {name} | {m:.3f} | {m / base:.2f} | {', '.join(f'{t[i]:.2f}' for t in ts)} |")
-    m_predict = statistics.median(t[0] for t in times["predict (numpy)"])
-    m_inspect = statistics.median(t[0] for t in times["inspect (numpy)"])
-    base = statistics.median(t[0] for t in times["import torch"])
+            train = (f"import charnext; charnext.train('hihello', out={str(path)!r}, hidden_size=32, "
+                     f"num_layers=1, steps={a.steps}, precision='fp32')")  # fmt: skip
+            harness.run_command([sys.executable, "-c", train])
+        named = commands(a, path, folder)
+        for name, cmd in named.items():
+            words = ["PLAY_TO_FIRST_FRAME" if c == PLAY_TO_FIRST_FRAME else c for c in cmd]
+            harness.say(f"{name:24s} {' '.join(words)}")
+        # the warm-up run of each warms the file cache (and the bytecode cache)
+        times = harness.median_of_runs(named, a.runs, warmup=a.warmup, env=env, cwd=folder)
+    base = times["import torch"]
+    records = []
+    for name, runs in times.items():
+        figures = {"name": name, "wall_s": runs.median, "wall_over_import_torch": runs.median / base.median,
+                   "cpu_s": runs.cpu_median, "cpu_over_import_torch": runs.cpu_median / base.cpu_median,
+                   "runs_s": runs.values, "cpu_runs_s": runs.cpu}  # fmt: skip
+        records.append(harness.emit(a, figures, precision="fp32"))
+    harness.table(records, ["name", "wall_s", "wall_over_import_torch", "cpu_s", "cpu_over_import_torch"])
+    targets(times)
+
+
+def targets(times: dict[str, harness.Runs]) -> None:
+    """The issues' targets, met or not (wall time)."""
+    base, m_predict = times["import torch"].median, times["predict (numpy)"].median
+    m_inspect, m_train = times["inspect (numpy)"].median, times["train hihello"].median
     ok = m_predict <= 0.35 and m_predict <= base / 4
-    print(f"\npredict: {m_predict:.3f} s, {m_predict / base:.2f} of import torch "
-          f"(target <= 0.35 s and <= 0.25: {'met' if ok else 'NOT met'})")  # fmt: skip
-    print(f"inspect: {m_inspect:.3f} s (target <= 0.35 s: {'met' if m_inspect <= 0.35 else 'NOT met'})")
-    m_train = statistics.median(t[0] for t in times["train hihello"])
-    print(f"train hihello: {m_train:.3f} s, {m_train / base:.2f}x import torch "
-          f"(target <= 1.25x: {'met' if m_train <= 1.25 * base else 'NOT met'})")  # fmt: skip
+    harness.say(f"\npredict: {m_predict:.3f} s, {m_predict / base:.2f} of import torch "
+                f"(target <= 0.35 s and <= 0.25: {'met' if ok else 'NOT met'})")  # fmt: skip
+    harness.say(f"inspect: {m_inspect:.3f} s (target <= 0.35 s: {'met' if m_inspect <= 0.35 else 'NOT met'})")
+    harness.say(f"train hihello: {m_train:.3f} s, {m_train / base:.2f}x import torch "
+                f"(target <= 1.25x: {'met' if m_train <= 1.25 * base else 'NOT met'})")  # fmt: skip
 
 
-def breakdown(runs: int, env: dict) -> None:
-    """The parts of `charnext train "hihello"`, each the median of `runs` processes."""
-    import json
-
-    results = []
+def breakdown(a, env: dict) -> None:
+    """The parts of `charnext train "hihello"`, each the median of `a.runs` processes (after one
+    that warms the caches)."""
+    parts: dict[str, harness.Runs] = {}
     with tempfile.TemporaryDirectory() as folder:
-        for i in range(runs + 1):  # the first warms the caches
-            cmd = [sys.executable, "-c", BREAKDOWN]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env, cwd=folder)
-            if i:
-                results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(f"\nparts of `charnext train hihello`, wall seconds, median of {runs} processes:\n")
-    print("| part | seconds | runs |")
-    print("| --- | ---: | --- |")
-    for key in results[0]:
-        values = [r.get(key, 0.0) for r in results]
-        print(f"| {key} | {statistics.median(values):.3f} | {', '.join(f'{v:.3f}' for v in values)} |")
+        for i in range(a.warmup + a.runs):
+            out = harness.run_command(
+                [sys.executable, "-c", BREAKDOWN, *a.train_options], env=env, cwd=folder
+            )
+            if i >= a.warmup:
+                for key, value in json.loads(out.strip().splitlines()[-1]).items():
+                    parts.setdefault(key, harness.Runs()).add(value)
+    harness.say(f"\nparts of `charnext train hihello`, wall seconds, median of {a.runs} processes:")
+    records = [harness.emit(a, {"part": key, "seconds": runs.median, "runs_s": runs.values}, precision="fp32")
+               for key, runs in parts.items()]  # fmt: skip
+    harness.table(records, ["part", "seconds", "runs_s"])
 
 
 if __name__ == "__main__":

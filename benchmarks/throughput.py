@@ -1,25 +1,30 @@
 """Training throughput of charnext end to end against the bare PyTorch step.
 
-Runs `../shared/bench/raw_rnn_loop.py` (the ceiling: one training step on tensors made up
-front) and charnext's Trainer on real text with the same cell, sizes, window, batch and
-precision, alternating them several times, and prints the medians and their ratio.
+Runs benchmarks/raw_rnn_loop.py (the ceiling: one training step on tensors made up front; a
+copy of ../shared/bench/raw_rnn_loop.py) and charnext's training loop on real text with the same
+cell, sizes, window, batch and precision, alternating them several times, and prints the
+medians and their ratio.
 
     python benchmarks/throughput.py --cell lstm --precision bf16 --rounds 3
+    python benchmarks/throughput.py --smoke        # a tiny model, 3 steps, one round
+
+charnext's rate is measured around whole steps of its loop (between the StepEvents that
+`charnext.train` hands to `on_event`: batching, reporting and bookkeeping included); the step
+alone (each StepEvent's `seconds`) is given beside it. The text is tinyshakespeare.txt of the
+data folder unless --text. One JSON line.
 """
 
 from __future__ import annotations
 
-import argparse
 import re
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-RAW = HERE.parent.parent / "shared" / "bench" / "raw_rnn_loop.py"
-TEXT = HERE.parent.parent / "shared" / "data" / "tinyshakespeare.txt"
+import harness
+
+RAW = Path(__file__).resolve().parent / "raw_rnn_loop.py"
+WARMUP = 3  # charnext steps not counted
 
 
 def raw_rate(a) -> float:
@@ -27,39 +32,44 @@ def raw_rate(a) -> float:
            "--num-layers", str(a.num_layers), "--embedding-size", str(a.embedding_size),
            "--seq-len", str(a.seq_len), "--batch-size", str(a.batch_size), "--vocab-size", "65",
            "--steps", str(a.steps), "--precision", a.precision]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    print("  " + out.strip())
+    out = harness.run_command(cmd)
+    harness.say("  " + out.strip())
     return float(re.search(r"([\d,]+) chars/s", out).group(1).replace(",", ""))
 
 
-def charnext_rate(a) -> float:
-    """Median chars/s of charnext training steps, measured around whole steps of trainer.run()."""
-    import torch  # noqa: F401
-
-    from charnext.config import TrainConfig
+def charnext_rate(a, text: str) -> tuple[float, float]:
+    """Median chars/s of charnext's training steps: around whole steps of the loop, and of the
+    step alone."""
+    from charnext import api
+    from charnext.config import ModelConfig, TrainConfig
     from charnext.events import StepEvent
-    from charnext.training.runs import new_run
 
-    text = Path(a.text).read_text(encoding="utf-8")
-    config = TrainConfig(steps=a.steps + 3, seq_len=a.seq_len, batch_size=a.batch_size, precision=a.precision,
-                         device="cpu", val_fraction=0.0, random_windows=a.random_windows)  # fmt: skip
-    trainer = new_run(text, None, config, None, cell=a.cell, hidden_size=a.hidden_size,
-                          num_layers=a.num_layers, embedding_size=a.embedding_size)  # fmt: skip
-    rates, last = [], None
-    for event in trainer.run():
+    whole, alone, last = harness.Runs(), harness.Runs(), None
+
+    def on_event(event) -> None:
+        nonlocal last
         if isinstance(event, StepEvent):
             now = time.perf_counter()
-            if last is not None and event.step > 3:
-                rates.append(a.batch_size * trainer.seq_len / (now - last))
+            if last is not None and event.step > WARMUP:
+                whole.add(now - last)
+                alone.add(event.seconds)
             last = now
-    rate = statistics.median(rates)
-    print(f"  charnext {a.cell} loop: {rate:,.0f} chars/s median over {len(rates)} steps (whole steps, "
-          f"with batching, reporting and bookkeeping)")  # fmt: skip
-    return rate
+
+    model = ModelConfig(cell=a.cell, hidden_size=a.hidden_size, num_layers=a.num_layers,
+                        embedding_size=a.embedding_size)  # fmt: skip
+    config = TrainConfig(steps=a.steps + WARMUP, seq_len=a.seq_len, batch_size=a.batch_size,
+                         precision=a.precision, device="cpu", val_fraction=0.0,
+                         random_windows=a.random_windows)  # fmt: skip
+    result = api.train(text, None, model=model, config=config, on_event=on_event)
+    chars = result.batch_size * result.seq_len
+    rate, step_rate = chars / whole.median, chars / alone.median
+    harness.say(f"  charnext {a.cell} loop: {rate:,.0f} chars/s median over {len(whole.values)} whole steps "
+                f"(with batching, reporting and bookkeeping); the step alone {step_rate:,.0f}")  # fmt: skip
+    return rate, step_rate
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = harness.parser(__doc__)
     p.add_argument("--cell", default="lstm")
     p.add_argument("--hidden-size", type=int, default=256)
     p.add_argument("--num-layers", type=int, default=2)
@@ -70,16 +80,30 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--random-windows", action="store_true")
-    p.add_argument("--text", default=str(TEXT))
-    p.add_argument("--raw", default=str(RAW))
+    p.add_argument("--text", type=Path, help="text to train on [default: tinyshakespeare.txt of the data]")
+    p.add_argument("--raw", type=Path, default=RAW, help="the bare PyTorch loop [default: %(default)s]")
     a = p.parse_args()
-    raws, ours = [], []
+    harness.smoke(
+        a, hidden_size=16, num_layers=1, embedding_size=8, seq_len=16, batch_size=4, steps=3, rounds=1
+    )
+    text = (a.text or harness.data_file(a, "tinyshakespeare.txt")).read_text(encoding="utf-8")
+    raws, ours, steps = harness.Runs(), harness.Runs(), harness.Runs()
     for r in range(a.rounds):
-        print(f"round {r + 1}/{a.rounds}")
-        raws.append(raw_rate(a))
-        ours.append(charnext_rate(a))
-    raw, mine = statistics.median(raws), statistics.median(ours)
-    print(f"raw median {raw:,.0f} chars/s; charnext median {mine:,.0f} chars/s; ratio {mine / raw:.3f}")
+        harness.say(f"round {r + 1}/{a.rounds}")
+        raws.add(raw_rate(a))
+        rate, step_rate = charnext_rate(a, text)
+        ours.add(rate)
+        steps.add(step_rate)
+    import torch
+
+    figures = {"cell": a.cell, "shape": f"{a.num_layers}x{a.hidden_size}, embedding {a.embedding_size}",
+               "batch": f"{a.batch_size}x{a.seq_len}", "raw_chars_per_sec": raws.median,
+               "charnext_chars_per_sec": ours.median, "ratio": ours.median / raws.median,
+               "step_alone_chars_per_sec": steps.median, "raw_runs": raws.values,
+               "charnext_runs": ours.values}  # fmt: skip
+    harness.emit(a, figures, precision=a.precision, threads=torch.get_num_threads())
+    harness.say(f"raw median {raws.median:,.0f} chars/s; charnext median {ours.median:,.0f} chars/s; "
+                f"ratio {ours.median / raws.median:.3f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ class StepEvent:
     chars_per_sec: float  # training characters over training time, recent steps (see TrainResult)
     elapsed: float  # seconds since training started (this session)
     val_loss: float | None  # latest validation loss
+    seconds: float  # this optimizer step alone (forward, backward, update), as train_time counts it
 
 
 @dataclass

@@ -106,6 +106,16 @@ def test_resume_is_bitwise_identical(poem, tmp_path, random_windows):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_step_events_time_each_step(poem):
+    """Each StepEvent's `seconds` is its optimizer step alone: together, the result's train_time."""
+    steps = []
+    result = api.train(poem, None, steps=5, seq_len=16, batch_size=4, val_fraction=0.0, on_event=lambda e: (
+        steps.append(e) if isinstance(e, StepEvent) else None), **SMALL)  # fmt: skip
+    assert [e.step for e in steps] == [1, 2, 3, 4, 5] and all(e.seconds > 0 for e in steps)
+    assert sum(e.seconds for e in steps) == pytest.approx(result.train_time)
+    assert all(e.seconds <= e.elapsed for e in steps)
+
+
 def test_resume_refuses_another_text(poem, tmp_path):
     api.train(poem, tmp_path / "p.pt", steps=2, **SMALL)
     with pytest.raises(TextError, match="init-from"):

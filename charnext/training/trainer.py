@@ -318,9 +318,8 @@ class Trainer:
         fraction = self.schedule.fraction(self.step, elapsed)
         if self.average is not None and applied and self.average.due(self.step, fraction):
             self.average.update()
-        return StepEvent(
-            self.step, self.schedule.total, fraction, session.loss, lr, rate, elapsed, session.last_val
-        )
+        total, last_val = self.schedule.total, session.last_val
+        return StepEvent(self.step, total, fraction, session.loss, lr, rate, elapsed, last_val, seconds)
 
     def _validate_and_save(
         self, session: _Session, elapsed: float, log: MetricsLog | None
