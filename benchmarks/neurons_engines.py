@@ -39,11 +39,11 @@ def record_times(ckpt_path: str, text: str, runs: int) -> dict[str, harness.Runs
     return harness.median_of_runs(scans, runs)
 
 
-def command_times(ckpt: str, text: Path, out: Path, runs: int) -> dict[str, harness.Runs]:
+def command_times(ckpt: str, text: Path, out: Path, runs: int, engines=ENGINES) -> dict[str, harness.Runs]:
     """Seconds `charnext neurons` and `charnext report --file` take per engine, fresh processes."""
     charnext = [sys.executable, "-m", "charnext"]
     commands = {}
-    for engine in ENGINES:
+    for engine in engines:
         options = ["-c", ckpt, "-f", str(text), "--skip-unknown", "--max-chars", "0", "--engine", engine]
         commands[f"neurons {engine}"] = [*charnext, "neurons", *options]
         commands[f"report {engine}"] = [*charnext, "report", *options, "-o", str(out)]
@@ -69,7 +69,8 @@ def main() -> None:
         import torch  # loaded by the torch engine's scan
 
         threads = torch.get_num_threads()
-        commands = command_times(ckpt, text_file, folder / "report.html", a.runs)
+        engines = ("numpy",) if a.smoke else ENGINES  # the torch engine's commands: its scan is timed above
+        commands = command_times(ckpt, text_file, folder / "report.html", a.runs, engines)
     harness.say(f"{len(text):,} characters, {a.runs} runs, medians:")
     records = []
     for what, times, in_process in (("record (scan)", recorded, True), ("commands", commands, False)):
@@ -83,7 +84,8 @@ def main() -> None:
     harness.table(records, ["what", "engine", "wall_s", "cpu_s"])
     wall = {(r["what"], r["engine"]): r["wall_s"] for r in records}
     for what in ("record (scan)", "neurons", "report"):
-        harness.say(f"  {what}: numpy / torch = {wall[what, 'numpy'] / wall[what, 'torch']:.2f}")
+        if (what, "torch") in wall:
+            harness.say(f"  {what}: numpy / torch = {wall[what, 'numpy'] / wall[what, 'torch']:.2f}")
 
 
 if __name__ == "__main__":
