@@ -149,7 +149,7 @@ def test_surprise_matches_one_pass(with_validation):
     position of the stretch (not only where the model happened to be right)."""
     ckpt = api.load(with_validation)
     text = POEM * 2
-    whole = api.predict(ckpt, text, top_k=len(ckpt.vocab)).steps  # steps[i] predicts text[i + 1]
+    whole = api.predict(ckpt, text, alternatives=len(ckpt.vocab)).steps  # steps[i] predicts text[i + 1]
     view = api.surprisal(ckpt, text, offset=100, length=40)
     assert [c.position for c in view.chars] == list(range(100, 140))
     for c in view.chars:

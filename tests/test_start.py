@@ -59,18 +59,18 @@ def test_every_view_agrees_with_training(line_model):
 
     # predict, on both engines, and through the CLI's JSON
     for c in (ckpt, torch_ckpt):
-        for t, s in enumerate(api.predict(c, PREFIX, top_k=5).steps):
+        for t, s in enumerate(api.predict(c, PREFIX, alternatives=5).steps):
             check(s.top, t, c.engine)
     out = CliRunner().invoke(app, ["predict", PREFIX, "-c", str(line_model), "--json", "--alternatives", "5"])
     assert out.exit_code == 0, out.output
     for t, s in enumerate(json.loads(out.stdout)["steps"]):
         check([(x["char"], x["probability"]) for x in s["top"]], t, "cli")
     # a prefix that begins with the newline the line starts with reads the same
-    for t, s in enumerate(api.predict(ckpt, "\n" + PREFIX, top_k=5).steps[1:]):
+    for t, s in enumerate(api.predict(ckpt, "\n" + PREFIX, alternatives=5).steps[1:]):
         check(s.top, t, "newline first")
 
     # evaluate --show: the probability of each character of the line, and evaluate's loss
-    view = api.surprisal(ckpt, PREFIX + "\n", top_k=5)
+    view = api.surprisal(ckpt, PREFIX + "\n", alternatives=5)
     for t, c in enumerate(view.chars):
         assert abs(c.prob - truth[t, chars.index(c.char)]) < TOL, ("surprisal", t)
     targets = [chars.index(c) for c in PREFIX + "\n"]

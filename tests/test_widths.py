@@ -39,7 +39,7 @@ def poem_ckpt(tmp_path_factory):
 @pytest.mark.parametrize("k", [3, 5])
 def test_predict_never_breaks_a_pair(poem_ckpt, width, k):
     ckpt, _ = poem_ckpt
-    steps = api.predict(ckpt, "Tyger, burning", top_k=k).steps
+    steps = api.predict(ckpt, "Tyger, burning", alternatives=k).steps
     lines = rendered(width, predict_view.prediction_table(steps, k, width=width))
     assert max(len(line) for line in lines) <= width
     for s in steps:

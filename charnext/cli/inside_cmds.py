@@ -44,8 +44,8 @@ def neurons(
     from charnext import api
     from charnext.rendering import console, neurons_view
 
-    content = read_input(text, file, "to read")
-    request = api.NeuronsRequest(content, unit, top, max_chars, offset, show_chars, skip_unknown)
+    request = api.NeuronsRequest("", unit, top, max_chars, offset, show_chars, skip_unknown)  # checked
+    request = dataclasses.replace(request, text=read_input(text, file, "to read"))
     report = api.neurons(api.load(checkpoint, device.value, engine.value), request)
     warn_skipped(report.scan.skipped)
     finish(report, json_out, lambda: neurons_view.show_report(console.console(), report))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -35,9 +36,9 @@ def evaluate(
     from charnext import api
     from charnext.rendering import console, evaluate_view
 
+    request = api.EvaluateRequest("", skip_unknown, show, show_chars, offset, most)  # values checked
     content = read_input(text, file, "to score")
-    request = api.EvaluateRequest(content, skip_unknown, show, show_chars, offset, most)
-    report = api.score(api.load(checkpoint, device.value), request)
+    report = api.score(api.load(checkpoint, device.value), dataclasses.replace(request, text=content))
     warn_skipped(report.evaluation.skipped_chars)
     source = evaluate_view.source_name(text, file, len(content))
     finish(
