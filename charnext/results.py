@@ -54,7 +54,9 @@ class PredictRequest:
         at_least(1, alternatives=self.alternatives)
         check_counts(self.length, self.num_samples)
         if not self.prefix and not self.length:
-            raise InvalidValue("prefix", "is empty and {length} is 0: nothing to read or draw", "length")
+            raise InvalidValue(
+                "prefix", "is empty and {length} is 0: give a prefix to read or a length to draw", "length"
+            )
         greedy = self.sample is None or self.sample.temperature == 0
         if greedy and self.num_samples > 1 and self.length:
             raise InvalidValue("num_samples", "must be 1 when {temperature} is 0 (greedy): every sample "
