@@ -14,8 +14,6 @@ the CPU) and never import torch; `evaluate` and `train` use torch, imported when
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +25,7 @@ from charnext.events import EvalResult
 from charnext.inference.evaluation import Evaluation, evaluate_text, seen_in_training
 from charnext.inference.sampling import generate as _generate
 from charnext.inference.steps import StepPrediction, predict_steps
+from charnext.inference.streams import Stream, StreamBatch, StreamSpec, Token
 from charnext.results import (
     Completion,
     Description,
@@ -45,6 +44,7 @@ from charnext.storage.checkpoint import Checkpoint
 from charnext.storage.checkpoint import load as _load_checkpoint
 from charnext.text.source import Source
 from charnext.text.vocab import Vocab
+from charnext.training.handle import training_processes
 
 if TYPE_CHECKING:  # torch's modules load on first use: load, predict and generate never need them
     from charnext.events import Event, TrainResult
@@ -55,8 +55,9 @@ if TYPE_CHECKING:  # torch's modules load on first use: load, predict and genera
     from charnext.modeling.loss import sequence_loss
     from charnext.modeling.model import CharModel as Model
     from charnext.text.prepare import PrepareResult
-    from charnext.training.distributed import Processes
     from charnext.training.handle import RunHeader, TrainingRun
+
+# `training_processes` (charnext.training.handle) is the API's too: the processes a run trains in
 
 # The one list of public names: `charnext` re-exports exactly these (lazily), and a test holds
 # every public function of this module to it.
@@ -67,11 +68,12 @@ __all__ = [
     "CharSurprise", "Completion", "Description", "EvalResult", "EvaluateReport", "EvaluateRequest",
     "Evaluation", "ExportResult", "NeuronsReport", "NeuronsRequest", "PlayRequest", "PredictRequest",
     "PredictResult", "PrepareResult", "ReportRequest", "RunHeader", "Source", "StepPrediction",
-    "Surprise", "TrainRequest", "TrainResult", "TrainingRun",
+    "Stream", "StreamBatch", "StreamSpec", "Surprise", "Token", "TrainRequest", "TrainResult",
+    "TrainingRun",
     # functions
     "complete", "describe", "evaluate", "export", "generate", "generate_stream", "load", "neurons",
     "play_session", "predict", "prepare", "report_page", "score", "seen_in_training",
-    "sequence_loss", "start_run", "surprisal", "train", "training_processes", "web_page",
+    "sequence_loss", "start_run", "streams", "surprisal", "train", "training_processes", "web_page",
 ]  # fmt: skip
 
 
@@ -178,6 +180,13 @@ def generate(
     return out
 
 
+def streams(ckpt: Checkpoint) -> StreamBatch:
+    """Independent streams of the checkpoint drawn together (continuous batching): `add` a
+    StreamSpec (its prompt, length, sampling, PCG32 stream, stop strings), `step()` them all.
+    A line-mode model's streams end at their line's end."""
+    return StreamBatch(ckpt.runner, ckpt.vocab, ckpt.start)
+
+
 def complete(
     ckpt: Checkpoint,
     request: PredictRequest | None = None,
@@ -197,7 +206,9 @@ def complete(
     kept, n, sample = prediction.prefix, request.length, request.sample
     streamed = on_char is not None and n > 0 and request.num_samples == 1 and not ckpt.line_mode
     samples: list[str] = []
-    if streamed:
+    if n and (request.stop or request.best_of):  # independent streams: stops, the best of several
+        samples = _drawn(ckpt, kept, request, on_char if streamed else None)
+    elif streamed:
         parts = []
         for chars in generate_stream(ckpt, kept, n, sample):  # each character the moment it comes
             on_char(chars[0])
@@ -209,6 +220,19 @@ def complete(
     steps = predict(ckpt, kept + samples[0], request.alternatives).steps[len(kept) :] if (
         request.generated_steps and samples) else []  # fmt: skip
     return Completion(prediction, samples, sample.seed if sample else None, seen, steps, streamed)
+
+
+def _drawn(ckpt: Checkpoint, prefix: str, r: PredictRequest, on_char: Callable | None) -> list[str]:
+    """The continuations of `r` as independent streams (stream i of the seed is sample i): each
+    ends at a stop string; with best_of, the num_samples of highest mean log-probability."""
+    specs = [
+        StreamSpec(prefix, r.length, r.sample or SampleConfig(), i, r.stop)
+        for i in range(r.best_of or r.num_samples)
+    ]
+    drawn = streams(ckpt).run(specs, on_char)
+    if r.best_of:
+        drawn.sort(key=lambda s: -s.mean_logprob)
+    return [s.text for s in drawn[: r.num_samples]]
 
 
 def evaluate(ckpt: Checkpoint, text: str, skip_unknown: bool = False, precision: str = "fp32") -> Evaluation:
@@ -364,37 +388,7 @@ def start_run(source: Source | str | None, request: TrainRequest | None = None, 
     equal; `source` may be None: the run reopens its text), or new on
     `source` (a Source, or a text; from `init_from`'s weights if given; the options not given are
     planned). Nothing is trained yet: call the handle's `run()` or iterate its `events()`."""
-    from charnext.training.handle import TrainingRun
-    from charnext.training.runs import new_run, resume_run
+    from charnext.training.handle import start
 
-    if request is None:  # the request's own fields, and training options beside them
-        own = {f.name for f in dataclasses.fields(TrainRequest)}
-        options = {k: v for k, v in fields.items() if k not in own}
-        request = TrainRequest(**{k: v for k, v in fields.items() if k in own}, options=options)
-    r = request
-    if isinstance(source, str):
-        source = Source.literal(source)
-    if r.resume is not None:
-        return TrainingRun(resume_run(r.resume, source, out=r.out, command=r.command, **r.options))
-    model_options, train_options = split_options(r.options)
-    return TrainingRun(new_run(
-        source, ModelConfig(**model_options), TrainConfig(**train_options), r.out or Path("checkpoint.pt"),
-        init_from=r.init_from, extend_vocab=r.extend_vocab, command=r.command, given=set(r.options),
-    ))  # fmt: skip
-
-
-@contextlib.contextmanager
-def training_processes(
-    device: str = "auto", timeout: float = 600.0, threads: int | None = None
-) -> Iterator[Processes]:
-    """The processes a run trains in (one, or torchrun's), `threads` CPU threads each (default: the
-    idle cores, counted over torch's import here), for a block; yields `.main`, `.rank`, `.world`."""
-    from charnext.modeling.cpuload import IdleSample
-
-    idle = IdleSample()  # its window: the imports below (torch's, seconds), not a pause of its own
-    from charnext.modeling.device import configure_threads
-    from charnext.training import distributed
-
-    configure_threads(threads, idle)
-    with distributed.process_group(device, timeout) as procs:
-        yield procs
+    source = Source.literal(source) if isinstance(source, str) else source
+    return start(source, request or TrainRequest.of(**fields))

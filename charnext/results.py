@@ -3,6 +3,7 @@ with the `to_dict()` that is its command's `--json` (so the view and the JSON ca
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import re
 from dataclasses import dataclass, field
@@ -35,6 +36,19 @@ def check_counts(length: int, num_samples: int) -> None:
     at_least(1, num_samples=num_samples)
 
 
+MAX_STOPS = 4  # stop strings a request may give (as OpenAI's API allows)
+
+
+def check_stops(stop: tuple[str, ...]) -> None:
+    """The one check of stop strings: at most MAX_STOPS, each a text of one character or more."""
+    if isinstance(stop, str) or not isinstance(stop, tuple | list):
+        raise InvalidValue("stop", f"must be a list of texts, not {stop!r}")
+    if len(stop) > MAX_STOPS:
+        raise InvalidValue("stop", f"takes at most {MAX_STOPS} texts, not {len(stop)}")
+    if not all(isinstance(s, str) and s for s in stop):
+        raise InvalidValue("stop", "must be texts of one character or more")
+
+
 UNIT = re.compile(r"\s*(\d+)\s*:\s*([ch]?)\s*(\d+)\s*")  # LAYER:INDEX, LAYER:hINDEX, LAYER:cINDEX
 
 
@@ -49,10 +63,20 @@ class PredictRequest:
     alternatives: int = 3  # most likely characters shown per step
     skip_unknown: bool = False  # drop the characters the vocabulary lacks instead of refusing them
     generated_steps: bool = False  # also the per-step predictions over the first continuation
+    stop: tuple[str, ...] = ()  # a continuation ends where it reaches one of these (not kept)
+    best_of: int | None = None  # draw this many, keep the num_samples most likely (mean log-prob)
 
     def __post_init__(self) -> None:
         at_least(1, alternatives=self.alternatives)
         check_counts(self.length, self.num_samples)
+        check_stops(self.stop)
+        if self.best_of is not None:
+            at_least(1, best_of=self.best_of)
+            if self.best_of < self.num_samples:
+                n, best = self.num_samples, self.best_of
+                raise InvalidValue(
+                    "best_of", f"must be at least {{num_samples}} ({n}), not {best}", "num_samples"
+                )
         if not self.prefix and not self.length:
             raise InvalidValue(
                 "prefix", "is empty and {length} is 0: give a prefix to read or a length to draw", "length"
@@ -129,6 +153,13 @@ class TrainRequest:
     command: list[str] | None = None  # the command line, for the checkpoint's provenance
     threads: int | None = None  # CPU threads (None: the idle cores)
     dist_timeout: float | str = 600.0  # seconds (or "10m") a process waits for the others
+
+    @classmethod
+    def of(cls, **fields) -> TrainRequest:
+        """A request of its own fields, the training options among them put in `options`."""
+        own = {f.name for f in dataclasses.fields(cls)}
+        options = {**fields.pop("options", {}), **{k: v for k, v in fields.items() if k not in own}}
+        return cls(**{k: v for k, v in fields.items() if k in own}, options=options)
 
     def __post_init__(self) -> None:
         check_options(self.options)

@@ -28,6 +28,7 @@ TEXT_BAD = {  # text options that have a form, and a value outside it
     "max_time": ["soon", "-5s", "0"],
     "dist_timeout": ["soon", "0s"],
     "unit": ["seven", "1-2"],
+    "stop": [""],
 }
 FREE_TEXT = {"prefix", "prefix_option", "sample_prompt", "out"}  # any text is a value
 

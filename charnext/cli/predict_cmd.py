@@ -31,6 +31,22 @@ def predict(
     seed: options.PredictSeed = None,
     num_samples: Annotated[int, typer.Option(help="Continuations to generate.")] = 1,
     alternatives: options.Alternatives = 3,
+    stop: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--stop",
+            help="End a continuation where it reaches this text, left out (repeatable, up to 4).",
+            show_default=False,
+        ),
+    ] = None,
+    best_of: Annotated[
+        int | None,
+        typer.Option(
+            "--best-of",
+            help="Draw N continuations and keep the --num-samples most likely (mean log-probability).",
+            show_default=False,
+        ),
+    ] = None,
     table: Annotated[
         bool, typer.Option("--table", help="Also tabulate the generated steps (the last 60).")
     ] = False,
@@ -58,7 +74,7 @@ def predict(
     request = api.PredictRequest(
         prefix=prefix if prefix is not None else prefix_option or "", length=length, sample=sample,
         num_samples=num_samples, alternatives=alternatives, skip_unknown=skip_unknown,
-        generated_steps=table and not text_only and not json_out,
+        generated_steps=table and not text_only and not json_out, stop=tuple(stop or ()), best_of=best_of,
     )  # fmt: skip
     ckpt = api.load(checkpoint, device.value, engine.value)
     con = console.console(stderr=json_out)

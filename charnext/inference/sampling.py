@@ -23,7 +23,7 @@ from charnext.text.vocab import Vocab
 if TYPE_CHECKING:
     from charnext.modeling.model import CharModel
 
-__all__ = ["SampleConfig", "Sampler", "choose", "generate"]
+__all__ = ["SampleConfig", "Sampler", "choose", "choose_each", "generate", "stream_rng"]
 
 
 def choose(logits: np.ndarray, sample: SampleConfig, rngs: list[Pcg32]) -> np.ndarray:
@@ -52,6 +52,24 @@ def choose(logits: np.ndarray, sample: SampleConfig, rngs: list[Pcg32]) -> np.nd
     chosen = (cdf <= u[:, None]).sum(axis=-1)
     if chosen.max() >= V:  # u rounded up to the total: take the last possible character
         chosen = np.minimum(chosen, V - 1 - (p[:, ::-1] > 0).argmax(axis=-1))
+    return chosen
+
+
+def stream_rng(seed: int, stream: int) -> Pcg32:
+    """The generator of one independent stream: PCG32 stream `stream` of `seed` (sample i of
+    `predict --seed S` is stream i)."""
+    return Pcg32(seed, stream)
+
+
+def choose_each(logits: np.ndarray, samples: list[SampleConfig], rngs: list[Pcg32]) -> np.ndarray:
+    """logits (N, V) -> chosen indices (N,), row i with `samples[i]` and `rngs[i]`: rows with the
+    same settings drawn together (the draw of each row is its own either way)."""
+    chosen = np.empty(len(logits), dtype=np.intp)
+    groups: dict[tuple, list[int]] = {}
+    for i, s in enumerate(samples):
+        groups.setdefault((s.temperature, s.top_k, s.top_p), []).append(i)
+    for rows in groups.values():
+        chosen[rows] = choose(logits[rows], samples[rows[0]], [rngs[i] for i in rows])
     return chosen
 
 

@@ -42,6 +42,70 @@ def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+# Every product of the forward pass takes its rows in blocks whose size is one of BUCKETS (a
+# short block padded with zero rows), so that a row's result never depends on the rows beside
+# it: a stream reads the same alone as in any batch (charnext.inference.streams), and a seeded
+# sample equals `predict --seed`. BLAS does not promise this: OpenBLAS gives a row other bits in
+# a one-row product (gemv) than in a larger one, and switches kernels by size (measured on an
+# Intel Xeon: the head of a 2x256 LSTM over 65 characters changes its results from 61 rows up).
+# So each weight matrix is probed once for the longest run of BUCKETS that agree; a product
+# pads a few rows up to the run's smallest size and cuts many into blocks of its largest.
+BUCKETS = (2, 4, 8, 16, 32, 64, 128, 256)
+
+
+def agreeing_sizes(w: np.ndarray) -> tuple[int, int]:
+    """(smallest, largest): the longest run of BUCKETS over which a product with `w` gives each
+    row the same bits at every size, probed with varied rows: each size against two products
+    of half its size over the same rows."""
+    x = np.sin(np.arange(BUCKETS[-1] * w.shape[0]) * 0.7).astype(np.float32).reshape(BUCKETS[-1], -1)
+    agrees = []  # agrees[i]: BUCKETS[i + 1] gives the bits of BUCKETS[i]
+    for small, size in zip(BUCKETS, BUCKETS[1:]):
+        halves = np.concatenate([x[:small] @ w, x[small:size] @ w])
+        agrees.append(bool(np.array_equal(x[:size] @ w, halves)))
+    best, lo = (0, 0), 0
+    for i in range(len(BUCKETS)):
+        if i > 0 and not agrees[i - 1]:
+            lo = i
+        if i - lo > best[1] - best[0]:
+            best = (lo, i)
+    return BUCKETS[best[0]], BUCKETS[best[1]]
+
+
+def row_product(x: np.ndarray, w: np.ndarray, sizes: tuple[int, int]) -> np.ndarray:
+    """x (M, K) @ w (K, N) in blocks of sizes[1] rows, a short one padded up to a bucket of at
+    least sizes[0] rows."""
+    smallest, block = sizes
+    M = x.shape[0]
+    if M == block or (smallest <= M < block and M in BUCKETS):
+        return x @ w
+    out = np.empty((M, w.shape[1]), dtype=np.float32)
+    for i in range(0, M, block):
+        part = x[i : i + block]
+        m = len(part)
+        size = next(b for b in BUCKETS if b >= max(m, smallest))
+        if size == m:
+            np.matmul(part, w, out=out[i : i + m])
+        else:
+            padded = np.zeros((size, x.shape[1]), dtype=np.float32)
+            padded[:m] = part
+            out[i : i + m] = (padded @ w)[:m]
+    return out
+
+
+class _Products:
+    """Row-independent products with weight matrices, each probed once (a matrix that replaces
+    another, as the page's rounded weights do in a copy of the model, is probed anew)."""
+
+    def __init__(self):
+        self.sizes: dict[int, tuple[np.ndarray, tuple[int, int]]] = {}  # id -> (matrix, sizes)
+
+    def __call__(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        known = self.sizes.get(id(w))
+        if known is None or known[0] is not w:
+            known = self.sizes[id(w)] = (w, agreeing_sizes(w))
+        return row_product(x, w, known[1])
+
+
 class _Layer:
     """One recurrent layer, its weights transposed for `x @ w` and prepared as described above."""
 
@@ -77,6 +141,7 @@ class _Layer:
             self.w_ih = np.ascontiguousarray(w_ih.T, dtype=np.float32)  # (H, gates)
             self.b_in = b_in.astype(np.float32)
         self.w_hh = np.ascontiguousarray(w_hh.T, dtype=np.float32)  # (H, gates)
+        self.product = _Products()
 
     def inputs(self, x: np.ndarray) -> np.ndarray:
         """What the input adds to the gates: idx (B, T) for the first layer, else (B, T, H)
@@ -84,7 +149,7 @@ class _Layer:
         if self.w_ih is None:
             return self.table[x]
         B, T, H = x.shape
-        out = x.reshape(B * T, H) @ self.w_ih  # one 2-D product (a 3-D one loops over B)
+        out = self.product(x.reshape(B * T, H), self.w_ih)  # one 2-D product (a 3-D one loops over B)
         out += self.b_in
         return out.reshape(B, T, -1)
 
@@ -101,7 +166,7 @@ class _Layer:
                 last = t == T - 1
                 h_new = new[:, :H] if last else np.empty((B, H), dtype=np.float32)
                 c_new = new[:, H:] if last else np.empty((B, H), dtype=np.float32)
-                g = h @ self.w_hh  # (B, 4H): i f o g
+                g = self.product(h, self.w_hh)  # (B, 4H): i f o g
                 g += gx[:, t]
                 np.tanh(g, out=g)
                 s = g[:, : 3 * H]
@@ -121,7 +186,7 @@ class _Layer:
             h = state
             for t in range(T):
                 h_new = new if t == T - 1 else np.empty((B, H), dtype=np.float32)
-                gh = h @ self.w_hh
+                gh = self.product(h, self.w_hh)
                 if self.cell is Cell.gru:
                     gh[:, 2 * H :] += self.b_hn
                     rz = gx[:, t, : 2 * H] + gh[:, : 2 * H]
@@ -163,6 +228,7 @@ class NumpyModel:
         ]
         self.head_w = np.ascontiguousarray(np.asarray(weights["head.weight"], dtype=np.float32).T)  # (H, V)
         self.head_b = np.asarray(weights["head.bias"], dtype=np.float32)
+        self.product = _Products()
 
     @property
     def state_size(self) -> int:
@@ -177,7 +243,7 @@ class NumpyModel:
         """idx (B, T) integer, state (L, B, S) or None -> logits (B, T, V), new state (L, B, S)."""
         x, new_state = self._layers(idx, state)
         B, T, _ = x.shape
-        logits = x.reshape(B * T, -1) @ self.head_w
+        logits = self.product(x.reshape(B * T, -1), self.head_w)
         logits += self.head_b
         return logits.reshape(B, T, -1), new_state  # (B, T, V), (L, B, S)
 

@@ -6,12 +6,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from charnext.events import Event, TrainResult
 
 if TYPE_CHECKING:
     from charnext.modeling.model import CharModel
+    from charnext.results import TrainRequest
+    from charnext.text.source import Source
+    from charnext.training.distributed import Processes
     from charnext.training.trainer import Trainer
 
 
@@ -76,3 +80,34 @@ class TrainingRun:
     def model(self) -> CharModel:
         """The model being trained (its weights as they are now)."""
         return self._trainer.model
+
+
+@contextlib.contextmanager
+def training_processes(
+    device: str = "auto", timeout: float = 600.0, threads: int | None = None
+) -> Iterator[Processes]:
+    """The processes a run trains in (one, or torchrun's), `threads` CPU threads each (default: the
+    idle cores, counted over torch's import here), for a block; yields `.main`, `.rank`, `.world`."""
+    from charnext.modeling.cpuload import IdleSample
+
+    idle = IdleSample()  # its window: the imports below (torch's, seconds), not a pause of its own
+    from charnext.modeling.device import configure_threads
+    from charnext.training import distributed
+
+    configure_threads(threads, idle)
+    with distributed.process_group(device, timeout) as procs:
+        yield procs
+
+
+def start(source: Source | None, r: TrainRequest) -> TrainingRun:
+    """The run `r` asks for (charnext.api.start_run): resumed, or new on `source`."""
+    from charnext.config import ModelConfig, TrainConfig, split_options
+    from charnext.training.runs import new_run, resume_run
+
+    if r.resume is not None:
+        return TrainingRun(resume_run(r.resume, source, out=r.out, command=r.command, **r.options))
+    model_options, train_options = split_options(r.options)
+    return TrainingRun(new_run(
+        source, ModelConfig(**model_options), TrainConfig(**train_options), r.out or Path("checkpoint.pt"),
+        init_from=r.init_from, extend_vocab=r.extend_vocab, command=r.command, given=set(r.options),
+    ))  # fmt: skip

@@ -1,0 +1,260 @@
+"""Independent streams drawn together: continuous batching.
+
+Each stream has its own prompt, sampling settings, PCG32 stream, stop strings and length. Its
+prompt is read alone; then every active stream advances by one character per `step()`, all of
+them in one batched forward pass, their states joined along the batch axis. A stream joins
+(`add`) or leaves (`drop`, or when it ends) between two steps, as a request takes a slot of
+llama.cpp's server and gives it back.
+
+A seeded stream draws the same characters alone as in any batch, and as `generate` (and so
+`charnext predict --seed S`) draws them: the draw is per row (charnext.inference.sampling), and
+on the numpy engine every matrix product takes its rows a fixed number at a time
+(charnext.modeling.numpy_model.ROWS), so no row's arithmetic depends on the rows beside it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from charnext.config import SampleConfig
+from charnext.inference.pcg32 import Pcg32
+from charnext.inference.sampling import choose_each, stream_rng
+from charnext.inference.steps import Start, read
+from charnext.modeling.runner import Runner, as_runner
+from charnext.text.vocab import Vocab
+
+if TYPE_CHECKING:
+    from charnext.modeling.model import CharModel
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """What one stream is asked to draw."""
+
+    prompt: str  # read first (known characters only), from the model's start
+    length: int  # characters drawn at most
+    sample: SampleConfig = field(default_factory=SampleConfig)  # temperature, top-k, top-p, seed
+    stream: int = 0  # PCG32 stream of the seed: sample i of a request draws from stream i
+    stop: tuple[str, ...] = ()  # the stream ends when its text reaches one; the stop is not kept
+    logprobs: int = 0  # alternatives recorded with each drawn character (0: only its own)
+
+
+@dataclass
+class Token:
+    """A drawn character and how likely the model found it (natural logarithms)."""
+
+    char: str
+    logprob: float  # of this character, at temperature 1
+    top: list[tuple[str, float]] = field(default_factory=list)  # the most likely, best first
+
+
+@dataclass
+class Stream:
+    """One stream in a batch: what it was asked, what it has drawn, how it ended."""
+
+    spec: StreamSpec
+    seed: int  # the seed its draws come from (the spec's, or a fresh one)
+    tokens: list[Token] = field(default_factory=list)  # released: never part of a stop string
+    finish_reason: str | None = None  # "stop" or "length" once it has ended
+    prompt_logprobs: list[Token | None] = field(default_factory=list)  # each prompt character's
+    key: Any = None  # the caller's, to tell streams apart
+    _held: list[Token] = field(default_factory=list)  # drawn, but perhaps the start of a stop
+    _rng: Pcg32 | None = None
+    _last: np.ndarray | None = None  # logits (V,) the next draw is made from
+
+    @property
+    def text(self) -> str:
+        """The characters released so far."""
+        return "".join(t.char for t in self.tokens)
+
+    @property
+    def done(self) -> bool:
+        return self.finish_reason is not None
+
+    @property
+    def mean_logprob(self) -> float:
+        """The mean log-probability of its characters (-inf: none)."""
+        return sum(t.logprob for t in self.tokens) / len(self.tokens) if self.tokens else float("-inf")
+
+    @property
+    def drawn(self) -> int:
+        """Characters drawn so far (released or held)."""
+        return len(self.tokens) + len(self._held)
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Natural-log probabilities (float64) along the last axis."""
+    z = logits.astype(np.float64)
+    z -= z.max(axis=-1, keepdims=True)
+    z -= np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    return z
+
+
+class StreamBatch:
+    """Streams advanced together, one character each per `step()`; see the module's docstring."""
+
+    def __init__(self, runner: Runner | CharModel, vocab: Vocab, start: Start | None = None):
+        self.runner = as_runner(runner)
+        self.vocab = vocab
+        self.start = start or Start()
+        self.line_stop = ("\n",) if self.start.lines else ()  # a line model completes one line
+        self.streams: list[Stream] = []  # the active ones, in the order of the state's rows
+        self.state: Any = None  # the runner's state, its batch axis the streams' order
+
+    def __len__(self) -> int:
+        return len(self.streams)
+
+    def add(self, spec: StreamSpec, key: Any = None, echo: bool = False) -> Stream:
+        """Read `spec.prompt` alone and join the batch; with `echo`, score the prompt's own
+        characters too. A stream asked for no characters ends at once ("length")."""
+        seed = spec.sample.seed if spec.sample.seed is not None else secrets.randbits(64)
+        stream = Stream(spec, seed, key=key, _rng=stream_rng(seed, spec.stream))
+        logits, state = read(self.runner, self.vocab, spec.prompt, self.start, 1)
+        if echo:
+            stream.prompt_logprobs = self._scored(spec.prompt, logits, spec.logprobs)
+        if logits is None:  # no prompt, no prime: the first character is uniform
+            stream._last = np.zeros(len(self.vocab), dtype=np.float32)
+        else:
+            stream._last = logits[0, -1]
+        if spec.length < 1:
+            stream.finish_reason = "length"
+            return stream
+        self._join(stream, state)
+        return stream
+
+    def drop(self, stream: Stream) -> None:
+        """Leave the batch before the end (a client gone): nothing more is drawn for it."""
+        if stream in self.streams:
+            self._leave([stream])
+
+    def step(self) -> list[Stream]:
+        """Draw one character for every active stream, then read them all in one batched
+        forward pass; the streams whose text or end changed, in the batch's order."""
+        if not self.streams:
+            return []
+        chosen = self._draw()
+        touched, ended = [], []
+        for stream, index in zip(self.streams, chosen.tolist()):
+            if self._take(stream, index):
+                touched.append(stream)
+            if stream.done:
+                ended.append(stream)
+        if ended:
+            keep = [i for i, s in enumerate(self.streams) if not s.done]
+            chosen = chosen[keep]
+            self._leave(ended)
+        if self.streams:
+            logits, self.state = self.runner.forward(chosen[:, None], self.state)  # (B, 1, V)
+            for stream, row in zip(self.streams, logits[:, -1]):
+                stream._last = row
+        return touched
+
+    def run(self, specs: list[StreamSpec], on_char: Callable[[str], None] | None = None) -> list[Stream]:
+        """Draw these streams to their ends together; the first one's characters go to `on_char`
+        as they are released."""
+        drawn = [self.add(spec) for spec in specs]
+        shown = 0
+        while len(self):
+            self.step()
+            if on_char is not None and drawn:
+                for token in drawn[0].tokens[shown:]:
+                    on_char(token.char)
+                shown = len(drawn[0].tokens)
+        return drawn
+
+    # -- inside ---------------------------------------------------------------------------------
+
+    def _join(self, stream: Stream, state: Any) -> None:
+        self.streams.append(stream)
+        self.state = state if self.state is None else _concat(self.state, state)
+
+    def _leave(self, gone: list[Stream]) -> None:
+        rows = [i for i, s in enumerate(self.streams) if s not in gone]
+        self.streams = [self.streams[i] for i in rows]
+        self.state = _rows(self.state, rows) if rows else None
+
+    def _draw(self) -> np.ndarray:
+        """The next character of every stream, each from its own settings and PCG32 stream."""
+        last = np.stack([s._last for s in self.streams])  # (B, V)
+        return choose_each(last, [s.spec.sample for s in self.streams], [s._rng for s in self.streams])
+
+    def _take(self, stream: Stream, index: int) -> bool:
+        """Record the character drawn; release what can no longer be part of a stop string, end
+        at a stop or the length. Whether anything changed for the caller."""
+        logp = log_softmax(stream._last)
+        stream._held.append(self._token(index, logp, stream.spec.logprobs))
+        held = "".join(t.char for t in stream._held)
+        stops = stream.spec.stop + self.line_stop
+        found = [(held.find(s), s) for s in stops if s and s in held]
+        released = len(stream.tokens)
+        if found:
+            cut = min(found)[0]  # the earliest stop: what precedes it is the text
+            stream.tokens += stream._held[:cut]
+            stream._held.clear()
+            stream.finish_reason = "stop"
+        else:
+            keep = _longest_stop_prefix(held, stops)
+            stream.tokens += stream._held[: len(stream._held) - keep]
+            del stream._held[: len(stream._held) - keep]
+            if stream.drawn >= stream.spec.length:
+                stream.tokens += stream._held
+                stream._held.clear()
+                stream.finish_reason = "length"
+        return len(stream.tokens) > released or stream.done
+
+    def _token(self, index: int, logp: np.ndarray, alternatives: int) -> Token:
+        chars = self.vocab.chars
+        top = []
+        if alternatives:
+            best = np.argsort(-logp, kind="stable")[:alternatives]
+            top = [(chars[i], float(logp[i])) for i in best]
+        return Token(chars[index], float(logp[index]), top)
+
+    def _scored(self, prompt: str, logits: np.ndarray | None, alternatives: int) -> list[Token | None]:
+        """Each prompt character with its log-probability given those before it (the first has
+        none: read ... from the prime, its logits are not kept)."""
+        if not prompt or logits is None:
+            return [None] * len(prompt)
+        logp = log_softmax(logits[0])  # (T, V): row t predicts prompt[t + 1]
+        index = self.vocab.encode_array(prompt)
+        out: list[Token | None] = [None]
+        for t in range(1, len(prompt)):
+            token = self._token(int(index[t]), logp[t - 1], alternatives)
+            out.append(token)
+        return out
+
+
+def _longest_stop_prefix(text: str, stops: tuple[str, ...]) -> int:
+    """How many characters at the end of `text` could begin one of `stops` (held back)."""
+    best = 0
+    for s in stops:
+        for k in range(min(len(s) - 1, len(text)), best, -1):
+            if text.endswith(s[:k]):
+                best = k
+                break
+    return best
+
+
+def _concat(a: Any, b: Any) -> Any:
+    """Two runner states joined along the batch axis (axis 1: (layers, batch, ...))."""
+    if isinstance(a, tuple):
+        return tuple(_concat(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.ndarray):
+        return np.concatenate([a, b], axis=1)
+    import torch
+
+    return torch.cat([a, b], dim=1)
+
+
+def _rows(state: Any, rows: list[int]) -> Any:
+    """The state of these batch rows only."""
+    if isinstance(state, tuple):
+        return tuple(_rows(s, rows) for s in state)
+    if isinstance(state, np.ndarray):
+        return np.ascontiguousarray(state[:, rows])
+    return state[:, rows].contiguous()

@@ -1,0 +1,195 @@
+"""Independent streams drawn together: a row's arithmetic never depends on its neighbours, so a
+seeded stream draws the same characters alone, in any batch, joining or leaving at any step, and
+as `generate` (and `charnext predict --seed`) draws them; stop strings and finish reasons."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from conftest import POEM
+
+from charnext import api
+from charnext.config import ModelConfig, SampleConfig
+from charnext.inference.streams import StreamBatch, StreamSpec, _longest_stop_prefix
+from charnext.modeling.numpy_model import NumpyModel, agreeing_sizes, parameter_shapes, row_product
+
+
+def _random_model(cell: str, hidden: int, layers: int, vocab: int, seed: int = 0) -> NumpyModel:
+    config = ModelConfig(
+        vocab_size=vocab, cell=cell, hidden_size=hidden, num_layers=layers, embedding_size=16
+    )
+    rng = np.random.default_rng(seed)
+    weights = {name: (rng.standard_normal(shape) * 0.3).astype(np.float32)
+               for name, shape in parameter_shapes(config).items()}  # fmt: skip
+    return NumpyModel(config, weights)
+
+
+@pytest.mark.parametrize(("cell", "hidden", "vocab"), [("lstm", 256, 65), ("gru", 64, 97), ("rnn", 32, 5)])
+def test_a_rows_logits_do_not_depend_on_its_neighbours(cell, hidden, vocab):
+    model = _random_model(cell, hidden, 2, vocab)
+    rng = np.random.default_rng(1)
+    idx = rng.integers(0, vocab, size=(70, 6))
+    full, state = model.forward(idx)
+    for size in (1, 2, 3, 5, 17, 33, 64):
+        for first in (0, 6):
+            part, part_state = model.forward(idx[first : first + size])
+            assert np.array_equal(part, full[first : first + size]), (size, first)
+            assert np.array_equal(part_state, state[:, first : first + size])
+    # one step on from a joined state, as a batch of streams takes it
+    step, _ = model.forward(idx[:40, :1], state[:, :40])
+    alone, _ = model.forward(idx[7:8, :1], state[:, 7:8])
+    assert np.array_equal(step[7], alone[0])
+
+
+def test_the_product_probe_finds_sizes_that_agree():
+    w = np.random.default_rng(2).standard_normal((256, 65)).astype(np.float32)
+    smallest, largest = agreeing_sizes(w)
+    x = np.random.default_rng(3).standard_normal((300, 256)).astype(np.float32)
+    whole = row_product(x, w, (smallest, largest))
+    for m in (1, 3, 40, 129):
+        assert np.array_equal(row_product(x[5 : 5 + m], w, (smallest, largest)), whole[5 : 5 + m])
+
+
+@pytest.fixture(scope="module")
+def poem_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("streams") / "poem.pt"
+    api.train(POEM * 75, out=path, hidden_size=48, num_layers=2, steps=60, lr=0.02, precision="fp32",
+              device="cpu", seq_len=32, batch_size=8)  # fmt: skip
+    return api.load(path, engine="numpy")
+
+
+def _draw_all(batch: StreamBatch) -> None:
+    while len(batch):
+        batch.step()
+
+
+def test_a_seeded_stream_draws_what_generate_draws(poem_model):
+    sample = SampleConfig(temperature=1.0, seed=11)
+    expected = api.generate(poem_model, "Tyger", 80, sample, num_samples=3)
+    batch = api.streams(poem_model)
+    mine = [batch.add(StreamSpec("Tyger", 80, sample, stream=i)) for i in range(3)]
+    _draw_all(batch)
+    assert [s.text for s in mine] == expected
+    assert all(s.finish_reason == "length" for s in mine)
+
+
+def test_a_stream_draws_the_same_in_any_company(poem_model):
+    sample = SampleConfig(temperature=0.9, top_k=5, seed=4)
+    alone = api.streams(poem_model)
+    solo = alone.add(StreamSpec("burning bright", 60, sample))
+    _draw_all(alone)
+
+    crowd = api.streams(poem_model)
+    others = [crowd.add(StreamSpec(p, 30 + 7 * i, SampleConfig(temperature=1.2, top_p=0.9, seed=i)))
+              for i, p in enumerate(["In the", "What immortal", "", "Tyger Tyger"])]  # fmt: skip
+    for _ in range(9):  # the crowd is under way when the stream joins
+        crowd.step()
+    joined = crowd.add(StreamSpec("burning bright", 60, sample))
+    for step in range(200):
+        if step == 5:
+            crowd.add(StreamSpec("In the", 40, SampleConfig(temperature=1.0, seed=99)))
+        if step == 12:
+            crowd.drop(others[1])  # a client gone
+        if not crowd.step():
+            break
+    assert joined.text == solo.text and len(joined.text) == 60
+    assert others[1].finish_reason is None and others[1] not in crowd.streams
+
+
+def test_greedy_streams_match_predict(poem_model):
+    expected = api.generate(poem_model, "Tyger Tyger", 40)[0]
+    batch = api.streams(poem_model)
+    stream = batch.add(StreamSpec("Tyger Tyger", 40))
+    batch.add(StreamSpec("In", 10, SampleConfig(temperature=1.0, seed=1)))
+    _draw_all(batch)
+    assert stream.text == expected
+
+
+def test_stop_strings_end_a_stream_and_are_not_kept(poem_model):
+    sample = SampleConfig(temperature=1.0, seed=3)
+    free = api.streams(poem_model)
+    whole = free.add(StreamSpec("Tyger", 200, sample))
+    _draw_all(free)
+    text = whole.text
+    stop = text[30:33]  # a string the stream will meet, three characters long
+    cut = text.find(stop)
+    batch = api.streams(poem_model)
+    stopped = batch.add(StreamSpec("Tyger", 200, sample, stop=("\x00never", stop)))
+    seen = []
+    while len(batch):
+        if stopped in batch.step():
+            seen.append(stopped.text)
+    assert stopped.finish_reason == "stop" and stopped.text == text[:cut]
+    assert all(stop not in s for s in seen)  # nothing of the stop was ever released
+    assert seen == sorted(seen, key=len)
+
+
+def test_line_models_complete_one_line(tmp_path, names):
+    path = tmp_path / "names.pt"
+    api.train(names, out=path, lines=True, hidden_size=32, num_layers=1, steps=40, device="cpu",
+              precision="fp32")  # fmt: skip
+    ckpt = api.load(path, engine="numpy")
+    sample = SampleConfig(temperature=1.0, seed=5)
+    expected = api.generate(ckpt, "em", 30, sample, num_samples=4)
+    batch = api.streams(ckpt)
+    got = [batch.add(StreamSpec("em", 30, sample, stream=i)) for i in range(4)]
+    _draw_all(batch)
+    assert [s.text for s in got] == expected
+    assert all("\n" not in s.text for s in got)
+    assert {s.finish_reason for s in got} <= {"stop", "length"}
+
+
+def test_logprobs_are_the_models(poem_model):
+    batch = api.streams(poem_model)
+    stream = batch.add(StreamSpec("Tyger", 5, SampleConfig(temperature=1.0, seed=2), logprobs=3), echo=True)
+    _draw_all(batch)
+    steps = api.predict(poem_model, "Tyger" + stream.text, alternatives=len(poem_model.vocab)).steps
+    for t, token in enumerate(stream.tokens):
+        probs = dict(steps[4 + t].top)  # the prediction after the prompt and what came before
+        assert math.isclose(math.exp(token.logprob), probs[token.char], rel_tol=1e-5)
+        assert len(token.top) == 3 and token.top[0][1] >= token.top[-1][1]
+    assert stream.prompt_logprobs[0] is None and len(stream.prompt_logprobs) == 5
+    second = stream.prompt_logprobs[1]
+    assert second.char == "y" and math.isclose(
+        math.exp(second.logprob), dict(steps[0].top)["y"], rel_tol=1e-5
+    )
+
+
+def test_nothing_to_draw_ends_at_once(poem_model):
+    batch = api.streams(poem_model)
+    stream = batch.add(StreamSpec("Tyger", 0))
+    assert stream.finish_reason == "length" and len(batch) == 0 and batch.step() == []
+
+
+def test_held_back_characters():
+    assert _longest_stop_prefix("the end", ("end.",)) == 3
+    assert _longest_stop_prefix("the en", ("end.", "n")) == 2
+    assert _longest_stop_prefix("abc", ("x",)) == 0
+
+
+def test_predict_stop_and_best_of(poem_model):
+    import json
+
+    from typer.testing import CliRunner
+
+    from charnext.cli.app import app
+
+    path = str(poem_model.path)
+
+    def predict(*args):
+        result = CliRunner().invoke(app, ["predict", "Tyger", "-c", path, "--seed", "8", "--temperature", "1",
+                                          "-n", "120", "--json", *args])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["samples"]
+
+    free = predict()[0]
+    stop = free[20:22]
+    assert predict("--stop", stop, "--stop", "\x00")[0] == free[: free.find(stop)]
+    best = predict("--best-of", "5", "--num-samples", "2")
+    batch = api.streams(poem_model)
+    drawn = batch.run([StreamSpec("Tyger", 120, SampleConfig(temperature=1.0, seed=8), i) for i in range(5)])
+    ranked = sorted(drawn, key=lambda s: -s.mean_logprob)
+    assert best == [s.text for s in ranked[:2]]
+    assert predict()[0] == drawn[0].text  # stream 0 is the sample of the seed alone
