@@ -1,5 +1,4 @@
-"""The Python API: load, predict, generate, evaluate and train without Typer or Rich.
-
+"""The Python API: load, predict, generate, evaluate, train and serve without Typer or Rich.
     import charnext
     result = charnext.train("hihello", out="hi.pt", steps=200)
     ckpt = charnext.load("hi.pt")
@@ -54,10 +53,9 @@ if TYPE_CHECKING:  # torch's modules load on first use: load, predict and genera
     from charnext.inside.report import ReportRequest
     from charnext.modeling.loss import sequence_loss
     from charnext.modeling.model import CharModel as Model
+    from charnext.serve.app import ServedApp
     from charnext.text.prepare import PrepareResult
     from charnext.training.handle import RunHeader, TrainingRun
-
-# `training_processes` (charnext.training.handle) is the API's too: the processes a run trains in
 
 # The one list of public names: `charnext` re-exports exactly these (lazily), and a test holds
 # every public function of this module to it.
@@ -73,7 +71,8 @@ __all__ = [
     # functions
     "complete", "describe", "evaluate", "export", "generate", "generate_stream", "load", "neurons",
     "play_session", "predict", "prepare", "report_page", "score", "seen_in_training",
-    "sequence_loss", "start_run", "streams", "surprisal", "train", "training_processes", "web_page",
+    "sequence_loss", "serve_app", "start_run", "streams", "surprisal", "train", "training_processes",
+    "web_page",
 ]  # fmt: skip
 
 
@@ -187,6 +186,24 @@ def streams(ckpt: Checkpoint) -> StreamBatch:
     return StreamBatch(ckpt.runner, ckpt.vocab, ckpt.start)
 
 
+def serve_app(checkpoints: list, names: list[str] | None = None, **options) -> ServedApp:
+    """`charnext serve`'s ASGI app (the `serve` extra) over these checkpoints (paths, or loaded on
+    numpy), named by `names` or their files' stems. `options`: api_key, max_streams, limits,
+    log (an access line a request). `.close()` ends the streams in flight, `.stop()` the rest."""
+    from charnext.inference.scheduler import served
+    from charnext.serve.app import build_app
+
+    ckpts = [c if isinstance(c, Checkpoint) else load(c, engine="numpy") for c in checkpoints]
+    ids = [
+        (names or [])[i] if i < len(names or []) else Path(c.path or f"model{i}").stem
+        for i, c in enumerate(ckpts)
+    ]
+    if len(set(ids)) < len(ids):
+        raise UsageError(f"two models are named alike ({', '.join(ids)}): give each its own --name")
+    models = {i: served(i, c, options.pop("max_streams", 64)) for i, c in zip(ids, ckpts)}
+    return build_app(models, **options)
+
+
 def complete(
     ckpt: Checkpoint,
     request: PredictRequest | None = None,
@@ -207,7 +224,9 @@ def complete(
     streamed = on_char is not None and n > 0 and request.num_samples == 1 and not ckpt.line_mode
     samples: list[str] = []
     if n and (request.stop or request.best_of):  # independent streams: stops, the best of several
-        samples = _drawn(ckpt, kept, request, on_char if streamed else None)
+        count, r = request.best_of or request.num_samples, request
+        specs = [StreamSpec(kept, n, sample or SampleConfig(), i, r.stop) for i in range(count)]
+        samples = streams(ckpt).best(specs, r.num_samples, on_char if streamed else None)
     elif streamed:
         parts = []
         for chars in generate_stream(ckpt, kept, n, sample):  # each character the moment it comes
@@ -220,19 +239,6 @@ def complete(
     steps = predict(ckpt, kept + samples[0], request.alternatives).steps[len(kept) :] if (
         request.generated_steps and samples) else []  # fmt: skip
     return Completion(prediction, samples, sample.seed if sample else None, seen, steps, streamed)
-
-
-def _drawn(ckpt: Checkpoint, prefix: str, r: PredictRequest, on_char: Callable | None) -> list[str]:
-    """The continuations of `r` as independent streams (stream i of the seed is sample i): each
-    ends at a stop string; with best_of, the num_samples of highest mean log-probability."""
-    specs = [
-        StreamSpec(prefix, r.length, r.sample or SampleConfig(), i, r.stop)
-        for i in range(r.best_of or r.num_samples)
-    ]
-    drawn = streams(ckpt).run(specs, on_char)
-    if r.best_of:
-        drawn.sort(key=lambda s: -s.mean_logprob)
-    return [s.text for s in drawn[: r.num_samples]]
 
 
 def evaluate(ckpt: Checkpoint, text: str, skip_unknown: bool = False, precision: str = "fp32") -> Evaluation:

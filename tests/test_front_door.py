@@ -78,6 +78,7 @@ TOP_K_MEANS_THE_CUT = {
     "inside/report.py": "names the sample's cut on the page",
     "cli/inside_cmds.py": "--top-k of report and play",
     "cli/predict_cmd.py": "--top-k of predict",
+    "serve/protocol.py": "top_k, the sampling cut a request may add (an extension of the API)",
 }
 DEPRECATED = re.compile(r'_renamed\("top_k"|top_k: int \| None = None|`top_k`|`top_k=`')
 

@@ -6,6 +6,7 @@ subpackages); and at most eight modules stand at the package's top."""
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import charnext
@@ -325,3 +326,18 @@ def test_no_module_outside_training_is_over_400_lines():
         if ".training" not in name and (n := len(path.read_text(encoding="utf-8").splitlines())) > 400
     }
     assert long == {}
+
+
+def test_the_server_reaches_the_models_only_through_what_the_api_hands_it():
+    """serve/ imports the front door's records (config, errors, results) and Starlette/uvicorn,
+    never a core room: each model comes to it from charnext.api.serve_app (its vocabulary and
+    scheduler). Only the API, and nothing below it, opens serve/."""
+    graph, outside = import_graph(PACKAGE, "charnext")
+    allowed = {"charnext.config", "charnext.errors", "charnext.results", "charnext.version"}
+    reached = {(m, t) for m, ts in graph.items() if m.startswith("charnext.serve") for t in ts
+               if t not in allowed and not t.startswith("charnext.serve")}  # fmt: skip
+    assert reached == set()
+    libraries = set().union(*(outside[m] for m in graph if m.startswith("charnext.serve")))
+    assert libraries - {"starlette", "uvicorn", "__future__", "charnext"} <= set(sys.stdlib_module_names)
+    openers = {m for m, ts in graph.items() if any(t.startswith("charnext.serve") for t in ts)}
+    assert {m for m in openers if not m.startswith("charnext.serve")} == {"charnext.api"}

@@ -22,6 +22,7 @@ BASE = {
     "report": ["-c", MISSING],
     "play": ["-c", MISSING],
     "page": ["-c", MISSING],
+    "serve": ["-c", MISSING],
 }
 NUMBER_BAD = ["-5", "nan"]  # no count, length, rate or probability of ours is negative or NaN
 TEXT_BAD = {  # text options that have a form, and a value outside it
@@ -29,8 +30,9 @@ TEXT_BAD = {  # text options that have a form, and a value outside it
     "dist_timeout": ["soon", "0s"],
     "unit": ["seven", "1-2"],
     "stop": [""],
+    "host": ["0.0.0.0"],  # reachable from other machines, with no --api-key
 }
-FREE_TEXT = {"prefix", "prefix_option", "sample_prompt", "out"}  # any text is a value
+FREE_TEXT = {"prefix", "prefix_option", "sample_prompt", "out", "name", "api_key"}  # any text is a value
 
 
 def _value_options():

@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 from charnext.cli.inside_cmds import neurons, page, play, report
 from charnext.cli.model_cmds import evaluate, export, inspect
 from charnext.cli.predict_cmd import predict
+from charnext.cli.serve_cmd import serve
 from charnext.cli.train_cmd import prepare, train
 from charnext.version import __version__
 
@@ -92,6 +93,7 @@ app.command()(neurons)
 app.command()(report)
 app.command()(page)
 app.command()(play)
+app.command()(serve)
 
 
 def main() -> None:

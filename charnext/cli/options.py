@@ -79,6 +79,16 @@ PredictSeed = Annotated[
     ),
 ]
 Alternatives = Annotated[int, typer.Option(help="Most likely characters shown per step.")]
+Stop = Annotated[
+    list[str] | None,
+    typer.Option(help="End a continuation where it reaches this text, left out (repeatable, up to 4).",
+                 show_default=False),
+]  # fmt: skip
+BestOf = Annotated[
+    int | None,
+    typer.Option(help="Draw N continuations, keep the --num-samples most likely (mean log-probability).",
+                 show_default=False),
+]  # fmt: skip
 
 
 # -- the training options of `charnext train` ------------------------------------------------

@@ -31,22 +31,8 @@ def predict(
     seed: options.PredictSeed = None,
     num_samples: Annotated[int, typer.Option(help="Continuations to generate.")] = 1,
     alternatives: options.Alternatives = 3,
-    stop: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--stop",
-            help="End a continuation where it reaches this text, left out (repeatable, up to 4).",
-            show_default=False,
-        ),
-    ] = None,
-    best_of: Annotated[
-        int | None,
-        typer.Option(
-            "--best-of",
-            help="Draw N continuations and keep the --num-samples most likely (mean log-probability).",
-            show_default=False,
-        ),
-    ] = None,
+    stop: options.Stop = None,
+    best_of: options.BestOf = None,
     table: Annotated[
         bool, typer.Option("--table", help="Also tabulate the generated steps (the last 60).")
     ] = False,

@@ -13,8 +13,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from charnext.config import SampleConfig
 from charnext.errors import CharnextError
 from charnext.inference.streams import Stream, StreamBatch, StreamSpec, Token
+from charnext.text.vocab import Vocab
 
 
 class Busy(CharnextError):
@@ -146,3 +148,43 @@ class Scheduler:
             new = stream.tokens[job.sent[i] :]
             job.sent[i] = len(stream.tokens)
             job.deliver(i, new, stream.finish_reason)
+
+
+@dataclass
+class ServedModel:
+    """A model as a server offers it: its id, its vocabulary (to check a prompt before it
+    queues), and the scheduler that draws its streams."""
+
+    id: str  # the model's id in requests (a file's stem, or the name given)
+    vocab: Vocab
+    line_mode: bool  # a line model completes one line: its streams end at the line's end
+    created: int  # when the checkpoint was written (seconds since 1970), for /v1/models
+    scheduler: Scheduler
+
+    def known(self, prompt: str, skip_unknown: bool = False) -> str:
+        """The prompt as the model reads it: an UnknownCharactersError names characters it does
+        not know, unless they are skipped."""
+        return self.vocab.known(prompt, skip_unknown)[0]
+
+    def job(
+        self,
+        prompts: list[str],
+        draws: int,
+        length: int,
+        sample: SampleConfig,
+        stop: tuple[str, ...],
+        logprobs: int,
+        echo: bool,
+        deliver: Callable[[int, list[Token], str | None], None],
+    ) -> Job:
+        """A job of `draws` streams for each prompt, stream j of a prompt drawing from PCG32
+        stream j of the sample's seed (as `predict --num-samples` does)."""
+        specs = [StreamSpec(p, length, sample, j, stop, logprobs) for p in prompts for j in range(draws)]
+        return Job(specs, deliver, echo)
+
+
+def served(name: str, ckpt, max_streams: int = 64) -> ServedModel:
+    """A loaded checkpoint (charnext.storage's) as a server offers it, its scheduler started."""
+    created = int(ckpt.path.stat().st_mtime) if ckpt.path is not None else 0
+    batch = StreamBatch(ckpt.runner, ckpt.vocab, ckpt.start)
+    return ServedModel(name, ckpt.vocab, ckpt.line_mode, created, Scheduler(batch, max_streams).start())

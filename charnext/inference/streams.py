@@ -167,6 +167,16 @@ class StreamBatch:
                 shown = len(drawn[0].tokens)
         return drawn
 
+    def best(
+        self, specs: list[StreamSpec], keep: int, on_char: Callable[[str], None] | None = None
+    ) -> list[str]:
+        """The texts of the `keep` streams of highest mean log-probability among these (all of
+        them, in order, where `keep` is their number): `predict --best-of`."""
+        drawn = self.run(specs, on_char)
+        if keep < len(drawn):
+            drawn = sorted(drawn, key=lambda s: -s.mean_logprob)[:keep]
+        return [s.text for s in drawn]
+
     # -- inside ---------------------------------------------------------------------------------
 
     def _join(self, stream: Stream, state: Any) -> None:
