@@ -137,10 +137,12 @@ class StreamBatch:
         forward pass; the streams whose text or end changed, in the batch's order."""
         if not self.streams:
             return []
-        chosen = self._draw()
+        last = np.stack([s._last for s in self.streams])  # (B, V)
+        chosen = choose_each(last, [s.spec.sample for s in self.streams], [s._rng for s in self.streams])
+        logp = log_softmax(last)  # (B, V): what each drawn character's log-probability is read from
         touched, ended = [], []
-        for stream, index in zip(self.streams, chosen.tolist()):
-            if self._take(stream, index):
+        for stream, index, row in zip(self.streams, chosen.tolist(), logp):
+            if self._take(stream, index, row):
                 touched.append(stream)
             if stream.done:
                 ended.append(stream)
@@ -188,18 +190,19 @@ class StreamBatch:
         self.streams = [self.streams[i] for i in rows]
         self.state = _rows(self.state, rows) if rows else None
 
-    def _draw(self) -> np.ndarray:
-        """The next character of every stream, each from its own settings and PCG32 stream."""
-        last = np.stack([s._last for s in self.streams])  # (B, V)
-        return choose_each(last, [s.spec.sample for s in self.streams], [s._rng for s in self.streams])
-
-    def _take(self, stream: Stream, index: int) -> bool:
-        """Record the character drawn; release what can no longer be part of a stop string, end
-        at a stop or the length. Whether anything changed for the caller."""
-        logp = log_softmax(stream._last)
-        stream._held.append(self._token(index, logp, stream.spec.logprobs))
-        held = "".join(t.char for t in stream._held)
+    def _take(self, stream: Stream, index: int, logp: np.ndarray) -> bool:
+        """Record the character drawn (`logp`: the log-probabilities it was drawn from); release
+        what can no longer be part of a stop string, end at a stop or the length. Whether
+        anything changed for the caller."""
+        token = self._token(index, logp, stream.spec.logprobs)
         stops = stream.spec.stop + self.line_stop
+        if not stops:  # nothing is held back
+            stream.tokens.append(token)
+            if len(stream.tokens) >= stream.spec.length:
+                stream.finish_reason = "length"
+            return True
+        stream._held.append(token)
+        held = "".join(t.char for t in stream._held)
         found = [(held.find(s), s) for s in stops if s and s in held]
         released = len(stream.tokens)
         if found:
