@@ -161,8 +161,8 @@ def main() -> None:
         for s in servers:
             s.terminate()
             s.wait(timeout=15)
-    columns = ["clients", "servers", "served_chars_per_s", "offline_chars_per_s", "served_over_offline",
-               "first_char_p50_ms", "gap_p50_ms", "gap_p99_ms", "busy_429", "errors", "server_rss_mb"]  # fmt: skip
+    columns = ["clients", "servers", "served_chars_per_s", "offline_chars_per_s", "served_over_offline"]
+    columns += ["first_char_p50_ms", "gap_p50_ms", "gap_p99_ms", "busy_429", "errors", "server_rss_mb"]
     harness.table(records, columns)
 
 
