@@ -10,6 +10,7 @@ block (the server hands it to its event loop). A slow reader therefore never sta
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,6 +18,11 @@ from charnext.config import SampleConfig
 from charnext.errors import CharnextError
 from charnext.inference.streams import Stream, StreamBatch, StreamSpec, Token
 from charnext.text.vocab import Vocab
+
+Delivery = tuple[int, list[Token], str | None]  # a stream's number in its job, new tokens, its end
+
+
+HAND_ON = 0.01  # seconds a job's characters may gather before they are handed on (its first: at once)
 
 
 class Busy(CharnextError):
@@ -28,11 +34,13 @@ class Job:
     """One request's streams, and where what they draw goes."""
 
     specs: list[StreamSpec]  # one per stream: prompt, length, sampling, PCG32 stream, stops
-    deliver: Callable[[int, list[Token], str | None], None]  # (stream's number, new tokens, finish)
+    deliver: Callable[[list[Delivery]], None]  # what a step drew for the job: one call a step
     echo: bool = False  # score the prompts' own characters too
     streams: list[Stream] = field(default_factory=list)  # as they were added
     sent: list[int] = field(default_factory=list)  # tokens handed on, per stream
     cancelled: bool = False  # the client is gone: drop its streams at the next step
+    pending: list = field(default_factory=list)  # drawn, not yet handed on (Delivery items)
+    handed: float | None = None  # when the job was last handed something (time.monotonic)
     error: Exception | None = None  # why the job could not start (e.g. unknown characters)
 
     def cancel(self) -> None:
@@ -98,31 +106,46 @@ class Scheduler:
                 if self._stopped:
                     return
                 waiting, self.waiting = self.waiting, []
-            for job in waiting:
-                self._admit(job)
+            self._admit(waiting)
             self._drop_cancelled()
             if self.closing:
                 self._end_all()
             touched = self.batch.step()
             self._hand_on(touched)
+            self._flush_all()
             with self._wake:
                 self.jobs = [j for j in self.jobs if not all(s.done for s in j.streams)]
 
-    def _admit(self, job: Job) -> None:
-        """Read the job's prompts and join its streams (an error ends the job, handed on)."""
+    def _admit(self, jobs: list[Job]) -> None:
+        """Read the new jobs' prompts (each distinct one once) and join their streams; a job
+        whose prompt cannot be read ends with its error, handed on."""
         try:
-            for spec in job.specs:
-                job.streams.append(self.batch.add(spec, key=job, echo=job.echo))
-                job.sent.append(0)
+            specs, owners = [s for j in jobs for s in j.specs], [j for j in jobs for _ in j.specs]
+            added = self.batch.add_many(specs, owners, echo=any(j.echo for j in jobs))
+        except Exception:  # noqa: BLE001 - one job's prompt failed: take them one by one
+            for job in jobs:
+                self._admit_one(job)
+            return
+        for job in jobs:
+            job.streams = [s for s in added if s.key is job]
+            job.sent = [0] * len(job.streams)
+        with self._wake:
+            self.jobs += jobs
+        self._hand_on([s for s in added if s.done])  # asked for no characters
+
+    def _admit_one(self, job: Job) -> None:
+        try:
+            job.streams = self.batch.add_many(job.specs, [job] * len(job.specs), job.echo)
+            job.sent = [0] * len(job.streams)
         except Exception as e:  # noqa: BLE001 - handed to the request, which answers with it
             for stream in job.streams:
                 self.batch.drop(stream)
-            job.error = e
-            job.deliver(-1, [], None)
+            job.streams, job.error = [], e
+            job.deliver([(-1, [], None)])
             return
         with self._wake:
             self.jobs.append(job)
-        self._hand_on([s for s in job.streams if s.done])  # asked for no characters
+        self._hand_on([s for s in job.streams if s.done])
 
     def _drop_cancelled(self) -> None:
         for job in [j for j in self.jobs if j.cancelled]:
@@ -141,13 +164,30 @@ class Scheduler:
             self._hand_on([stream])
 
     def _hand_on(self, touched: list[Stream]) -> None:
-        """Hand each stream's new characters, and its end, to its job (copies: the thread goes on)."""
+        """Hand each job what its streams drew (copies: the thread goes on): at once for a job's
+        first characters and its ends, otherwise gathered over HAND_ON seconds, so that a
+        request costs its server a call every few characters, not every one."""
+        now = time.monotonic()
         for stream in touched:
             job: Job = stream.key
             i = job.streams.index(stream)
-            new = stream.tokens[job.sent[i] :]
+            job.pending.append((i, stream.tokens[job.sent[i] :], stream.finish_reason))
             job.sent[i] = len(stream.tokens)
-            job.deliver(i, new, stream.finish_reason)
+        for job in {id(s.key): s.key for s in touched}.values():
+            if job.handed is None or now - job.handed >= HAND_ON or any(f for _, _, f in job.pending):
+                self._flush(job, now)
+
+    def _flush(self, job: Job, now: float) -> None:
+        if job.pending:
+            job.deliver(job.pending)
+            job.pending, job.handed = [], now
+
+    def _flush_all(self) -> None:
+        """What is gathered and has waited HAND_ON: handed on (between steps)."""
+        now = time.monotonic()
+        for job in self.jobs:
+            if job.pending and now - (job.handed or 0) >= HAND_ON:
+                self._flush(job, now)
 
 
 @dataclass
@@ -175,7 +215,7 @@ class ServedModel:
         stop: tuple[str, ...],
         logprobs: int,
         echo: bool,
-        deliver: Callable[[int, list[Token], str | None], None],
+        deliver: Callable[[list[Delivery]], None],
     ) -> Job:
         """A job of `draws` streams for each prompt, stream j of a prompt drawing from PCG32
         stream j of the sample's seed (as `predict --num-samples` does)."""

@@ -112,9 +112,20 @@ class StreamBatch:
     def add(self, spec: StreamSpec, key: Any = None, echo: bool = False) -> Stream:
         """Read `spec.prompt` alone and join the batch; with `echo`, score the prompt's own
         characters too. A stream asked for no characters ends at once ("length")."""
+        return self.add_many([spec], [key], echo)[0]
+
+    def add_many(self, specs: list[StreamSpec], keys: list | None = None, echo: bool = False) -> list[Stream]:
+        """`add` each of `specs`, reading each distinct prompt once (streams of one prompt start
+        from the same state: read alone, a row is the same as in any batch)."""
+        keys = keys if keys is not None else [None] * len(specs)
+        read_once = {}  # every prompt read before any stream joins: an error leaves the batch as it was
+        for prompt in dict.fromkeys(spec.prompt for spec in specs):
+            read_once[prompt] = read(self.runner, self.vocab, prompt, self.start, 1)
+        return [self._start(spec, key, echo, *read_once[spec.prompt]) for spec, key in zip(specs, keys)]
+
+    def _start(self, spec: StreamSpec, key: Any, echo: bool, logits: np.ndarray | None, state: Any) -> Stream:
         seed = spec.sample.seed if spec.sample.seed is not None else secrets.randbits(64)
         stream = Stream(spec, seed, key=key, _rng=stream_rng(seed, spec.stream))
-        logits, state = read(self.runner, self.vocab, spec.prompt, self.start, 1)
         if echo:
             stream.prompt_logprobs = self._scored(spec.prompt, logits, spec.logprobs)
         if logits is None:  # no prompt, no prime: the first character is uniform
@@ -159,7 +170,7 @@ class StreamBatch:
     def run(self, specs: list[StreamSpec], on_char: Callable[[str], None] | None = None) -> list[Stream]:
         """Draw these streams to their ends together; the first one's characters go to `on_char`
         as they are released."""
-        drawn = [self.add(spec) for spec in specs]
+        drawn = self.add_many(specs)
         shown = 0
         while len(self):
             self.step()

@@ -24,6 +24,7 @@ from charnext.errors import CharnextError, UnknownCharactersError
 from charnext.serve.protocol import ApiError, Ask, Limits, chunk, completion, logprobs_object, read_ask
 
 POLL = 0.25  # seconds between checks that a client waiting for a whole answer is still there
+GROUP = 16  # characters an event carries at most: a reader behind the scheduler gets them grouped
 
 
 def build_app(models: dict, api_key: str | None = None, max_tokens: int = Limits.max_tokens,
@@ -120,8 +121,8 @@ async def _complete(request: Request, ask: Ask, model) -> Response:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
 
-    def deliver(i, tokens, finish) -> None:  # the scheduler's thread: hand over, never wait
-        loop.call_soon_threadsafe(queue.put_nowait, (i, tokens, finish))
+    def deliver(items) -> None:  # the scheduler's thread: hand over, never wait
+        loop.call_soon_threadsafe(queue.put_nowait, items)
 
     r = ask.request
     job = model.job(ask.prompts, ask.draws, r.length, r.sample, r.stop, ask.logprobs or 0, ask.echo, deliver)
@@ -143,11 +144,19 @@ async def _complete(request: Request, ask: Ask, model) -> Response:
     return JSONResponse(_whole(request, ask, job, drawn))
 
 
-async def _next(queue: asyncio.Queue, job) -> tuple:
-    item = await queue.get()
-    if item[0] < 0:  # the job could not start
+async def _next(queue: asyncio.Queue, job) -> list[tuple]:
+    """What the scheduler has drawn for the job since the last call (at least one step's): a
+    reader that falls behind gets its characters in larger groups, never later."""
+    items = list(await queue.get())
+    while not queue.empty():
+        items += queue.get_nowait()
+    if any(i < 0 for i, _, _ in items):  # the job could not start
         raise ApiError(400, str(job.error), "prompt") if isinstance(job.error, CharnextError) else job.error
-    return item
+    merged: dict[int, tuple] = {}
+    for i, tokens, finish in items:
+        before = merged.get(i, (i, [], None))
+        merged[i] = (i, before[1] + tokens, finish)
+    return list(merged.values())
 
 
 async def _gather(request: Request, job, queue: asyncio.Queue) -> list[list]:
@@ -156,14 +165,15 @@ async def _gather(request: Request, job, queue: asyncio.Queue) -> list[list]:
     left = len(job.specs)
     while left:
         try:
-            i, tokens, finish = await asyncio.wait_for(_next(queue, job), POLL)
+            items = await asyncio.wait_for(_next(queue, job), POLL)
         except asyncio.TimeoutError:
             if await request.is_disconnected():
                 job.cancel()
                 raise ApiError(499, "the client went away") from None
             continue
-        drawn[i] += tokens
-        left -= finish is not None
+        for i, tokens, finish in items:
+            drawn[i] += tokens
+            left -= finish is not None
     return drawn
 
 
@@ -196,22 +206,32 @@ def _echoed(job, i: int, prompt: str, ask: Ask) -> list:
     return [tok if tok is not None else (c, None) for c, tok in zip(prompt, scored or [None] * len(prompt))]
 
 
+def _event(request: Request, ask: Ask, i: int, tokens: list, finish: str | None, offsets: dict) -> str:
+    """One server-sent event: choice i's next characters (and its end)."""
+    text = "".join(t[0] if isinstance(t, tuple) else t.char for t in tokens)
+    offset = offsets.get(i, 0)
+    offsets[i] = offset + len(text)  # where the next event's characters stand in the choice
+    lp = logprobs_object(tokens, offset, ask.logprobs) if ask.logprobs is not None else None
+    request.scope["state"]["chars"] += sum(not isinstance(t, tuple) for t in tokens)
+    return f"data: {json.dumps(chunk(ask, i, text, lp, finish), ensure_ascii=False)}\n\n"
+
+
 async def _events(request: Request, ask: Ask, job, queue: asyncio.Queue):
-    """The server-sent events of a streamed answer: a chunk per drawn group of characters, each
-    choice's end, then `data: [DONE]`."""
+    """The server-sent events of a streamed answer: an event per character drawn, or per group
+    of up to GROUP where the reader is behind; each choice's end; then `data: [DONE]`."""
     left, offsets = len(job.specs), {}
     try:
         while left:
-            i, tokens, finish = await _next(queue, job)
-            if i not in offsets and ask.echo:
-                tokens = _echoed(job, i, ask.prompts[i // ask.draws], ask) + tokens
-            text = "".join(t[0] if isinstance(t, tuple) else t.char for t in tokens)
-            offset = offsets.get(i, 0)
-            offsets[i] = offset + len(text)  # where the next chunk's characters stand in the choice
-            lp = logprobs_object(tokens, offset, ask.logprobs) if ask.logprobs is not None else None
-            request.scope["state"]["chars"] += sum(not isinstance(t, tuple) for t in tokens)
-            yield f"data: {json.dumps(chunk(ask, i, text, lp, finish), ensure_ascii=False)}\n\n"
-            left -= finish is not None
+            events = []
+            for i, tokens, finish in await _next(queue, job):
+                if i not in offsets and ask.echo:
+                    tokens = _echoed(job, i, ask.prompts[i // ask.draws], ask) + tokens
+                groups = [tokens[k : k + GROUP] for k in range(0, len(tokens), GROUP)] or [[]]
+                for k, group in enumerate(groups):
+                    end = finish if k == len(groups) - 1 else None
+                    events.append(_event(request, ask, i, group, end, offsets))
+                left -= finish is not None
+            yield "".join(events)
         yield "data: [DONE]\n\n"
     except ApiError as e:  # the job failed after the answer began: say so, and end
         yield f"data: {json.dumps(e.body())}\n\n"
