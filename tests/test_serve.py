@@ -285,3 +285,26 @@ def test_the_access_log_has_a_line_per_request(model):
     assert any(re_line.startswith("POST /v1/completions 200 7 chars") for re_line in lines)
     assert any(re_line.startswith("POST /v1/completions 400 0 chars") for re_line in lines)
     assert "\x1b[" not in err and "Traceback" not in err
+
+
+def test_the_server_runs_without_torch(model):
+    """On the numpy engine: with torch made unimportable, it starts, answers and stops."""
+    port = _free_port()
+    code = ("import sys; sys.modules['torch'] = None; "
+            f"sys.argv = ['charnext', 'serve', '-c', {str(model)!r}, '--port', '{port}']; "
+            "from charnext.cli.app import main; main()")  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        body = {"model": "poem", "prompt": "Tyger", "max_tokens": 5}
+        assert httpx.post(url + "/v1/completions", json=body, timeout=10).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
