@@ -99,17 +99,20 @@ def main() -> None:
     p.add_argument("--num-samples", nargs="+", type=int, default=[1, 64], help="batch sizes to time")
     p.add_argument("--lengths", nargs=2, type=int, default=[1_000, 10_000], metavar=("SHORT", "LONG"))
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (and numpy's BLAS)")
+    p.add_argument("--split", action="store_true",
+                   help="numpy: split a batch's rows across --threads threads, BLAS on one each")  # fmt: skip
     a = p.parse_args()
     harness.smoke(a, steps=0, runs=1, num_samples=[1, 4], lengths=[20, 100])
     bound_seconds = 0.05 if a.smoke else 1.0
-    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(a.threads)
+    blas = 1 if a.split else a.threads
+    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(blas)
 
     from charnext import api
 
     with tempfile.TemporaryDirectory() as folder:
         a.folder = folder
         path = model_path(a)
-        ckpts = {engine: api.load(path, "cpu", engine) for engine in a.engines}
+        ckpts = {engine: api.load(path, "cpu", engine, a.threads if a.split else 1) for engine in a.engines}
         if "torch" in a.engines:
             import torch
 
@@ -135,7 +138,7 @@ def main() -> None:
             t_short, t_long = times[(engine, samples, short)], times[(engine, samples, long)]
             wall = samples * long / t_long.median
             figures = {"model": f"{c.cell.value} {c.num_layers}x{c.hidden_size}", "engine": engine,
-                       "samples": samples, "chars": long, "chars_per_sec": wall,
+                       "split": a.split, "samples": samples, "chars": long, "chars_per_sec": wall,
                        "cpu_chars_per_sec": samples * long / t_long.cpu_median,
                        "long_over_short": t_long.median / t_short.median, "matmul_bound": bounds[samples],
                        "of_bound": wall / bounds[samples], "runs_s": t_long.values}  # fmt: skip

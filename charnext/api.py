@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from charnext.config import Cell, Engine, ModelConfig, SampleConfig, TrainConfig, split_options
 from charnext.errors import UsageError
-from charnext.events import EvalResult
+from charnext.events import EvalResult, TrainResult
 from charnext.inference.evaluation import Evaluation, evaluate_text, seen_in_training
 from charnext.inference.sampling import generate as _generate
 from charnext.inference.steps import StepPrediction, predict_steps
@@ -43,10 +43,10 @@ from charnext.storage.checkpoint import Checkpoint
 from charnext.storage.checkpoint import load as _load_checkpoint
 from charnext.text.source import Source
 from charnext.text.vocab import Vocab
-from charnext.training.handle import training_processes
+from charnext.training.handle import RunHeader, TrainingRun, training_processes
 
 if TYPE_CHECKING:  # torch's modules load on first use: load, predict and generate never need them
-    from charnext.events import Event, TrainResult
+    from charnext.events import Event
     from charnext.inference.surprise import CharSurprise, Surprise
     from charnext.inside.page import PageData
     from charnext.inside.play import PlaySession
@@ -55,7 +55,6 @@ if TYPE_CHECKING:  # torch's modules load on first use: load, predict and genera
     from charnext.modeling.model import CharModel as Model
     from charnext.serve.app import ServedApp
     from charnext.text.prepare import PrepareResult
-    from charnext.training.handle import RunHeader, TrainingRun
 
 # The one list of public names: `charnext` re-exports exactly these (lazily), and a test holds
 # every public function of this module to it.
@@ -77,9 +76,6 @@ __all__ = [
 
 
 _LAZY = {  # name -> (module, name there): imported (with torch) only when first asked for
-    "TrainResult": ("charnext.events", "TrainResult"),
-    "TrainingRun": ("charnext.training.handle", "TrainingRun"),
-    "RunHeader": ("charnext.training.handle", "RunHeader"),
     "Model": ("charnext.modeling.model", "CharModel"),
     "ReportRequest": ("charnext.inside.report", "ReportRequest"),
     "PrepareResult": ("charnext.text.prepare", "PrepareResult"),
@@ -111,20 +107,25 @@ def _renamed(old: str, new: str, value: int | None, current: int) -> int:
 NEWLINE = "\n"
 
 
-def load(path: str | Path = "checkpoint.pt", device: str = "cpu", engine: str = "auto") -> Checkpoint:
+def load(
+    path: str | Path = "checkpoint.pt", device: str = "cpu", engine: str = "auto", threads: int = 1
+) -> Checkpoint:
     """Load a checkpoint (safely: no code in it runs) for `device` (auto/cpu/cuda/mps).
 
     `engine` runs predict, generate, surprisal, neurons, the report and play: "numpy" (the CPU
     only; no torch imported for a format-2 file), "torch", or "auto" (numpy on the CPU, torch
-    elsewhere). `evaluate`, `score` and `.model` use torch whatever the engine.
-    """
+    elsewhere). `evaluate`, `score` and `.model` use torch whatever the engine. With `threads`,
+    numpy splits the rows of a large batch across that many threads (BLAS then runs on one each)."""
     from charnext.modeling.runner import resolve_engine
 
     if device != "cpu":
         from charnext.modeling.device import resolve_device
 
         device = str(resolve_device(device))
-    return _load_checkpoint(path, device, resolve_engine(engine, device))
+    ckpt = _load_checkpoint(path, device, resolve_engine(engine, device))
+    if threads > 1 and ckpt.engine == "numpy":  # a batch's rows split across threads
+        ckpt.runner.use_threads(threads)
+    return ckpt
 
 
 def predict(
@@ -169,14 +170,9 @@ def generate(
     skip_unknown: bool = False,
 ) -> list[str]:
     """`num_samples` continuations of `prefix`, each up to `length` characters."""
-    parts: list[list[str]] = [[] for _ in range(num_samples)]
-    for chars in generate_stream(ckpt, prefix, length, sample, num_samples, skip_unknown):
-        for part, c in zip(parts, chars):
-            part.append(c)
-    out = ["".join(part) for part in parts]
-    if ckpt.line_mode:
-        out = [o.rstrip(NEWLINE) for o in out]
-    return out
+    steps = list(generate_stream(ckpt, prefix, length, sample, num_samples, skip_unknown))
+    out = ["".join(chars) for chars in zip(*steps)] if steps else [""] * num_samples  # per sample
+    return [o.rstrip(NEWLINE) for o in out] if ckpt.line_mode else out
 
 
 def streams(ckpt: Checkpoint) -> StreamBatch:
@@ -193,7 +189,10 @@ def serve_app(checkpoints: list, names: list[str] | None = None, **options) -> S
     from charnext.inference.scheduler import served
     from charnext.serve.app import build_app
 
-    ckpts = [c if isinstance(c, Checkpoint) else load(c, engine="numpy") for c in checkpoints]
+    threads = options.pop("threads", 1)  # each model's batch split across this many threads
+    ckpts = [
+        c if isinstance(c, Checkpoint) else load(c, engine="numpy", threads=threads) for c in checkpoints
+    ]
     ids = [
         (names or [])[i] if i < len(names or []) else Path(c.path or f"model{i}").stem
         for i, c in enumerate(ckpts)

@@ -193,3 +193,15 @@ def test_predict_stop_and_best_of(poem_model):
     ranked = sorted(drawn, key=lambda s: -s.mean_logprob)
     assert best == [s.text for s in ranked[:2]]
     assert predict()[0] == drawn[0].text  # stream 0 is the sample of the seed alone
+
+
+def test_rows_split_across_threads_are_the_same_rows():
+    model = _random_model("lstm", 64, 2, 30)
+    idx = np.random.default_rng(4).integers(0, 30, size=(48, 5))
+    alone, alone_state = model.forward(idx)
+    split = _random_model("lstm", 64, 2, 30)
+    split.use_threads(2)
+    logits, state = split.forward(idx)
+    assert np.array_equal(logits, alone) and np.array_equal(state, alone_state)
+    step, _ = split.forward(idx[:, :1], state)
+    assert np.array_equal(step, model.forward(idx[:, :1], alone_state)[0])

@@ -44,6 +44,9 @@ def serve(
     ] = None,
     max_streams: Annotated[int, typer.Option(help="Streams a model draws at once; past it, 429.")] = 64,
     max_tokens: Annotated[int, typer.Option(help="Characters one choice may ask for.")] = 4096,
+    threads: Annotated[
+        int, typer.Option(help="Threads a model's batch of streams is split across (BLAS on one each).")
+    ] = 1,
 ) -> None:
     """Serve models over HTTP with OpenAI's completions API (/v1/completions, /v1/models).
 
@@ -54,7 +57,7 @@ def serve(
     key = api_key or os.environ.get("CHARNEXT_API_KEY") or None
     if port < 0 or port > 65535:
         raise usage(f"--port must be from 0 to 65535, not {port}")
-    for flag, value in (("--max-streams", max_streams), ("--max-tokens", max_tokens)):
+    for flag, value in (("--max-streams", max_streams), ("--max-tokens", max_tokens), ("--threads", threads)):
         if value < 1:
             raise usage(f"{flag} must be at least 1, not {value}")
     if not _loopback(host) and key is None:
@@ -69,7 +72,8 @@ def serve(
     from charnext import api
 
     paths = checkpoint or [Path("checkpoint.pt")]
-    app = api.serve_app(paths, name, api_key=key, max_streams=max_streams, max_tokens=max_tokens, log=_log)
+    options = dict(api_key=key, max_streams=max_streams, max_tokens=max_tokens, threads=threads, log=_log)
+    app = api.serve_app(paths, name, **options)
     app.run(host, port, on_start=lambda: _log(f"serving {', '.join(app.models)} at http://{host}:{port}/v1"
                                               " (Ctrl-C to stop)"))  # fmt: skip
     _log("stopped")

@@ -51,6 +51,7 @@ def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
 # So each weight matrix is probed once for the longest run of BUCKETS that agree; a product
 # pads a few rows up to the run's smallest size and cuts many into blocks of its largest.
 BUCKETS = (2, 4, 8, 16, 32, 64, 128, 256)
+SPLIT_ROWS = 16  # rows of a batch from which use_threads splits it (below, one thread is faster)
 
 
 def agreeing_sizes(w: np.ndarray) -> tuple[int, int]:
@@ -229,6 +230,8 @@ class NumpyModel:
         self.head_w = np.ascontiguousarray(np.asarray(weights["head.weight"], dtype=np.float32).T)  # (H, V)
         self.head_b = np.asarray(weights["head.bias"], dtype=np.float32)
         self.product = _Products()
+        self.workers = 1  # threads a large batch's rows are split across (see use_threads)
+        self._pool = None
 
     @property
     def state_size(self) -> int:
@@ -239,8 +242,38 @@ class NumpyModel:
         """The zero state, (num_layers, B, state_size)."""
         return np.zeros((self.config.num_layers, batch_size, self.state_size), dtype=np.float32)
 
+    def use_threads(self, threads: int) -> None:
+        """Split the rows of a batch of SPLIT_ROWS or more across `threads` threads, each with
+        BLAS on one thread (set so for the whole process). A row's result is the same whatever
+        the split (BUCKETS), and the threads overlap where numpy lets go of the GIL: in
+        the products and in large element-wise steps."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from threadpoolctl import threadpool_limits
+
+        if threads > 1:
+            threadpool_limits(1, user_api="blas")
+            self._pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="charnext-rows")
+        self.workers = max(1, threads)
+
     def forward(self, idx: np.ndarray, state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """idx (B, T) integer, state (L, B, S) or None -> logits (B, T, V), new state (L, B, S)."""
+        B = len(idx)
+        if self.workers > 1 and B >= SPLIT_ROWS:
+            return self._split(idx, state)
+        return self._forward(idx, state)
+
+    def _split(self, idx: np.ndarray, state: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The batch's rows in `workers` parts, one on this thread, the others on the pool's."""
+        B = len(idx)
+        state = self.initial_state(B) if state is None else state
+        cuts = np.linspace(0, B, self.workers + 1).astype(int)
+        parts = [(idx[a:b], state[:, a:b]) for a, b in zip(cuts, cuts[1:])]
+        others = [self._pool.submit(self._forward, *part) for part in parts[1:]]
+        done = [self._forward(*parts[0])] + [f.result() for f in others]
+        return np.concatenate([d[0] for d in done]), np.concatenate([d[1] for d in done], axis=1)
+
+    def _forward(self, idx: np.ndarray, state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         x, new_state = self._layers(idx, state)
         B, T, _ = x.shape
         logits = self.product(x.reshape(B * T, -1), self.head_w)
