@@ -194,3 +194,20 @@ ExtendVocab = Annotated[
 DistTimeout = Annotated[
     str, typer.Option(help="Under torchrun: how long a process waits for the others before failing.")
 ]
+
+
+# -- charnext serve ---------------------------------------------------------------------------
+ServeCheckpoints = Annotated[
+    list[Path] | None,
+    typer.Option("--checkpoint", "-c", help="Checkpoint to serve (repeatable) [default: checkpoint.pt]",
+                 show_default=False),
+]  # fmt: skip
+ModelNames = Annotated[
+    list[str] | None,
+    typer.Option(help="Model id of each -c, in order [default: the file's stem]", show_default=False),
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(help="Ask clients for `Authorization: Bearer KEY` [default: $CHARNEXT_API_KEY]",
+                 show_default=False),
+]  # fmt: skip

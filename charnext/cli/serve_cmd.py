@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from charnext.cli import options
 from charnext.cli.common import handle_errors, usage
 from charnext.errors import MissingDependencyError
 
@@ -18,30 +19,13 @@ LOOPBACK = ("localhost",)
 
 @handle_errors
 def serve(
-    checkpoint: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--checkpoint",
-            "-c",
-            help="Checkpoint to serve (repeatable) [default: checkpoint.pt]",
-            show_default=False,
-        ),
-    ] = None,
-    name: Annotated[
-        list[str] | None,
-        typer.Option(help="Model id of each -c, in order [default: the file's stem]", show_default=False),
-    ] = None,
+    checkpoint: options.ServeCheckpoints = None,
+    name: options.ModelNames = None,
     host: Annotated[
         str, typer.Option(help="Address to listen on; any but loopback needs --api-key.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    api_key: Annotated[
-        str | None,
-        typer.Option(
-            help="Ask clients for `Authorization: Bearer KEY` [default: $CHARNEXT_API_KEY]",
-            show_default=False,
-        ),
-    ] = None,
+    api_key: options.ApiKey = None,
     max_streams: Annotated[int, typer.Option(help="Streams a model draws at once; past it, 429.")] = 64,
     max_tokens: Annotated[int, typer.Option(help="Characters one choice may ask for.")] = 4096,
     threads: Annotated[
