@@ -205,3 +205,28 @@ def test_rows_split_across_threads_are_the_same_rows():
     assert np.array_equal(logits, alone) and np.array_equal(state, alone_state)
     step, _ = split.forward(idx[:, :1], state)
     assert np.array_equal(step, model.forward(idx[:, :1], alone_state)[0])
+
+
+def test_a_broken_step_ends_every_job_with_its_error(poem_model):
+    import threading
+
+    from charnext.inference.scheduler import Job, Scheduler
+
+    batch = api.streams(poem_model)
+    scheduler = Scheduler(batch).start()
+    got, done = [], threading.Event()
+
+    def deliver(items):
+        got.extend(items)
+        if any(i < 0 or f for i, _, f in items):
+            done.set()
+
+    def broken():
+        raise RuntimeError("the step broke")
+
+    batch.step = broken
+    job = scheduler.submit(Job([StreamSpec("Tyger", 50, SampleConfig(temperature=1.0, seed=1))], deliver))
+    assert done.wait(10)
+    assert got[-1][0] == -1 and isinstance(job.error, RuntimeError)
+    assert scheduler.active == 0 and len(batch) == 0
+    scheduler.stop()

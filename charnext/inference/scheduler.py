@@ -110,7 +110,11 @@ class Scheduler:
             self._drop_cancelled()
             if self.closing:
                 self._end_all()
-            touched = self.batch.step()
+            try:
+                touched = self.batch.step()
+            except Exception as e:  # noqa: BLE001 - no request may wait forever on a broken step
+                self._fail_all(e)
+                continue
             self._hand_on(touched)
             self._flush_all()
             with self._wake:
@@ -146,6 +150,16 @@ class Scheduler:
         with self._wake:
             self.jobs.append(job)
         self._hand_on([s for s in job.streams if s.done])
+
+    def _fail_all(self, error: Exception) -> None:
+        """End every job with `error` (each request answers with it) and empty the batch."""
+        for stream in list(self.batch.streams):
+            self.batch.drop(stream)
+        with self._wake:
+            jobs, self.jobs = self.jobs, []
+        for job in jobs:
+            job.error = error
+            job.deliver([(-1, [], None)])
 
     def _drop_cancelled(self) -> None:
         for job in [j for j in self.jobs if j.cancelled]:
