@@ -114,6 +114,9 @@ class _Layer:
         H = w_hh.shape[1]
         self.cell = cell
         self.H = H
+        if cell is Cell.lstm:  # the affine that turns the tanh of the i, f, o gates into sigmoids
+            self.gate_scale = np.r_[np.full(3 * H, 0.5), np.ones(H)].astype(np.float32)
+            self.gate_shift = np.r_[np.full(3 * H, 0.5), np.zeros(H)].astype(np.float32)
         # (gates, in) -> (in, gates), in float64 while folding; rows reordered and halved.
         w_ih, w_hh = w_ih.astype(np.float64), w_hh.astype(np.float64)
         b_ih, b_hh = b_ih.astype(np.float64), b_hh.astype(np.float64)
@@ -170,9 +173,11 @@ class _Layer:
                 g = self.product(h, self.w_hh)  # (B, 4H): i f o g
                 g += gx[:, t]
                 np.tanh(g, out=g)
+                # sigmoid(i), sigmoid(f), sigmoid(o) = 0.5 tanh + 0.5, g as it is: two passes over
+                # whole rows (x * 1 + 0 is x, bit for bit), faster than two over their strided 3H
+                g *= self.gate_scale
+                g += self.gate_shift
                 s = g[:, : 3 * H]
-                s *= 0.5
-                s += 0.5  # sigmoid(i), sigmoid(f), sigmoid(o)
                 np.multiply(s[:, H : 2 * H], c, out=c_new)
                 s[:, :H] *= g[:, 3 * H :]  # i * g (i is used only here)
                 c_new += s[:, :H]
