@@ -65,13 +65,17 @@ def _draw_all(batch: StreamBatch) -> None:
         batch.step()
 
 
+def _as_generate_draws(ckpt, prompt: str, length: int, seed: int, n: int) -> list:
+    """n seeded streams of `prompt` drawn together, checked against api.generate's n samples."""
+    sample = SampleConfig(temperature=1.0, seed=seed)
+    expected = api.generate(ckpt, prompt, length, sample, num_samples=n)
+    drawn = api.streams(ckpt).run([StreamSpec(prompt, length, sample, stream=i) for i in range(n)])
+    assert [s.text for s in drawn] == expected
+    return drawn
+
+
 def test_a_seeded_stream_draws_what_generate_draws(poem_model):
-    sample = SampleConfig(temperature=1.0, seed=11)
-    expected = api.generate(poem_model, "Tyger", 80, sample, num_samples=3)
-    batch = api.streams(poem_model)
-    mine = [batch.add(StreamSpec("Tyger", 80, sample, stream=i)) for i in range(3)]
-    _draw_all(batch)
-    assert [s.text for s in mine] == expected
+    mine = _as_generate_draws(poem_model, "Tyger", 80, 11, 3)
     assert all(s.finish_reason == "length" for s in mine)
 
 
@@ -130,13 +134,7 @@ def test_line_models_complete_one_line(tmp_path, names):
     path = tmp_path / "names.pt"
     api.train(names, out=path, lines=True, hidden_size=32, num_layers=1, steps=40, device="cpu",
               precision="fp32")  # fmt: skip
-    ckpt = api.load(path, engine="numpy")
-    sample = SampleConfig(temperature=1.0, seed=5)
-    expected = api.generate(ckpt, "em", 30, sample, num_samples=4)
-    batch = api.streams(ckpt)
-    got = [batch.add(StreamSpec("em", 30, sample, stream=i)) for i in range(4)]
-    _draw_all(batch)
-    assert [s.text for s in got] == expected
+    got = _as_generate_draws(api.load(path, engine="numpy"), "em", 30, 5, 4)
     assert all("\n" not in s.text for s in got)
     assert {s.finish_reason for s in got} <= {"stop", "length"}
 
