@@ -308,3 +308,20 @@ def test_the_server_runs_without_torch(model):
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err
+
+
+def test_a_line_model_completes_one_line(tmp_path, names):
+    path = tmp_path / "names.pt"
+    api.train(names, out=path, lines=True, hidden_size=32, num_layers=1, steps=40, device="cpu",
+              precision="fp32")  # fmt: skip
+    s = Server("-c", str(path))
+    try:
+        body = {"model": "names", "prompt": "em", "max_tokens": 30, "n": 4, "temperature": 1.0, "seed": 2}
+        choices = httpx.post(s.url + "/v1/completions", json=body, timeout=10).json()["choices"]
+    finally:
+        assert s.stop()[0] == 0
+    expected = api.generate(
+        api.load(path), "em", 30, api.SampleConfig(temperature=1.0, seed=2), num_samples=4
+    )
+    assert [c["text"] for c in choices] == expected and all("\n" not in c["text"] for c in choices)
+    assert {c["finish_reason"] for c in choices} <= {"stop", "length"}
