@@ -234,8 +234,8 @@ def untrained_lstm(text: str, hidden_size: int = 256, num_layers: int = 2, tiny:
 
 
 def browser_missing() -> str | None:
-    """What the page benchmarks lack to open a browser (Selenium, Debian's chromium and
-    chromium-driver), in one line; None: nothing."""
+    """What the page benchmarks and the browser tests lack to open a browser (Selenium,
+    Debian's chromium and chromium-driver), in one line; None: nothing."""
     try:
         import selenium  # noqa: F401
     except ImportError:

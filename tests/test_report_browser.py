@@ -10,24 +10,17 @@ import io
 import json
 import os
 import shutil
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 from test_report import poem_model, report_file  # noqa: F401 - the report's fixtures
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import harness  # noqa: E402 - benchmarks/harness.py: the one browser check (Selenium, chromium, its driver)
+
 SECTIONS = ("summary", "curves", "predictions", "surprise", "units")
-
-
-def _missing() -> str | None:
-    """What is missing for a browser test, or None."""
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium is not installed (pip install -e '.[test]')"
-    for tool in ("chromium", "chromedriver"):
-        if not shutil.which(tool):
-            return f"{tool} is not installed (apt-get install chromium chromium-driver)"
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +30,7 @@ def browser():
     The profile and Chromium's temporary files lie in a folder with a short path, whatever TMPDIR
     is: Chromium keeps Unix sockets there, and a socket's path may not exceed 107 bytes (a long
     TMPDIR kills Chromium at start)."""
-    missing = _missing()
+    missing = harness.browser_missing()
     if missing:
         if os.environ.get("CI"):
             pytest.fail(f"browser test cannot run in CI: {missing}")

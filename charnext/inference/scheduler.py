@@ -69,12 +69,15 @@ class Scheduler:
     def active(self) -> int:
         """Streams being drawn or about to be."""
         with self._wake:
-            return sum(len(j.specs) for j in self.jobs + self.waiting if not j.cancelled)
+            return self._running()
+
+    def _running(self) -> int:  # the lock held
+        return sum(len(j.specs) for j in self.jobs + self.waiting if not j.cancelled)
 
     def submit(self, job: Job) -> Job:
         """Queue a job: its streams join between two steps. Busy if they would pass the limit."""
         with self._wake:
-            running = sum(len(j.specs) for j in self.jobs + self.waiting if not j.cancelled)
+            running = self._running()
             if self.closing:
                 raise Busy("the server is shutting down")
             if running + len(job.specs) > self.max_streams:
@@ -172,9 +175,7 @@ class Scheduler:
     def _end_all(self) -> None:
         for stream in list(self.batch.streams):
             self.batch.drop(stream)
-            stream.tokens += stream._held
-            stream._held.clear()
-            stream.finish_reason = "length"
+            stream.finish("length")
             self._hand_on([stream])
 
     def _hand_on(self, touched: list[Stream]) -> None:

@@ -76,6 +76,12 @@ class Stream:
     def done(self) -> bool:
         return self.finish_reason is not None
 
+    def finish(self, reason: str) -> None:
+        """End here: what was held back is released (it met no stop string), the reason kept."""
+        self.tokens += self._held
+        self._held.clear()
+        self.finish_reason = reason
+
     @property
     def mean_logprob(self) -> float:
         """The mean log-probability of its characters (-inf: none)."""
@@ -210,7 +216,7 @@ class StreamBatch:
         if not stops:  # nothing is held back
             stream.tokens.append(token)
             if len(stream.tokens) >= stream.spec.length:
-                stream.finish_reason = "length"
+                stream.finish("length")
             return True
         stream._held.append(token)
         held = "".join(t.char for t in stream._held)
@@ -226,9 +232,7 @@ class StreamBatch:
             stream.tokens += stream._held[: len(stream._held) - keep]
             del stream._held[: len(stream._held) - keep]
             if stream.drawn >= stream.spec.length:
-                stream.tokens += stream._held
-                stream._held.clear()
-                stream.finish_reason = "length"
+                stream.finish("length")
         return len(stream.tokens) > released or stream.done
 
     def _token(self, index: int, logp: np.ndarray, alternatives: int) -> Token:

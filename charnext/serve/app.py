@@ -184,12 +184,12 @@ def _whole(request: Request, ask: Ask, job, drawn: list[list]) -> dict:
     for p, prompt in enumerate(ask.prompts):
         mine = list(range(p * ask.draws, (p + 1) * ask.draws))
         if r.best_of:
-            mine.sort(key=lambda i: -sum(t.logprob for t in drawn[i]) / max(len(drawn[i]), 1))
+            mine.sort(key=lambda i: -job.streams[i].mean_logprob)  # ended: as predict --best-of ranks
         for j, i in enumerate(mine[: r.num_samples]):
             tokens = _echoed(job, i, prompt, ask) + drawn[i]
             text = "".join(t[0] if isinstance(t, tuple) else t.char for t in tokens)
             lp = logprobs_object(tokens, 0, ask.logprobs) if ask.logprobs is not None else None
-            reason = job.streams[i].finish_reason if i < len(job.streams) else "length"
+            reason = job.streams[i].finish_reason
             choices.append(
                 {"text": text, "index": p * r.num_samples + j, "logprobs": lp, "finish_reason": reason}
             )
@@ -202,8 +202,8 @@ def _echoed(job, i: int, prompt: str, ask: Ask) -> list:
     """The prompt's own characters, for `echo` (each with its log-probability where it has one)."""
     if not ask.echo:
         return []
-    scored = job.streams[i].prompt_logprobs if i < len(job.streams) else []
-    return [tok if tok is not None else (c, None) for c, tok in zip(prompt, scored or [None] * len(prompt))]
+    scored = job.streams[i].prompt_logprobs  # scored when the job joined, before anything was drawn
+    return [tok if tok is not None else (c, None) for c, tok in zip(prompt, scored)]
 
 
 def _event(request: Request, ask: Ask, i: int, tokens: list, finish: str | None, offsets: dict) -> str:

@@ -4,6 +4,7 @@ response objects. Characters are the tokens: `max_tokens` counts characters, `us
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import secrets
 import time
@@ -102,7 +103,7 @@ def read_ask(body: object, limits: Limits) -> Ask:
             seed=_typed(body, "seed", (int, None), None, "a whole number"),
         )
         if sample.seed is None:  # every choice of the request draws from one seed's streams
-            sample = SampleConfig(sample.temperature, sample.top_k, sample.top_p, secrets.randbits(63))
+            sample = dataclasses.replace(sample, seed=secrets.randbits(63))
         request = PredictRequest(
             prefix=prompts[0],  # its characters are checked against the model's vocabulary later
             length=_typed(body, "max_tokens", (int,), 16, "a whole number"),
