@@ -22,7 +22,7 @@ def serve(
     checkpoint: options.ServeCheckpoints = None,
     name: options.ModelNames = None,
     host: Annotated[
-        str, typer.Option(help="Address to listen on; any but loopback needs --api-key.")
+        str, typer.Option(help="Address to listen on; any but loopback asks for an API key.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     api_key: options.ApiKey = None,
