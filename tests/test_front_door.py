@@ -42,12 +42,13 @@ def test_every_public_function_returns_a_typed_result(name):
     assert text.split("[")[0].strip() not in UNTYPED, f"{name} returns {text}: give it a typed result"
 
 
-def test_describe_neurons_and_score_return_their_results(hihello):
+def test_describe_neurons_and_score_return_their_results(hihello, tmp_path):
     ckpt = api.load(hihello)
     assert isinstance(api.describe(ckpt), api.Description)
     assert isinstance(api.neurons(ckpt, "hihello"), api.NeuronsReport)
     assert isinstance(api.score(ckpt, text="hihello"), api.EvaluateReport)
-    run = api.start_run("hihello", out=None, steps=2, hidden_size=8, num_layers=1, device="cpu")
+    out = tmp_path / "run.pt"
+    run = api.start_run("hihello", out=out, steps=2, hidden_size=8, num_layers=1, device="cpu")
     assert isinstance(run, api.TrainingRun) and not hasattr(run, "vocab")
     assert run.header.vocab_size == 5 and run.header.num_layers == 1
     result = run.run()
