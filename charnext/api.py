@@ -140,7 +140,7 @@ def predict(
     characters after each. (`top_k=` is the old name of `alternatives`, deprecated.)"""
     alternatives = _renamed("top_k", "alternatives", top_k, alternatives)
     prefix, skipped = ckpt.vocab.known(prefix, skip_unknown)
-    return PredictResult(predict_steps(ckpt.runner, ckpt.vocab, prefix, alternatives, ckpt.start), skipped)
+    return PredictResult(predict_steps(ckpt, prefix, alternatives), skipped)
 
 
 def generate_stream(
@@ -157,8 +157,7 @@ def generate_stream(
     """
     check_counts(length, num_samples)
     prefix, _ = ckpt.vocab.known(prefix, skip_unknown)
-    stop = NEWLINE if ckpt.line_mode else None
-    yield from _generate(ckpt.runner, ckpt.vocab, prefix, length, sample, num_samples, stop, ckpt.start)
+    yield from _generate(ckpt, prefix, length, sample, num_samples)
 
 
 def generate(
@@ -179,7 +178,7 @@ def streams(ckpt: Checkpoint) -> StreamBatch:
     """Independent streams of the checkpoint drawn together (continuous batching): `add` a
     StreamSpec (its prompt, length, sampling, PCG32 stream, stop strings), `step()` them all.
     A line-mode model's streams end at their line's end."""
-    return StreamBatch(ckpt.runner, ckpt.vocab, ckpt.start)
+    return StreamBatch(ckpt)
 
 
 def serve_app(checkpoints: list, names: list[str] | None = None, **options) -> ServedApp:
@@ -325,7 +324,7 @@ def play_session(ckpt: Checkpoint, request: PlayRequest | SampleConfig | None = 
     from charnext.inside.play import PlaySession
 
     sample = request.sample if isinstance(request, PlayRequest) else request
-    return PlaySession(ckpt.runner, ckpt.vocab, ckpt.start, sample)
+    return PlaySession(ckpt, sample)
 
 
 def report_page(ckpt: Checkpoint, request: ReportRequest | None = None, **fields) -> str:

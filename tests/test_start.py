@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from charnext import api
 from charnext.cli.app import app
-from charnext.inference.steps import Start, read
+from charnext.inference.steps import Reader, Start, read
 from charnext.inside.report import collect
 from charnext.text.data import pad_lines
 
@@ -117,8 +117,8 @@ def test_prime_is_read_first(hihello):
     """A prime is read from the zero state before the text, on both engines alike."""
     for engine in ("numpy", "torch"):
         ckpt = api.load(hihello, engine=engine)
-        primed, _ = read(ckpt.runner, ckpt.vocab, "ell", Start("hih"))
-        whole, _ = read(ckpt.runner, ckpt.vocab, "hihell", Start())
+        primed, _ = read(Reader(ckpt.runner, ckpt.vocab, Start("hih")), "ell")
+        whole, _ = read(Reader(ckpt.runner, ckpt.vocab, Start()), "hihell")
         assert np.allclose(primed[0], whole[0, 3:], atol=TOL)
-        alone, _ = read(ckpt.runner, ckpt.vocab, "", Start("hih"))
+        alone, _ = read(Reader(ckpt.runner, ckpt.vocab, Start("hih")), "")
         assert np.allclose(alone[0, 0], whole[0, 2], atol=TOL)

@@ -26,7 +26,7 @@ import numpy as np
 from charnext.config import PageWeights, SampleConfig
 from charnext.errors import ConfigError
 from charnext.inference.sampling import generate
-from charnext.inference.steps import softmax
+from charnext.inference.steps import Readable, Reader, softmax
 from charnext.modeling.numpy_model import NumpyModel
 from charnext.storage.checkpoint import Checkpoint
 from charnext.storage.describe import describe, model_rows
@@ -130,9 +130,10 @@ def text_loss(model: NumpyModel, vocab, text: str, line_mode: bool) -> float:
     return -float(np.log(p).mean())
 
 
-def check_text(model: NumpyModel, vocab, line_mode: bool, text: str | None) -> tuple[str, str]:
+def check_text(model: Readable, text: str | None) -> tuple[str, str]:
     """The text the float16 check scores, and what it is: the start of `text` (its known
-    characters), else a sample the model writes itself (temperature 1, seed 0)."""
+    characters), else a sample the model writes itself from its start (temperature 1, seed 0)."""
+    vocab, line_mode = model.vocab, model.start.lines
     if text is not None:
         kept = "".join(c for c in text if c in vocab)
         if line_mode:
@@ -144,12 +145,12 @@ def check_text(model: NumpyModel, vocab, line_mode: bool, text: str | None) -> t
     sample = SampleConfig(temperature=1.0, seed=0)
     if line_mode:
         parts: list[list[str]] = [[] for _ in range(CHECK_LINES)]
-        for chars in generate(model, vocab, "", 64, sample, CHECK_LINES, stop=NEWLINE):
+        for chars in generate(model, "", 64, sample, CHECK_LINES):  # each line from the start
             for part, c in zip(parts, chars):
                 part.append(c)
         lines = [line for line in ("".join(p).rstrip(NEWLINE) for p in parts) if line.strip()]
         return NEWLINE.join(lines), f"{len(lines):,} lines the model wrote (temperature 1, seed 0)"
-    chars = "".join(c[0] for c in generate(model, vocab, "", CHECK_CHARS, sample))
+    chars = "".join(c[0] for c in generate(model, "", CHECK_CHARS, sample))
     return chars, f"{len(chars):,} characters the model wrote (temperature 1, seed 0)"
 
 
@@ -176,14 +177,13 @@ class PrecisionCheck:
                 f"({why} {FLOAT16_TOLERANCE}; {self.loss32:.4f} with float32) on {self.text}")  # fmt: skip
 
 
-def choose_precision(
-    model: NumpyModel, vocab, line_mode: bool, weights: PageWeights | str, text: str | None = None
-) -> PrecisionCheck:
+def choose_precision(reader: Reader, weights: PageWeights | str, text: str | None = None) -> PrecisionCheck:
     """float16 where it moves the loss by less than FLOAT16_TOLERANCE (auto), else float32."""
     weights = PageWeights(weights)
     if weights is not PageWeights.auto:
         return PrecisionCheck(weights.value, None, None)
-    scored, what = check_text(model, vocab, line_mode, text)
+    model, vocab, line_mode = reader.model, reader.vocab, reader.start.lines
+    scored, what = check_text(reader, text)
     if len(scored) < 2:
         return PrecisionCheck("float32", None, None, "nothing: no text to score")
     loss32 = text_loss(model, vocab, scored, line_mode)
@@ -263,7 +263,7 @@ def collect(
     # the numpy engine's folded weights, whatever engine the checkpoint was loaded for
     model = ckpt.runner if ckpt.engine == "numpy" else NumpyModel(ckpt.config, ckpt.raw["state_dict"])
     line_mode = ckpt.line_mode and NEWLINE in ckpt.vocab
-    check = choose_precision(model, ckpt.vocab, line_mode, weights, text)
+    check = choose_precision(Reader(model, ckpt.vocab, ckpt.start), weights, text)
     index, blob = pack(folded_arrays(model), check.dtype)
     c = ckpt.config
     title = name or (ckpt.path.name if ckpt.path else "model")

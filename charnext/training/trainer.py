@@ -25,7 +25,7 @@ from charnext.errors import CheckpointError, ConfigError, TrainingDiverged
 from charnext.events import EvalEvent, Event, RowEvent, StepEvent, TrainResult
 from charnext.inference.sampling import generate
 from charnext.inference.scoring import EvalResult
-from charnext.inference.steps import read
+from charnext.inference.steps import Reader, read
 from charnext.modeling.device import autocast, resolve_precision
 from charnext.modeling.loss import sequence_loss
 from charnext.modeling.model import CharModel, ModelConfig, eval_mode
@@ -486,7 +486,7 @@ class Trainer:
         x, y = self.corpus.window
         with eval_mode(self.model):
             # read as predict reads it: from the corpus's start (a line after its newline)
-            logits, _ = read(self.model, self.vocab, self.vocab.decode(x), self.corpus.start)  # (1, T, V)
+            logits, _ = read(self._reader(), self.vocab.decode(x))  # (1, T, V)
         pred = self.vocab.decode(logits[0].argmax(-1))
         return RowEvent(self.step, loss, accuracy, pred, self.vocab.decode(y))
 
@@ -500,9 +500,12 @@ class Trainer:
         """A preview: `length` characters sampled after `prompt` with a fixed seed."""
         sample = SampleConfig(temperature=self.config.sample_temperature, seed=PREVIEW_SEED)
         with eval_mode(self.model):
-            stop, start = self.corpus.preview_stop, self.corpus.start
-            steps = generate(self.model, self.vocab, prompt, length, sample, stop=stop, start=start)
-            return "".join(step[0] for step in steps)
+            return "".join(step[0] for step in generate(self._reader(), prompt, length, sample))
+
+    def _reader(self) -> Reader:
+        """The model being trained, as predict reads it: from the corpus's start (a line model
+        after its newline, each line ending at its own)."""
+        return Reader(self.model, self.vocab, self.corpus.start)
 
     def _val_limit(self, final: bool) -> int | None:
         """Characters a validation scores at most (None: all): periodic ones PERIODIC_VAL_CHARS;
