@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from charnext.config import Cell, Engine, ModelConfig, SampleConfig, TrainConfig, split_options
-from charnext.errors import UsageError
+from charnext.errors import InvalidValue, UsageError
 from charnext.events import EvalResult, TrainResult
 from charnext.inference.evaluation import Evaluation, evaluate_text, seen_in_training
 from charnext.inference.sampling import generate as _generate
-from charnext.inference.steps import StepPrediction, predict_steps
+from charnext.inference.steps import StepPrediction, predict_steps, start_step
 from charnext.inference.streams import Stream, StreamBatch, StreamSpec, Token
 from charnext.results import (
     Completion,
@@ -140,7 +140,8 @@ def predict(
     characters after each. (`top_k=` is the old name of `alternatives`, deprecated.)"""
     alternatives = _renamed("top_k", "alternatives", top_k, alternatives)
     prefix, skipped = ckpt.vocab.known(prefix, skip_unknown)
-    return PredictResult(predict_steps(ckpt, prefix, alternatives), skipped)
+    steps = predict_steps(ckpt, prefix, alternatives)
+    return PredictResult(steps, skipped, start_step(ckpt, prefix, alternatives) if steps else None)
 
 
 def generate_stream(
@@ -213,12 +214,13 @@ def complete(
     these `fields`), handed to `on_prefix` as soon as they are read, then the continuations; a
     single one of a stream model goes character by character to `on_char` as it is drawn."""
     request = request or PredictRequest(**fields)
+    n = _drawn_length(ckpt, request.length)  # before anything is read or shown
     prediction = predict(ckpt, request.prefix, request.alternatives, request.skip_unknown)
-    if not prediction.steps and not request.length:
+    if not prediction.steps and request.length == 0:
         raise UsageError("every character of the prefix was unknown and skipped: nothing to predict")
     if on_prefix is not None:
         on_prefix(prediction)
-    kept, n, sample = prediction.prefix, request.length, request.sample
+    kept, sample = prediction.prefix, request.sample
     streamed = on_char is not None and n > 0 and request.num_samples == 1 and not ckpt.line_mode
     samples: list[str] = []
     if n and (request.stop or request.best_of):  # independent streams: stops, the best of several
@@ -237,6 +239,18 @@ def complete(
     steps = predict(ckpt, kept + samples[0], request.alternatives).steps[len(kept) :] if (
         request.generated_steps and samples) else []  # fmt: skip
     return Completion(prediction, samples, sample.seed if sample else None, seen, steps, streamed)
+
+
+LINE_CHARS = 256  # a line model's line, when no length is given, ends by this many characters
+
+
+def _drawn_length(ckpt: Checkpoint, length: int | None) -> int:
+    """Characters to draw: `length`, or (None) a line model's whole line."""
+    if length is not None:
+        return length
+    if not ckpt.line_mode:
+        raise InvalidValue("length", "is needed: a stream model has no line's end to stop at")
+    return LINE_CHARS
 
 
 def evaluate(ckpt: Checkpoint, text: str, skip_unknown: bool = False, precision: str = "fp32") -> Evaluation:

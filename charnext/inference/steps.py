@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Readable", "Reader", "SampleConfig", "Start", "StepPrediction",
-    "predict_steps", "read", "step_probs", "top_of",
+    "predict_steps", "read", "start_step", "step_probs", "top_of",
 ]  # fmt: skip
 
 NEWLINE = "\n"
@@ -162,3 +162,14 @@ def predict_steps(model: Readable, prefix: str, alternatives: int = 3) -> list[S
         target = prefix[t + 1] if t + 1 < len(prefix) else None
         steps.append(StepPrediction(ch, top[0][0], top[0][1], top, target))
     return steps
+
+
+def start_step(model: Readable, prefix: str, alternatives: int = 3) -> StepPrediction | None:
+    """A line model's prediction after its start (the newline a line is read after, from the
+    zero state): the line's first character, the prefix's first as the target. None for a
+    stream model, whose predictions begin after the first character it reads."""
+    if not model.start.lines:
+        return None
+    logits, _ = read(model, "")  # (1, 1, V): after the prime
+    top = top_of(softmax(logits[0]), model.vocab, alternatives)[0]
+    return StepPrediction(model.start.prime, top[0][0], top[0][1], top, prefix[:1] or None)
