@@ -101,7 +101,20 @@ def read_input(text: str | None, file: Path | None, purpose: str = "to train on"
         return Source.stdin().text
     if text is None:
         raise usage(f"give the text {purpose}: TEXT, --file PATH, or - for standard input")
+    file_note(text, "--file", purpose)
     return text
+
+
+def file_note(text: str, flag: str, purpose: str) -> None:
+    """Say on stderr, where a literal text names an existing file, that the text itself is what
+    is read, and how to read the file instead (`charnext evaluate heldout.txt`: --file forgotten)."""
+    if names_a_file(text):
+        from charnext.rendering.console import error_console
+
+        error_console().print(
+            f"note: the text {purpose} is the literal {text!r} ({len(text)} characters), not the file; "
+            f"did you mean {flag} {text}?", markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
 
 
 def source_of(text: str | None, file: Path | None, data: Path | None):

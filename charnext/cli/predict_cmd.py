@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from charnext.cli import options
-from charnext.cli.common import finish, handle_errors, random_seed, usage
+from charnext.cli.common import file_note, finish, handle_errors, random_seed, usage
 from charnext.config import DeviceName, Engine
 
 
@@ -102,6 +102,8 @@ def _prefix_of(prefix: str | None, prefix_option: str | None, prefix_file: Path 
     if len(given) > 1:
         raise usage("give one of PREFIX, --prefix and --prefix-file")
     if prefix_file is None and given != ["-"]:
+        if given:
+            file_note(given[0], "--prefix-file", "to read")
         return given[0] if given else ""
     return read_text(prefix_file if prefix_file is not None else "-").rstrip("\n")
 
