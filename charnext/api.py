@@ -14,7 +14,7 @@ the CPU) and never import torch; `evaluate` and `train` use torch, imported when
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -296,11 +296,8 @@ def export(path: str | Path, out: str | Path) -> ExportResult:
     return ExportResult(written, written.stat().st_size, Path(path).stat().st_size)
 
 
-def prepare(
-    file: str | Path | Sequence[str | Path], out: str | Path, on_progress: Callable | None = None
-) -> PrepareResult:
-    """Encode a text of any size once into a memory-mapped token folder (`charnext prepare`);
-    several files or folders (a list) as one corpus, each file kept apart."""
+def prepare(file: str | Path | list, out: str | Path, on_progress: Callable | None = None) -> PrepareResult:
+    """Encode a text of any size (a list: several, kept apart) into a memory-mapped token folder."""
     from charnext.text.prepare import prepare as prepare_text
 
     return prepare_text(file, out, on_progress=on_progress)

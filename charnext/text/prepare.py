@@ -9,11 +9,9 @@ fingerprint, the second encodes it. A prepared folder holds
     meta.json    format, version, dtype, length, the vocabulary (characters in index order),
                  their counts, and the source's fingerprint (characters, sha256 of its bytes)
 
-Several files (or folders: their text files, as `Source.files` finds them) make one corpus
-whose files stay apart: tokens.bin holds them end to end, and meta.json lists each one
-(`documents`: path, length, sha256), so that training never reads a window across two. Their
-fingerprint is then `reading.documents_fingerprint` of theirs, as `train --file A --file B`
-records.
+Several files (or folders' text files) stay apart: tokens.bin holds them end to end, meta.json
+lists each (`documents`: path, length, sha256) so that no training window spans two, and the
+fingerprint is `reading.documents_fingerprint`'s, as `train --file A --file B` records.
 
 `load_prepared()` checks meta.json against tokens.bin and maps the tokens without reading
 them: training then touches only the windows it uses. The fingerprint is the one
@@ -165,17 +163,7 @@ def prepare(
     start = time.perf_counter()
     files = _files(sources)  # (path, given by name) in order
     sizes = [_size(f) for f, _ in files]
-    size = sum(sizes)
-
-    builder, documents, kept, done = VocabBuilder(), [], [], 0
-    for (path, named), n in zip(files, sizes):
-        strict = named or len(files) == 1  # a file named, or the only one: its errors are the user's
-        part = _first_pass(path, chunk_bytes, n, _offset(on_progress, done, size), strict)
-        done += n
-        if part is not None:  # None: a file of a folder that is not UTF-8 text, skipped
-            builder.extend(part[0])
-            documents.append({"path": str(path.resolve()), "length": part[2], "sha256": part[1].hexdigest()})
-            kept.append((path, n))
+    builder, documents, kept = _first_passes(files, sizes, chunk_bytes, on_progress)
     skipped = len(files) - len(kept)
     if not kept:
         raise TextError(f"{shown_path(sources[0])} holds no text files ({skipped} not UTF-8 text)")
@@ -216,6 +204,21 @@ def prepare(
     )
 
 
+def _first_passes(files: list[tuple[Path, bool]], sizes: list[int], chunk_bytes: int, on_progress):
+    """Pass 1 over every file: the vocabulary of all (a builder), each text file's record
+    (path, length, sha256), and the files kept (path, bytes)."""
+    builder, documents, kept, done = VocabBuilder(), [], [], 0
+    for (path, named), n in zip(files, sizes):
+        strict = named or len(files) == 1  # a file named, or the only one: its errors are the user's
+        part = _first_pass(path, chunk_bytes, n, _offset(on_progress, done, sum(sizes)), strict)
+        done += n
+        if part is not None:  # None: a file of a folder that is not UTF-8 text, skipped
+            builder.extend(part[0])
+            documents.append({"path": str(path.resolve()), "length": part[2], "sha256": part[1].hexdigest()})
+            kept.append((path, n))
+    return builder, documents, kept
+
+
 def _files(sources: list[Path]) -> list[tuple[Path, bool]]:
     """The files to encode, each with whether it was named (else found in a folder given), a
     file found twice once; a folder with no files at all is an error."""
@@ -232,7 +235,7 @@ def _files(sources: list[Path]) -> list[tuple[Path, bool]]:
     return files
 
 
-def _size(path: Path) -> int:
+def _size(path: Path) -> int:  # a named file's size; the errors a single file always had
     try:
         return path.stat().st_size
     except FileNotFoundError:
@@ -243,9 +246,7 @@ def _size(path: Path) -> int:
 
 def _offset(on_progress: Progress | None, before: int, total: int) -> Progress | None:
     """Progress of one file among several, as progress over all of them."""
-    if on_progress is None:
-        return None
-    return lambda phase, done, _size: on_progress(phase, before + done, total)
+    return on_progress and (lambda phase, done, _size: on_progress(phase, before + done, total))
 
 
 def _first_pass(source: Path, chunk_bytes: int, size: int, on_progress: Progress | None, strict: bool = True):
@@ -382,10 +383,8 @@ def load_prepared(path: str | Path) -> PreparedData:
         # file safe and shared between the processes of a run.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         tokens = torch.from_numpy(array)
-    lengths = _document_lengths(meta, length, meta_path)
-    return PreparedData(
-        path, vocab, tokens, {"length": length, "sha256": text["sha256"]}, counts, meta, lengths
-    )
+    fp = {"length": length, "sha256": text["sha256"]}
+    return PreparedData(path, vocab, tokens, fp, counts, meta, _document_lengths(meta, length, meta_path))
 
 
 def _document_lengths(meta: dict, length: int, meta_path: Path) -> list[int] | None:
@@ -393,7 +392,7 @@ def _document_lengths(meta: dict, length: int, meta_path: Path) -> list[int] | N
     documents = meta.get("documents")
     if documents is None:
         return None
-    lengths = [d.get("length") for d in documents] if isinstance(documents, list) else None
-    if not lengths or not all(isinstance(n, int) and n >= 0 for n in lengths) or sum(lengths) != length:
+    lengths = [d.get("length") if isinstance(d, dict) else None for d in documents or [""]]
+    if not all(isinstance(n, int) and n >= 0 for n in lengths) or sum(lengths) != length:
         raise PreparedDataError(f"{shown_path(meta_path)} is damaged: its documents do not add up")
     return lengths
