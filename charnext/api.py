@@ -309,8 +309,8 @@ def export(path: str | Path, out: str | Path) -> ExportResult:
     return ExportResult(written, written.stat().st_size, Path(path).stat().st_size)
 
 
-def prepare(file: str | Path, out: str | Path, on_progress: Callable | None = None) -> PrepareResult:
-    """Encode a text of any size once into a memory-mapped token folder (`charnext prepare`)."""
+def prepare(file: str | Path | list, out: str | Path, on_progress: Callable | None = None) -> PrepareResult:
+    """Encode a text of any size (a list: several, kept apart) into a memory-mapped token folder."""
     from charnext.text.prepare import prepare as prepare_text
 
     return prepare_text(file, out, on_progress=on_progress)

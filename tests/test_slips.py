@@ -16,14 +16,19 @@ def run(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
-def test_text_naming_a_file_draws_a_note(tmp_path, monkeypatch):
+def test_text_naming_a_file_asks_which(tmp_path, monkeypatch):
+    """`charnext train input.txt` trains on neither the file nor its name: it asks the user to
+    choose, in one line, before anything loads, and writes nothing."""
     monkeypatch.chdir(tmp_path)
     Path("input.txt").write_text("hello there\n", encoding="utf-8")
     result = run("train", "input.txt", *TINY)
-    assert result.exit_code == 0, result.output
-    note = "training on the literal text 'input.txt'; did you mean --file input.txt?"
-    assert note in result.stderr and note not in result.stdout
-    assert "note:" not in run("train", "hihello", *TINY).stderr  # no file of that name: no note
+    assert result.exit_code == 2, result.output
+    choose = ("error: 'input.txt' names a file: train on the file with --file input.txt, or on these 9 "
+              "characters themselves with: printf %s input.txt | charnext train -")  # fmt: skip
+    assert result.stderr.strip() == choose and "loading" not in result.output
+    assert not Path("checkpoint.pt").exists()
+    assert run("train", "--file", "input.txt", *TINY).exit_code == 0
+    assert "note:" not in run("train", "hihello", *TINY).stderr  # no file of that name: nothing said
 
 
 def test_out_in_a_missing_folder_is_created(tmp_path):

@@ -162,12 +162,42 @@ SampleTemperature = _train(
 
 # the options of `charnext train` that are not in the configs: what it reads, how it runs, where it saves
 TrainText = Annotated[
-    str | None, typer.Argument(help="Text to train on; - reads standard input.", show_default=False)
-]
-TrainFile = Annotated[Path | None, typer.Option("--file", "-f", help="Train on this UTF-8 text file.")]
+    list[str] | None,
+    typer.Argument(
+        help="Text to train on; - reads standard input. After --file, more files (as `--file *.txt` "
+        "gives them).",
+        show_default=False, metavar="TEXT",
+    ),
+]  # fmt: skip
+TrainFile = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--file", "-f",
+        help="Train on this UTF-8 text file, or on a folder's text files; repeat it for several "
+        "(each file kept apart: no window spans two).",
+    ),
+]  # fmt: skip
 TrainData = Annotated[
     Path | None,
     typer.Option("--data", "-d", help="Train on a folder made by `charnext prepare` (memory-mapped)."),
+]
+# `charnext prepare`'s
+PrepareFile = Annotated[
+    list[Path],
+    typer.Option(
+        "--file", "-f",
+        help="The UTF-8 text file to encode, or a folder (its text files); repeat it for several, "
+        "each file kept apart.",
+        show_default=False,
+    ),
+]  # fmt: skip
+PrepareOut = Annotated[
+    Path,
+    typer.Option("--out", "-o", help="Folder to write tokens.bin and meta.json into.", show_default=False),
+]
+PrepareMore = Annotated[
+    list[Path] | None,
+    typer.Argument(help="More files (as `--file *.txt` gives them).", show_default=False, metavar="FILES"),
 ]
 Resume = Annotated[Path | None, typer.Option(help="Continue the run saved in this checkpoint.")]
 InitFrom = Annotated[Path | None, typer.Option(help="Start from this checkpoint's weights.")]

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from charnext.config import format_duration
 from charnext.inside.curves import smooth
-from charnext.rendering.widgets import LN2, average_note, key_value_table, line_chart
+from charnext.rendering.widgets import LN2, average_note, files_line, key_value_table, line_chart
 from charnext.text.paths import shown_path
 from charnext.text.vocab import visible, visible_text
 
@@ -88,6 +88,11 @@ def provenance_rows(p: dict, log: dict | None) -> list[tuple[str, str | list[str
         source = {}
     path = source.get("path")
     where = [shown_path(path)] if isinstance(path, str) and path else []  # one word, spaces and all
+    files = [f.get("path") for f in source.get("files") or [] if isinstance(f, dict)]
+    shown: str | list[str] = [str(source.get("kind", "-")), *where]
+    if source.get("kind") == "files" and files and all(isinstance(f, str) for f in files):
+        skipped = source.get("skipped") if isinstance(source.get("skipped"), int) else 0
+        shown = files_line(tuple(files), skipped)  # several files: how many, and which
     command = p.get("command")
     schedule = p.get("schedule") if isinstance(p.get("schedule"), dict) else {}
     total, budget = schedule.get("total_steps"), schedule.get("max_time")
@@ -97,7 +102,7 @@ def provenance_rows(p: dict, log: dict | None) -> list[tuple[str, str | list[str
     )  # fmt: skip
     rows = [
         ("command", [str(a) for a in command] if isinstance(command, list) and command else "- (Python API)"),
-        ("source", [str(source.get("kind", "-")), *where]),
+        ("source", shown),
         ("versions", f"charnext {p.get('charnext')}, torch {p.get('torch')}, Python {p.get('python')}"),
         ("platform", str(p.get("platform"))),
         ("batch", f"{p.get('batch_size')} x {p.get('seq_len')} characters per step, "

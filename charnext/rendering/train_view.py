@@ -18,7 +18,7 @@ from rich.text import Text
 
 from charnext.config import PLANNED, format_duration
 from charnext.events import EvalEvent, Event, RowEvent, StepEvent, StopReason, TrainResult
-from charnext.rendering.widgets import LN2, Words, average_note, fit, fmt_rate
+from charnext.rendering.widgets import LN2, Words, average_note, files_line, fit, fmt_rate
 from charnext.text.paths import shown_path
 from charnext.text.vocab import visible_text
 
@@ -154,6 +154,8 @@ def run_header(h) -> str:
         f"{h.cell} {h.num_layers}x{h.hidden_size}, {h.vocab_size} chars, "
         f"batch {h.batch_size}x{h.seq_len}, {h.device} {h.precision}"
     )
+    if h.files:
+        title += "\non " + files_line(h.files, h.skipped)
     if h.plan:
         title += f"\nplan: {h.plan['why']}" + _given_note(h.plan)
     return title

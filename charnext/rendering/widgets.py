@@ -4,6 +4,7 @@ table, alternatives, the line chart."""
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Sequence
 
 from rich import box
@@ -227,3 +228,29 @@ def average_note(averaging: dict | None) -> str:
         return ""
     live, average = averaging["best_val_loss_live"], averaging["best_val_loss_average"]
     return f"; live weights {live:.4f}, their average {average:.4f}"
+
+
+FILES_LINE = 57  # cells the line naming a run's files keeps to (60 with train's "on "), "and N more" included
+
+
+def files_line(paths: tuple[str, ...], skipped: int = 0) -> str:
+    """`12 files in texts/: a.txt, b.txt, c.txt and 9 more`: the files of a run, named from
+    the folder they share (shortened in the middle), as many as fit in FILES_LINE cells (at
+    least one)."""
+
+    common = os.path.commonpath(paths) if len(paths) > 1 else os.path.dirname(paths[0])
+    if common in paths:  # a single path shared: name its folder
+        common = os.path.dirname(common)
+    names = [os.path.relpath(p, common) for p in paths]
+    where = shorten_middle(shown_path(common), FILES_LINE // 3, cell_len)  # the names matter more
+    line = f"{len(paths)} files" + (f" in {where}{os.sep}" if where not in (".", "") else "") + ": "
+    shown: list[str] = []
+    for i, name in enumerate(names):
+        rest = len(names) - i - 1
+        tail = f" and {rest} more" if rest else ""
+        if shown and cell_len(line + ", ".join([*shown, name]) + tail) > FILES_LINE:
+            break
+        shown.append(name)
+    left = len(names) - len(shown)
+    line += ", ".join(shown) + (f" and {left} more" if left else "")
+    return line + (f" ({skipped} not UTF-8 text left out)" if skipped else "")

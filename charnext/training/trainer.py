@@ -110,7 +110,7 @@ class Trainer:
 
     def __init__(
         self,
-        text: str | torch.Tensor,
+        text: str | torch.Tensor | list[str],
         vocab: Vocab,
         model_config: ModelConfig,
         config: TrainConfig,
@@ -123,9 +123,11 @@ class Trainer:
         init_weights: dict | None = None,
         origin: dict | None = None,
         plan: Plan | None = None,
+        lengths: list[int] | None = None,
     ):
         """`text` is the training text, or the same already encoded with `vocab` (a 1-D integer
-        tensor, possibly memory-mapped); `resume` is the checkpoint a resumed run continues;
+        tensor, possibly memory-mapped), or several texts kept apart (a list; encoded, the
+        tokens end to end with each one's `lengths`); `resume` is the checkpoint a resumed run continues;
         `origin` the provenance the front end gives (command line, source of the text); `plan`
         what the planner chose (recorded; the configs already hold it)."""
         self.config = config
@@ -141,7 +143,7 @@ class Trainer:
         self._start: float | None = None  # perf_counter at the start of this session's loop
 
         self._build(model_config, init_weights)
-        self.corpus = make_corpus(text, vocab, config, self.rank, self.world, vocab_counts)
+        self.corpus = make_corpus(text, vocab, config, self.rank, self.world, vocab_counts, lengths)
         self.schedule = Schedule.for_run(
             config, self.corpus.steps_per_epoch(), self.corpus.train_chars, self.chars_per_step
         )
