@@ -68,10 +68,10 @@ __all__ = [
     "Stream", "StreamBatch", "StreamSpec", "Surprise", "Token", "TrainRequest", "TrainResult",
     "TrainingRun",
     # functions
-    "complete", "describe", "evaluate", "export", "generate", "generate_stream", "load", "neurons",
-    "play_session", "predict", "prepare", "report_page", "score", "seen_in_training",
+    "check_out", "complete", "describe", "evaluate", "export", "generate", "generate_stream", "load",
+    "neurons", "play_session", "predict", "prepare", "report_page", "score", "seen_in_training",
     "sequence_loss", "serve_app", "start_run", "streams", "surprisal", "train", "training_processes",
-    "web_page",
+    "web_page", "write_page",
 ]  # fmt: skip
 
 
@@ -288,19 +288,23 @@ def describe(ckpt: Checkpoint) -> Description:
     return Description(describe_checkpoint(ckpt))
 
 
-def export(path: str | Path, out: str | Path) -> ExportResult:
-    """Write the inference-only file of a checkpoint: weights, vocabulary, model config."""
+def export(path: str | Path, out: str | Path, force: bool = False) -> ExportResult:
+    """Write the inference-only file of a checkpoint: weights, vocabulary, model config. An
+    existing `out` that is not an earlier export is refused (OutputExists) unless `force`."""
     from charnext.storage.checkpoint import export as export_checkpoint
 
-    written = export_checkpoint(path, out)
+    written = export_checkpoint(path, out, force)
     return ExportResult(written, written.stat().st_size, Path(path).stat().st_size)
 
 
-def prepare(file: str | Path, out: str | Path, on_progress: Callable | None = None) -> PrepareResult:
-    """Encode a text of any size once into a memory-mapped token folder (`charnext prepare`)."""
+def prepare(
+    file: str | Path, out: str | Path, on_progress: Callable | None = None, force: bool = False
+) -> PrepareResult:
+    """Encode a text of any size once into a memory-mapped token folder (`charnext prepare`). An
+    `out` holding files that are not a prepared folder's is refused (OutputExists) unless `force`."""
     from charnext.text.prepare import prepare as prepare_text
 
-    return prepare_text(file, out, on_progress=on_progress)
+    return prepare_text(file, out, on_progress=on_progress, force=force)
 
 
 def neurons(ckpt: Checkpoint, request: NeuronsRequest | str | None = None, **fields) -> NeuronsReport:
@@ -356,6 +360,26 @@ def web_page(
     return collect(ckpt, weights, text, prefix, name)
 
 
+def check_out(path: str | Path, kind: str, force: bool = False) -> Path:
+    """`path`, if `kind` ("report", "page", "plot", "checkpoint", "export", "metrics") may be
+    written there: refused (OutputExists), before any work, where an existing file is not
+    charnext's of that kind, unless `force`; a missing or empty file passes. (train, export and
+    prepare check their own `out`.)"""
+    from charnext.storage.replacing import check_replaceable
+
+    check_replaceable(path, kind, force)
+    return Path(path)
+
+
+def write_page(path: str | Path, html: str, kind: str, force: bool = False) -> Path:
+    """Write a report's or a page's `html` ("report", "page") to `path`, checked as `check_out`
+    does, atomically; the path written."""
+    from charnext.storage.replacing import write_text
+
+    write_text(path, html, kind, force)
+    return Path(path)
+
+
 def train(
     text: str,
     out: str | Path | None = "checkpoint.pt",
@@ -363,6 +387,7 @@ def train(
     model: ModelConfig | None = None,
     config: TrainConfig | None = None,
     on_event: Callable[[Event], None] | None = None,
+    force: bool = False,
     **options,
 ) -> TrainResult:
     """Train a model on `text` and write it to `out` (None: keep it in memory only).
@@ -371,7 +396,9 @@ def train(
     and TrainConfig fields (steps, lr, seq_len, max_time: seconds or "90s", ...); an unknown one
     is refused with a ConfigError naming the options that exist. Without `model` and `config`,
     the fields they leave out are planned (charnext.training.planner), as `charnext train` does.
-    `on_event` receives each event; the result's `.model` is the model trained.
+    `on_event` receives each event; the result's `.model` is the model trained. An existing
+    `out` that is not a charnext checkpoint is refused (OutputExists) before training, unless
+    `force`.
     """
     from charnext.training.handle import TrainingRun
     from charnext.training.runs import new_run
@@ -380,7 +407,7 @@ def train(
     # with no config object, what `options` leave out is planned for the text and the budget
     given = set(options) if model is None and config is None else None
     config = config or TrainConfig(**train_options)
-    handle = TrainingRun(new_run(text, model, config, out, given=given, **model_options))
+    handle = TrainingRun(new_run(text, model, config, out, given=given, force=force, **model_options))
     result = handle.run(on_event)
     result.model = handle.model  # type: ignore[attr-defined]
     return result

@@ -47,6 +47,7 @@ def train(
     sample_temperature: options.SampleTemperature = None,
     threads: options.Threads = None,
     out: options.TrainOut = None,
+    force: options.Force = False,
     resume: options.Resume = None,
     init_from: options.InitFrom = None,
     extend_vocab: options.ExtendVocab = False,
@@ -65,7 +66,7 @@ def train(
     # every value is checked here, before anything loads (the configs' own checks)
     request = api.TrainRequest(
         options=_given(locals()), out=out, resume=resume, init_from=init_from, extend_vocab=extend_vocab,
-        command=command_line(), threads=threads, dist_timeout=dist_timeout,
+        command=command_line(), threads=threads, dist_timeout=dist_timeout, force=force,
     )  # fmt: skip
     if not json_out:  # a first word before the slow part (torch, reading, planning) begins
         _say_starting(text, file, data, resume)
@@ -165,6 +166,7 @@ def prepare(
             "--out", "-o", help="Folder to write tokens.bin and meta.json into.", show_default=False
         ),
     ],
+    force: options.Force = False,
     json_out: options.Json = False,
 ) -> None:
     """Encode a text of any size once into a memory-mapped token folder, for `train --data`.
@@ -176,7 +178,7 @@ def prepare(
 
     con = console.console(stderr=json_out)
     with prepare_view.PrepareView(con) as view:
-        result = api.prepare(file, out, on_progress=view.update)
+        result = api.prepare(file, out, on_progress=view.update, force=force)
     if json_out:
         print_json(result.to_dict())
     else:

@@ -24,6 +24,7 @@ from charnext.inference.surprise import SURPRISE_LEVELS, surprise_level
 from charnext.inside.curves import loss_axis
 from charnext.inside.neurons import FEATURES, diverging_level, scale
 from charnext.inside.report import ReportData
+from charnext.storage.replacing import GENERATOR, REPORT
 from charnext.text.vocab import visible, visible_running
 from charnext.version import __version__
 
@@ -272,6 +273,7 @@ def to_html(d: ReportData) -> str:
     )
     sections = [_summary(d), _curves(d), _predictions(d), _surprise(d), _units(d), _live_view(d)]
     return Template(_asset("report.html")).substitute(
+        generator=GENERATOR[REPORT],  # what `--out` recognises as its own file
         csp=csp,
         css=css,
         title=_e(d.title),

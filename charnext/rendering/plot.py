@@ -7,6 +7,7 @@ from pathlib import Path
 
 from charnext.errors import ConfigError, MissingDependencyError
 from charnext.inside.curves import loss_axis, smooth
+from charnext.storage.replacing import PLOT, PLOT_CREATOR, check_replaceable
 from charnext.text.paths import shown_path
 
 
@@ -31,12 +32,23 @@ def _pyplot():
     return plt
 
 
-def plot_history(info: dict, path: str | Path) -> Path:
+def _marked(path: Path) -> dict | None:
+    """The image's metadata naming charnext as its maker, in the key its format has (the
+    formats without metadata, JPEG or TIFF, get none: replacing one then needs --force)."""
+    fmt = path.suffix.lower().lstrip(".") or "png"
+    if fmt == "png":
+        return {"Software": PLOT_CREATOR}
+    return {"Creator": PLOT_CREATOR} if fmt in ("pdf", "svg", "ps", "eps") else None
+
+
+def plot_history(info: dict, path: str | Path, force: bool = False) -> Path:
     """Write the training (and validation) loss curves of `describe(ckpt)` to an image file:
-    `path` itself, whose suffix says the format (PNG where it has none)."""
+    `path` itself, whose suffix says the format (PNG where it has none). An existing file that
+    is not an earlier plot is refused (OutputExists) unless `force`."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"--plot {shown_path(path)} is a folder; give the image's name, e.g. loss.png")
+    check_replaceable(path, PLOT, force, option="--plot")
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     try:
@@ -61,7 +73,7 @@ def plot_history(info: dict, path: str | Path) -> Path:
         fig.tight_layout()
         try:
             # a format named, so that matplotlib writes `path` itself (without one, `loss` became `loss.png`)
-            fig.savefig(path, format=None if path.suffix else "png")
+            fig.savefig(path, format=None if path.suffix else "png", metadata=_marked(path))
         except (OSError, ValueError) as e:
             raise ConfigError(f"cannot write {shown_path(path)}: {e}") from None
     finally:
