@@ -173,8 +173,19 @@ class PrecisionCheck:
         if self.delta is None:
             return f"{self.dtype} (as asked)"
         why = "<" if abs(self.delta) < FLOAT16_TOLERANCE else "≥"
-        return (f"{self.dtype}: float16 moves the loss by {self.delta:+.5f} nats/char "
+        return (f"{self.dtype}: float16 moves the loss by {self.moved()} nats/char "
                 f"({why} {FLOAT16_TOLERANCE}; {self.loss32:.4f} with float32) on {self.text}")  # fmt: skip
+
+    def moved(self) -> str:
+        """The delta as a figure that means something: `+0.00012`, `0` where float16 changed
+        nothing, `less than 0.00001` where the change is too small for five decimals (never
+        `-0.00000`)."""
+        delta = self.delta or 0.0
+        if delta == 0:
+            return "0"
+        if abs(delta) < 0.000005:
+            return "less than 0.00001"
+        return f"{delta:+.5f}"
 
 
 def choose_precision(
