@@ -41,6 +41,7 @@ from charnext.results import (
 )
 from charnext.storage.checkpoint import Checkpoint
 from charnext.storage.checkpoint import load as _load_checkpoint
+from charnext.storage.replacing import check_out, write_page
 from charnext.text.source import Source
 from charnext.text.vocab import Vocab
 from charnext.training.handle import RunHeader, TrainingRun, training_processes
@@ -65,8 +66,7 @@ __all__ = [
     "CharSurprise", "Completion", "Description", "EvalResult", "EvaluateReport", "EvaluateRequest",
     "Evaluation", "ExportResult", "NeuronsReport", "NeuronsRequest", "PlayRequest", "PredictRequest",
     "PredictResult", "PrepareResult", "ReportRequest", "RunHeader", "Source", "StepPrediction",
-    "Stream", "StreamBatch", "StreamSpec", "Surprise", "Token", "TrainRequest", "TrainResult",
-    "TrainingRun",
+    "Stream", "StreamBatch", "StreamSpec", "Surprise", "Token", "TrainRequest", "TrainResult", "TrainingRun",
     # functions
     "check_out", "complete", "describe", "evaluate", "export", "generate", "generate_stream", "load",
     "neurons", "play_session", "predict", "prepare", "report_page", "score", "seen_in_training",
@@ -289,19 +289,16 @@ def describe(ckpt: Checkpoint) -> Description:
 
 
 def export(path: str | Path, out: str | Path, force: bool = False) -> ExportResult:
-    """Write the inference-only file of a checkpoint: weights, vocabulary, model config. An
-    existing `out` that is not an earlier export is refused (OutputExists) unless `force`."""
+    """A checkpoint's inference-only file: weights, vocabulary, model config (`force`: see check_out)."""
     from charnext.storage.checkpoint import export as export_checkpoint
 
     written = export_checkpoint(path, out, force)
     return ExportResult(written, written.stat().st_size, Path(path).stat().st_size)
 
 
-def prepare(
-    file: str | Path, out: str | Path, on_progress: Callable | None = None, force: bool = False
-) -> PrepareResult:
-    """Encode a text of any size once into a memory-mapped token folder (`charnext prepare`). An
-    `out` holding files that are not a prepared folder's is refused (OutputExists) unless `force`."""
+def prepare(file: str | Path, out: str | Path, on_progress: Callable | None = None,
+            force: bool = False) -> PrepareResult:  # fmt: skip
+    """Encode a text once into a memory-mapped token folder (`charnext prepare`; `force`: see check_out)."""
     from charnext.text.prepare import prepare as prepare_text
 
     return prepare_text(file, out, on_progress=on_progress, force=force)
@@ -360,26 +357,6 @@ def web_page(
     return collect(ckpt, weights, text, prefix, name)
 
 
-def check_out(path: str | Path, kind: str, force: bool = False) -> Path:
-    """`path`, if `kind` ("report", "page", "plot", "checkpoint", "export", "metrics") may be
-    written there: refused (OutputExists), before any work, where an existing file is not
-    charnext's of that kind, unless `force`; a missing or empty file passes. (train, export and
-    prepare check their own `out`.)"""
-    from charnext.storage.replacing import check_replaceable
-
-    check_replaceable(path, kind, force)
-    return Path(path)
-
-
-def write_page(path: str | Path, html: str, kind: str, force: bool = False) -> Path:
-    """Write a report's or a page's `html` ("report", "page") to `path`, checked as `check_out`
-    does, atomically; the path written."""
-    from charnext.storage.replacing import write_text
-
-    write_text(path, html, kind, force)
-    return Path(path)
-
-
 def train(
     text: str,
     out: str | Path | None = "checkpoint.pt",
@@ -396,10 +373,7 @@ def train(
     and TrainConfig fields (steps, lr, seq_len, max_time: seconds or "90s", ...); an unknown one
     is refused with a ConfigError naming the options that exist. Without `model` and `config`,
     the fields they leave out are planned (charnext.training.planner), as `charnext train` does.
-    `on_event` receives each event; the result's `.model` is the model trained. An existing
-    `out` that is not a charnext checkpoint is refused (OutputExists) before training, unless
-    `force`.
-    """
+    `on_event` receives each event; the result's `.model` is the model trained (`force`: check_out)."""
     from charnext.training.handle import TrainingRun
     from charnext.training.runs import new_run
 

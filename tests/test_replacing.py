@@ -210,6 +210,12 @@ def test_prepare_refuses_a_folder_of_someone_elses_files(novel, tmp_path):
     assert novel.read_text(encoding="utf-8") == TEXT
 
 
+def test_the_plot_names_the_maker_replacing_looks_for():
+    from charnext.rendering import plot
+
+    assert plot.PLOT_CREATOR == replacing.PLOT_CREATOR
+
+
 def test_each_kind_is_recognised_from_its_bytes(hihello, tmp_path):
     exported = tmp_path / "m.safetensors"
     api.export(hihello, exported)

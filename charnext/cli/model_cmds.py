@@ -77,7 +77,7 @@ def inspect(
     if plot is not None:  # first, so that a missing matplotlib fails before anything is shown
         from charnext.rendering.plot import plot_history
 
-        plot_history(description.info, plot, force)
+        plot_history(description.info, plot)
     info, rows = description.info, description.model_rows
     finish(description, json_out, lambda: inspect_view.show_checkpoint(console.console(), info, rows()))
     if plot is not None:

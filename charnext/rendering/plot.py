@@ -7,7 +7,6 @@ from pathlib import Path
 
 from charnext.errors import ConfigError, MissingDependencyError
 from charnext.inside.curves import loss_axis, smooth
-from charnext.storage.replacing import PLOT, PLOT_CREATOR, check_replaceable
 from charnext.text.paths import shown_path
 
 
@@ -32,6 +31,11 @@ def _pyplot():
     return plt
 
 
+# the maker named in the image, by which `--plot` knows its own file again; the same text as
+# storage/replacing.py's PLOT_CREATOR (a test holds them equal: a view does not import storage)
+PLOT_CREATOR = "charnext inspect --plot"
+
+
 def _marked(path: Path) -> dict | None:
     """The image's metadata naming charnext as its maker, in the key its format has (the
     formats without metadata, JPEG or TIFF, get none: replacing one then needs --force)."""
@@ -41,14 +45,13 @@ def _marked(path: Path) -> dict | None:
     return {"Creator": PLOT_CREATOR} if fmt in ("pdf", "svg", "ps", "eps") else None
 
 
-def plot_history(info: dict, path: str | Path, force: bool = False) -> Path:
+def plot_history(info: dict, path: str | Path) -> Path:
     """Write the training (and validation) loss curves of `describe(ckpt)` to an image file:
-    `path` itself, whose suffix says the format (PNG where it has none). An existing file that
-    is not an earlier plot is refused (OutputExists) unless `force`."""
+    `path` itself, whose suffix says the format (PNG where it has none). The command checks
+    first that `path` may be replaced (`api.check_out(path, "plot")`)."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"--plot {shown_path(path)} is a folder; give the image's name, e.g. loss.png")
-    check_replaceable(path, PLOT, force, option="--plot")
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     try:

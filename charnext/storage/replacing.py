@@ -136,6 +136,22 @@ def _tail_names_creator(path: Path) -> bool:
         return PLOT_CREATOR.encode() in f.read()
 
 
+def check_out(path: str | Path, kind: str, force: bool = False) -> Path:
+    """`path`, if `kind` ("report", "page", "plot", "checkpoint", "export", "metrics") may be
+    written there: refused (OutputExists), before any work, where an existing file is not
+    charnext's of that kind, unless `force`; a missing or empty file passes (the API's call;
+    train, export and prepare check their own `out`)."""
+    check_replaceable(path, kind, force)
+    return Path(path)
+
+
+def write_page(path: str | Path, html: str, kind: str, force: bool = False) -> Path:
+    """Write a report's or a page's `html` ("report", "page") to `path`, checked as `check_out`
+    does, atomically (the API's call); the path written."""
+    write_text(path, html, kind, force)
+    return Path(path)
+
+
 def write_text(path: str | Path, text: str, kind: str, force: bool = False) -> int:
     """Write `text` (UTF-8) to `path` as `kind`, checked as `check_replaceable` does, atomically
     (a temporary file beside it, then a rename): an interrupted write leaves the old file whole.
