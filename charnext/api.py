@@ -41,6 +41,7 @@ from charnext.results import (
 )
 from charnext.storage.checkpoint import Checkpoint
 from charnext.storage.checkpoint import load as _load_checkpoint
+from charnext.storage.replacing import check_out, write_page
 from charnext.text.source import Source
 from charnext.text.vocab import Vocab
 from charnext.training.handle import RunHeader, TrainingRun, training_processes
@@ -65,13 +66,12 @@ __all__ = [
     "CharSurprise", "Completion", "Description", "EvalResult", "EvaluateReport", "EvaluateRequest",
     "Evaluation", "ExportResult", "NeuronsReport", "NeuronsRequest", "PlayRequest", "PredictRequest",
     "PredictResult", "PrepareResult", "ReportRequest", "RunHeader", "Source", "StepPrediction",
-    "Stream", "StreamBatch", "StreamSpec", "Surprise", "Token", "TrainRequest", "TrainResult",
-    "TrainingRun",
+    "Stream", "StreamBatch", "StreamSpec", "Surprise", "Token", "TrainRequest", "TrainResult", "TrainingRun",
     # functions
-    "complete", "describe", "evaluate", "export", "generate", "generate_stream", "load", "neurons",
-    "play_session", "predict", "prepare", "report_page", "score", "seen_in_training",
+    "check_out", "complete", "describe", "evaluate", "export", "generate", "generate_stream", "load",
+    "neurons", "play_session", "predict", "prepare", "report_page", "score", "seen_in_training",
     "sequence_loss", "serve_app", "start_run", "streams", "surprisal", "train", "training_processes",
-    "web_page",
+    "web_page", "write_page",
 ]  # fmt: skip
 
 
@@ -301,19 +301,22 @@ def describe(ckpt: Checkpoint) -> Description:
     return Description(describe_checkpoint(ckpt))
 
 
-def export(path: str | Path, out: str | Path) -> ExportResult:
-    """Write the inference-only file of a checkpoint: weights, vocabulary, model config."""
+def export(path: str | Path, out: str | Path, force: bool = False) -> ExportResult:
+    """A checkpoint's inference-only file: weights, vocabulary, model config (`force`: see check_out)."""
     from charnext.storage.checkpoint import export as export_checkpoint
 
-    written = export_checkpoint(path, out)
+    written = export_checkpoint(path, out, force)
     return ExportResult(written, written.stat().st_size, Path(path).stat().st_size)
 
 
-def prepare(file: str | Path | list, out: str | Path, on_progress: Callable | None = None) -> PrepareResult:
-    """Encode a text of any size (a list: several, kept apart) into a memory-mapped token folder."""
+def prepare(
+    file: str | Path | list, out: str | Path, on_progress: Callable | None = None, force: bool = False
+) -> PrepareResult:
+    """Encode a text of any size (a list: several, kept apart) into a memory-mapped token folder
+    (`charnext prepare`; `force`: see check_out)."""
     from charnext.text.prepare import prepare as prepare_text
 
-    return prepare_text(file, out, on_progress=on_progress)
+    return prepare_text(file, out, on_progress=on_progress, force=force)
 
 
 def neurons(ckpt: Checkpoint, request: NeuronsRequest | str | None = None, **fields) -> NeuronsReport:
@@ -376,6 +379,7 @@ def train(
     model: ModelConfig | None = None,
     config: TrainConfig | None = None,
     on_event: Callable[[Event], None] | None = None,
+    force: bool = False,
     **options,
 ) -> TrainResult:
     """Train a model on `text` and write it to `out` (None: keep it in memory only).
@@ -384,8 +388,7 @@ def train(
     and TrainConfig fields (steps, lr, seq_len, max_time: seconds or "90s", ...); an unknown one
     is refused with a ConfigError naming the options that exist. Without `model` and `config`,
     the fields they leave out are planned (charnext.training.planner), as `charnext train` does.
-    `on_event` receives each event; the result's `.model` is the model trained.
-    """
+    `on_event` receives each event; the result's `.model` is the model trained (`force`: check_out)."""
     from charnext.training.handle import TrainingRun
     from charnext.training.runs import new_run
 
@@ -393,7 +396,7 @@ def train(
     # with no config object, what `options` leave out is planned for the text and the budget
     given = set(options) if model is None and config is None else None
     config = config or TrainConfig(**train_options)
-    handle = TrainingRun(new_run(text, model, config, out, given=given, **model_options))
+    handle = TrainingRun(new_run(text, model, config, out, given=given, force=force, **model_options))
     result = handle.run(on_event)
     result.model = handle.model  # type: ignore[attr-defined]
     return result

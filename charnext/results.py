@@ -155,6 +155,7 @@ class TrainRequest:
     command: list[str] | None = None  # the command line, for the checkpoint's provenance
     threads: int | None = None  # CPU threads (None: the idle cores)
     dist_timeout: float | str = 600.0  # seconds (or "10m") a process waits for the others
+    force: bool = False  # let `out` replace a file that is not a charnext checkpoint
 
     @classmethod
     def of(cls, **fields) -> TrainRequest:

@@ -185,14 +185,13 @@ def warn_skipped(chars: list[str]) -> None:
         skipped_note(chars)
 
 
-def write_html(out: Path, html: str, what: str) -> None:
-    """Write an HTML file and say so on stderr (`report written to r.html (118 KiB)`), one line."""
+def write_html(out: Path, html: str, what: str, force: bool = False) -> None:
+    """Write a report or page (`what`) through the API, which refuses a file of another kind
+    unless `force`, and say so on stderr (`report written to r.html (118 KiB)`), one line."""
+    from charnext import api
     from charnext.rendering import console, widgets
 
-    try:
-        out.write_text(html, encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"cannot write {widgets.shown_path(out)}: {e.strerror or e}") from None
+    api.write_page(out, html, what, force)
     size = len(html.encode()) / 1024
     note = f"{what} written to {widgets.shown_path(out)} ({size:,.0f} KiB)"
     console.error_console().print(note, markup=False, highlight=False, soft_wrap=True)

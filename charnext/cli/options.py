@@ -32,6 +32,11 @@ SameCheckpoint = Annotated[
     Path | None, typer.Option("--checkpoint", "-c", help="The same as CHECKPOINT.", show_default=False)
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+# every command that writes a file: without it, a file there that charnext did not write (of
+# that kind) is refused at once and left as it is (charnext.storage.replacing)
+Force = Annotated[
+    bool, typer.Option("--force", help="Replace the file it writes even if charnext did not write it.")
+]
 Device = Annotated[DeviceName, typer.Option(help="Where to run.")]
 EngineChoice = Annotated[Engine, typer.Option(help=ENGINE_HELP)]
 SkipUnknown = Annotated[bool, typer.Option("--skip-unknown", help="Drop characters the vocabulary lacks.")]

@@ -52,6 +52,7 @@ def train(
     sample_temperature: options.SampleTemperature = None,
     threads: options.Threads = None,
     out: options.TrainOut = None,
+    force: options.Force = False,
     resume: options.Resume = None,
     init_from: options.InitFrom = None,
     extend_vocab: options.ExtendVocab = False,
@@ -70,7 +71,7 @@ def train(
     # every value is checked here, before anything loads (the configs' own checks)
     request = api.TrainRequest(
         options=_given(locals()), out=out, resume=resume, init_from=init_from, extend_vocab=extend_vocab,
-        command=command_line(), threads=threads, dist_timeout=dist_timeout,
+        command=command_line(), threads=threads, dist_timeout=dist_timeout, force=force,
     )  # fmt: skip
     text, files = train_inputs(text, file)  # `--file *.txt`: the shell's words after --file are files
     if not json_out:  # a first word before the slow part (torch, reading, planning) begins
@@ -178,6 +179,7 @@ def prepare(
     file: options.PrepareFile,
     out: options.PrepareOut,
     more: options.PrepareMore = None,
+    force: options.Force = False,
     json_out: options.Json = False,
 ) -> None:
     """Encode a text of any size once into a memory-mapped token folder, for `train --data`.
@@ -191,7 +193,8 @@ def prepare(
     files = [*file, *(more or [])]
     con = console.console(stderr=json_out)
     with prepare_view.PrepareView(con) as view:
-        result = api.prepare(files[0] if len(files) == 1 else files, out, on_progress=view.update)
+        inputs = files[0] if len(files) == 1 else files
+        result = api.prepare(inputs, out, on_progress=view.update, force=force)
     if json_out:
         print_json(result.to_dict())
     else:

@@ -81,6 +81,11 @@ def vocab_table(
     return Group(*parts)
 
 
+def _figure(x) -> str:
+    """A rate as a person reads it: three significant digits (0.00653, not 0.0065319726474218085)."""
+    return f"{x:.3g}" if isinstance(x, float) else str(x)
+
+
 def provenance_rows(p: dict, log: dict | None) -> list[tuple[str, str | list[str]]]:
     """Where a run came from, for `inspect`: command, source, versions, batch and schedule."""
     source = p.get("source") or {}
@@ -107,7 +112,7 @@ def provenance_rows(p: dict, log: dict | None) -> list[tuple[str, str | list[str
         ("platform", str(p.get("platform"))),
         ("batch", f"{p.get('batch_size')} x {p.get('seq_len')} characters per step, "
                   f"{p.get('processes', 1)} process(es), {p.get('threads') or '-'} thread(s) each"),
-        ("schedule", f"{plan}, peak lr {schedule.get('lr')}, warm-up {schedule.get('warmup_steps')} "
+        ("schedule", f"{plan}, peak lr {_figure(schedule.get('lr'))}, warm-up {schedule.get('warmup_steps')} "
                      f"steps, cosine to {schedule.get('min_lr_ratio')} of the peak"),
     ]  # fmt: skip
     chosen = p.get("plan")

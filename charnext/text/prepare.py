@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from charnext.errors import PreparedDataError, TextError
+from charnext.errors import OutputExists, PreparedDataError, TextError
 from charnext.text.paths import shown_path
 from charnext.text.reading import documents_fingerprint, folder_files
 from charnext.text.vocab import Vocab, VocabBuilder
@@ -148,18 +148,21 @@ def prepare(
     *,
     chunk_bytes: int = CHUNK_BYTES,
     on_progress: Progress | None = None,
+    force: bool = False,
 ) -> PrepareResult:
     """Encode the UTF-8 file `source` into the folder `out` (tokens.bin and meta.json); or
     several files and folders (a list), each file a document of its own.
 
     Memory stays about a few times `chunk_bytes` whatever the file's size. The folder is
     created if needed; meta.json is written last, so an interrupted run leaves no folder that
-    loads as complete.
+    loads as complete. An `out` that would lose what is not charnext's is refused at once
+    unless `force` (`check_out_folder`).
     """
     sources = [Path(source)] if isinstance(source, (str, Path)) else [Path(x) for x in source]
     out = Path(out)
     if chunk_bytes < 1:
         raise TextError(f"chunk size must be at least 1 byte, not {chunk_bytes}")
+    check_out_folder(out, force)
     start = time.perf_counter()
     files = _files(sources)  # (path, given by name) in order
     sizes = [_size(f) for f, _ in files]
@@ -202,6 +205,27 @@ def prepare(
     return PrepareResult(
         out, length, kept_bytes, len(chars), dtype.name, time.perf_counter() - start, len(kept), skipped
     )
+
+
+def check_out_folder(out: Path, force: bool = False) -> None:
+    """Refuse, before the first pass, an `out` that prepare cannot use or would spoil: a file
+    (TextError: prepare writes a folder, and never replaces a file by one), or, unless `force`,
+    a folder whose meta.json is not a prepared folder's or that holds a tokens.bin with no
+    meta.json (another tool's, or a prepare that was interrupted: --force then), as
+    `OutputExists`. Other files in the folder are never touched; an empty meta.json or
+    tokens.bin passes."""
+    if out.exists() and not out.is_dir():
+        raise TextError(f"--out {shown_path(out)} is a file; prepare writes a folder (give another --out)")
+    if force or not out.is_dir():
+        return
+    meta, tokens = out / META, out / TOKENS
+    if meta.is_file() and meta.stat().st_size:
+        try:
+            _read_meta(out, meta)
+        except PreparedDataError:
+            raise OutputExists(shown_path(meta), "", "not the meta.json of charnext prepared data") from None
+    elif tokens.is_file() and tokens.stat().st_size:
+        raise OutputExists(shown_path(tokens), "", f"not charnext's (no {META} of prepared data beside it)")
 
 
 def _first_passes(files: list[tuple[Path, bool]], sizes: list[int], chunk_bytes: int, on_progress):

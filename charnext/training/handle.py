@@ -120,9 +120,12 @@ def start(source: Source | None, r: TrainRequest) -> TrainingRun:
     from charnext.training.runs import new_run, resume_run
 
     if r.resume is not None:
-        return TrainingRun(resume_run(r.resume, source, out=r.out, command=r.command, **r.options))
+        return TrainingRun(
+            resume_run(r.resume, source, out=r.out, command=r.command, force=r.force, **r.options)
+        )
     model_options, train_options = split_options(r.options)
     return TrainingRun(new_run(
         source, ModelConfig(**model_options), TrainConfig(**train_options), r.out or Path("checkpoint.pt"),
         init_from=r.init_from, extend_vocab=r.extend_vocab, command=r.command, given=set(r.options),
+        force=r.force,
     ))  # fmt: skip

@@ -20,6 +20,7 @@ from charnext.errors import ConfigError, TextError, UnknownCharactersError
 from charnext.modeling.device import resolve_precision
 from charnext.storage import checkpoint as ckpt
 from charnext.storage.metrics import metrics_path
+from charnext.storage.replacing import CHECKPOINT, METRICS, check_replaceable
 from charnext.text.paths import shown_path
 from charnext.text.prepare import PreparedData
 from charnext.text.reading import fingerprint, text_lines
@@ -35,10 +36,12 @@ from charnext.training.trainer import Trainer, best_path
 NEWLINE = "\n"
 
 
-def check_out_path(out: Path, source: Source | None = None) -> None:
+def check_out_path(out: Path, source: Source | None = None, force: bool = False) -> None:
     """Refuse, before any training, a checkpoint path the run could not write or should not:
-    a folder, a file in a folder this process cannot write to, or the text being trained on
-    (or a file of the prepared folder). A missing folder is left to the save."""
+    a folder, a file in a folder this process cannot write to, the text being trained on
+    (or a file of the prepared folder), or, unless `force`, a file that is not a charnext
+    checkpoint (nor, beside it, the best checkpoint and the metrics log of their kinds). A
+    missing folder is left to the save."""
     if out.is_dir():
         raise ConfigError(
             f"--out {shown_path(out)} is a folder; give the checkpoint's file name, "
@@ -66,6 +69,9 @@ def check_out_path(out: Path, source: Source | None = None) -> None:
                 f"--out {shown_path(out)} is {what} being trained on; the checkpoint would "
                 "overwrite it (give another --out)"
             )
+    check_replaceable(out, CHECKPOINT, force)
+    check_replaceable(best_path(out), CHECKPOINT, force, option="")
+    check_replaceable(metrics_path(out), METRICS, force, option="")
 
 
 def _check_not_a_file_trained_on(out: Path, source: Source | None) -> None:
@@ -94,6 +100,7 @@ def new_run(
     extend_vocab: bool = False,
     command: list[str] | None = None,
     given: Collection[str] | None = None,
+    force: bool = False,
     **model_options,
 ) -> Trainer:
     """A fresh run on `text` (its vocabulary built from it), or from `init_from`'s weights.
@@ -102,6 +109,7 @@ def new_run(
     hidden_size, ...) build the ModelConfig when none is given. `command` is the command line
     to record. With `given` (the ModelConfig and TrainConfig fields the user chose), the
     planner (charnext.training.planner) chooses the others for the text and the budget.
+    `force` lets `out` replace a file that is not a charnext checkpoint.
     """
     config = config or TrainConfig()
     source = _as_source(text)
@@ -109,7 +117,7 @@ def new_run(
     if extend_vocab and init_from is None:
         raise ConfigError("--extend-vocab grows the vocabulary of --init-from's model; give --init-from")
     if out is not None:
-        check_out_path(out, source)
+        check_out_path(out, source, force)
         _check_not_a_file_trained_on(out, source)
     origin = {"command": command, "source": source.record()}
     if source.prepared is not None:
@@ -239,6 +247,7 @@ def resume_run(
     text: str | PreparedData | Source | None = None,
     out: str | Path | None = None,
     command: list[str] | None = None,
+    force: bool = False,
     **overrides,
 ) -> Trainer:
     """Continue the run saved in `path`, on the same text (None: reopen the file or folder it
@@ -247,6 +256,7 @@ def resume_run(
 
     `overrides` are TrainConfig or ModelConfig fields. Those marked resumable (config.RESUMABLE)
     apply; any other is refused with a ConfigError naming it, unless it equals the recorded value.
+    `force` lets `out` replace a file that is not a charnext checkpoint.
     """
     raw = ckpt.load_raw(path)
     if not isinstance(raw.get("resume"), dict) or not isinstance(raw.get("train_config"), dict):
@@ -255,7 +265,7 @@ def resume_run(
     _refuse_changes(path, raw, overrides)
     source = _as_source(text) if text is not None else _reopen(raw, path)
     target = ckpt.output_path(out) if out else Path(path)
-    check_out_path(target, source)
+    check_out_path(target, source, force)
     _check_not_a_file_trained_on(target, source)
     counts = lengths = None
     if source.prepared is not None:
