@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -234,3 +235,20 @@ def test_a_line_models_report_samples_whole_lines(started_models):
     assert abs(mean_report - mean_predict) <= 0.1 * mean_predict, (mean_report, mean_predict)
     shown = "".join(c["char"] for c in data.surprise).split("\n")
     assert sum(not line for line in shown) <= len(shown) // 10  # hardly an empty line
+
+
+def test_a_line_models_report_table_starts_with_its_start(started_models):
+    """The report's per-step table of a line model starts, as predict's does, with step 0: the
+    prediction after the newline a line is read after, its target the prefix's first character."""
+    from charnext.inside.report_html import to_html
+
+    path, _ = started_models["line"]
+    ckpt = api.load(path, engine="numpy")
+    data = collect(ckpt, text="emma\nava\n", prefix="em", chars=9)
+    start = api.predict(ckpt, "em", alternatives=5).start  # the report shows 5
+    assert data.start_step == {"input": "\n", "top": start.top, "target": "e"}
+    html = to_html(data)
+    rows = re.findall(r'<tr><td class="num">(\d+)</td><td class="ch">([^<]*)</td>', html)
+    assert rows == [("0", "↵"), ("1", "e"), ("2", "m")]
+    stream, _ = started_models["stream"]
+    assert collect(api.load(stream, engine="numpy"), text="the cat", prefix="th", chars=5).start_step is None

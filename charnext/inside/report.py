@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from charnext.config import SampleConfig
 from charnext.errors import InvalidValue
 from charnext.inference.sampling import generate
-from charnext.inference.steps import predict_steps
+from charnext.inference.steps import predict_steps, start_step
 from charnext.inference.surprise import score_chars
 from charnext.inside.neurons import scan
 from charnext.storage.checkpoint import Checkpoint
@@ -34,6 +34,7 @@ class ReportData:
     surprise: list[dict]  # per character of the stretch: char, prob (None: unscored), top
     units: list[dict]  # the most telling units: name, description, feature, r, values
     neuron_chars: int  # characters the unit scores cover
+    start_step: dict | None = None  # a line model's prediction after its newline, before the prefix
     created: str = field(
         default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     )
@@ -57,6 +58,13 @@ def _prefix_steps(ckpt: Checkpoint, prefix: str, alternatives: int) -> list[dict
         {"input": s.input, "top": s.top, "target": s.target}
         for s in predict_steps(ckpt, prefix, alternatives)
     ]
+
+
+def _start_step(ckpt: Checkpoint, prefix: str, alternatives: int) -> dict | None:
+    """A line model's first prediction, after the newline its lines are read after (as
+    `predict` shows it, step 0); None for a stream model."""
+    s = start_step(ckpt, prefix, alternatives)
+    return None if s is None else {"input": s.input, "top": s.top, "target": s.target}
 
 
 def _described(sample: SampleConfig) -> str:
@@ -128,6 +136,7 @@ def collect(ckpt: Checkpoint, request: ReportRequest | None = None, **fields) ->
         info=describe(ckpt),
         source=source or "the text given",
         prefix_steps=_prefix_steps(ckpt, prefix, alternatives) if prefix else [],
+        start_step=_start_step(ckpt, prefix, alternatives) if prefix else None,
         surprise=[{"char": c.char, "prob": c.prob, "top": c.top} for c in view.chars],
         units=chosen,
         neuron_chars=scanned.characters,

@@ -185,7 +185,8 @@ def _predictions(d: ReportData) -> str:
     prefix = "".join(s["input"] for s in d.prefix_steps)
     alternatives = len(d.prefix_steps[0]["top"])
     rows = []
-    for i, s in enumerate(d.prefix_steps, 1):
+    first = [(0, d.start_step)] if d.start_step is not None else []  # a line model's start: step 0
+    for i, s in first + list(enumerate(d.prefix_steps, 1)):
         best, p = s["top"][0]
         hit = ' <span class="hit">✓</span>' if s["target"] == best else ' <span class="miss">✗</span>'
         mark = "" if s["target"] is None else hit
