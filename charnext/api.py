@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from charnext.config import Cell, Engine, ModelConfig, SampleConfig, TrainConfig, split_options
-from charnext.errors import InvalidValue, UsageError
+from charnext.errors import UsageError
 from charnext.events import EvalResult, TrainResult
 from charnext.inference.evaluation import Evaluation, evaluate_text, seen_in_training
 from charnext.inference.sampling import generate as _generate
@@ -152,10 +152,8 @@ def generate_stream(
     num_samples: int = 1,
     skip_unknown: bool = False,
 ) -> Iterator[list[str]]:
-    """Yield the next character of each sample, `length` times (state carried forward).
-
-    A line-mode checkpoint stops each sample at the end of its line.
-    """
+    """Yield the next character of each sample, `length` times (state carried forward); a
+    line-mode checkpoint stops each sample at the end of its line."""
     check_counts(length, num_samples)
     prefix, _ = ckpt.vocab.known(prefix, skip_unknown)
     yield from _generate(ckpt, prefix, length, sample, num_samples)
@@ -214,7 +212,7 @@ def complete(
     these `fields`), handed to `on_prefix` as soon as they are read, then the continuations; a
     single one of a stream model goes character by character to `on_char` as it is drawn."""
     request = request or PredictRequest(**fields)
-    n = _drawn_length(ckpt, request.length)  # before anything is read or shown
+    n = request.drawn(ckpt.line_mode)  # before anything is read or shown
     prediction = predict(ckpt, request.prefix, request.alternatives, request.skip_unknown)
     if not prediction.steps and request.length == 0:
         raise UsageError("every character of the prefix was unknown and skipped: nothing to predict")
@@ -239,18 +237,6 @@ def complete(
     steps = predict(ckpt, kept + samples[0], request.alternatives).steps[len(kept) :] if (
         request.generated_steps and samples) else []  # fmt: skip
     return Completion(prediction, samples, sample.seed if sample else None, seen, steps, streamed)
-
-
-LINE_CHARS = 256  # a line model's line, when no length is given, ends by this many characters
-
-
-def _drawn_length(ckpt: Checkpoint, length: int | None) -> int:
-    """Characters to draw: `length`, or (None) a line model's whole line."""
-    if length is not None:
-        return length
-    if not ckpt.line_mode:
-        raise InvalidValue("length", "is needed: a stream model has no line's end to stop at")
-    return LINE_CHARS
 
 
 def evaluate(ckpt: Checkpoint, text: str, skip_unknown: bool = False, precision: str = "fp32") -> Evaluation:
@@ -309,11 +295,9 @@ def export(path: str | Path, out: str | Path, force: bool = False) -> ExportResu
     return ExportResult(written, written.stat().st_size, Path(path).stat().st_size)
 
 
-def prepare(
-    file: str | Path | list, out: str | Path, on_progress: Callable | None = None, force: bool = False
-) -> PrepareResult:
-    """Encode a text of any size (a list: several, kept apart) into a memory-mapped token folder
-    (`charnext prepare`; `force`: see check_out)."""
+def prepare(file: str | Path | list, out: str | Path, on_progress: Callable | None = None,
+            force: bool = False) -> PrepareResult:  # fmt: skip
+    """Encode a text (a list: several, kept apart) into a token folder (`force`: see check_out)."""
     from charnext.text.prepare import prepare as prepare_text
 
     return prepare_text(file, out, on_progress=on_progress, force=force)

@@ -38,6 +38,7 @@ def check_counts(length: int | None, num_samples: int) -> None:
     at_least(1, num_samples=num_samples)
 
 
+LINE_CHARS = 256  # a line model's line, drawn with no length given, ends by this many characters
 MAX_STOPS = 4  # stop strings a request may give (as OpenAI's API allows)
 
 
@@ -87,6 +88,15 @@ class PredictRequest:
         if greedy and self.num_samples > 1 and self.length != 0:
             raise InvalidValue("num_samples", "must be 1 when {temperature} is 0 (greedy): every sample "
                                "would be the same", "temperature")  # fmt: skip
+
+    def drawn(self, line_mode: bool) -> int:
+        """Characters to draw past the prefix: `length`, or (None) a line model's whole line,
+        up to LINE_CHARS; a stream model has no line's end to stop at."""
+        if self.length is not None:
+            return self.length
+        if not line_mode:
+            raise InvalidValue("length", "is needed: a stream model has no line's end to stop at")
+        return LINE_CHARS
 
 
 @dataclass(frozen=True)

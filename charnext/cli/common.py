@@ -145,9 +145,9 @@ def _exists(name: str) -> bool:
         return False
 
 
-def source_of(text: str | None, files: list[Path], data: Path | None):
+def source_of(text: str | None, files: list[Path], data: Path | None, resume: Path | None = None):
     """What to train on: a literal TEXT, standard input (-), --file (several, or a folder: kept
-    apart) or --data; None if none given."""
+    apart) or --data; None if none given, which only a --resume may do (it reopens its own)."""
     from charnext.api import Source
 
     if files and text is not None:
@@ -164,6 +164,8 @@ def source_of(text: str | None, files: list[Path], data: Path | None):
         return Source.stdin()
     if text is not None:
         return Source.literal(text)
+    if resume is None:
+        raise usage("give the text to train on: TEXT, --file PATH, --data DIR, or - for standard input")
     return None
 
 

@@ -84,6 +84,32 @@ PredictSeed = Annotated[
     ),
 ]
 Alternatives = Annotated[int, typer.Option(help="Most likely characters shown per step.")]
+Prefix = Annotated[
+    str | None,
+    typer.Argument(metavar="PREFIX", help="Text to feed, one character at a time; - reads standard input.",
+                   show_default=False),
+]  # fmt: skip
+PrefixOption = Annotated[
+    str | None, typer.Option("--prefix", "-p", help="The same as PREFIX.", show_default=False)
+]
+PrefixFile = Annotated[
+    Path | None,
+    typer.Option("--prefix-file", help="Read PREFIX from this UTF-8 file (- : standard input); its final "
+                 "newlines are dropped, as $(cat FILE) drops them.", show_default=False),
+]  # fmt: skip
+PredictLength = Annotated[
+    int | None,
+    typer.Option("--length", "-n", help="Characters to generate past the prefix [default: none; a line "
+                 "model with --num-samples, --text, --best-of or --stop completes its line].",
+                 show_default=False),
+]  # fmt: skip
+NumSamples = Annotated[int, typer.Option(help="Continuations to generate.")]
+GeneratedTable = Annotated[
+    bool, typer.Option("--table", help="Also tabulate the generated steps (the last 60).")
+]
+TextOnly = Annotated[
+    bool, typer.Option("--text", help="Print only the generated text (prefix and continuation) on stdout.")
+]
 Stop = Annotated[
     list[str] | None,
     typer.Option(help="End a continuation where it reaches this text, left out (repeatable, up to 4).",

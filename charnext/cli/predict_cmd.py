@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
-
-import typer
 
 from charnext.cli import options
 from charnext.cli.common import file_note, finish, handle_errors, random_seed, usage
@@ -14,52 +11,21 @@ from charnext.config import DeviceName, Engine
 
 @handle_errors
 def predict(
-    prefix: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="PREFIX",
-            help="Text to feed, one character at a time; - reads standard input.",
-            show_default=False,
-        ),
-    ] = None,
-    prefix_option: Annotated[
-        str | None, typer.Option("--prefix", "-p", help="The same as PREFIX.", show_default=False)
-    ] = None,
-    prefix_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--prefix-file",
-            help="Read PREFIX from this UTF-8 file (- : standard input); "
-            "its final newlines are dropped, as $(cat FILE) drops them.",
-            show_default=False,
-        ),
-    ] = None,  # fmt: skip
+    prefix: options.Prefix = None,
+    prefix_option: options.PrefixOption = None,
+    prefix_file: options.PrefixFile = None,
     checkpoint: options.CheckpointPath = Path("checkpoint.pt"),
-    length: Annotated[
-        int | None,
-        typer.Option(
-            "--length",
-            "-n",
-            help="Characters to generate past the prefix [default: none; a line model with "
-            "--num-samples, --text, --best-of or --stop completes its line].",
-            show_default=False,
-        ),
-    ] = None,  # fmt: skip
+    length: options.PredictLength = None,
     temperature: options.Temperature = 1.0,
     top_k: options.TopK = 0,
     top_p: options.TopP = 1.0,
     seed: options.PredictSeed = None,
-    num_samples: Annotated[int, typer.Option(help="Continuations to generate.")] = 1,
+    num_samples: options.NumSamples = 1,
     alternatives: options.Alternatives = 3,
     stop: options.Stop = None,
     best_of: options.BestOf = None,
-    table: Annotated[
-        bool, typer.Option("--table", help="Also tabulate the generated steps (the last 60).")
-    ] = False,
-    text_only: Annotated[
-        bool,
-        typer.Option("--text", help="Print only the generated text (prefix and continuation) on stdout."),
-    ] = False,
+    table: options.GeneratedTable = False,
+    text_only: options.TextOnly = False,
     skip_unknown: options.SkipUnknown = False,
     device: options.Device = DeviceName.cpu,
     engine: options.EngineChoice = Engine.auto,
@@ -96,7 +62,7 @@ def _prefix_of(prefix: str | None, prefix_option: str | None, prefix_file: Path 
     """The prefix: PREFIX or --prefix (- reads standard input), or --prefix-file's text, whose
     final newlines are dropped as the shell's "$(cat FILE)" drops them (an editor ends a file
     with one): `predict --prefix-file p.txt` and `predict - < p.txt` read as `predict "$(cat p.txt)"`."""
-    from charnext.text.reading import read_text
+    from charnext.api import Source
 
     given = [p for p in (prefix, prefix_option, prefix_file) if p is not None]
     if len(given) > 1:
@@ -105,7 +71,8 @@ def _prefix_of(prefix: str | None, prefix_option: str | None, prefix_file: Path 
         if given:
             file_note(given[0], "--prefix-file", "to read")
         return given[0] if given else ""
-    return read_text(prefix_file if prefix_file is not None else "-").rstrip("\n")
+    source = Source.stdin() if prefix_file is None or str(prefix_file) == "-" else Source.file(prefix_file)
+    return source.text.rstrip("\n")
 
 
 def _check_predict(length: int | None, text_only: bool, json_out: bool) -> None:

@@ -14,7 +14,6 @@ from charnext.cli.common import (
     print_json,
     source_of,
     train_inputs,
-    usage,
 )
 from charnext.config import parse_duration, training_options
 from charnext.events import StopReason
@@ -78,9 +77,7 @@ def train(
         _say_starting(text, files, data, resume)
     where = device.value if device else "auto"
     with api.training_processes(where, request.dist_timeout, request.threads) as procs:
-        source = source_of(text, files, data)
-        if source is None and resume is None:
-            raise usage("give the text to train on: TEXT, --file PATH, --data DIR, or - for standard input")
+        source = source_of(text, files, data, resume)
         _train_and_show(api.start_run(source, request), procs.main, json_out)
 
 

@@ -37,7 +37,7 @@ import torch
 
 from charnext.errors import OutputExists, PreparedDataError, TextError
 from charnext.text.paths import shown_path
-from charnext.text.reading import documents_fingerprint, folder_files
+from charnext.text.reading import documents_fingerprint, file_size, named_files
 from charnext.text.vocab import Vocab, VocabBuilder
 
 FORMAT = "charnext-tokens"
@@ -164,8 +164,8 @@ def prepare(
         raise TextError(f"chunk size must be at least 1 byte, not {chunk_bytes}")
     check_out_folder(out, force)
     start = time.perf_counter()
-    files = _files(sources)  # (path, given by name) in order
-    sizes = [_size(f) for f, _ in files]
+    files = named_files(sources)  # (path, given by name) in order
+    sizes = [file_size(f) for f, _ in files]
     builder, documents, kept = _first_passes(files, sizes, chunk_bytes, on_progress)
     skipped = len(files) - len(kept)
     if not kept:
@@ -173,9 +173,8 @@ def prepare(
     length = sum(d["length"] for d in documents)
     if len(kept) > 1 and length < 2:
         raise TextError(f"the {len(kept)} files have {length} characters; at least 2 are needed")
-    fp = {"length": length, "sha256": documents[0]["sha256"]}
-    if len(kept) > 1:
-        fp = documents_fingerprint(documents)
+    one = {"length": length, "sha256": documents[0]["sha256"]}  # a single file's own fingerprint
+    fp = documents_fingerprint(documents) if len(kept) > 1 else one
     vocab = builder.build()
     dtype = _NUMPY[vocab.dtype]  # uint8, int16 or int32
 
@@ -189,15 +188,10 @@ def prepare(
     chars = vocab.chars
     kept_bytes = sum(n for _, n in kept)
     meta = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "dtype": dtype.name,
-        "length": length,
-        "vocab": list(chars),
-        "counts": [builder.counts[ord(c)] for c in chars],
-        "text": fp,
+        "format": FORMAT, "format_version": FORMAT_VERSION, "dtype": dtype.name, "length": length,
+        "vocab": list(chars), "counts": [builder.counts[ord(c)] for c in chars], "text": fp,
         "source": {"path": str(kept[0][0]), "bytes": kept_bytes},
-    }
+    }  # fmt: skip
     if len(kept) > 1:  # each file a document: where training must not read across
         meta["source"] = {"files": len(kept), "skipped": skipped, "bytes": kept_bytes}
         meta["documents"] = documents
@@ -241,31 +235,6 @@ def _first_passes(files: list[tuple[Path, bool]], sizes: list[int], chunk_bytes:
             documents.append({"path": str(path.resolve()), "length": part[2], "sha256": part[1].hexdigest()})
             kept.append((path, n))
     return builder, documents, kept
-
-
-def _files(sources: list[Path]) -> list[tuple[Path, bool]]:
-    """The files to encode, each with whether it was named (else found in a folder given), a
-    file found twice once; a folder with no files at all is an error."""
-    files: list[tuple[Path, bool]] = []
-    seen: set[Path] = set()
-    for given in sources:
-        found = [(f, False) for f in folder_files(given)] if given.is_dir() else [(given, True)]
-        if not found:
-            raise TextError(f"{shown_path(given)} holds no text files")
-        for f, named in found:
-            if f.resolve() not in seen:
-                seen.add(f.resolve())
-                files.append((f, named))
-    return files
-
-
-def _size(path: Path) -> int:  # a named file's size; the errors a single file always had
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        raise TextError(f"no such file: {path}") from None
-    except OSError as e:
-        raise TextError(f"cannot read {path}: {e.strerror or e}") from None
 
 
 def _offset(on_progress: Progress | None, before: int, total: int) -> Progress | None:

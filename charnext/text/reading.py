@@ -91,3 +91,29 @@ def in_line_index(index: np.ndarray, line: str) -> bool:
     h = line_hash(line)
     pos = int(np.searchsorted(index, np.int64(h)))
     return pos < len(index) and int(index[pos]) == h
+
+
+def named_files(sources: list[Path]) -> list[tuple[Path, bool]]:
+    """The files to encode, each with whether it was named (else found in a folder given), a
+    file found twice once; a folder with no files at all is an error."""
+    files: list[tuple[Path, bool]] = []
+    seen: set[Path] = set()
+    for given in sources:
+        found = [(f, False) for f in folder_files(given)] if given.is_dir() else [(given, True)]
+        if not found:
+            raise TextError(f"{shown_path(given)} holds no text files")
+        for f, named in found:
+            if f.resolve() not in seen:
+                seen.add(f.resolve())
+                files.append((f, named))
+    return files
+
+
+def file_size(path: Path) -> int:
+    """A named file's size, with the errors a single file always had."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        raise TextError(f"no such file: {path}") from None
+    except OSError as e:
+        raise TextError(f"cannot read {path}: {e.strerror or e}") from None
