@@ -156,8 +156,9 @@ def test_the_first_two_commands_of_a_fresh_clone(tmp_path):
 
     def dry_run(target: str) -> str:
         venv = tmp_path / f"venv-{target}"
-        command = ["make", "-n", target, f"VENV={venv}"]
-        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        command = ["make", "--no-print-directory", "-n", target, f"VENV={venv}"]
+        env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)  # as if typed
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 
