@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from charnext import api
-from charnext.inference.steps import Start, predict_steps, softmax
+from charnext.inference.steps import Reader, Start, predict_steps, softmax
 
 READ = 16  # characters of each speech read; the prediction after each is scored
 CONTEXT = 2000  # characters read before the held-out part, to warm the carried state
@@ -78,7 +78,7 @@ def cold_loss(ckpt, text: str, starts: list[int], prime: str) -> float:
 
 def romeo(ckpt, prime: str) -> tuple[str, bool]:
     """`predict "ROMEO:"`'s prediction, and whether it has `:` after ROMEO and a newline after `:`."""
-    steps = predict_steps(ckpt.runner, ckpt.vocab, "ROMEO:", 1, Start(prime))
+    steps = predict_steps(Reader(ckpt.runner, ckpt.vocab, Start(prime)), "ROMEO:", 1)
     prediction = "".join(s.predicted for s in steps)
     return prediction, prediction[4] == ":" and prediction[5] == "\n"
 

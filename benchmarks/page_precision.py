@@ -34,8 +34,8 @@ from charnext.text.reading import read_text
 def reference(ckpt, text: str) -> list:
     """The numpy engine's distributions as the page reads: after the checkpoint's prime (if it
     has one), then after each character (a line-mode model reads each line from the zero state)."""
-    after_prime, _ = read(ckpt.runner, ckpt.vocab, "", ckpt.start)  # (1, 1, V), or None
-    logits, _ = read(ckpt.runner, ckpt.vocab, text, ckpt.start)  # (1, T, V)
+    after_prime, _ = read(ckpt, "")  # (1, 1, V), or None
+    logits, _ = read(ckpt, text)  # (1, T, V)
     parts = ([after_prime[0]] if after_prime is not None else []) + [logits[0]]
     return list(softmax(np.concatenate(parts)))
 

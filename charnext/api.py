@@ -23,7 +23,7 @@ from charnext.errors import UsageError
 from charnext.events import EvalResult, TrainResult
 from charnext.inference.evaluation import Evaluation, evaluate_text, seen_in_training
 from charnext.inference.sampling import generate as _generate
-from charnext.inference.steps import StepPrediction, predict_steps
+from charnext.inference.steps import StepPrediction, predict_steps, start_step
 from charnext.inference.streams import Stream, StreamBatch, StreamSpec, Token
 from charnext.results import (
     Completion,
@@ -41,6 +41,7 @@ from charnext.results import (
 )
 from charnext.storage.checkpoint import Checkpoint
 from charnext.storage.checkpoint import load as _load_checkpoint
+from charnext.storage.replacing import check_out, write_page
 from charnext.text.source import Source
 from charnext.text.vocab import Vocab
 from charnext.training.handle import RunHeader, TrainingRun, training_processes
@@ -65,13 +66,12 @@ __all__ = [
     "CharSurprise", "Completion", "Description", "EvalResult", "EvaluateReport", "EvaluateRequest",
     "Evaluation", "ExportResult", "NeuronsReport", "NeuronsRequest", "PlayRequest", "PredictRequest",
     "PredictResult", "PrepareResult", "ReportRequest", "RunHeader", "Source", "StepPrediction",
-    "Stream", "StreamBatch", "StreamSpec", "Surprise", "Token", "TrainRequest", "TrainResult",
-    "TrainingRun",
+    "Stream", "StreamBatch", "StreamSpec", "Surprise", "Token", "TrainRequest", "TrainResult", "TrainingRun",
     # functions
-    "complete", "describe", "evaluate", "export", "generate", "generate_stream", "load", "neurons",
-    "play_session", "predict", "prepare", "report_page", "score", "seen_in_training",
+    "check_out", "complete", "describe", "evaluate", "export", "generate", "generate_stream", "load",
+    "neurons", "play_session", "predict", "prepare", "report_page", "score", "seen_in_training",
     "sequence_loss", "serve_app", "start_run", "streams", "surprisal", "train", "training_processes",
-    "web_page",
+    "web_page", "write_page",
 ]  # fmt: skip
 
 
@@ -140,7 +140,8 @@ def predict(
     characters after each. (`top_k=` is the old name of `alternatives`, deprecated.)"""
     alternatives = _renamed("top_k", "alternatives", top_k, alternatives)
     prefix, skipped = ckpt.vocab.known(prefix, skip_unknown)
-    return PredictResult(predict_steps(ckpt.runner, ckpt.vocab, prefix, alternatives, ckpt.start), skipped)
+    steps = predict_steps(ckpt, prefix, alternatives)
+    return PredictResult(steps, skipped, start_step(ckpt, prefix, alternatives) if steps else None)
 
 
 def generate_stream(
@@ -151,14 +152,11 @@ def generate_stream(
     num_samples: int = 1,
     skip_unknown: bool = False,
 ) -> Iterator[list[str]]:
-    """Yield the next character of each sample, `length` times (state carried forward).
-
-    A line-mode checkpoint stops each sample at the end of its line.
-    """
+    """Yield the next character of each sample, `length` times (state carried forward); a
+    line-mode checkpoint stops each sample at the end of its line."""
     check_counts(length, num_samples)
     prefix, _ = ckpt.vocab.known(prefix, skip_unknown)
-    stop = NEWLINE if ckpt.line_mode else None
-    yield from _generate(ckpt.runner, ckpt.vocab, prefix, length, sample, num_samples, stop, ckpt.start)
+    yield from _generate(ckpt, prefix, length, sample, num_samples)
 
 
 def generate(
@@ -179,7 +177,7 @@ def streams(ckpt: Checkpoint) -> StreamBatch:
     """Independent streams of the checkpoint drawn together (continuous batching): `add` a
     StreamSpec (its prompt, length, sampling, PCG32 stream, stop strings), `step()` them all.
     A line-mode model's streams end at their line's end."""
-    return StreamBatch(ckpt.runner, ckpt.vocab, ckpt.start)
+    return StreamBatch(ckpt)
 
 
 def serve_app(checkpoints: list, names: list[str] | None = None, **options) -> ServedApp:
@@ -214,12 +212,13 @@ def complete(
     these `fields`), handed to `on_prefix` as soon as they are read, then the continuations; a
     single one of a stream model goes character by character to `on_char` as it is drawn."""
     request = request or PredictRequest(**fields)
+    n = request.drawn(ckpt.line_mode)  # before anything is read or shown
     prediction = predict(ckpt, request.prefix, request.alternatives, request.skip_unknown)
-    if not prediction.steps and not request.length:
+    if not prediction.steps and request.length == 0:
         raise UsageError("every character of the prefix was unknown and skipped: nothing to predict")
     if on_prefix is not None:
         on_prefix(prediction)
-    kept, n, sample = prediction.prefix, request.length, request.sample
+    kept, sample = prediction.prefix, request.sample
     streamed = on_char is not None and n > 0 and request.num_samples == 1 and not ckpt.line_mode
     samples: list[str] = []
     if n and (request.stop or request.best_of):  # independent streams: stops, the best of several
@@ -288,19 +287,20 @@ def describe(ckpt: Checkpoint) -> Description:
     return Description(describe_checkpoint(ckpt))
 
 
-def export(path: str | Path, out: str | Path) -> ExportResult:
-    """Write the inference-only file of a checkpoint: weights, vocabulary, model config."""
+def export(path: str | Path, out: str | Path, force: bool = False) -> ExportResult:
+    """A checkpoint's inference-only file: weights, vocabulary, model config (`force`: see check_out)."""
     from charnext.storage.checkpoint import export as export_checkpoint
 
-    written = export_checkpoint(path, out)
+    written = export_checkpoint(path, out, force)
     return ExportResult(written, written.stat().st_size, Path(path).stat().st_size)
 
 
-def prepare(file: str | Path, out: str | Path, on_progress: Callable | None = None) -> PrepareResult:
-    """Encode a text of any size once into a memory-mapped token folder (`charnext prepare`)."""
+def prepare(file: str | Path | list, out: str | Path, on_progress: Callable | None = None,
+            force: bool = False) -> PrepareResult:  # fmt: skip
+    """Encode a text (a list: several, kept apart) into a token folder (`force`: see check_out)."""
     from charnext.text.prepare import prepare as prepare_text
 
-    return prepare_text(file, out, on_progress=on_progress)
+    return prepare_text(file, out, on_progress=on_progress, force=force)
 
 
 def neurons(ckpt: Checkpoint, request: NeuronsRequest | str | None = None, **fields) -> NeuronsReport:
@@ -325,7 +325,7 @@ def play_session(ckpt: Checkpoint, request: PlayRequest | SampleConfig | None = 
     from charnext.inside.play import PlaySession
 
     sample = request.sample if isinstance(request, PlayRequest) else request
-    return PlaySession(ckpt.runner, ckpt.vocab, ckpt.start, sample)
+    return PlaySession(ckpt, sample)
 
 
 def report_page(ckpt: Checkpoint, request: ReportRequest | None = None, **fields) -> str:
@@ -363,6 +363,7 @@ def train(
     model: ModelConfig | None = None,
     config: TrainConfig | None = None,
     on_event: Callable[[Event], None] | None = None,
+    force: bool = False,
     **options,
 ) -> TrainResult:
     """Train a model on `text` and write it to `out` (None: keep it in memory only).
@@ -371,8 +372,7 @@ def train(
     and TrainConfig fields (steps, lr, seq_len, max_time: seconds or "90s", ...); an unknown one
     is refused with a ConfigError naming the options that exist. Without `model` and `config`,
     the fields they leave out are planned (charnext.training.planner), as `charnext train` does.
-    `on_event` receives each event; the result's `.model` is the model trained.
-    """
+    `on_event` receives each event; the result's `.model` is the model trained (`force`: check_out)."""
     from charnext.training.handle import TrainingRun
     from charnext.training.runs import new_run
 
@@ -380,7 +380,7 @@ def train(
     # with no config object, what `options` leave out is planned for the text and the budget
     given = set(options) if model is None and config is None else None
     config = config or TrainConfig(**train_options)
-    handle = TrainingRun(new_run(text, model, config, out, given=given, **model_options))
+    handle = TrainingRun(new_run(text, model, config, out, given=given, force=force, **model_options))
     result = handle.run(on_event)
     result.model = handle.model  # type: ignore[attr-defined]
     return result

@@ -29,6 +29,17 @@ class ConfigError(CharnextError):
     """An option or a combination of options makes no sense."""
 
 
+class OutputExists(ConfigError):
+    """The file to write exists and is not charnext's of that kind: nothing was written, and
+    `force` (--force) would replace it."""
+
+    def __init__(self, shown: str, option: str = "--out", what: str = "not a charnext file"):
+        self.shown = shown  # the file, as a person reads its path
+        named = f"{option} {shown}" if option else shown  # "--out x.txt"; a file beside it by name alone
+        # what: "not a charnext report", or "a charnext export, not checkpoint"
+        super().__init__(f"{named} exists and is {what}; not replacing it (--force replaces it)")
+
+
 class UsageError(ConfigError):
     """The command was asked for nothing it can do (a usage error: exit 2, as Typer's own)."""
 

@@ -30,12 +30,15 @@ def at_least(low: int, **values: int) -> None:
                                f"must be at least {low}, not {value}")  # fmt: skip
 
 
-def check_counts(length: int, num_samples: int) -> None:
-    """The one check of how much to draw: a length of 0 or more, at least one sample."""
-    at_least(0, length=length)
+def check_counts(length: int | None, num_samples: int) -> None:
+    """The one check of how much to draw: a length of 0 or more (None: a line model's line),
+    at least one sample."""
+    if length is not None:
+        at_least(0, length=length)
     at_least(1, num_samples=num_samples)
 
 
+LINE_CHARS = 256  # a line model's line, drawn with no length given, ends by this many characters
 MAX_STOPS = 4  # stop strings a request may give (as OpenAI's API allows)
 
 
@@ -57,7 +60,7 @@ class PredictRequest:
     """What `charnext predict` asks: a prefix to read, and what to draw past it."""
 
     prefix: str = ""  # read one character at a time
-    length: int = 0  # characters drawn past the prefix (0: none)
+    length: int | None = 0  # characters drawn past the prefix (0: none; None: a line model's line)
     sample: SampleConfig | None = None  # how they are drawn
     num_samples: int = 1  # continuations drawn
     alternatives: int = 3  # most likely characters shown per step
@@ -77,14 +80,23 @@ class PredictRequest:
                 raise InvalidValue(
                     "best_of", f"must be at least {{num_samples}} ({n}), not {best}", "num_samples"
                 )
-        if not self.prefix and not self.length:
+        if not self.prefix and self.length == 0:
             raise InvalidValue(
                 "prefix", "is empty and {length} is 0: give a prefix to read or a length to draw", "length"
             )
         greedy = self.sample is None or self.sample.temperature == 0
-        if greedy and self.num_samples > 1 and self.length:
+        if greedy and self.num_samples > 1 and self.length != 0:
             raise InvalidValue("num_samples", "must be 1 when {temperature} is 0 (greedy): every sample "
                                "would be the same", "temperature")  # fmt: skip
+
+    def drawn(self, line_mode: bool) -> int:
+        """Characters to draw past the prefix: `length`, or (None) a line model's whole line,
+        up to LINE_CHARS; a stream model has no line's end to stop at."""
+        if self.length is not None:
+            return self.length
+        if not line_mode:
+            raise InvalidValue("length", "is needed: a stream model has no line's end to stop at")
+        return LINE_CHARS
 
 
 @dataclass(frozen=True)
@@ -153,6 +165,7 @@ class TrainRequest:
     command: list[str] | None = None  # the command line, for the checkpoint's provenance
     threads: int | None = None  # CPU threads (None: the idle cores)
     dist_timeout: float | str = 600.0  # seconds (or "10m") a process waits for the others
+    force: bool = False  # let `out` replace a file that is not a charnext checkpoint
 
     @classmethod
     def of(cls, **fields) -> TrainRequest:
@@ -185,6 +198,7 @@ class PredictResult:
 
     steps: list[StepPrediction]  # one per prefix character
     skipped: list[str] = field(default_factory=list)  # unknown characters dropped from the prefix
+    start: StepPrediction | None = None  # a line model's prediction after its newline, first
 
     @property
     def prefix(self) -> str:
@@ -197,19 +211,18 @@ class PredictResult:
         return "".join(s.predicted for s in self.steps)
 
     def to_dict(self) -> dict:
-        """Plain values, for JSON."""
+        """Plain values, for JSON (a line model's `start` too)."""
+
+        def step(s: StepPrediction) -> dict:
+            top = [{"char": c, "probability": p} for c, p in s.top]
+            return {"input": s.input, "predicted": s.predicted, "probability": s.probability, "top": top}
+
+        extra = {"start": step(self.start)} if self.start is not None else {}
         return {
             "prefix": self.prefix,
             "prediction": self.prediction,
-            "steps": [
-                {
-                    "input": s.input,
-                    "predicted": s.predicted,
-                    "probability": s.probability,
-                    "top": [{"char": c, "probability": p} for c, p in s.top],
-                }
-                for s in self.steps
-            ],
+            **extra,
+            "steps": [step(s) for s in self.steps],
             "skipped": self.skipped,
         }
 

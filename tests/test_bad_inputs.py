@@ -355,3 +355,19 @@ def test_a_model_too_large_for_memory_is_refused_before_torch_allocates_it(tmp_p
     result = cli("train", "hihello", "--out", tmp_path / "big.pt", *option)
     refused(result, "parameters", "GiB")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "command, flag",
+    [(["evaluate"], "--file"), (["neurons"], "--file"), (["predict"], "--prefix-file")],
+)
+def test_a_text_that_names_a_file_draws_a_note(hihello, tmp_path, monkeypatch, command, flag):
+    """`charnext evaluate heldout.txt`: the literal text is what is read, and a note says how
+    to read the file instead."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hello").write_text("hihello hihello\n", encoding="utf-8")  # a name in the vocabulary
+    r = CliRunner().invoke(app, [*command, "hello", "-c", str(hihello)])
+    assert r.exit_code == 0, r.output
+    assert f"the literal 'hello' (5 characters), not the file; did you mean {flag} hello?" in r.output
+    away = CliRunner().invoke(app, [*command, "hihello", "-c", str(hihello)])  # no such file: no note
+    assert away.exit_code == 0 and "note:" not in away.output

@@ -56,7 +56,9 @@ def test_train_shows_the_lecture_table(tmp_path):
     assert "prediction" in out and "target" in out
     assert "ihello" in out and "100%" in out
     assert "training done" in out and "checkpoint" in out
-    assert max(len(line) for line in out.splitlines()) <= 80
+    shown = out.splitlines()
+    assert shown[-2] == "next:" and shown[-1].endswith(f" -c {path}")  # whole, below its label: a long path
+    assert max(len(line) for line in shown[:-1]) <= 80
     assert "\x1b[" not in out  # no colour codes in a pipe
     assert path.exists()
 

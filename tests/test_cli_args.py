@@ -184,7 +184,7 @@ def test_help_texts_are_whole():
     [
         ["predict", "hi", "--prefix", "hi"],
         ["predict", "hi", "-n", 5, "--text", "--json"],
-        ["predict", "hi", "--text"],
+        ["predict", "hi", "-n", 0, "--text"],
         ["predict", "hi", "-n", 5, "--temperature", 0, "--num-samples", 2],
         ["evaluate"],
         ["evaluate", "hihello", "--file", "x.txt"],

@@ -136,7 +136,7 @@ def test_the_first_word_comes_before_torch_is_imported(tmp_path):
         "write = sys.stdout.write\n"
         "mark = lambda: ' (torch loaded)' if 'torch' in sys.modules else ''\n"
         "sys.stdout.write = lambda s: write(s.rstrip() + mark() + '\\n')\n"
-        "c._say_starting('hihello', None, None, None)\n"
+        "c._say_starting('hihello', [], None, None)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True

@@ -55,7 +55,7 @@ def test_the_outlook_ends_the_summary_and_is_in_json_and_inspect(tmp_path, poem)
             "--out", str(out), "--precision", "fp32"]  # fmt: skip
     shown = runner.invoke(app, args)
     assert shown.exit_code == 0, shown.output
-    summary = shown.stdout[shown.stdout.index("training done") : shown.stdout.index("\nnext: ")]
+    summary = shown.stdout[shown.stdout.index("training done") : shown.stdout.index("\nnext:")]
     labels = [line.split()[0] for line in summary.splitlines()[1:] if line[:4].strip()]
     assert labels[-1] == "outlook", summary  # the summary's last row (its wrapped tail is indented)
     as_json = runner.invoke(app, [*args, "--json"])

@@ -217,6 +217,16 @@ def test_hihello_shows_the_lecture_table(browser, hihello, tmp_path):  # noqa: F
     type_into(browser, "z")
     assert browser.find_element("id", "text").get_attribute("value") == "hihell"
     assert browser.find_element("id", "message").text == 'Not in the model\'s vocabulary, left out: "z"'
+    # the next key keeps the message (typed on, it was wiped unread); each one left out is named,
+    # an uppercase letter with the lowercase one the model knows; an emptied box starts afresh
+    type_into(browser, "Eo")
+    assert browser.find_element("id", "text").get_attribute("value") == "hihello"
+    message = browser.find_element("id", "message").text
+    assert message == 'Not in the model\'s vocabulary, left out: "z" "E" (it knows "e")', message
+    from selenium.webdriver.common.keys import Keys
+
+    type_into(browser, Keys.BACKSPACE * 7 + "h")
+    assert browser.find_element("id", "message").text == ""
 
 
 def test_bars_equal_predicts_last_step(browser, poem_model, tmp_path):  # noqa: F811

@@ -304,3 +304,83 @@ def test_export_command(hihello, tmp_path):
     assert shown.exit_code == 0 and "inference-only (charnext export)" in shown.stdout
     missing = run("export", tmp_path / "nope.pt", "--out", out)
     assert missing.exit_code == 1 and "no such checkpoint" in missing.stderr
+
+
+# --- a prompt from anywhere; a line model completes its lines --------------------------------
+
+
+@pytest.fixture(scope="module")
+def names_model(tmp_path_factory):
+    base = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper", "evelyn", "abigail"]
+    path = tmp_path_factory.mktemp("names") / "names.pt"
+    api.train("\n".join(base * 12) + "\n", out=path, steps=40, lr=0.01, lines=True, batch_size=16, **TINY)
+    return path
+
+
+def test_a_prompt_from_standard_input_or_a_file_reads_as_the_shell_gives_it(poem_model, tmp_path):
+    """`predict - < p.txt` and `--prefix-file p.txt` equal `predict "$(cat p.txt)"`: the shell's
+    $(...) drops the final newlines, and so do they."""
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("The rose is\nred and the", encoding="utf-8")
+    prompt.write_bytes(prompt.read_bytes() + b"\n\n")
+    as_the_shell = subprocess.run(
+        ["sh", "-c", f'printf %s "$(cat "{prompt}")"'], capture_output=True, text=True
+    )
+    literal = generated(as_the_shell.stdout, "-c", poem_model, "-n", 30, "--seed", 4)
+    assert literal["prefix"] == "The rose is\nred and the"
+    with prompt.open("rb") as f:
+        piped = run("predict", "-", "-c", poem_model, "-n", 30, "--seed", 4, "--json", input=f.read())
+    assert piped.exit_code == 0, piped.output
+    from_file = generated("--prefix-file", prompt, "-c", poem_model, "-n", 30, "--seed", 4)
+    assert json.loads(piped.stdout) == literal == from_file
+    both = run("predict", "The", "--prefix-file", prompt, "-c", poem_model)
+    assert both.exit_code == 2 and "give one of PREFIX, --prefix and --prefix-file" in both.output
+    missing = run("predict", "--prefix-file", tmp_path / "nope.txt", "-c", poem_model)
+    assert missing.exit_code == 1 and "no such file" in missing.output and "Traceback" not in missing.output
+
+
+def test_a_line_model_completes_its_lines_without_a_length(names_model, poem_model):
+    """`predict em --num-samples 5` on a line model completes 5 lines; a stream model, which has
+    no line's end to stop at, says that --length is missing, before it shows anything."""
+    r = run("predict", "em", "-c", names_model, "--num-samples", 5, "--seed", 1, "--text")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert len(lines) == 5 and all(line.startswith("em") and len(line) > 2 for line in lines)
+    drawn = api.complete(
+        api.load(names_model),
+        prefix="em",
+        length=None,
+        num_samples=5,
+        sample=SampleConfig(temperature=1.0, seed=1),
+    )
+    assert lines == ["em" + s for s in drawn.samples]
+    stream = run("predict", "The", "-c", poem_model, "--num-samples", 3)
+    assert stream.exit_code == 2 and "--length is needed" in stream.output
+    assert "per-step" not in stream.output
+
+
+def test_a_line_models_table_starts_with_its_start(names_model):
+    """A line model's first prediction is made after the newline a line is read after, before
+    the prefix's first character: row 0 of the table (↵), and `start` in the JSON."""
+    r = run("predict", "em", "-c", names_model)
+    assert r.exit_code == 0, r.output
+    rows = [line.split() for line in r.stdout.splitlines() if line.strip()[:1].isdigit()]
+    assert [row[:2] for row in rows] == [["0", "↵"], ["1", "e"], ["2", "m"]]
+    data = generated("em", "-c", names_model)
+    ckpt = api.load(names_model)
+    after_newline = api.predict(ckpt, "e").start
+    assert data["start"]["input"] == "\n" and data["start"]["predicted"] == after_newline.predicted
+    assert abs(data["start"]["probability"] - after_newline.probability) < 1e-9
+    assert [s["input"] for s in data["steps"]] == ["e", "m"]
+
+
+def test_several_samples_of_several_lines_are_set_apart(poem_model):
+    """`--text --num-samples 3`: samples that run over several lines are set off by an empty line."""
+    r = run("predict", "The", "-c", poem_model, "-n", 120, "--num-samples", 3, "--seed", 2, "--text",
+            "--temperature", 1.5)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    drawn = api.complete(api.load(poem_model), prefix="The", length=120, num_samples=3,
+                         sample=SampleConfig(temperature=1.5, seed=2)).samples  # fmt: skip
+    assert any("\n" in s.rstrip("\n") for s in drawn)
+    parts = [("The" + s).rstrip("\n") + "\n" for s in drawn]
+    assert r.stdout == "\n".join(parts)

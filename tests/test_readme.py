@@ -91,8 +91,8 @@ def test_readme_walkthrough_runs_in_a_fresh_folder(tmp_path):
 
 def test_readme_keeps_the_test_command_and_the_notation():
     development = README.split("## Development")[1]
-    assert "python -m pytest -q" in development
-    assert "python -m pytest -q" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "python -m pytest -q" in development and "make test" in development
+    assert re.search(r"^make test$", (ROOT / ".ci" / "run").read_text(encoding="utf-8"), re.M)
     assert "`␣` for a space, `↵` for a newline" in README
     for page in ("docs/design.md", "docs/performance.md", "docs/multi-process.md", "docs/loss.png"):
         assert f"({page})" in README and (ROOT / page).is_file(), page
@@ -144,3 +144,27 @@ def test_the_resume_table_says_what_the_configs_mark():
     flag = {name: "--" + name.replace("_", "-") for name in options}
     assert {flag[n] for n in options if n in RESUMABLE} == apply & set(flag.values())
     assert {flag[n] for n in options if n not in RESUMABLE} == refused
+
+
+def test_the_first_two_commands_of_a_fresh_clone(tmp_path):
+    """The README's first commands are `make demo` (the main job) and `make test` (the suite,
+    as CI runs it); make's dry run shows what each does in a clone with nothing installed."""
+    install = README.split("## Install")[1].split("```")[1]
+    assert [line.split("#")[0].strip() for line in install.strip().splitlines()] == ["make demo", "make test"]
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+
+    def dry_run(target: str) -> str:
+        venv = tmp_path / f"venv-{target}"
+        command = ["make", "--no-print-directory", "-n", target, f"VENV={venv}"]
+        env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)  # as if typed
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    demo, test = dry_run("demo"), dry_run("test")
+    for commands in (demo, test):
+        assert "-m venv" in commands and "torch==" in commands
+        assert commands.index("torch==") < commands.index("-e ")  # torch's build chosen before charnext
+    assert 'charnext train "hihello"' in demo and "charnext predict hihell" in demo
+    assert '-e ".[test]"' in test and test.rstrip().endswith("python -m pytest -q")

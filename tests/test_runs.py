@@ -121,7 +121,7 @@ def test_the_guard_stays_quiet_on_healthy_runs(cell, poem, names):
 # the recorded value), or "input" (the text, the checkpoint, output and process settings).
 RESUME_TABLE = {
     "text": "input", "file": "input", "data": "input", "resume": "input", "out": "applies",
-    "json_out": "applies", "dist_timeout": "applies", "threads": "applies",
+    "force": "applies", "json_out": "applies", "dist_timeout": "applies", "threads": "applies",
     "steps": "applies", "epochs": "applies", "max_time": "applies", "patience": "applies",
     "eval_every": "applies", "device": "applies", "precision": "applies", "lr": "applies",
     "sample_prompt": "applies", "sample_temperature": "applies",
@@ -155,6 +155,7 @@ def test_every_train_option_is_in_the_resume_table():
     assert {p.name for p in command.params} == set(RESUME_TABLE)
     assert {k for k, v in RESUME_TABLE.items() if v == "applies"} - {
         "out",
+        "force",
         "json_out",
         "dist_timeout",
         "threads",
@@ -255,12 +256,13 @@ def test_train_hands_the_core_exactly_the_given_options(monkeypatch, tmp_path):
         str(tmp_path / "x.pt"),  # as typed: `DIR/` keeps its slash (checkpoint.output_path)
     )
     assert kwargs == {"init_from": None, "extend_vocab": False, "command": ["charnext", *sys.argv[1:]],
-                      "given": {"cell", "lr", "steps", "lines"}}  # the rest is planned  # fmt: skip
+                      "given": {"cell", "lr", "steps", "lines"},  # the rest is planned
+                      "force": False}  # fmt: skip
     cli("train", "--resume", tmp_path / "r.pt", "--lr", "0.5", "--hidden-size", "64", "--max-time", "1m")
     args, kwargs = calls.pop()
     assert args == (tmp_path / "r.pt", None)
-    assert kwargs == {"out": None, "command": ["charnext", *sys.argv[1:]], "lr": 0.5, "hidden_size": 64,
-                      "max_time": 60.0}  # fmt: skip
+    assert kwargs == {"out": None, "command": ["charnext", *sys.argv[1:]], "force": False, "lr": 0.5,
+                      "hidden_size": 64, "max_time": 60.0}  # fmt: skip
 
 
 def test_prepare_hands_the_core_exactly_its_arguments(monkeypatch, tmp_path):
@@ -275,7 +277,7 @@ def test_prepare_hands_the_core_exactly_its_arguments(monkeypatch, tmp_path):
     monkeypatch.setattr(charnext.text.prepare, "prepare", fake)
     cli("prepare", "--file", tmp_path / "a.txt", "--out", tmp_path / "d")
     (args, kwargs) = calls.pop()
-    assert args == (tmp_path / "a.txt", tmp_path / "d") and set(kwargs) == {"on_progress"}
+    assert args == (tmp_path / "a.txt", tmp_path / "d") and set(kwargs) == {"on_progress", "force"}
 
 
 # -- checkpoints that tell the truth ---------------------------------------------------------

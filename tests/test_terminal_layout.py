@@ -57,7 +57,8 @@ def test_piped_korean_training_at_60_columns_keeps_every_column(tmp_path):
     rows = [line for line in lines if re.match(r"\s+\d+\s+\d+\.\d{4}\s+\d+%\s", line)]
     assert rows and rows[-1].split()[0] == "30"
     assert any("안녕" in row or "녕하" in row for row in rows)  # the target, in Korean
-    for line in lines:
+    assert lines[-2] == "next:" and lines[-1].endswith(f" -c {out}")  # the command whole, on one line
+    for line in lines[:-1]:  # every line but that command, which stands whole to be pasted
         assert cell_len(line) <= 60, line
         assert line == line.rstrip(), repr(line)  # no trailing spaces in a pipe
     done = next(i for i, line in enumerate(lines) if "training done" in line)
@@ -252,7 +253,11 @@ def test_inspect_of_a_run_in_a_deep_folder_breaks_no_name(tmp_path, monkeypatch,
     known = _names(out) | _names(out.with_name("run.metrics.jsonl")) | _names(text) | {"", "…"}
     known |= {"nats", "char", "bits", "chars", "s"}  # units: nats/char, chars/s
     pieces = []
-    for output in (trained.stdout, shown.stdout):
+    command = trained.stdout.splitlines()[-1]  # the next command: whole, to paste, however wide
+    assert trained.stdout.splitlines()[-2] == "next:" and command.endswith(
+        f" -c {out.relative_to(tmp_path.parent)}"
+    )
+    for output in (trained.stdout.removesuffix(command + "\n"), shown.stdout):
         for line in output.splitlines():
             assert cell_len(line) <= width, line
             pieces += [p for word in line.split() if "/" in word for p in word.split("/")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -101,32 +102,70 @@ def read_input(text: str | None, file: Path | None, purpose: str = "to train on"
         return Source.stdin().text
     if text is None:
         raise usage(f"give the text {purpose}: TEXT, --file PATH, or - for standard input")
+    file_note(text, "--file", purpose)
     return text
 
 
-def source_of(text: str | None, file: Path | None, data: Path | None):
-    """What to train on: a literal TEXT, standard input (-), --file or --data; None if none given."""
+def file_note(text: str, flag: str, purpose: str) -> None:
+    """Say on stderr, where a literal text names an existing file, that the text itself is what
+    is read, and how to read the file instead (`charnext evaluate heldout.txt`: --file forgotten)."""
+    if names_a_file(text):
+        from charnext.rendering.console import error_console
+
+        error_console().print(
+            f"note: the text {purpose} is the literal {text!r} ({len(text)} characters), not the file; "
+            f"did you mean {flag} {text}?", markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
+
+
+def train_inputs(text: list[str] | None, files: list[Path] | None) -> tuple[str | None, list[Path]]:
+    """TEXT and the --file paths of `train`, checked: at most one TEXT; with --file, words
+    after it that all name files or folders are more files (the shell gives `--file *.txt` so:
+    `--file a.txt b.txt c.txt`), anything else beside --file is a usage error."""
+    texts, files = list(text or []), list(files or [])
+    if files and texts:
+        if not all(_exists(t) for t in texts):
+            raise usage("give either TEXT or --file, not both")
+        return None, files + [Path(t) for t in texts]
+    if len(texts) > 1:
+        raise usage(f"give one TEXT (quote a text of several words), not {len(texts)}; files go after --file")
+    if texts and names_a_file(texts[0]):  # `charnext train input.txt`: --file forgotten; the user chooses
+        name = texts[0]
+        raise usage(
+            f"{name!r} names a file: train on the file with --file {name}, or on these {len(name)} "
+            f"characters themselves with: printf %s {shlex.quote(name)} | charnext train -"
+        )
+    return (texts[0] if texts else None), files
+
+
+def _exists(name: str) -> bool:
+    try:
+        return name != "-" and Path(name).exists()
+    except (OSError, ValueError):  # a name too long, a NUL character
+        return False
+
+
+def source_of(text: str | None, files: list[Path], data: Path | None, resume: Path | None = None):
+    """What to train on: a literal TEXT, standard input (-), --file (several, or a folder: kept
+    apart) or --data; None if none given, which only a --resume may do (it reopens its own)."""
     from charnext.api import Source
 
-    if file is not None and text is not None:
+    if files and text is not None:
         raise usage("give either TEXT or --file, not both")
-    if data is not None and (text is not None or file is not None):
+    if data is not None and (text is not None or files):
         raise ConfigError("give TEXT, --file or --data, not several")
-    if file is not None:
-        return Source.file(file)
+    if len(files) == 1 and not files[0].is_dir():
+        return Source.file(files[0])  # one file, as it always was ("-" is standard input)
+    if files:
+        return Source.files(files)
     if data is not None:
         return Source.folder(data)
     if text == "-":
         return Source.stdin()
     if text is not None:
-        if names_a_file(text):  # `charnext train input.txt`: --file forgotten
-            from charnext.rendering.console import error_console
-
-            error_console().print(
-                f"note: training on the literal text {text!r}; did you mean --file {text}?",
-                markup=False, highlight=False, soft_wrap=True,
-            )  # fmt: skip
         return Source.literal(text)
+    if resume is None:
+        raise usage("give the text to train on: TEXT, --file PATH, --data DIR, or - for standard input")
     return None
 
 
@@ -148,14 +187,13 @@ def warn_skipped(chars: list[str]) -> None:
         skipped_note(chars)
 
 
-def write_html(out: Path, html: str, what: str) -> None:
-    """Write an HTML file and say so on stderr (`report written to r.html (118 KiB)`), one line."""
+def write_html(out: Path, html: str, what: str, force: bool = False) -> None:
+    """Write a report or page (`what`) through the API, which refuses a file of another kind
+    unless `force`, and say so on stderr (`report written to r.html (118 KiB)`), one line."""
+    from charnext import api
     from charnext.rendering import console, widgets
 
-    try:
-        out.write_text(html, encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"cannot write {widgets.shown_path(out)}: {e.strerror or e}") from None
+    api.write_page(out, html, what, force)
     size = len(html.encode()) / 1024
     note = f"{what} written to {widgets.shown_path(out)} ({size:,.0f} KiB)"
     console.error_console().print(note, markup=False, highlight=False, soft_wrap=True)

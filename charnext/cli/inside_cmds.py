@@ -59,6 +59,7 @@ def report(
         typer.Option("--file", "-f", help="UTF-8 text to read [default: a sample the model writes itself]."),
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("report.html"),
+    force: options.Force = False,
     prefix: Annotated[
         str | None, typer.Option(help="Prefix of the per-step table [default: the stretch's first line].")
     ] = None,
@@ -92,16 +93,18 @@ def report(
         source=source, prefix=prefix, offset=offset, chars=chars, units=units, alternatives=alternatives,
         max_chars=max_chars or None, skip_unknown=skip_unknown, sample=sample,
     )  # fmt: skip
+    api.check_out(out, "report", force)  # before anything loads: a foreign file is refused at once
     if file is not None:
         request = dataclasses.replace(request, text=read_input(None, file, "to read"))
     page = api.report_page(api.load(checkpoint, device.value, engine.value), request)
-    write_html(out, page, "report")
+    write_html(out, page, "report", force)
 
 
 @handle_errors
 def page(
     checkpoint: options.CheckpointPath = Path("checkpoint.pt"),
     out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("model.html"),
+    force: options.Force = False,
     prefix: Annotated[str, typer.Option(help="Text the page opens with (its table shows at once).")] = "",
     weights: Annotated[
         PageWeights,
@@ -123,10 +126,11 @@ def page(
     from charnext import api
     from charnext.rendering import console
 
+    api.check_out(out, "page", force)  # before anything loads: a foreign file is refused at once
     text = read_input(None, file, "to score") if file is not None else None
     ckpt = api.load(checkpoint, engine="numpy")
     data = api.web_page(ckpt, weights.value, text, prefix, checkpoint.name)
-    write_html(out, data.html(), "page")
+    write_html(out, data.html(), "page", force)
     err = console.error_console()
     err.print(f"weights {data.precision.describe()}", markup=False, highlight=False, soft_wrap=True)
 

@@ -59,6 +59,7 @@ def inspect(
             show_default=False,
         ),
     ] = None,
+    force: options.Force = False,
     engine: options.EngineChoice = Engine.auto,
     json_out: options.Json = False,
 ) -> None:
@@ -70,6 +71,8 @@ def inspect(
     from charnext.rendering import console, inspect_view, widgets
 
     path = _one_checkpoint(path, checkpoint)
+    if plot is not None:
+        api.check_out(plot, "plot", force)  # before loading: a foreign file is refused at once
     description = api.describe(api.load(path, engine=engine.value))
     if plot is not None:  # first, so that a missing matplotlib fails before anything is shown
         from charnext.rendering.plot import plot_history
@@ -90,6 +93,7 @@ def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="Inference-only file to write.")] = Path(
         "model.safetensors"
     ),
+    force: options.Force = False,
     json_out: options.Json = False,
 ) -> None:
     """Write an inference-only file: the weights, the vocabulary and the model's configuration.
@@ -100,7 +104,7 @@ def export(
     from charnext import api
     from charnext.rendering import widgets
 
-    result = api.export(_one_checkpoint(path, checkpoint), out)
+    result = api.export(_one_checkpoint(path, checkpoint), out, force)
     shown = (
         f"wrote {widgets.shown_path(result.path)}: {result.size:,} bytes "
         f"(the checkpoint has {result.checkpoint_size:,})"

@@ -32,6 +32,11 @@ SameCheckpoint = Annotated[
     Path | None, typer.Option("--checkpoint", "-c", help="The same as CHECKPOINT.", show_default=False)
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+# every command that writes a file: without it, a file there that charnext did not write (of
+# that kind) is refused at once and left as it is (charnext.storage.replacing)
+Force = Annotated[
+    bool, typer.Option("--force", help="Replace the file it writes even if charnext did not write it.")
+]
 Device = Annotated[DeviceName, typer.Option(help="Where to run.")]
 EngineChoice = Annotated[Engine, typer.Option(help=ENGINE_HELP)]
 SkipUnknown = Annotated[bool, typer.Option("--skip-unknown", help="Drop characters the vocabulary lacks.")]
@@ -79,6 +84,32 @@ PredictSeed = Annotated[
     ),
 ]
 Alternatives = Annotated[int, typer.Option(help="Most likely characters shown per step.")]
+Prefix = Annotated[
+    str | None,
+    typer.Argument(metavar="PREFIX", help="Text to feed, one character at a time; - reads standard input.",
+                   show_default=False),
+]  # fmt: skip
+PrefixOption = Annotated[
+    str | None, typer.Option("--prefix", "-p", help="The same as PREFIX.", show_default=False)
+]
+PrefixFile = Annotated[
+    Path | None,
+    typer.Option("--prefix-file", help="Read PREFIX from this UTF-8 file (- : standard input); its final "
+                 "newlines are dropped, as $(cat FILE) drops them.", show_default=False),
+]  # fmt: skip
+PredictLength = Annotated[
+    int | None,
+    typer.Option("--length", "-n", help="Characters to generate past the prefix [default: none; a line "
+                 "model with --num-samples, --text, --best-of or --stop completes its line].",
+                 show_default=False),
+]  # fmt: skip
+NumSamples = Annotated[int, typer.Option(help="Continuations to generate.")]
+GeneratedTable = Annotated[
+    bool, typer.Option("--table", help="Also tabulate the generated steps (the last 60).")
+]
+TextOnly = Annotated[
+    bool, typer.Option("--text", help="Print only the generated text (prefix and continuation) on stdout.")
+]
 Stop = Annotated[
     list[str] | None,
     typer.Option(help="End a continuation where it reaches this text, left out (repeatable, up to 4).",
@@ -162,12 +193,42 @@ SampleTemperature = _train(
 
 # the options of `charnext train` that are not in the configs: what it reads, how it runs, where it saves
 TrainText = Annotated[
-    str | None, typer.Argument(help="Text to train on; - reads standard input.", show_default=False)
-]
-TrainFile = Annotated[Path | None, typer.Option("--file", "-f", help="Train on this UTF-8 text file.")]
+    list[str] | None,
+    typer.Argument(
+        help="Text to train on; - reads standard input. After --file, more files (as `--file *.txt` "
+        "gives them).",
+        show_default=False, metavar="TEXT",
+    ),
+]  # fmt: skip
+TrainFile = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--file", "-f",
+        help="Train on this UTF-8 text file, or on a folder's text files; repeat it for several "
+        "(each file kept apart: no window spans two).",
+    ),
+]  # fmt: skip
 TrainData = Annotated[
     Path | None,
     typer.Option("--data", "-d", help="Train on a folder made by `charnext prepare` (memory-mapped)."),
+]
+# `charnext prepare`'s
+PrepareFile = Annotated[
+    list[Path],
+    typer.Option(
+        "--file", "-f",
+        help="The UTF-8 text file to encode, or a folder (its text files); repeat it for several, "
+        "each file kept apart.",
+        show_default=False,
+    ),
+]  # fmt: skip
+PrepareOut = Annotated[
+    Path,
+    typer.Option("--out", "-o", help="Folder to write tokens.bin and meta.json into.", show_default=False),
+]
+PrepareMore = Annotated[
+    list[Path] | None,
+    typer.Argument(help="More files (as `--file *.txt` gives them).", show_default=False, metavar="FILES"),
 ]
 Resume = Annotated[Path | None, typer.Option(help="Continue the run saved in this checkpoint.")]
 InitFrom = Annotated[Path | None, typer.Option(help="Start from this checkpoint's weights.")]

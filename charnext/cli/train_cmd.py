@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
-
-import typer
 
 from charnext.cli import options
-from charnext.cli.common import command_line, fail, handle_errors, print_json, source_of, usage
+from charnext.cli.common import (
+    command_line,
+    fail,
+    handle_errors,
+    print_json,
+    source_of,
+    train_inputs,
+)
 from charnext.config import parse_duration, training_options
 from charnext.events import StopReason
 
@@ -47,6 +51,7 @@ def train(
     sample_temperature: options.SampleTemperature = None,
     threads: options.Threads = None,
     out: options.TrainOut = None,
+    force: options.Force = False,
     resume: options.Resume = None,
     init_from: options.InitFrom = None,
     extend_vocab: options.ExtendVocab = False,
@@ -55,7 +60,7 @@ def train(
 ) -> None:
     """Train a character model on TEXT (or --file, --data, or standard input) and save a checkpoint.
 
-    With --resume, the text may be left out: the run reopens the file or folder it trained on.
+    With --resume, the text may be left out: the run reopens the files or folder it trained on.
     Started by `torchrun --nproc-per-node=N -m charnext train ...` it trains in N processes
     (DistributedDataParallel); only the first writes checkpoints and output. A diverging run
     stops with exit code 3 and keeps its last good checkpoints.
@@ -65,15 +70,14 @@ def train(
     # every value is checked here, before anything loads (the configs' own checks)
     request = api.TrainRequest(
         options=_given(locals()), out=out, resume=resume, init_from=init_from, extend_vocab=extend_vocab,
-        command=command_line(), threads=threads, dist_timeout=dist_timeout,
+        command=command_line(), threads=threads, dist_timeout=dist_timeout, force=force,
     )  # fmt: skip
+    text, files = train_inputs(text, file)  # `--file *.txt`: the shell's words after --file are files
     if not json_out:  # a first word before the slow part (torch, reading, planning) begins
-        _say_starting(text, file, data, resume)
+        _say_starting(text, files, data, resume)
     where = device.value if device else "auto"
     with api.training_processes(where, request.dist_timeout, request.threads) as procs:
-        source = source_of(text, file, data)
-        if source is None and resume is None:
-            raise usage("give the text to train on: TEXT, --file PATH, --data DIR, or - for standard input")
+        source = source_of(text, files, data, resume)
         _train_and_show(api.start_run(source, request), procs.main, json_out)
 
 
@@ -103,19 +107,22 @@ def _given(values: dict) -> dict:
     return {k: getattr(v, "value", v) if k in ("device", "precision") else v for k, v in given.items()}
 
 
-def _say_starting(text: str | None, file: Path | None, data: Path | None, resume: Path | None) -> None:
+def _say_starting(text: str | None, files: list[Path], data: Path | None, resume: Path | None) -> None:
     """One plain line on stdout at once, before torch is imported (a second or more), the text
     read and the run planned: the header follows when training starts. Only for an input that
     exists, so that an error is not preceded by it; only in the first of several processes."""
     if os.environ.get("RANK", "0") != "0":
         return
+    file = files[0] if len(files) == 1 else None
     if resume is not None and resume.is_file():
         what = f"resuming {resume.name}"
     elif file is not None and str(file) != "-" and file.is_file():
         what = f"training on {file.name} ({_size(file.stat().st_size)})"
+    elif files and all(f.exists() for f in files):
+        what = f"training on {_count_files(files)}"
     elif data is not None and data.is_dir():
         what = f"training on {data.name or data}"
-    elif text is not None and text != "-" and file is None and data is None:
+    elif text is not None and text != "-" and not files and data is None:
         what = f"training on a text of {len(text):,} characters"
     else:
         return
@@ -126,6 +133,16 @@ def _say_starting(text: str | None, file: Path | None, data: Path | None, resume
         from charnext.rendering.console import stdout_closed
 
         stdout_closed()
+
+
+def _count_files(paths: list[Path]) -> str:
+    """`3 files (12.0 KB)`, `texts/`, or `2 files and folders`: what was given, before reading it
+    (the header then names the files found)."""
+    if all(p.is_file() for p in paths):
+        return f"{len(paths)} files ({_size(sum(p.stat().st_size for p in paths))})"
+    if len(paths) == 1:
+        return f"{paths[0].name or paths[0]}/"
+    return f"{len(paths)} files and folders"
 
 
 def _size(n: int) -> str:
@@ -156,27 +173,25 @@ def _next_command(header, result) -> list[str] | None:
 
 @handle_errors
 def prepare(
-    file: Annotated[
-        Path, typer.Option("--file", "-f", help="The UTF-8 text file to encode.", show_default=False)
-    ],
-    out: Annotated[
-        Path,
-        typer.Option(
-            "--out", "-o", help="Folder to write tokens.bin and meta.json into.", show_default=False
-        ),
-    ],
+    file: options.PrepareFile,
+    out: options.PrepareOut,
+    more: options.PrepareMore = None,
+    force: options.Force = False,
     json_out: options.Json = False,
 ) -> None:
     """Encode a text of any size once into a memory-mapped token folder, for `train --data`.
 
     The file is streamed in chunks, twice (vocabulary, then encoding): memory stays flat.
+    Several files or folders make one corpus whose files stay apart, as `train --file` keeps them.
     """
     from charnext import api
     from charnext.rendering import console, prepare_view
 
+    files = [*file, *(more or [])]
     con = console.console(stderr=json_out)
     with prepare_view.PrepareView(con) as view:
-        result = api.prepare(file, out, on_progress=view.update)
+        inputs = files[0] if len(files) == 1 else files
+        result = api.prepare(inputs, out, on_progress=view.update, force=force)
     if json_out:
         print_json(result.to_dict())
     else:

@@ -10,18 +10,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from charnext.config import SampleConfig
 from charnext.inference.pcg32 import Pcg32
-from charnext.inference.steps import Start, read
-from charnext.modeling.runner import Runner, as_runner
-from charnext.text.vocab import Vocab
-
-if TYPE_CHECKING:
-    from charnext.modeling.model import CharModel
+from charnext.inference.steps import NEWLINE, Readable, read
 
 __all__ = ["SampleConfig", "Sampler", "choose", "choose_each", "generate", "stream_rng"]
 
@@ -91,27 +85,21 @@ class Sampler:
 
 
 def generate(
-    runner: Runner | CharModel,
-    vocab: Vocab,
-    prefix: str,
-    length: int,
-    sample: SampleConfig | None = None,
-    num_samples: int = 1,
-    stop: str | None = None,
-    start: Start | None = None,
+    model: Readable, prefix: str, length: int, sample: SampleConfig | None = None, num_samples: int = 1
 ) -> Iterator[list[str]]:
     """Yield, `length` times, the next character of each of `num_samples` continuations.
 
-    The prefix is read once, from `start` (charnext.inference.steps.read); afterwards each step
-    feeds one character per sample, all samples in one batch, and carries the state, so every
-    generated character costs the same. With an empty prefix the first character follows the
-    start's prime, or is uniform without one. With a `stop` character (line mode),
-    continuations that produced it keep yielding "".
+    The prefix is read once, from the model's start (charnext.inference.steps.read); afterwards
+    each step feeds one character per sample, all samples in one batch, and carries the state,
+    so every generated character costs the same. With an empty prefix the first character
+    follows the start's prime, or is uniform without one. A line model's continuations end at
+    their newline: those that produced it keep yielding "".
     """
-    runner = as_runner(runner)
+    runner, vocab = model.runner, model.vocab
     draw = Sampler(sample)
     n = num_samples
-    logits, state = read(runner, vocab, prefix, start, n)
+    stop = NEWLINE if model.start.lines else None
+    logits, state = read(model, prefix, n)
     if logits is not None:
         last = logits[:, -1]  # (n, V)
     else:

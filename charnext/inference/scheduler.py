@@ -241,5 +241,5 @@ class ServedModel:
 def served(name: str, ckpt, max_streams: int = 64) -> ServedModel:
     """A loaded checkpoint (charnext.storage's) as a server offers it, its scheduler started."""
     created = int(ckpt.path.stat().st_mtime) if ckpt.path is not None else 0
-    batch = StreamBatch(ckpt.runner, ckpt.vocab, ckpt.start)
+    batch = StreamBatch(ckpt)
     return ServedModel(name, ckpt.vocab, ckpt.line_mode, created, Scheduler(batch, max_streams).start())

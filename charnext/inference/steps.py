@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -18,9 +18,12 @@ from charnext.modeling.runner import Runner, as_runner
 from charnext.text.vocab import Vocab
 
 if TYPE_CHECKING:
-    from charnext.modeling.model import CharModel
+    pass
 
-__all__ = ["SampleConfig", "Start", "StepPrediction", "predict_steps", "read", "step_probs", "top_of"]
+__all__ = [
+    "Readable", "Reader", "SampleConfig", "Start", "StepPrediction",
+    "predict_steps", "read", "start_step", "step_probs", "top_of",
+]  # fmt: skip
 
 NEWLINE = "\n"
 
@@ -72,23 +75,44 @@ class Start:
         return {"prime": self.prime}
 
 
-def read(
-    runner: Runner | CharModel,
-    vocab: Vocab,
-    text: str,
-    start: Start | None = None,
-    n: int = 1,
-    state: Any = None,
-) -> tuple[np.ndarray | None, Any]:
-    """Read `text` from `start`, as `n` identical rows: the logits after each character
+class Readable(Protocol):
+    """A model as reading and generating take it: its forward pass, its vocabulary and where it
+    starts (its prime and line mode). A loaded checkpoint is one, so no caller can read or
+    generate from a model while forgetting its start; training makes a `Reader` of the model
+    it trains."""
+
+    @property
+    def runner(self) -> Runner: ...
+
+    @property
+    def vocab(self) -> Vocab: ...
+
+    @property
+    def start(self) -> Start: ...
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A Readable of parts: a runner (or a torch CharModel), a vocabulary and a start."""
+
+    model: Any  # a Runner, or a CharModel (wrapped on use)
+    vocab: Vocab
+    start: Start = field(default_factory=Start)
+
+    @property
+    def runner(self) -> Runner:
+        return as_runner(self.model)
+
+
+def read(model: Readable, text: str, n: int = 1, state: Any = None) -> tuple[np.ndarray | None, Any]:
+    """Read `text` from the model's start, as `n` identical rows: the logits after each character
     (n, len(text), V) and the state after the last. The one place where reading begins:
     predict, generation, evaluate --show, play, the report and training's view all call it.
 
     `state` None begins at the start (the prime first); a state from an earlier call goes on
     from there. With an empty text, the logits are those after the prime (n, 1, V), or None.
     """
-    runner = as_runner(runner)
-    start = start or Start()
+    runner, vocab, start = model.runner, model.vocab, model.start
 
     def rows(s: str) -> np.ndarray:
         return np.broadcast_to(vocab.encode_array(s), (n, len(s)))  # (n, len(s))
@@ -111,12 +135,10 @@ def read(
     return (out[0] if len(out) == 1 else np.concatenate(out, axis=1)), state
 
 
-def step_probs(
-    runner: Runner | CharModel, vocab: Vocab, text: str, state: Any = None, start: Start | None = None
-) -> tuple[np.ndarray, Any]:
-    """Read `text` from `start` (see `read`; or on from `state`): the next-character
+def step_probs(model: Readable, text: str, state: Any = None) -> tuple[np.ndarray, Any]:
+    """Read `text` from the model's start (see `read`; or on from `state`): the next-character
     probabilities after each of its characters, (T, V) float64, and the state after the last."""
-    logits, state = read(runner, vocab, text, start, state=state)  # (1, T, V)
+    logits, state = read(model, text, state=state)  # (1, T, V)
     return softmax(logits[0]), state
 
 
@@ -130,15 +152,24 @@ def top_of(probs: np.ndarray, vocab: Vocab, k: int) -> list[list[tuple[str, floa
     return [[(chars[i], p) for i, p in zip(ii, pp)] for ii, pp in zip(top_i.tolist(), top_p.tolist())]
 
 
-def predict_steps(
-    runner: Runner | CharModel, vocab: Vocab, prefix: str, alternatives: int = 3, start: Start | None = None
-) -> list[StepPrediction]:
-    """Feed `prefix` from `start` and report the prediction after every character."""
+def predict_steps(model: Readable, prefix: str, alternatives: int = 3) -> list[StepPrediction]:
+    """Feed `prefix` from the model's start and report the prediction after every character."""
     if not prefix:
         return []
-    probs, _ = step_probs(runner, vocab, prefix, start=start)
+    probs, _ = step_probs(model, prefix)
     steps = []
-    for t, (ch, top) in enumerate(zip(prefix, top_of(probs, vocab, alternatives))):
+    for t, (ch, top) in enumerate(zip(prefix, top_of(probs, model.vocab, alternatives))):
         target = prefix[t + 1] if t + 1 < len(prefix) else None
         steps.append(StepPrediction(ch, top[0][0], top[0][1], top, target))
     return steps
+
+
+def start_step(model: Readable, prefix: str, alternatives: int = 3) -> StepPrediction | None:
+    """A line model's prediction after its start (the newline a line is read after, from the
+    zero state): the line's first character, the prefix's first as the target. None for a
+    stream model, whose predictions begin after the first character it reads."""
+    if not model.start.lines:
+        return None
+    logits, _ = read(model, "")  # (1, 1, V): after the prime
+    top = top_of(softmax(logits[0]), model.vocab, alternatives)[0]
+    return StepPrediction(model.start.prime, top[0][0], top[0][1], top, prefix[:1] or None)

@@ -24,12 +24,10 @@ import numpy as np
 from charnext.config import SampleConfig
 from charnext.inference.pcg32 import Pcg32
 from charnext.inference.sampling import choose_each, stream_rng
-from charnext.inference.steps import Start, read
-from charnext.modeling.runner import Runner, as_runner
-from charnext.text.vocab import Vocab
+from charnext.inference.steps import Readable, read
 
 if TYPE_CHECKING:
-    from charnext.modeling.model import CharModel
+    pass
 
 
 @dataclass(frozen=True)
@@ -104,10 +102,9 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 class StreamBatch:
     """Streams advanced together, one character each per `step()`; see the module's docstring."""
 
-    def __init__(self, runner: Runner | CharModel, vocab: Vocab, start: Start | None = None):
-        self.runner = as_runner(runner)
-        self.vocab = vocab
-        self.start = start or Start()
+    def __init__(self, model: Readable):
+        self.model = model  # reading starts where the model does (its prime, its line mode)
+        self.runner, self.vocab, self.start = model.runner, model.vocab, model.start
         self.line_stop = ("\n",) if self.start.lines else ()  # a line model completes one line
         self.streams: list[Stream] = []  # the active ones, in the order of the state's rows
         self.state: Any = None  # the runner's state, its batch axis the streams' order
@@ -126,7 +123,7 @@ class StreamBatch:
         keys = keys if keys is not None else [None] * len(specs)
         read_once = {}  # every prompt read before any stream joins: an error leaves the batch as it was
         for prompt in dict.fromkeys(spec.prompt for spec in specs):
-            read_once[prompt] = read(self.runner, self.vocab, prompt, self.start, 1)
+            read_once[prompt] = read(self.model, prompt, 1)
         return [self._start(spec, key, echo, *read_once[spec.prompt]) for spec, key in zip(specs, keys)]
 
     def _start(self, spec: StreamSpec, key: Any, echo: bool, logits: np.ndarray | None, state: Any) -> Stream:

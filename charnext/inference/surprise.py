@@ -8,12 +8,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from charnext.inference.steps import Start, step_probs, top_of
-from charnext.modeling.runner import Runner
-from charnext.text.vocab import Vocab
+from charnext.inference.steps import Readable, step_probs, top_of
 
 if TYPE_CHECKING:
-    from charnext.modeling.model import CharModel
     from charnext.storage.handle import Checkpoint
 
 NEWLINE = "\n"
@@ -85,24 +82,15 @@ class Surprise:
         }
 
 
-def _scores(
-    runner: Runner | CharModel, vocab: Vocab, inputs: str, targets: str, alternatives: int, start: Start
-) -> list[tuple]:
-    """Read `inputs` from `start`; for each step, (probability of the target, top-k)."""
-    probs, _ = step_probs(runner, vocab, inputs, start=start)  # (T, V), the path predict takes
-    p = probs[np.arange(len(targets)), vocab.encode_array(targets)].tolist()
-    return list(zip(p, top_of(probs, vocab, alternatives)))
+def _scores(model: Readable, inputs: str, targets: str, alternatives: int) -> list[tuple]:
+    """Read `inputs` from the model's start; for each step, (probability of the target, top-k)."""
+    probs, _ = step_probs(model, inputs)  # (T, V), the path predict takes
+    p = probs[np.arange(len(targets)), model.vocab.encode_array(targets)].tolist()
+    return list(zip(p, top_of(probs, model.vocab, alternatives)))
 
 
 def score_chars(
-    runner: Runner | CharModel,
-    vocab: Vocab,
-    text: str,
-    offset: int = 0,
-    length: int = 600,
-    alternatives: int = 3,
-    context: int = 2000,
-    start: Start | None = None,
+    model: Readable, text: str, offset: int = 0, length: int = 600, alternatives: int = 3, context: int = 2000
 ) -> Surprise:
     """The probability the model gives each character of `text[offset:offset + length]`.
 
@@ -112,7 +100,7 @@ def score_chars(
     models (`start.lines`) read each line as they were trained: after a newline, from zero.
     Every character of `text` must be in the vocabulary.
     """
-    start = start or Start()
+    start = model.start
     end = min(len(text), offset + length)
     out: list[CharSurprise] = []
     if start.lines:
@@ -123,7 +111,7 @@ def score_chars(
             stop = len(text) if stop < 0 else stop  # the line's newline (or the text's end)
             last = min(stop + 1, len(text))  # score the newline too, where there is one
             # the line's start (the prime, a newline) predicts its first character
-            scores = _scores(runner, vocab, NEWLINE + text[first:stop], text[first:last], alternatives, start)
+            scores = _scores(model, NEWLINE + text[first:stop], text[first:last], alternatives)
             for p in range(pos, min(last, end)):
                 prob, top = scores[p - first]
                 out.append(CharSurprise(p, text[p], prob, top))
@@ -131,7 +119,7 @@ def score_chars(
     else:
         s = max(0, offset - context)
         inputs, targets = text[s : end - 1], text[s + 1 : end]
-        scores = _scores(runner, vocab, inputs, targets, alternatives, start) if end > 1 else []
+        scores = _scores(model, inputs, targets, alternatives) if end > 1 else []
         for p in range(offset, end):
             if p == 0:
                 out.append(CharSurprise(0, text[0], None, []))
@@ -151,6 +139,6 @@ def score_stretch(
     kept, unknown = ckpt.vocab.known(text, skip_unknown)
     if offset >= len(kept):
         raise InvalidValue("offset", f"is past the end of the text ({len(kept)} characters), at {offset}")
-    result = score_chars(ckpt.runner, ckpt.vocab, kept, offset, length, alternatives, start=ckpt.start)
+    result = score_chars(ckpt, kept, offset, length, alternatives)
     result.skipped = unknown
     return result

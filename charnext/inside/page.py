@@ -26,10 +26,11 @@ import numpy as np
 from charnext.config import PageWeights, SampleConfig
 from charnext.errors import ConfigError
 from charnext.inference.sampling import generate
-from charnext.inference.steps import softmax
+from charnext.inference.steps import Readable, Reader, softmax
 from charnext.modeling.numpy_model import NumpyModel
 from charnext.storage.checkpoint import Checkpoint
 from charnext.storage.describe import describe, model_rows
+from charnext.storage.replacing import GENERATOR, PAGE
 from charnext.text.reading import text_lines
 from charnext.text.vocab import visible
 from charnext.version import __version__
@@ -86,8 +87,8 @@ def folded_size(config) -> int:
 
 def page_size(config, dtype: str = "float16") -> int:
     """About how many bytes `charnext page` writes for a model of this configuration: the
-    weights in base64, and about 40 KB of page, script and kernel."""
-    return folded_size(config) * np.dtype(dtype).itemsize * 4 // 3 + 40_000
+    weights in base64, and about 43 KB of page, script and kernel (measured: 42.8 KB)."""
+    return folded_size(config) * np.dtype(dtype).itemsize * 4 // 3 + 43_000
 
 
 def as_float16(model: NumpyModel) -> NumpyModel:
@@ -130,9 +131,10 @@ def text_loss(model: NumpyModel, vocab, text: str, line_mode: bool) -> float:
     return -float(np.log(p).mean())
 
 
-def check_text(model: NumpyModel, vocab, line_mode: bool, text: str | None) -> tuple[str, str]:
+def check_text(model: Readable, text: str | None) -> tuple[str, str]:
     """The text the float16 check scores, and what it is: the start of `text` (its known
-    characters), else a sample the model writes itself (temperature 1, seed 0)."""
+    characters), else a sample the model writes itself from its start (temperature 1, seed 0)."""
+    vocab, line_mode = model.vocab, model.start.lines
     if text is not None:
         kept = "".join(c for c in text if c in vocab)
         if line_mode:
@@ -144,12 +146,12 @@ def check_text(model: NumpyModel, vocab, line_mode: bool, text: str | None) -> t
     sample = SampleConfig(temperature=1.0, seed=0)
     if line_mode:
         parts: list[list[str]] = [[] for _ in range(CHECK_LINES)]
-        for chars in generate(model, vocab, "", 64, sample, CHECK_LINES, stop=NEWLINE):
+        for chars in generate(model, "", 64, sample, CHECK_LINES):  # each line from the start
             for part, c in zip(parts, chars):
                 part.append(c)
         lines = [line for line in ("".join(p).rstrip(NEWLINE) for p in parts) if line.strip()]
         return NEWLINE.join(lines), f"{len(lines):,} lines the model wrote (temperature 1, seed 0)"
-    chars = "".join(c[0] for c in generate(model, vocab, "", CHECK_CHARS, sample))
+    chars = "".join(c[0] for c in generate(model, "", CHECK_CHARS, sample))
     return chars, f"{len(chars):,} characters the model wrote (temperature 1, seed 0)"
 
 
@@ -172,18 +174,28 @@ class PrecisionCheck:
         if self.delta is None:
             return f"{self.dtype} (as asked)"
         why = "<" if abs(self.delta) < FLOAT16_TOLERANCE else "≥"
-        return (f"{self.dtype}: float16 moves the loss by {self.delta:+.5f} nats/char "
+        return (f"{self.dtype}: float16 moves the loss by {self.moved()} nats/char "
                 f"({why} {FLOAT16_TOLERANCE}; {self.loss32:.4f} with float32) on {self.text}")  # fmt: skip
 
+    def moved(self) -> str:
+        """The delta as a figure that means something: `+0.00012`, `0` where float16 changed
+        nothing, `less than 0.00001` where the change is too small for five decimals (never
+        `-0.00000`)."""
+        delta = self.delta or 0.0
+        if delta == 0:
+            return "0"
+        if abs(delta) < 0.000005:
+            return "less than 0.00001"
+        return f"{delta:+.5f}"
 
-def choose_precision(
-    model: NumpyModel, vocab, line_mode: bool, weights: PageWeights | str, text: str | None = None
-) -> PrecisionCheck:
+
+def choose_precision(reader: Reader, weights: PageWeights | str, text: str | None = None) -> PrecisionCheck:
     """float16 where it moves the loss by less than FLOAT16_TOLERANCE (auto), else float32."""
     weights = PageWeights(weights)
     if weights is not PageWeights.auto:
         return PrecisionCheck(weights.value, None, None)
-    scored, what = check_text(model, vocab, line_mode, text)
+    model, vocab, line_mode = reader.model, reader.vocab, reader.start.lines
+    scored, what = check_text(reader, text)
     if len(scored) < 2:
         return PrecisionCheck("float32", None, None, "nothing: no text to score")
     loss32 = text_loss(model, vocab, scored, line_mode)
@@ -263,7 +275,7 @@ def collect(
     # the numpy engine's folded weights, whatever engine the checkpoint was loaded for
     model = ckpt.runner if ckpt.engine == "numpy" else NumpyModel(ckpt.config, ckpt.raw["state_dict"])
     line_mode = ckpt.line_mode and NEWLINE in ckpt.vocab
-    check = choose_precision(model, ckpt.vocab, line_mode, weights, text)
+    check = choose_precision(Reader(model, ckpt.vocab, ckpt.start), weights, text)
     index, blob = pack(folded_arrays(model), check.dtype)
     c = ckpt.config
     title = name or (ckpt.path.name if ckpt.path else "model")
@@ -326,6 +338,7 @@ def to_html(d: PageData) -> str:
     script = _asset("charnext.js") + "\n" + _asset("page.js")
     line_mode = d.spec["line_mode"]
     return Template(_asset("page.html")).substitute(
+        generator=GENERATOR[PAGE],  # what `--out` recognises as its own file
         csp=content_security_policy(script, css),
         css=css,
         title=_e(d.title),

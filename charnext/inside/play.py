@@ -12,9 +12,7 @@ import numpy as np
 
 from charnext.config import SampleConfig
 from charnext.inference.sampling import Sampler
-from charnext.inference.steps import Start, read, softmax, top_of
-from charnext.modeling.runner import Runner
-from charnext.text.vocab import Vocab
+from charnext.inference.steps import Readable, read, softmax, top_of
 
 
 @dataclass
@@ -29,18 +27,15 @@ class PlaySession:
     """The text typed so far and what the model expects next. Every character costs one step of
     the model with its state carried; deleting one goes back to the state before it."""
 
-    def __init__(
-        self, runner: Runner, vocab: Vocab, start: Start | None = None, sample: SampleConfig | None = None
-    ):
-        self.runner, self.vocab = runner, vocab
-        self.start = start or Start()  # where reading begins: the prime, and line mode's reset
+    def __init__(self, model: Readable, sample: SampleConfig | None = None):
+        self.model, self.vocab = model, model.vocab  # reading begins at its start: the prime, line mode
         self.draw = Sampler(sample or SampleConfig(temperature=0.8, seed=0))  # what generate draws with
         self.text = ""
         self._steps = [self._feed(_Step(None, None), "")]
 
     def _feed(self, step: _Step, text: str) -> _Step:
         """The model after reading `text` on from `step` (from the start, before anything)."""
-        logits, state = read(self.runner, self.vocab, text, self.start, state=step.state)
+        logits, state = read(self.model, text, state=step.state)
         if logits is None:  # nothing read and no prime: no prediction yet
             return _Step(None, None)
         return _Step(state, softmax(logits[0, -1]))

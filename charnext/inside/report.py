@@ -12,13 +12,15 @@ from dataclasses import dataclass, field
 from charnext.config import SampleConfig
 from charnext.errors import InvalidValue
 from charnext.inference.sampling import generate
-from charnext.inference.steps import predict_steps
+from charnext.inference.steps import predict_steps, start_step
 from charnext.inference.surprise import score_chars
 from charnext.inside.neurons import scan
 from charnext.storage.checkpoint import Checkpoint
 from charnext.storage.describe import describe
 
 SAMPLE_CHARS = 3000  # without a text, the report reads this many characters the model writes
+SAMPLE_LINES = 128  # or, from a line model, this many lines (each at most SAMPLE_LINE_CHARS)
+SAMPLE_LINE_CHARS = 200
 
 
 @dataclass
@@ -32,16 +34,21 @@ class ReportData:
     surprise: list[dict]  # per character of the stretch: char, prob (None: unscored), top
     units: list[dict]  # the most telling units: name, description, feature, r, values
     neuron_chars: int  # characters the unit scores cover
+    start_step: dict | None = None  # a line model's prediction after its newline, before the prefix
     created: str = field(
         default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     )
 
 
-def _sample(ckpt: Checkpoint, length: int, sample: SampleConfig) -> str:
-    """A text the model writes itself, from its zero state (reproducible with a seed)."""
-    start = "\n" if "\n" in ckpt.vocab else ckpt.vocab.chars[0]
-    drawn = "".join(chars[0] for chars in generate(ckpt.runner, ckpt.vocab, start, length, sample))
-    return ("" if start == "\n" else start) + drawn
+def _sample(ckpt: Checkpoint, sample: SampleConfig) -> str:
+    """A text the model writes itself from its start, as `predict` continues an empty prefix
+    (reproducible with a seed): SAMPLE_CHARS characters of a stream model, or SAMPLE_LINES
+    whole lines of a line model, line i drawn as `predict --num-samples` draws sample i."""
+    if not ckpt.line_mode:  # a model with no prime begins as its text did (the vocabulary's first)
+        begin = "" if ckpt.start.prime else ckpt.vocab.chars[0]
+        return begin + "".join(chars[0] for chars in generate(ckpt, begin, SAMPLE_CHARS - len(begin), sample))
+    steps = list(generate(ckpt, "", SAMPLE_LINE_CHARS, sample, SAMPLE_LINES))
+    return "\n".join("".join(chars).rstrip("\n") for chars in zip(*steps))
 
 
 def _prefix_steps(ckpt: Checkpoint, prefix: str, alternatives: int) -> list[dict]:
@@ -49,8 +56,15 @@ def _prefix_steps(ckpt: Checkpoint, prefix: str, alternatives: int) -> list[dict
     next ones (read from the model's start, as `predict` reads it)."""
     return [
         {"input": s.input, "top": s.top, "target": s.target}
-        for s in predict_steps(ckpt.runner, ckpt.vocab, prefix, alternatives, ckpt.start)
+        for s in predict_steps(ckpt, prefix, alternatives)
     ]
+
+
+def _start_step(ckpt: Checkpoint, prefix: str, alternatives: int) -> dict | None:
+    """A line model's first prediction, after the newline its lines are read after (as
+    `predict` shows it, step 0); None for a stream model."""
+    s = start_step(ckpt, prefix, alternatives)
+    return None if s is None else {"input": s.input, "top": s.top, "target": s.target}
 
 
 def _described(sample: SampleConfig) -> str:
@@ -98,7 +112,7 @@ def collect(ckpt: Checkpoint, request: ReportRequest | None = None, **fields) ->
     alternatives, max_chars, skip_unknown, sample = r.alternatives, r.max_chars, r.skip_unknown, r.sample
     if text is None:
         sample = sample or SampleConfig(temperature=0.8, seed=0)
-        text, source = _sample(ckpt, SAMPLE_CHARS, sample), f"a sample the model wrote ({_described(sample)})"
+        text, source = _sample(ckpt, sample), f"a sample the model wrote ({_described(sample)})"
     text, _ = ckpt.vocab.known(text, skip_unknown)
     if prefix is None:  # the first line of the stretch, up to 40 characters
         first = text[offset:].split("\n", 1)[0]
@@ -106,7 +120,7 @@ def collect(ckpt: Checkpoint, request: ReportRequest | None = None, **fields) ->
     prefix, _ = ckpt.vocab.known(prefix, skip_unknown)
     line_mode = ckpt.line_mode
     scanned = scan(ckpt.runner, ckpt.vocab, text, max_chars, offset, chars, line_mode)
-    view = score_chars(ckpt.runner, ckpt.vocab, text, offset, chars, alternatives, start=ckpt.start)
+    view = score_chars(ckpt, text, offset, chars, alternatives)
     chosen = [
         {
             "name": s.unit.name,
@@ -122,6 +136,7 @@ def collect(ckpt: Checkpoint, request: ReportRequest | None = None, **fields) ->
         info=describe(ckpt),
         source=source or "the text given",
         prefix_steps=_prefix_steps(ckpt, prefix, alternatives) if prefix else [],
+        start_step=_start_step(ckpt, prefix, alternatives) if prefix else None,
         surprise=[{"char": c.char, "prob": c.prob, "top": c.top} for c in view.chars],
         units=chosen,
         neuron_chars=scanned.characters,

@@ -24,6 +24,7 @@ from charnext.inference.surprise import SURPRISE_LEVELS, surprise_level
 from charnext.inside.curves import loss_axis
 from charnext.inside.neurons import FEATURES, diverging_level, scale
 from charnext.inside.report import ReportData
+from charnext.storage.replacing import GENERATOR, REPORT
 from charnext.text.vocab import visible, visible_running
 from charnext.version import __version__
 
@@ -71,8 +72,14 @@ def _summary(d: ReportData) -> str:
         ("training text", f"{(t.get('text') or {}).get('length', 0):,} characters"),
         ("written by", f"charnext {d.info.get('charnext_version')}, {d.info.get('created')}"),
     ]  # fmt: skip
+    if not any(_finite(t.get(k)) for k in ("val_loss", "best_val_loss")):  # nothing held out
+        rows = [r for r in rows if r[0] not in ("validation loss", "best validation")]
     items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in rows)
     return f'<section id="summary"><h2>Model and training</h2><dl>{items}</dl></section>'
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
 
 
 def _bins(xs: list, ys: list, n: int = 300) -> list[tuple[float, float]]:
@@ -90,12 +97,15 @@ def _bins(xs: list, ys: list, n: int = 300) -> list[tuple[float, float]]:
 def _curves(d: ReportData) -> str:
     train = _bins(d.info["history_steps"], d.info["history"])
     val = _bins(d.info["validation"]["steps"], d.info["validation"]["loss"])
-    head = '<section id="curves"><h2>Training and validation loss</h2>'
+    title = "Training and validation loss" if val else "Training loss"  # no curve for what was not held out
+    head = f'<section id="curves"><h2>{title}</h2>'
     if not train and not val:
         return head + '<p class="note">No loss history in this checkpoint.</p></section>'
     W, H, L, R, T, B = 640, 280, 48, 12, 12, 36  # size and margins of the plot, in SVG units
     pts = train + val
-    x_lo, x_hi = min(p[0] for p in pts), max(p[0] for p in pts)
+    # the axis starts where the run did (step 0), not at the first bin's mean step (4 or 5)
+    first = min(x for x in [*d.info["history_steps"], *d.info["validation"]["steps"]] if _finite(x))
+    x_lo, x_hi = (0 if first <= 1 else first), max(p[0] for p in pts)
     x_hi = x_hi if x_hi > x_lo else x_lo + 1
     y_lo, y_hi = loss_axis(pts)  # fits the curves after their first tenth
     y_hi = y_hi if y_hi > y_lo else y_lo + 1e-3
@@ -130,7 +140,9 @@ def _curves(d: ReportData) -> str:
                 if y <= y_hi
             ]
     legend_x = W - R - 330  # room for the labels at a phone's larger type
-    for i, (colour, name) in enumerate((("#2166ac", "training loss"), ("#d6604d", "validation loss"))):
+    shown = [(colour, name) for series, colour, name in ((train, "#2166ac", "training loss"),
+             (val, "#d6604d", "validation loss")) if series]  # fmt: skip
+    for i, (colour, name) in enumerate(shown):
         y = T + 14 + i * 22
         parts.append(f'<rect x="{legend_x}" y="{y - 8}" width="14" height="4" fill="{colour}"/>')
         parts.append(f'<text x="{legend_x + 20}" y="{y}">{name} (nats/char)</text>')
@@ -173,7 +185,8 @@ def _predictions(d: ReportData) -> str:
     prefix = "".join(s["input"] for s in d.prefix_steps)
     alternatives = len(d.prefix_steps[0]["top"])
     rows = []
-    for i, s in enumerate(d.prefix_steps, 1):
+    first = [(0, d.start_step)] if d.start_step is not None else []  # a line model's start: step 0
+    for i, s in first + list(enumerate(d.prefix_steps, 1)):
         best, p = s["top"][0]
         hit = ' <span class="hit">✓</span>' if s["target"] == best else ' <span class="miss">✗</span>'
         mark = "" if s["target"] is None else hit
@@ -272,6 +285,7 @@ def to_html(d: ReportData) -> str:
     )
     sections = [_summary(d), _curves(d), _predictions(d), _surprise(d), _units(d), _live_view(d)]
     return Template(_asset("report.html")).substitute(
+        generator=GENERATOR[REPORT],  # what `--out` recognises as its own file
         csp=csp,
         css=css,
         title=_e(d.title),

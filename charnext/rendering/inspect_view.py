@@ -12,7 +12,7 @@ from rich.text import Text
 
 from charnext.config import format_duration
 from charnext.inside.curves import smooth
-from charnext.rendering.widgets import LN2, average_note, key_value_table, line_chart
+from charnext.rendering.widgets import LN2, average_note, files_line, key_value_table, line_chart
 from charnext.text.paths import shown_path
 from charnext.text.vocab import visible, visible_text
 
@@ -81,6 +81,11 @@ def vocab_table(
     return Group(*parts)
 
 
+def _figure(x) -> str:
+    """A rate as a person reads it: three significant digits (0.00653, not 0.0065319726474218085)."""
+    return f"{x:.3g}" if isinstance(x, float) else str(x)
+
+
 def provenance_rows(p: dict, log: dict | None) -> list[tuple[str, str | list[str]]]:
     """Where a run came from, for `inspect`: command, source, versions, batch and schedule."""
     source = p.get("source") or {}
@@ -88,6 +93,11 @@ def provenance_rows(p: dict, log: dict | None) -> list[tuple[str, str | list[str
         source = {}
     path = source.get("path")
     where = [shown_path(path)] if isinstance(path, str) and path else []  # one word, spaces and all
+    files = [f.get("path") for f in source.get("files") or [] if isinstance(f, dict)]
+    shown: str | list[str] = [str(source.get("kind", "-")), *where]
+    if source.get("kind") == "files" and files and all(isinstance(f, str) for f in files):
+        skipped = source.get("skipped") if isinstance(source.get("skipped"), int) else 0
+        shown = files_line(tuple(files), skipped)  # several files: how many, and which
     command = p.get("command")
     schedule = p.get("schedule") if isinstance(p.get("schedule"), dict) else {}
     total, budget = schedule.get("total_steps"), schedule.get("max_time")
@@ -97,12 +107,12 @@ def provenance_rows(p: dict, log: dict | None) -> list[tuple[str, str | list[str
     )  # fmt: skip
     rows = [
         ("command", [str(a) for a in command] if isinstance(command, list) and command else "- (Python API)"),
-        ("source", [str(source.get("kind", "-")), *where]),
+        ("source", shown),
         ("versions", f"charnext {p.get('charnext')}, torch {p.get('torch')}, Python {p.get('python')}"),
         ("platform", str(p.get("platform"))),
         ("batch", f"{p.get('batch_size')} x {p.get('seq_len')} characters per step, "
                   f"{p.get('processes', 1)} process(es), {p.get('threads') or '-'} thread(s) each"),
-        ("schedule", f"{plan}, peak lr {schedule.get('lr')}, warm-up {schedule.get('warmup_steps')} "
+        ("schedule", f"{plan}, peak lr {_figure(schedule.get('lr'))}, warm-up {schedule.get('warmup_steps')} "
                      f"steps, cosine to {schedule.get('min_lr_ratio')} of the peak"),
     ]  # fmt: skip
     chosen = p.get("plan")

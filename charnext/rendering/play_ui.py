@@ -15,13 +15,14 @@ from rich.text import Text
 
 from charnext.inside.play import PlaySession
 from charnext.rendering.console import require_terminal
-from charnext.rendering.widgets import pack
+from charnext.rendering.widgets import pack, wrapped_cells
 from charnext.text.vocab import visible
 
 TAB, CTRL_D, CTRL_G, ESC = "\t", "\x04", "\x07", "\x1b"
 BACKSPACE = ("\x7f", "\x08")
 ENTER = ("\r", "\n")
 CURSOR = "▌"
+ROWS = 8  # screen rows of the text so far
 
 
 def frame(session: PlaySession, title: str, k: int, length: int, message: str, width: int) -> Group:
@@ -29,12 +30,7 @@ def frame(session: PlaySession, title: str, k: int, length: int, message: str, w
     # the keys as whole phrases: a narrow terminal breaks the line between two, never inside one
     phrases = ["Tab accept top", f"Ctrl-G write {length} more", "Backspace", "Ctrl-C or Ctrl-D quit"]
     keys = Text(_joined(phrases, " · ", width), style="dim")
-    lines = session.text.split("\n")[-6:]
-    text = Text()
-    for i, line in enumerate(lines):
-        text.append(line[-(width - 4) :] if len(line) > width - 4 else line, style="bold")
-        text.append("↵\n" if i < len(lines) - 1 else "", style="dim")
-    text.append(CURSOR, style="blink")
+    text = typed_rows(session.text, width)
     bars = Text()
     bars.append("next:\n", style="italic")
     bar_width = max(10, min(40, width - 20))
@@ -48,6 +44,18 @@ def frame(session: PlaySession, title: str, k: int, length: int, message: str, w
         bars.append(" " * (bar_width - full))
         bars.append(f" {p:6.1%}\n")
     return Group(Text(title, style="bold"), keys, Text(), text, Text(), bars, Text(message, style="yellow"))
+
+
+def typed_rows(typed: str, width: int, rows: int = ROWS) -> Text:
+    """The text so far as the last `rows` screen rows, each line folded between words (never
+    scrolled sideways, so that a line's start stays in view), line breaks shown as a dim ↵, and
+    the cursor after the last character."""
+    cells = ((ch, "dim" if ch == "\n" else "bold", "") for ch in typed)  # width - 3: room for the cursor
+    folded = list(wrapped_cells(cells, max(8, width - 3), colour=True).split("\n")) if typed else []
+    if not typed or typed.endswith("\n"):
+        folded.append(Text("  "))
+    folded[-1].append(CURSOR, style="blink")
+    return Text("\n").join(folded[-rows:])
 
 
 def run(session: PlaySession, out: Console, title: str, k: int = 5, length: int = 40) -> str:
@@ -83,8 +91,10 @@ def run(session: PlaySession, out: Console, title: str, k: int = 5, length: int 
 
 
 def session_keys(session: PlaySession, keys: str, length: int) -> str:
-    """Apply keys to the session; a message for the user, or ''."""
+    """Apply keys to the session; a message for the user, or '' (every character typed that
+    the vocabulary lacks is named, not only the last)."""
     message = ""
+    unknown: list[str] = []
     for key in keys:
         if key == TAB:
             if session.accept() is None:
@@ -98,8 +108,13 @@ def session_keys(session: PlaySession, keys: str, length: int) -> str:
             if not session.type("\n"):
                 message = "this model has no line break in its vocabulary"
         elif key.isprintable():
-            if not session.type(key):
-                message = f"'{visible(key)}' is not in the model's vocabulary"
+            if not session.type(key) and key not in unknown:
+                unknown.append(key)
+    if unknown:
+        named = [f"'{visible(ch)}'" for ch in unknown]
+        listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+        verb = "is" if len(named) == 1 else "are"
+        message = f"{listed} {verb} not in the model's vocabulary" + (f"; {message}" if message else "")
     return message
 
 

@@ -31,9 +31,24 @@ def _pyplot():
     return plt
 
 
+# the maker named in the image, by which `--plot` knows its own file again; the same text as
+# storage/replacing.py's PLOT_CREATOR (a test holds them equal: a view does not import storage)
+PLOT_CREATOR = "charnext inspect --plot"
+
+
+def _marked(path: Path) -> dict | None:
+    """The image's metadata naming charnext as its maker, in the key its format has (the
+    formats without metadata, JPEG or TIFF, get none: replacing one then needs --force)."""
+    fmt = path.suffix.lower().lstrip(".") or "png"
+    if fmt == "png":
+        return {"Software": PLOT_CREATOR}
+    return {"Creator": PLOT_CREATOR} if fmt in ("pdf", "svg", "ps", "eps") else None
+
+
 def plot_history(info: dict, path: str | Path) -> Path:
     """Write the training (and validation) loss curves of `describe(ckpt)` to an image file:
-    `path` itself, whose suffix says the format (PNG where it has none)."""
+    `path` itself, whose suffix says the format (PNG where it has none). The command checks
+    first that `path` may be replaced (`api.check_out(path, "plot")`)."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"--plot {shown_path(path)} is a folder; give the image's name, e.g. loss.png")
@@ -61,7 +76,7 @@ def plot_history(info: dict, path: str | Path) -> Path:
         fig.tight_layout()
         try:
             # a format named, so that matplotlib writes `path` itself (without one, `loss` became `loss.png`)
-            fig.savefig(path, format=None if path.suffix else "png")
+            fig.savefig(path, format=None if path.suffix else "png", metadata=_marked(path))
         except (OSError, ValueError) as e:
             raise ConfigError(f"cannot write {shown_path(path)}: {e}") from None
     finally:

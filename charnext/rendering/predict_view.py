@@ -54,9 +54,9 @@ def prediction_table(
     return t
 
 
-def show_prediction(out: Console, steps, prediction: str, alternatives: int) -> None:
-    """predict's per-step table and its prediction line."""
-    out.print(prediction_table(steps, alternatives, width=out.width))
+def show_prediction(out: Console, steps, prediction: str, alternatives: int, start: int = 1) -> None:
+    """predict's per-step table (its steps numbered from `start`) and its prediction line."""
+    out.print(prediction_table(steps, alternatives, start=start, width=out.width))
     out.print(f"prediction: [bold]{visible_text(prediction)}[/]")
 
 
@@ -94,10 +94,15 @@ def samples(
 
 def plain_samples(out: Console, prefix: str, generated: Sequence[str]) -> None:
     """`predict --text`: each continuation after its prefix, exactly as generated, and nothing
-    else; a newline ends each sample that does not end with one."""
+    else; a newline ends each sample that does not end with one. Where a sample runs over
+    several lines, an empty line sets each sample off from the next (a line model's samples
+    are one line each, one a line)."""
     stream = getattr(out.file, "stream", out.file)  # as it is: no trailing space is trimmed
-    for g in generated:
+    several_lines = any("\n" in (prefix + g).rstrip("\n") for g in generated)
+    for i, g in enumerate(generated):
         text = prefix + g
+        if i and several_lines:
+            stream.write("\n")
         stream.write(text if text.endswith("\n") else text + "\n")
     stream.flush()
 
@@ -122,8 +127,9 @@ class PredictView:
         if self.seed_note is not None:  # stderr, so that stdout keeps only the output
             error_console().print(f"seed {self.seed_note}", markup=False, highlight=False)
         self.prefix = result.prefix
-        if result.steps and self.table:
-            show_prediction(self.out, result.steps, result.prediction, self.alternatives)
+        if result.steps and self.table:  # a line model's start first, as step 0
+            steps, first = ([result.start], 0) if result.start is not None else ([], 1)
+            show_prediction(self.out, steps + result.steps, result.prediction, self.alternatives, first)
 
     def char(self, ch: str) -> None:
         """One character of the continuation, printed the moment it is drawn (after the prefix)."""

@@ -54,9 +54,14 @@ class PrepareView:
 
 def prepare_summary(out: Console, r) -> None:
     """The table printed after `charnext prepare` (a PrepareResult)."""
+    text = f"{r.characters:,} characters, {r.bytes:,} bytes"
+    if r.files > 1:
+        text += f", {r.files:,} files kept apart"
+    if r.skipped:
+        text += f" ({r.skipped:,} not UTF-8 text left out)"
     rows = [
         ("folder", [shown_path(r.path)]),
-        ("text", f"{r.characters:,} characters, {r.bytes:,} bytes"),
+        ("text", text),
         ("vocabulary", f"{r.vocab_size:,} characters; tokens stored as {r.dtype}"),
         ("time", f"{format_duration(r.seconds)} ({r.mb_per_sec:,.1f} MB/s)"),
         ("train on it", ["charnext", "train", "--data", shown_path(r.path)]),

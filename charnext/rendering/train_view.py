@@ -18,7 +18,7 @@ from rich.text import Text
 
 from charnext.config import PLANNED, format_duration
 from charnext.events import EvalEvent, Event, RowEvent, StepEvent, StopReason, TrainResult
-from charnext.rendering.widgets import LN2, Words, average_note, fit, fmt_rate
+from charnext.rendering.widgets import LN2, Words, average_note, files_line, fit, fmt_rate, hanging
 from charnext.text.paths import shown_path
 from charnext.text.vocab import visible_text
 
@@ -64,10 +64,11 @@ class TrainView:
 
     def __enter__(self) -> TrainView:
         # the run's header, first: its first line whole, the plan below it wrapped to the width
+        # between words, its further lines indented under the text after `plan: `
         first, _, rest = self.title.partition("\n")
         self.out.print(Text(first, style="italic"), soft_wrap=True)
-        if rest:
-            self.out.print(Text(rest, style="italic"))
+        for line in rest.splitlines():
+            self.out.print(Text(hanging(line, self.out.width), style="italic"), soft_wrap=True)
         if self.live_mode:
             self.task = self.progress.add_task("train", total=1.0, info="")
             self.live = Live(self.progress, console=self.out, refresh_per_second=8)
@@ -154,6 +155,8 @@ def run_header(h) -> str:
         f"{h.cell} {h.num_layers}x{h.hidden_size}, {h.vocab_size} chars, "
         f"batch {h.batch_size}x{h.seq_len}, {h.device} {h.precision}"
     )
+    if h.files:
+        title += "\non " + files_line(h.files, h.skipped)
     if h.plan:
         title += f"\nplan: {h.plan['why']}" + _given_note(h.plan)
     return title
@@ -203,4 +206,12 @@ def train_summary(out: Console, r: TrainResult, next_command: list[str] | None =
         t.add_row("outlook", r.outlook["line"])
     out.print(t)
     if next_command:
-        out.print(Words(["next:", *next_command]))  # wrapped between words, never inside one
+        # a command to copy and paste stands whole on one line, however narrow the terminal:
+        # beside its label where both fit, else on a line of its own (which the terminal may
+        # fold on screen; no line break is put inside it, and no path is shortened)
+        command = " ".join(next_command)
+        if cell_len(f"next: {command}") > out.width:
+            out.print("next:", soft_wrap=True)
+            out.print(Text(command), soft_wrap=True)
+        else:
+            out.print(Text(f"next: {command}"), soft_wrap=True)

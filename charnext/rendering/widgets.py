@@ -4,6 +4,7 @@ table, alternatives, the line chart."""
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Sequence
 
 from rich import box
@@ -68,6 +69,18 @@ def pack(items: Sequence[str], width: int, sep: str = " ") -> list[str]:
     return lines or [""]
 
 
+def hanging(line: str, width: int) -> str:
+    """`label: words ...` wrapped between words into lines of at most `width` cells, each line
+    after the first indented under the first word after the label (a line without a label:
+    wrapped as it is)."""
+    label, sep, rest = line.partition(": ")
+    if not sep or " " in label:
+        return "\n".join(pack(line.split(" "), width))
+    indent = cell_len(label) + len(sep)
+    body = pack(rest.split(" "), max(1, width - indent))
+    return "\n".join([label + sep + body[0], *(" " * indent + b for b in body[1:])])
+
+
 def fit(text: str, width: int, pad: bool = False) -> str:
     """`text` cut to `width` terminal cells with an ellipsis (a wide CJK character counts two);
     with `pad`, filled with spaces to exactly `width` cells."""
@@ -98,31 +111,47 @@ def room_for(width: int | None, columns: Sequence[int]) -> int | None:
 def wrapped_cells(
     cells: Iterable[tuple[str, str | None, str]], width: int, colour: bool, marks_style: str = ""
 ) -> Text:
-    """(character, style, mark) cells wrapped at `width` terminal cells, a line break also ending
-    a line; with `colour` each character in its style, without it a line of marks under each
-    line of text instead."""
+    """(character, style, mark) cells wrapped at `width` terminal cells between words (a word
+    with the spaces after it goes whole onto the next line; one wider than a line is broken
+    inside), a line break also ending a line; with `colour` each character in its style, without
+    it a line of marks under each line of text instead."""
     out = Text()
     line, marks, used = Text(), [], 0
 
     def flush() -> None:
+        nonlocal line, marks, used
         out.append("  ")
         out.append_text(line)
         out.append("\n")
         if not colour:
             out.append(("  " + "".join(marks)).rstrip() + "\n", style=marks_style)
+        line, marks, used = Text(), [], 0
 
+    def place(word: list[tuple[str, str | None, str, int]]) -> None:
+        nonlocal used
+        wide = sum(c[3] for c in word)
+        if used and used + wide > width and wide <= width:
+            flush()  # the word goes whole onto the next line
+        for shown, style, mark, w in word:
+            if used + w > width:  # a word wider than a line: broken where it must be
+                flush()
+            line.append(shown, style=style if colour else None)
+            marks.append(mark * w)
+            used += w
+
+    word: list[tuple[str, str | None, str, int]] = []  # a word, then the spaces after it
     for ch, style, mark in cells:
+        if word and ch != " " and word[-1][0] == " ":  # a new word begins
+            place(word)
+            word = []
         shown = visible_running(ch)
-        w = cell_len(shown)
-        if used + w > width:
-            flush()
-            line, marks, used = Text(), [], 0
-        line.append(shown, style=style if colour else None)
-        marks.append(mark * w)
-        used += w
+        word.append((shown, style, mark, cell_len(shown)))
         if ch == "\n":
+            place(word)
+            word = []
             flush()
-            line, marks, used = Text(), [], 0
+    if word:
+        place(word)
     if used:
         flush()
     return out
@@ -227,3 +256,29 @@ def average_note(averaging: dict | None) -> str:
         return ""
     live, average = averaging["best_val_loss_live"], averaging["best_val_loss_average"]
     return f"; live weights {live:.4f}, their average {average:.4f}"
+
+
+FILES_LINE = 57  # cells the line naming a run's files keeps to (60 with train's "on "), "and N more" included
+
+
+def files_line(paths: tuple[str, ...], skipped: int = 0) -> str:
+    """`12 files in texts/: a.txt, b.txt, c.txt and 9 more`: the files of a run, named from
+    the folder they share (shortened in the middle), as many as fit in FILES_LINE cells (at
+    least one)."""
+
+    common = os.path.commonpath(paths) if len(paths) > 1 else os.path.dirname(paths[0])
+    if common in paths:  # a single path shared: name its folder
+        common = os.path.dirname(common)
+    names = [os.path.relpath(p, common) for p in paths]
+    where = shorten_middle(shown_path(common), FILES_LINE // 3, cell_len)  # the names matter more
+    line = f"{len(paths)} files" + (f" in {where}{os.sep}" if where not in (".", "") else "") + ": "
+    shown: list[str] = []
+    for i, name in enumerate(names):
+        rest = len(names) - i - 1
+        tail = f" and {rest} more" if rest else ""
+        if shown and cell_len(line + ", ".join([*shown, name]) + tail) > FILES_LINE:
+            break
+        shown.append(name)
+    left = len(names) - len(shown)
+    line += ", ".join(shown) + (f" and {left} more" if left else "")
+    return line + (f" ({skipped} not UTF-8 text left out)" if skipped else "")

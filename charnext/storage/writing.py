@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # torch is imported only where a torch model or a format-1 fi
 
     from charnext.modeling.model import CharModel
 from charnext.storage.reading import load
+from charnext.storage.replacing import EXPORT, check_replaceable, umask
 from charnext.storage.validation import FORMAT, FORMAT_VERSION
 
 # JSON cannot hold everything a checkpoint holds, so four tagged objects stand in for what it
@@ -102,7 +103,7 @@ def _write(path: str | Path, raw: dict) -> Path:
         raise CheckpointError(f"cannot write {shown_path(path)}: {e.strerror or e}") from None
     try:
         # mkstemp creates the file 0600; a checkpoint gets the mode of any new file (per umask)
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~umask())
         with os.fdopen(fd, "wb") as f:
             tensorfile.write(f, tensors, metadata, bf16)
             f.flush()
@@ -167,23 +168,16 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _umask() -> int:
-    """The process's umask (read by setting it, then restoring it at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def _unwrap(model: torch.nn.Module) -> CharModel:
     """The CharModel inside a DistributedDataParallel or compiled wrapper."""
     return getattr(model, "module", model)
 
 
-def export(path: str | Path, out: str | Path) -> Path:
+def export(path: str | Path, out: str | Path, force: bool = False) -> Path:
     """Write an inference-only file: the weights, the vocabulary and the model's configuration,
     where it starts reading, the characters' counts (plus, for a line-mode model, that it is one
     and its training lines' hashes). Refuses an `out` that is a folder, or the checkpoint itself
-    (its training state would be lost)."""
+    (its training state would be lost), and any file but an earlier export unless `force`."""
     path, out = Path(path), Path(out)
     ckpt = load(path, engine="numpy")
     if out.is_dir():
@@ -196,6 +190,7 @@ def export(path: str | Path, out: str | Path) -> Path:
             f"out (--out) {shown_path(out)} is the checkpoint being exported; the export would replace its "
             "training state (give another --out)"
         )
+    check_replaceable(out, EXPORT, force)
     raw = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

@@ -98,6 +98,81 @@ class StreamBatches:
         return (torch.rand(self.B, generator=g) < self.cold_starts)[self.rows]
 
 
+class DocumentBatches(StreamBatches):
+    """Truncated-BPTT windows over several documents (files), never one spanning two.
+
+    Each document's training part is laid out as its own run of windows, the last one padded
+    with weight-0 positions; the runs follow one another, and the B streams each read a
+    contiguous B-th of all the windows, the state carried from one window to the next. A row
+    whose window begins a document starts from the zero state (`Batch.cold`), so no state
+    passes from one document into the next either. Instead of StreamBatches' random offset
+    in characters, each epoch the streams begin at a seeded random window, so over the epochs
+    every window is read. With `random_windows`, each row reads a random window from zero.
+    `cold_starts` and `rank`/`world` are as in StreamBatches.
+    """
+
+    def __init__(
+        self,
+        data: torch.Tensor,
+        spans: list[tuple[int, int]],
+        batch_size: int,
+        seq_len: int,
+        seed: int,
+        random_windows: bool = False,
+        rank: int = 0,
+        world: int = 1,
+        cold_starts: float = 0.0,
+    ):
+        """`spans` are the documents' training parts as (start, length) in `data`."""
+        T = seq_len
+        spans = [(s, n) for s, n in spans if n >= 2]  # a text of one character predicts nothing
+        self.starts = torch.tensor([s for s, _ in spans], dtype=torch.long)
+        self.lengths = torch.tensor([n for _, n in spans], dtype=torch.long)
+        counts = (self.lengths - 1 + T - 1) // T  # windows of each document, the last padded
+        self.ends = torch.cumsum(counts, 0)  # the window after each document's last
+        self.total = int(self.ends[-1]) if len(spans) else 0
+        assert self.total >= batch_size >= 1 and batch_size % world == 0
+        self.data, self.B, self.T, self.seed = data, batch_size, seq_len, seed
+        self.random_windows, self.cold_starts = random_windows, cold_starts
+        per = batch_size // world
+        self.rows = slice(rank * per, (rank + 1) * per)
+
+    def windows_per_epoch(self) -> int:
+        """Steps that make one pass over the documents."""
+        return max(1, self.total // self.B)
+
+    def batch(self, step: int) -> Batch:
+        """The batch for global step `step` (0-based)."""
+        if self.random_windows:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+            w = torch.randint(0, self.total, (self.B,), generator=g)
+            x, y, weights, _ = self._windows(w[self.rows])
+            return Batch(x, y, weights, reset=True)
+        per = self.windows_per_epoch()
+        epoch, window = divmod(step, per)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        first = int(torch.randint(0, self.total, (1,), generator=g))  # where stream 0 begins
+        w = (first + torch.arange(self.B) * per + window) % self.total
+        x, y, weights, begins = self._windows(w[self.rows])
+        cold = self._cold_rows(step)
+        cold = begins if cold is None else cold | begins
+        return Batch(x, y, weights, reset=window == 0, cold=cold)
+
+    def _windows(self, w: torch.Tensor):
+        """Windows `w` (b,) of the layout: inputs and targets (b, T), their weights (0 on the
+        padding after a document's end), and whether each window begins its document."""
+        doc = torch.searchsorted(self.ends, w, right=True)  # (b,) the document of each window
+        k = w - (self.ends[doc] - (self.lengths[doc] - 1 + self.T - 1) // self.T)  # its window there
+        start = self.starts[doc] + k * self.T
+        real = torch.clamp(self.lengths[doc] - 1 - k * self.T, max=self.T)  # (b,) positions scored
+        pos = torch.arange(self.T)
+        keep = pos[None, :] < real[:, None]  # (b, T)
+        at = torch.where(keep, start[:, None] + pos, start[:, None])  # padding reads a real index
+        x = torch.where(keep, self.data[at], 0)
+        y = torch.where(keep, self.data[at + 1], 0)
+        return x, y, keep.float(), k == 0
+
+
 class LineBatches:
     """Random batches of whole lines, each `newline + line` -> `line + newline`, padded.
 

@@ -9,6 +9,10 @@ fingerprint, the second encodes it. A prepared folder holds
     meta.json    format, version, dtype, length, the vocabulary (characters in index order),
                  their counts, and the source's fingerprint (characters, sha256 of its bytes)
 
+Several files (or folders' text files) stay apart: tokens.bin holds them end to end, meta.json
+lists each (`documents`: path, length, sha256) so that no training window spans two, and the
+fingerprint is `reading.documents_fingerprint`'s, as `train --file A --file B` records.
+
 `load_prepared()` checks meta.json against tokens.bin and maps the tokens without reading
 them: training then touches only the windows it uses. The fingerprint is the one
 `data.fingerprint` gives for the same text, so a checkpoint trained with `--file BIG.txt`
@@ -24,15 +28,16 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from charnext.errors import PreparedDataError, TextError
+from charnext.errors import OutputExists, PreparedDataError, TextError
 from charnext.text.paths import shown_path
+from charnext.text.reading import documents_fingerprint, file_size, named_files
 from charnext.text.vocab import Vocab, VocabBuilder
 
 FORMAT = "charnext-tokens"
@@ -57,6 +62,8 @@ class PrepareResult:
     vocab_size: int
     dtype: str  # numpy name of the token type
     seconds: float  # wall-clock time of both passes
+    files: int = 1  # files encoded, each a document of its own
+    skipped: int = 0  # files of the folders given left out as not UTF-8 text
 
     @property
     def mb_per_sec(self) -> float:
@@ -73,6 +80,8 @@ class PrepareResult:
             "dtype": self.dtype,
             "seconds": self.seconds,
             "mb_per_sec": self.mb_per_sec,
+            "files": self.files,
+            "skipped": self.skipped,
         }
 
 
@@ -86,6 +95,7 @@ class PreparedData:
     fingerprint: dict  # {"length", "sha256"} of the source text, as data.fingerprint gives
     counts: list[int]  # occurrences of each vocabulary entry, index order
     meta: dict = field(repr=False)  # meta.json as read
+    lengths: list[int] | None = None  # several files: each one's length in tokens, in order
 
     def require_vocab(self, chars: list[str] | tuple[str, ...], checkpoint: str | Path) -> None:
         """Refuse a checkpoint whose vocabulary is not this data's, index for index."""
@@ -133,30 +143,38 @@ def read_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tu
 
 
 def prepare(
-    source: str | Path,
+    source: str | Path | Sequence[str | Path],
     out: str | Path,
     *,
     chunk_bytes: int = CHUNK_BYTES,
     on_progress: Progress | None = None,
+    force: bool = False,
 ) -> PrepareResult:
-    """Encode the UTF-8 file `source` into the folder `out` (tokens.bin and meta.json).
+    """Encode the UTF-8 file `source` into the folder `out` (tokens.bin and meta.json); or
+    several files and folders (a list), each file a document of its own.
 
     Memory stays about a few times `chunk_bytes` whatever the file's size. The folder is
     created if needed; meta.json is written last, so an interrupted run leaves no folder that
-    loads as complete.
+    loads as complete. An `out` that would lose what is not charnext's is refused at once
+    unless `force` (`check_out_folder`).
     """
-    source, out = Path(source), Path(out)
+    sources = [Path(source)] if isinstance(source, (str, Path)) else [Path(x) for x in source]
+    out = Path(out)
     if chunk_bytes < 1:
         raise TextError(f"chunk size must be at least 1 byte, not {chunk_bytes}")
+    check_out_folder(out, force)
     start = time.perf_counter()
-    try:
-        size = source.stat().st_size
-    except FileNotFoundError:
-        raise TextError(f"no such file: {source}") from None
-    except OSError as e:
-        raise TextError(f"cannot read {source}: {e.strerror or e}") from None
-
-    builder, sha, length = _first_pass(source, chunk_bytes, size, on_progress)
+    files = named_files(sources)  # (path, given by name) in order
+    sizes = [file_size(f) for f, _ in files]
+    builder, documents, kept = _first_passes(files, sizes, chunk_bytes, on_progress)
+    skipped = len(files) - len(kept)
+    if not kept:
+        raise TextError(f"{shown_path(sources[0])} holds no text files ({skipped} not UTF-8 text)")
+    length = sum(d["length"] for d in documents)
+    if len(kept) > 1 and length < 2:
+        raise TextError(f"the {len(kept)} files have {length} characters; at least 2 are needed")
+    one = {"length": length, "sha256": documents[0]["sha256"]}  # a single file's own fingerprint
+    fp = documents_fingerprint(documents) if len(kept) > 1 else one
     vocab = builder.build()
     dtype = _NUMPY[vocab.dtype]  # uint8, int16 or int32
 
@@ -166,34 +184,84 @@ def prepare(
     except OSError as e:
         raise TextError(f"cannot create {shown_path(out)}: {e.strerror or e}") from None
     (out / META).unlink(missing_ok=True)  # the folder is incomplete until the new meta.json
-    _encode(source, out / TOKENS, vocab, dtype, chunk_bytes, size, (length, sha.hexdigest()), on_progress)
+    _encode(kept, documents, out / TOKENS, vocab, dtype, chunk_bytes, on_progress)
     chars = vocab.chars
+    kept_bytes = sum(n for _, n in kept)
     meta = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "dtype": dtype.name,
-        "length": length,
-        "vocab": list(chars),
-        "counts": [builder.counts[ord(c)] for c in chars],
-        "text": {"length": length, "sha256": sha.hexdigest()},
-        "source": {"path": str(source), "bytes": size},
-    }
+        "format": FORMAT, "format_version": FORMAT_VERSION, "dtype": dtype.name, "length": length,
+        "vocab": list(chars), "counts": [builder.counts[ord(c)] for c in chars], "text": fp,
+        "source": {"path": str(kept[0][0]), "bytes": kept_bytes},
+    }  # fmt: skip
+    if len(kept) > 1:  # each file a document: where training must not read across
+        meta["source"] = {"files": len(kept), "skipped": skipped, "bytes": kept_bytes}
+        meta["documents"] = documents
     _write_json(out / META, meta)
-    return PrepareResult(out, length, size, len(chars), dtype.name, time.perf_counter() - start)
+    return PrepareResult(
+        out, length, kept_bytes, len(chars), dtype.name, time.perf_counter() - start, len(kept), skipped
+    )
 
 
-def _first_pass(source: Path, chunk_bytes: int, size: int, on_progress: Progress | None):
+def check_out_folder(out: Path, force: bool = False) -> None:
+    """Refuse, before the first pass, an `out` that prepare cannot use or would spoil: a file
+    (TextError: prepare writes a folder, and never replaces a file by one), or, unless `force`,
+    a folder whose meta.json is not a prepared folder's or that holds a tokens.bin with no
+    meta.json (another tool's, or a prepare that was interrupted: --force then), as
+    `OutputExists`. Other files in the folder are never touched; an empty meta.json or
+    tokens.bin passes."""
+    if out.exists() and not out.is_dir():
+        raise TextError(f"--out {shown_path(out)} is a file; prepare writes a folder (give another --out)")
+    if force or not out.is_dir():
+        return
+    meta, tokens = out / META, out / TOKENS
+    if meta.is_file() and meta.stat().st_size:
+        try:
+            _read_meta(out, meta)
+        except PreparedDataError:
+            raise OutputExists(shown_path(meta), "", "not the meta.json of charnext prepared data") from None
+    elif tokens.is_file() and tokens.stat().st_size:
+        raise OutputExists(shown_path(tokens), "", f"not charnext's (no {META} of prepared data beside it)")
+
+
+def _first_passes(files: list[tuple[Path, bool]], sizes: list[int], chunk_bytes: int, on_progress):
+    """Pass 1 over every file: the vocabulary of all (a builder), each text file's record
+    (path, length, sha256), and the files kept (path, bytes)."""
+    builder, documents, kept, done = VocabBuilder(), [], [], 0
+    for (path, named), n in zip(files, sizes):
+        strict = named or len(files) == 1  # a file named, or the only one: its errors are the user's
+        part = _first_pass(path, chunk_bytes, n, _offset(on_progress, done, sum(sizes)), strict)
+        done += n
+        if part is not None:  # None: a file of a folder that is not UTF-8 text, skipped
+            builder.extend(part[0])
+            documents.append({"path": str(path.resolve()), "length": part[2], "sha256": part[1].hexdigest()})
+            kept.append((path, n))
+    return builder, documents, kept
+
+
+def _offset(on_progress: Progress | None, before: int, total: int) -> Progress | None:
+    """Progress of one file among several, as progress over all of them."""
+    return on_progress and (lambda phase, done, _size: on_progress(phase, before + done, total))
+
+
+def _first_pass(source: Path, chunk_bytes: int, size: int, on_progress: Progress | None, strict: bool = True):
     """Pass 1: the vocabulary (a builder with its counts), the sha256 and the length in
-    characters of the text."""
+    characters of the text. Not `strict` (a file found in a folder): None for a file that is
+    not UTF-8 text (invalid, or holding a NUL byte), and any length allowed."""
     builder, sha, length, done = VocabBuilder(), hashlib.sha256(), 0, 0
-    for raw, piece in read_chunks(source, chunk_bytes):
-        builder.update(piece)
-        sha.update(raw)  # valid UTF-8: the same bytes as data.fingerprint hashes
-        length += len(piece)
-        done += len(raw)
-        if on_progress is not None:
-            on_progress("vocabulary", done, size)
-    if length < 2:
+    try:
+        for raw, piece in read_chunks(source, chunk_bytes):
+            if not strict and b"\0" in raw:
+                return None
+            builder.update(piece)
+            sha.update(raw)  # valid UTF-8: the same bytes as data.fingerprint hashes
+            length += len(piece)
+            done += len(raw)
+            if on_progress is not None:
+                on_progress("vocabulary", done, size)
+    except TextError:
+        if strict:
+            raise
+        return None
+    if strict and length < 2:
         raise TextError(
             f"{source} has {length} character{'s' if length != 1 else ''}; "
             "at least 2 are needed (one to read, one to predict)"
@@ -201,26 +269,29 @@ def _first_pass(source: Path, chunk_bytes: int, size: int, on_progress: Progress
     return builder, sha, length
 
 
-def _encode(source: Path, path: Path, vocab, dtype: np.dtype, chunk_bytes: int, size: int,
-            expected: tuple[int, str], on_progress: Progress | None) -> None:  # fmt: skip
-    """Pass 2: encode the text into `path`, through a temporary file renamed at the end; the
-    text must still be the one pass 1 read (`expected`: its length and sha256)."""
+def _encode(files: list[tuple[Path, int]], documents: list[dict], path: Path, vocab, dtype: np.dtype,
+            chunk_bytes: int, on_progress: Progress | None) -> None:  # fmt: skip
+    """Pass 2: encode the files (path, bytes) one after another into `path`, through a temporary
+    file renamed at the end; each must still be the text pass 1 read (`documents`: its length
+    and sha256)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    check, written, done = hashlib.sha256(), 0, 0
+    size, done = sum(n for _, n in files), 0
     try:
         with open(tmp, "wb") as f:
-            for raw, piece in read_chunks(source, chunk_bytes):
-                check.update(raw)
-                tokens = vocab.encode(piece).numpy()  # the compact dtype: 1, 2 or 4 bytes a character
-                f.write(memoryview(tokens.astype(dtype.newbyteorder("<"), copy=False)))
-                written += len(tokens)
-                done += len(raw)
-                if on_progress is not None:
-                    on_progress("encoding", done, size)
+            for (source, _), expected in zip(files, documents):
+                check, written = hashlib.sha256(), 0
+                for raw, piece in read_chunks(source, chunk_bytes):
+                    check.update(raw)
+                    tokens = vocab.encode(piece).numpy()  # the compact dtype: 1, 2 or 4 bytes a character
+                    f.write(memoryview(tokens.astype(dtype.newbyteorder("<"), copy=False)))
+                    written += len(tokens)
+                    done += len(raw)
+                    if on_progress is not None:
+                        on_progress("encoding", done, size)
+                if (written, check.hexdigest()) != (expected["length"], expected["sha256"]):
+                    raise TextError(f"{source} changed while it was being prepared; run prepare again")
             f.flush()
             os.fsync(f.fileno())
-        if (written, check.hexdigest()) != expected:
-            raise TextError(f"{source} changed while it was being prepared; run prepare again")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -305,4 +376,16 @@ def load_prepared(path: str | Path) -> PreparedData:
         # file safe and shared between the processes of a run.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         tokens = torch.from_numpy(array)
-    return PreparedData(path, vocab, tokens, {"length": length, "sha256": text["sha256"]}, counts, meta)
+    fp = {"length": length, "sha256": text["sha256"]}
+    return PreparedData(path, vocab, tokens, fp, counts, meta, _document_lengths(meta, length, meta_path))
+
+
+def _document_lengths(meta: dict, length: int, meta_path: Path) -> list[int] | None:
+    """The lengths of the files a prepared folder holds end to end (None: a single text)."""
+    documents = meta.get("documents")
+    if documents is None:
+        return None
+    lengths = [d.get("length") if isinstance(d, dict) else None for d in documents or [""]]
+    if not all(isinstance(n, int) and n >= 0 for n in lengths) or sum(lengths) != length:
+        raise PreparedDataError(f"{shown_path(meta_path)} is damaged: its documents do not add up")
+    return lengths

@@ -4,6 +4,7 @@ and their hashes. No torch: predict, play and report read their texts here."""
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from pathlib import Path
 
@@ -40,9 +41,37 @@ def read_text(path: str | Path) -> str:
     return decode_utf8(raw, str(p))
 
 
+def folder_files(folder: str | Path) -> list[Path]:
+    """The files under `folder`, at any depth, sorted by their path inside it; hidden files and
+    folders (a name that begins with a dot) are left out, and links to folders not followed."""
+    found = []
+    for where, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(where, n) for n in names if not n.startswith(".") and Path(where, n).is_file()]
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def as_text(raw: bytes) -> str | None:
+    """The bytes of a file as text, or None if they are not text: not UTF-8, or holding a NUL
+    byte (which UTF-8 allows but no text file has)."""
+    if b"\0" in raw:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def fingerprint(text: str) -> dict:
     """Length and sha256 of a text (of its UTF-8 bytes), to recognise it later."""
     return {"length": len(text), "sha256": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()}
+
+
+def documents_fingerprint(parts: list[dict]) -> dict:
+    """One fingerprint for several texts kept apart, from each one's `fingerprint`: their
+    length in all, and a sha256 of their lengths and sha256s in order."""
+    joined = "\n".join(f"{p['length']} {p['sha256']}" for p in parts)
+    return {"length": sum(p["length"] for p in parts), "sha256": hashlib.sha256(joined.encode()).hexdigest()}
 
 
 def text_lines(text: str) -> list[str]:
@@ -62,3 +91,29 @@ def in_line_index(index: np.ndarray, line: str) -> bool:
     h = line_hash(line)
     pos = int(np.searchsorted(index, np.int64(h)))
     return pos < len(index) and int(index[pos]) == h
+
+
+def named_files(sources: list[Path]) -> list[tuple[Path, bool]]:
+    """The files to encode, each with whether it was named (else found in a folder given), a
+    file found twice once; a folder with no files at all is an error."""
+    files: list[tuple[Path, bool]] = []
+    seen: set[Path] = set()
+    for given in sources:
+        found = [(f, False) for f in folder_files(given)] if given.is_dir() else [(given, True)]
+        if not found:
+            raise TextError(f"{shown_path(given)} holds no text files")
+        for f, named in found:
+            if f.resolve() not in seen:
+                seen.add(f.resolve())
+                files.append((f, named))
+    return files
+
+
+def file_size(path: Path) -> int:
+    """A named file's size, with the errors a single file always had."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        raise TextError(f"no such file: {path}") from None
+    except OSError as e:
+        raise TextError(f"cannot read {path}: {e.strerror or e}") from None

@@ -97,6 +97,14 @@ class VocabBuilder:
                 self.counts[cp] = self.counts.get(cp, 0) + n
             self._seen += len(cps)
 
+    def extend(self, other: VocabBuilder) -> None:
+        """Add what another builder collected, as if its text came after this one's."""
+        for cp, pos in other._first.items():
+            self._first.setdefault(cp, self._seen + pos)
+        for cp, n in other.counts.items():
+            self.counts[cp] = self.counts.get(cp, 0) + n
+        self._seen += other._seen
+
     def build(self) -> Vocab:
         """The vocabulary of everything added so far."""
         order = sorted(self._first, key=self._first.__getitem__)

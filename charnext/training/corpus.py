@@ -7,6 +7,7 @@ The loop uses them the same way and never asks which one it has.
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 import torch
@@ -16,7 +17,14 @@ from charnext.errors import ConfigError, TextError
 from charnext.inference.scoring import EvalResult, evaluate_lines, evaluate_stream
 from charnext.inference.steps import Start
 from charnext.modeling.model import CharModel
-from charnext.text.data import Batch, LineBatches, StreamBatches, line_index, split_stream
+from charnext.text.data import (
+    Batch,
+    DocumentBatches,
+    LineBatches,
+    StreamBatches,
+    line_index,
+    split_stream,
+)
 from charnext.text.reading import text_lines
 from charnext.text.vocab import Vocab, count_indices
 
@@ -175,6 +183,100 @@ class StreamCorpus(_Batched):
         return head.split(NEWLINE)[0][:24] or head[:1]
 
 
+class DocumentCorpus(_Batched):
+    """Several texts (files) read as streams of characters, no window spanning two of them.
+
+    Each text's last `val_fraction` is held out, so validation draws from every file; its loss
+    combines theirs, weighted by characters. The training parts are laid out by
+    DocumentBatches: each text in its own windows (the last one padded with weight 0), a
+    window that begins a text read from the zero state.
+    """
+
+    preview_stop: str | None = None  # previews run on for their length
+    line_index: torch.Tensor | None = None
+
+    def __init__(
+        self,
+        data: torch.Tensor,
+        lengths: list[int],
+        vocab: Vocab,
+        config: TrainConfig,
+        rank: int = 0,
+        world: int = 1,
+        counts: list[int] | None = None,
+    ):
+        """`data` is the texts encoded with `vocab`, end to end (possibly memory-mapped);
+        `lengths` each text's length in characters."""
+        assert sum(lengths) == len(data)
+        self.vocab = vocab
+        self.vocab_counts = counts or count_indices(data, len(vocab))
+        share = held_out_share(config, len(data))
+        spans, self.val_parts, at = [], [], 0  # training parts (start, length); held-out parts
+        for n in lengths:
+            train, val = split_stream(data[at : at + n], share)
+            spans.append((at, len(train)))
+            if len(val) > 1:
+                self.val_parts.append(val)
+            at += n
+        longest = max(n for _, n in spans)
+        if longest < 2:
+            raise TextError("the training part of every file is shorter than 2 characters")
+        self.seq_len = min(config.seq_len, longest - 1)
+        windows = sum(math.ceil((n - 1) / self.seq_len) for _, n in spans if n >= 2)
+        batch = max(1, min(config.batch_size or DEFAULT_BATCH, windows))
+        if world > 1:
+            batch = max(world, batch // world * world)
+            if batch > windows:
+                raise TextError(f"the texts are too short to give each of {world} processes a window")
+        self.batch_size = batch
+        self.batches = DocumentBatches(
+            data, spans, batch, self.seq_len, config.seed, config.random_windows, rank, world,
+            config.cold_starts,
+        )  # fmt: skip
+        self.carries_state = not config.random_windows
+        self.start = Start(stream_prime(data, vocab))  # where prediction starts (recorded)
+        self.train_chars = sum(n for _, n in spans)
+        self.val_chars = sum(len(v) for v in self.val_parts)
+        self._first, first_len = next((s, n) for s, n in spans if n >= 2)  # the first text trained on
+        w = min(first_len - 1, WINDOW_CHARS)
+        self.window = (data[self._first : self._first + w], data[self._first + 1 : self._first + w + 1])
+        self.data = data
+
+    def has_validation(self) -> bool:
+        """Whether anything is held out to validate on."""
+        return bool(self.val_parts)
+
+    def evaluate(
+        self, model: CharModel, device, precision: str, limit: int | None, part: tuple[int, int]
+    ) -> EvalResult:
+        """Loss on this process's share of every text's held-out part (about `limit` characters
+        in all, each text giving its share), combined weighted by characters."""
+        prime = self.vocab.encode(self.start.prime) if self.start.prime else None
+        total = sum(len(v) for v in self.val_parts)
+        results = []
+        for val in self.val_parts:
+            if limit is not None:
+                val = val[: max(2, limit * len(val) // total + 1)]
+            scored = evaluate_stream(model, val, device=device, precision=precision, part=part, prime=prime)
+            results.append(scored)
+        return combined(results)
+
+    def sample_prompt(self) -> str:
+        """The preview's default prompt: the first text's first line, cut short."""
+        head = self.vocab.decode(self.data[self._first : self._first + 32])
+        return head.split(NEWLINE)[0][:24] or head[:1]
+
+
+def combined(results: list[EvalResult]) -> EvalResult:
+    """Several texts' scores as one: their losses and accuracies weighted by characters scored."""
+    scored = [r for r in results if r.characters]
+    n = sum(r.characters for r in scored)
+    if not n:
+        return EvalResult(float("nan"), float("nan"), 0)
+    loss = sum(r.loss * r.characters for r in scored) / n
+    return EvalResult(loss, sum(r.accuracy * r.characters for r in scored) / n, n)
+
+
 class LineCorpus(_Batched):
     """A text read as independent lines: each `newline + line` predicts `line + newline`.
 
@@ -236,17 +338,24 @@ class LineCorpus(_Batched):
 
 
 def make_corpus(
-    text: str | torch.Tensor,
+    text: str | torch.Tensor | list[str],
     vocab: Vocab,
     config: TrainConfig,
     rank: int = 0,
     world: int = 1,
     counts: list[int] | None = None,
+    lengths: list[int] | None = None,
 ) -> Corpus:
-    """The corpus `config` asks for: lines (--lines) or a stream, of a text or encoded tokens."""
+    """The corpus `config` asks for: lines (--lines) or a stream, of a text or encoded tokens;
+    several texts (a list, or tokens with each one's `lengths`) as documents kept apart."""
     if config.lines:
         if isinstance(text, torch.Tensor):
             raise ConfigError("line mode trains on a text (--file), not on prepared data (--data)")
-        return LineCorpus(text, vocab, config, rank, world)
+        # the lines of every text: joined by a newline, each text's last line stays whole
+        return LineCorpus(text if isinstance(text, str) else NEWLINE.join(text), vocab, config, rank, world)
+    if isinstance(text, list):
+        lengths, text = [len(t) for t in text], "".join(text)
     data = text if isinstance(text, torch.Tensor) else vocab.encode(text)
+    if lengths is not None:
+        return DocumentCorpus(data, lengths, vocab, config, rank, world, counts)
     return StreamCorpus(data, vocab, config, rank, world, counts)

@@ -34,6 +34,8 @@ class RunHeader:
     plan: dict | None  # the plan of a new run (its "why", what was planned); None when resumed
     line_mode: bool  # each line a sequence
     sample_prompt: str  # what the previews continue
+    files: tuple[str, ...] = ()  # several files trained on: their absolute paths, in order
+    skipped: int = 0  # files of the folders given left out as not UTF-8 text
 
 
 class TrainingRun:
@@ -50,6 +52,7 @@ class TrainingRun:
             device=str(trainer.device), precision=str(trainer.precision),
             plan=trainer.recorded_plan() if trainer.resumed_from is None else None,
             line_mode=bool(trainer.config.lines), sample_prompt=trainer.sample_prompt(),
+            **_files_of(trainer.origin.get("source")),
         )  # fmt: skip
         self.result: TrainResult | None = None  # set when the run has ended
 
@@ -82,6 +85,18 @@ class TrainingRun:
         return self._trainer.model
 
 
+def _files_of(record) -> dict:
+    """The header's `files` and `skipped` from a source record (several files; else nothing)."""
+    from charnext.text.source import recorded_files
+
+    files = recorded_files(record)
+    if not files or record.get("kind") != "files":
+        return {}
+    skipped = record.get("skipped")
+    paths = tuple(str(f.get("path")) for f in files)
+    return {"files": paths, "skipped": skipped if isinstance(skipped, int) else 0}
+
+
 @contextlib.contextmanager
 def training_processes(
     device: str = "auto", timeout: float = 600.0, threads: int | None = None
@@ -105,9 +120,12 @@ def start(source: Source | None, r: TrainRequest) -> TrainingRun:
     from charnext.training.runs import new_run, resume_run
 
     if r.resume is not None:
-        return TrainingRun(resume_run(r.resume, source, out=r.out, command=r.command, **r.options))
+        return TrainingRun(
+            resume_run(r.resume, source, out=r.out, command=r.command, force=r.force, **r.options)
+        )
     model_options, train_options = split_options(r.options)
     return TrainingRun(new_run(
         source, ModelConfig(**model_options), TrainConfig(**train_options), r.out or Path("checkpoint.pt"),
         init_from=r.init_from, extend_vocab=r.extend_vocab, command=r.command, given=set(r.options),
+        force=r.force,
     ))  # fmt: skip

@@ -20,10 +20,11 @@ from charnext.errors import ConfigError, TextError, UnknownCharactersError
 from charnext.modeling.device import resolve_precision
 from charnext.storage import checkpoint as ckpt
 from charnext.storage.metrics import metrics_path
+from charnext.storage.replacing import CHECKPOINT, METRICS, check_replaceable
 from charnext.text.paths import shown_path
 from charnext.text.prepare import PreparedData
 from charnext.text.reading import fingerprint, text_lines
-from charnext.text.source import Source
+from charnext.text.source import Source, recorded_files
 from charnext.text.vocab import Vocab, require_text
 from charnext.training import distributed
 from charnext.training.corpus import DEFAULT_BATCH, DEFAULT_LINE_BATCH, held_out_share
@@ -35,10 +36,12 @@ from charnext.training.trainer import Trainer, best_path
 NEWLINE = "\n"
 
 
-def check_out_path(out: Path, source: Source | None = None) -> None:
+def check_out_path(out: Path, source: Source | None = None, force: bool = False) -> None:
     """Refuse, before any training, a checkpoint path the run could not write or should not:
-    a folder, a file in a folder this process cannot write to, or the text being trained on
-    (or a file of the prepared folder). A missing folder is left to the save."""
+    a folder, a file in a folder this process cannot write to, the text being trained on
+    (or a file of the prepared folder), or, unless `force`, a file that is not a charnext
+    checkpoint (nor, beside it, the best checkpoint and the metrics log of their kinds). A
+    missing folder is left to the save."""
     if out.is_dir():
         raise ConfigError(
             f"--out {shown_path(out)} is a folder; give the checkpoint's file name, "
@@ -66,6 +69,18 @@ def check_out_path(out: Path, source: Source | None = None) -> None:
                 f"--out {shown_path(out)} is {what} being trained on; the checkpoint would "
                 "overwrite it (give another --out)"
             )
+    check_replaceable(out, CHECKPOINT, force)
+    check_replaceable(best_path(out), CHECKPOINT, force, option="")
+    check_replaceable(metrics_path(out), METRICS, force, option="")
+
+
+def _check_not_a_file_trained_on(out: Path, source: Source | None) -> None:
+    """Refuse an --out that is one of the several files being trained on."""
+    if source is not None and out.exists() and any(os.path.samefile(out, p) for p in source.paths):
+        raise ConfigError(
+            f"--out {shown_path(out)} is one of the files being trained on; the checkpoint would "
+            "overwrite it (give another --out)"
+        )
 
 
 def _as_source(text: str | PreparedData | Source) -> Source:
@@ -85,6 +100,7 @@ def new_run(
     extend_vocab: bool = False,
     command: list[str] | None = None,
     given: Collection[str] | None = None,
+    force: bool = False,
     **model_options,
 ) -> Trainer:
     """A fresh run on `text` (its vocabulary built from it), or from `init_from`'s weights.
@@ -93,6 +109,7 @@ def new_run(
     hidden_size, ...) build the ModelConfig when none is given. `command` is the command line
     to record. With `given` (the ModelConfig and TrainConfig fields the user chose), the
     planner (charnext.training.planner) chooses the others for the text and the budget.
+    `force` lets `out` replace a file that is not a charnext checkpoint.
     """
     config = config or TrainConfig()
     source = _as_source(text)
@@ -100,14 +117,19 @@ def new_run(
     if extend_vocab and init_from is None:
         raise ConfigError("--extend-vocab grows the vocabulary of --init-from's model; give --init-from")
     if out is not None:
-        check_out_path(out, source)
+        check_out_path(out, source, force)
+        _check_not_a_file_trained_on(out, source)
     origin = {"command": command, "source": source.record()}
     if source.prepared is not None:
         if init_from is not None:
             raise ConfigError("--init-from trains on a text (--file), not on prepared data (--data)")
         options = model_config.to_dict() if model_config is not None else model_options
         return _prepared_run(source.prepared, options, config, out, given, origin)
+    # several files: one text for the vocabulary, the plan and --init-from's check (their lines,
+    # in line mode); the trainer keeps them apart
     text = source.text
+    if source.documents is not None:
+        text = (NEWLINE if config.lines else "").join(source.documents)
     require_text(text)
     init_weights = None
     if init_from is not None:
@@ -122,8 +144,8 @@ def new_run(
         lines = text_lines(text) if config.lines else None
         model_config, config, plan = _plan(len(text), lines, model_config, config, given)
     return Trainer(
-        text, vocab, model_config, config, out,
-        text_fingerprint=fingerprint(text), init_weights=init_weights, origin=origin, plan=plan,
+        text if source.documents is None else source.documents, vocab, model_config, config, out,
+        text_fingerprint=source.fingerprint(), init_weights=init_weights, origin=origin, plan=plan,
     )  # fmt: skip
 
 
@@ -139,8 +161,8 @@ def _prepared_run(
     if given is not None:
         model_config, config, plan = _plan(len(data.tokens), None, model_config, config, given)
     return Trainer(
-        data.tokens, data.vocab, model_config, config, out,
-        text_fingerprint=data.fingerprint, vocab_counts=data.counts, origin=origin, plan=plan,
+        data.tokens, data.vocab, model_config, config, out, text_fingerprint=data.fingerprint,
+        vocab_counts=data.counts, origin=origin, plan=plan, lengths=data.lengths,
     )  # fmt: skip
 
 
@@ -225,6 +247,7 @@ def resume_run(
     text: str | PreparedData | Source | None = None,
     out: str | Path | None = None,
     command: list[str] | None = None,
+    force: bool = False,
     **overrides,
 ) -> Trainer:
     """Continue the run saved in `path`, on the same text (None: reopen the file or folder it
@@ -233,6 +256,7 @@ def resume_run(
 
     `overrides` are TrainConfig or ModelConfig fields. Those marked resumable (config.RESUMABLE)
     apply; any other is refused with a ConfigError naming it, unless it equals the recorded value.
+    `force` lets `out` replace a file that is not a charnext checkpoint.
     """
     raw = ckpt.load_raw(path)
     if not isinstance(raw.get("resume"), dict) or not isinstance(raw.get("train_config"), dict):
@@ -241,25 +265,30 @@ def resume_run(
     _refuse_changes(path, raw, overrides)
     source = _as_source(text) if text is not None else _reopen(raw, path)
     target = ckpt.output_path(out) if out else Path(path)
-    check_out_path(target, source)
-    counts = None
+    check_out_path(target, source, force)
+    _check_not_a_file_trained_on(target, source)
+    counts = lengths = None
     if source.prepared is not None:
         source.prepared.require_vocab(raw["vocab"], path)
-        data, fp, counts = source.prepared.tokens, source.prepared.fingerprint, source.prepared.counts
+        data, counts, lengths = source.prepared.tokens, source.prepared.counts, source.prepared.lengths
     else:
-        data, fp = source.text, fingerprint(source.text)
+        source = _in_recorded_order(source, raw.get("source"))
+        data = source.text if source.documents is None else source.documents
+    fp = source.fingerprint()
     if raw.get("text") and raw["text"].get("sha256") != fp["sha256"]:
+        files = _files_changed(raw.get("source"), source)
         if text is None:
+            changed = files or f"{shown_path(source.path)} has changed"
             raise TextError(
-                f"{shown_path(source.path)} has changed since {shown_path(path)} was trained on it "
+                f"{changed} since {shown_path(path)} was trained on it "
                 f"({raw['text'].get('length')} characters then, {fp['length']} now); give the "
                 "original text, or use --init-from to train further on this one"
             )
-        raise TextError(
+        differs = f"the files differ from those {shown_path(path)} was trained on ({files})" if files else (
             f"the text differs from the one {shown_path(path)} was trained on "
-            f"({raw['text'].get('length')} characters); to train further on another text, "
-            "use --init-from"
-        )
+            f"({raw['text'].get('length')} characters)"
+        )  # fmt: skip
+        raise TextError(f"{differs}; to train further on another text, use --init-from")
     applied = {k: v for k, v in overrides.items() if k in RESUMABLE and v is not None}
     config = TrainConfig.from_dict({**raw["train_config"], **applied})
     vocab = Vocab(tuple(raw["vocab"]))
@@ -269,6 +298,7 @@ def resume_run(
     return Trainer(
         data, vocab, model_config, config, target,
         text_fingerprint=fp, vocab_counts=counts, resume=raw, resumed_from=Path(path), origin=origin,
+        lengths=lengths,
     )  # fmt: skip
 
 
@@ -301,6 +331,16 @@ def _reopen(raw: dict, path: str | Path) -> Source:
                 "which is gone; give the text (--file)"
             )
         return Source.file(where)
+    if kind == "files" and isinstance(source.get("files"), list):
+        paths = [f.get("path") for f in source["files"] if isinstance(f, dict)]
+        gone = [p for p in paths if not isinstance(p, str) or not Path(p).is_file()]
+        if gone:
+            more = f" (and {len(gone) - 1} more)" if len(gone) > 1 else ""
+            raise TextError(
+                f"{shown_path(path)} was trained on {len(paths)} files; {shown_path(str(gone[0]))}{more} "
+                "is gone; give the files (--file)"
+            )
+        return Source.files(paths)
     if kind == "prepared" and where:
         if not Path(where).is_dir():
             raise TextError(
@@ -312,6 +352,38 @@ def _reopen(raw: dict, path: str | Path) -> Source:
         kind, "a text it did not record"
     )
     raise TextError(f"{shown_path(path)} was trained on {said}; give the text again (TEXT, --file or --data)")
+
+
+def _in_recorded_order(source: Source, record) -> Source:
+    """Several files given again in another order (another shell, --file in another order):
+    the same files in the order the checkpoint recorded, so that the run reads them as it did."""
+    recorded = recorded_files(record)
+    if source.documents is None or not recorded:
+        return source
+    where = {f["sha256"]: i for i, f in reversed(list(enumerate(recorded))) if "sha256" in f}
+    mine = source.file_records()
+    if sorted(f["sha256"] for f in mine) != sorted(f.get("sha256", "") for f in recorded):
+        return source
+    order = sorted(range(len(mine)), key=lambda i: (where[mine[i]["sha256"]], i))
+    return replace(
+        source, documents=[source.documents[i] for i in order], paths=[source.paths[i] for i in order]
+    )
+
+
+def _files_changed(record, source: Source) -> str | None:
+    """What differs between the files a checkpoint recorded and those of `source`, in words
+    ("b.txt changed, d.txt added, c.txt missing"), or None where it trained on no file."""
+    recorded = recorded_files(record)
+    if recorded is None or (source.kind not in ("file", "files")):
+        return None
+    then = {f.get("path"): f.get("sha256") for f in recorded}
+    now = {r["path"]: r["sha256"] for r in source.file_records()} if source.documents is not None else {
+        str(source.path.resolve()): fingerprint(source.text)["sha256"]
+    }  # fmt: skip
+    words = [f"{shown_path(p)} changed" for p in now if p in then and then[p] not in (None, now[p])]
+    words += [f"{shown_path(p)} added" for p in now if p not in then]
+    words += [f"{shown_path(p)} missing" for p in then if p not in now]
+    return ", ".join(words[:3]) + (f" and {len(words) - 3} more" if len(words) > 3 else "") if words else None
 
 
 def _differs(given, recorded) -> bool:

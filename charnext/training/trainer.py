@@ -25,7 +25,7 @@ from charnext.errors import CheckpointError, ConfigError, TrainingDiverged
 from charnext.events import EvalEvent, Event, RowEvent, StepEvent, TrainResult
 from charnext.inference.sampling import generate
 from charnext.inference.scoring import EvalResult
-from charnext.inference.steps import read
+from charnext.inference.steps import Reader, read
 from charnext.modeling.device import autocast, resolve_precision
 from charnext.modeling.loss import sequence_loss
 from charnext.modeling.model import CharModel, ModelConfig, eval_mode
@@ -110,7 +110,7 @@ class Trainer:
 
     def __init__(
         self,
-        text: str | torch.Tensor,
+        text: str | torch.Tensor | list[str],
         vocab: Vocab,
         model_config: ModelConfig,
         config: TrainConfig,
@@ -123,9 +123,11 @@ class Trainer:
         init_weights: dict | None = None,
         origin: dict | None = None,
         plan: Plan | None = None,
+        lengths: list[int] | None = None,
     ):
         """`text` is the training text, or the same already encoded with `vocab` (a 1-D integer
-        tensor, possibly memory-mapped); `resume` is the checkpoint a resumed run continues;
+        tensor, possibly memory-mapped), or several texts kept apart (a list; encoded, the
+        tokens end to end with each one's `lengths`); `resume` is the checkpoint a resumed run continues;
         `origin` the provenance the front end gives (command line, source of the text); `plan`
         what the planner chose (recorded; the configs already hold it)."""
         self.config = config
@@ -141,7 +143,7 @@ class Trainer:
         self._start: float | None = None  # perf_counter at the start of this session's loop
 
         self._build(model_config, init_weights)
-        self.corpus = make_corpus(text, vocab, config, self.rank, self.world, vocab_counts)
+        self.corpus = make_corpus(text, vocab, config, self.rank, self.world, vocab_counts, lengths)
         self.schedule = Schedule.for_run(
             config, self.corpus.steps_per_epoch(), self.corpus.train_chars, self.chars_per_step
         )
@@ -486,7 +488,7 @@ class Trainer:
         x, y = self.corpus.window
         with eval_mode(self.model):
             # read as predict reads it: from the corpus's start (a line after its newline)
-            logits, _ = read(self.model, self.vocab, self.vocab.decode(x), self.corpus.start)  # (1, T, V)
+            logits, _ = read(self._reader(), self.vocab.decode(x))  # (1, T, V)
         pred = self.vocab.decode(logits[0].argmax(-1))
         return RowEvent(self.step, loss, accuracy, pred, self.vocab.decode(y))
 
@@ -500,9 +502,12 @@ class Trainer:
         """A preview: `length` characters sampled after `prompt` with a fixed seed."""
         sample = SampleConfig(temperature=self.config.sample_temperature, seed=PREVIEW_SEED)
         with eval_mode(self.model):
-            stop, start = self.corpus.preview_stop, self.corpus.start
-            steps = generate(self.model, self.vocab, prompt, length, sample, stop=stop, start=start)
-            return "".join(step[0] for step in steps)
+            return "".join(step[0] for step in generate(self._reader(), prompt, length, sample))
+
+    def _reader(self) -> Reader:
+        """The model being trained, as predict reads it: from the corpus's start (a line model
+        after its newline, each line ending at its own)."""
+        return Reader(self.model, self.vocab, self.corpus.start)
 
     def _val_limit(self, final: bool) -> int | None:
         """Characters a validation scores at most (None: all): periodic ones PERIODIC_VAL_CHARS;

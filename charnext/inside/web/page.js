@@ -117,28 +117,42 @@
     return out;
   }
 
+  // every character left out since the box was last emptied: the message names them all until
+  // then, so that the next key typed does not wipe it before it is read (an "E" in "Emma")
+  const leftOut = new Set();
+
   /** Drop characters the model does not know from the text box, and say which. */
   function keepKnown() {
     const value = text.value;
-    const unknown = new Set();
-    let kept = "", caret = text.selectionStart, before = 0;
+    let kept = "", caret = text.selectionStart, before = 0, dropped = false;
+    if (!value) leftOut.clear();
     for (const ch of value) {
       if (indexOf.has(ch)) kept += ch;
       else {
-        unknown.add(ch);
+        leftOut.add(ch);
+        dropped = true;
         if (before < caret) caret -= ch.length;
       }
       before += ch.length;
     }
-    if (unknown.size) {
+    if (dropped) {
       text.value = kept;
       text.setSelectionRange(caret, caret);
-      const list = Array.from(unknown).map((c) => JSON.stringify(c)).join(" ");
-      $("message").textContent = `Not in the model's vocabulary, left out: ${list}`;
-    } else {
-      $("message").textContent = "";
     }
+    $("message").textContent = leftOut.size ? leftOutMessage() : "";
     return kept;
+  }
+
+  /** `Not in the model's vocabulary, left out: "E" "@" (it knows "e")`. */
+  function leftOutMessage() {
+    const list = Array.from(leftOut).map((c) => JSON.stringify(c)).join(" ");
+    const knows = []; // the other case of a letter left out, where the model has that one
+    for (const c of leftOut) {
+      const other = c.toLowerCase() !== c ? c.toLowerCase() : c.toUpperCase();
+      if (other !== c && indexOf.has(other)) knows.push(JSON.stringify(other));
+    }
+    const hint = knows.length ? ` (it knows ${knows.join(" ")})` : "";
+    return `Not in the model's vocabulary, left out: ${list}${hint}`;
   }
 
   function onInput() {
