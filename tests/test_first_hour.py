@@ -97,12 +97,11 @@ def test_step_budgets_space_validations_by_what_they_cost():
     plan = Schedule.for_run(TrainConfig(steps=100), 10, 10_000, 100)
     assert plan.eval_every == 10
     assert plan.eval_due(10, since_eval=0.0)  # nothing measured yet: as planned
-    plan.eval_seconds, plan.last_eval_step = 1.0, 10
-    assert not plan.eval_due(20, since_eval=1 / MAX_EVAL_SHARE - 0.1)  # too soon for its cost
-    assert plan.eval_due(23, since_eval=1 / MAX_EVAL_SHARE)
+    # the latest validation, at step 10, took 1 s (the run's record holds it; the schedule is frozen)
+    assert not plan.eval_due(20, 1 / MAX_EVAL_SHARE - 0.1, eval_seconds=1.0, last_eval_step=10)  # too soon
+    assert plan.eval_due(23, 1 / MAX_EVAL_SHARE, eval_seconds=1.0, last_eval_step=10)
     given = Schedule.for_run(TrainConfig(steps=100, eval_every=10), 10, 10_000, 100)
-    given.eval_seconds = 100.0
-    assert given.eval_due(20, since_eval=0.0)  # --eval-every wins
+    assert given.eval_due(20, 0.0, eval_seconds=100.0, last_eval_step=10)  # --eval-every wins
 
 
 def test_a_short_step_budget_validates_briefly(tmp_path, poem):

@@ -184,15 +184,27 @@ def test_a_time_budget_replans_dropout_for_the_speed_it_meets(poem):
     assert "dropout" in trainer.plan.planned
     per_step = trainer.chars_per_step
     # half-way, after 100 steps in 300 s: the rest of the run will make as many again
+    planned = trainer.plan.to_dict()
     trainer.step = 100
     trainer._replan_regularisation(300.0, 100)
     expected = pl.dropout_for(200 * per_step / trainer.train_chars)
-    assert trainer.model.config.dropout == expected == trainer.plan.dropout
+    assert trainer.model.config.dropout == expected
     assert trainer.model.drop.p == expected and trainer.model.rnn.dropout == expected
+    # the plan stays as chosen at the start; the change is recorded beside it
+    assert trainer.plan.to_dict() == planned
+    assert _current(trainer, planned)["dropout"] == expected
     # a machine 50 times faster makes many more passes: more dropout, never above the cap
     trainer._replan_regularisation(300.0, 5000)
     assert expected <= trainer.model.config.dropout <= pl.MAX_DROPOUT
     assert trainer.model.config.dropout > 0
+    assert _current(trainer, planned)["dropout"] == trainer.model.config.dropout
+    assert trainer.plan.to_dict() == planned
+    assert all(r["step"] == 100 for r in trainer.record.replans)
+
+
+def _current(trainer, planned: dict) -> dict:
+    """The regularisation in force: the latest change recorded beside the plan, or the plan."""
+    return trainer.record.replans[-1] if trainer.record.replans else planned
 
 
 def noisy_clock(step_seconds: float, rng, outliers: float = 0.25):

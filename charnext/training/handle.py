@@ -66,7 +66,7 @@ class TrainingRun:
     ) -> TrainResult:
         """Train to the end, handing each event to `on_event`; the result. With `stop_on_sigint`
         the first Ctrl-C stops the run after the current step and saves it."""
-        from charnext.training.trainer import stop_on_sigint as sigint_stops
+        from charnext.training.launch import stop_on_sigint as sigint_stops
 
         with sigint_stops(self._trainer) if stop_on_sigint else contextlib.nullcontext():
             for event in self.events():

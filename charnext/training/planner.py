@@ -107,18 +107,17 @@ class Plan:
         """Plain values, for the checkpoint's provenance and JSON."""
         return asdict(self)
 
-    def replan_regularisation(self, passes: float) -> set[str]:
-        """Choose the planned dropout and weight decay again for a run now expected to make
+    def regularisation_for(self, passes: float) -> dict[str, float]:
+        """The dropout and weight decay this plan would choose for a run now expected to make
         `passes` passes over its text (a time budget on a machine slower or faster than the
-        probe at the start); the names of those it set (none where both were given)."""
-        changed = {"dropout", "weight_decay"} & set(self.planned)
-        if changed:
-            self.passes = passes
-        if "dropout" in changed:
-            self.dropout = dropout_for(passes)
-        if "weight_decay" in changed:
-            self.weight_decay = weight_decay_for(passes)
-        return changed
+        probe at the start), for those it set (none where both were given). The plan itself
+        stays as chosen: the trainer records each change beside it."""
+        chosen: dict[str, float] = {}
+        if "dropout" in self.planned:
+            chosen["dropout"] = dropout_for(passes)
+        if "weight_decay" in self.planned:
+            chosen["weight_decay"] = weight_decay_for(passes)
+        return chosen
 
 
 def parameters(cell: Cell, hidden: int, layers: int, vocab: int, embedding: int) -> int:

@@ -1,43 +1,56 @@
 """A run's state in its checkpoint: what `save_run` writes and `restore_run` reads back, side by
 side, so that a field added to one is seen beside the other. A resumed run continues bitwise
-where the saved one stopped: the weights, the optimizer, the step, the random state, the
-carried recurrent state, the history, the best validation and the divergence guard.
+where the saved one stopped: the weights, the optimizer, the run's record (step, history, best
+validation, ...: `charnext.training.state.RunState`), the random state, the carried recurrent
+state, the divergence guard and the weight average.
 
 Both take the `charnext.training.trainer.Trainer` whose run it is (not imported here: the
-trainer imports this module)."""
+trainer imports this module); neither sets the trainer's fields: `restore_run` loads the
+objects the trainer holds and hands back the record and the carried state.
+"""
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 import torch
 
 from charnext.config import ModelConfig, TrainConfig
 from charnext.errors import CheckpointError, ConfigError
+from charnext.events import TrainResult
 from charnext.modeling.numpy_model import parameter_shapes
 from charnext.storage import checkpoint as ckpt
 from charnext.storage.metrics import metrics_path
 from charnext.text.paths import shown_path
+from charnext.training.averaging import WeightAverage
 from charnext.training.optim import check_state_dict
+from charnext.training.state import RunState, Session
+from charnext.version import __version__
+
+
+def best_path(out: Path) -> Path:
+    """Where the best-by-validation checkpoint goes: `checkpoint.pt` -> `checkpoint.best.pt`."""
+    return out.with_name(f"{out.stem}.best{out.suffix or '.pt'}")
 
 
 def save_run(trainer, path: Path, summary: dict, state: torch.Tensor | None) -> None:
     """Write `trainer`'s run to `path`: the model and everything a resumed run needs, with
     `summary` (the latest figures) and `state` (the carried state, gathered from every process)."""
-    t = trainer
-    elapsed = t.elapsed()
+    t, rec = trainer, trainer.record
+    resume = rec.to_resume()
     ckpt.save(
         path,
         t.model,
         t.vocab,
         # the batch and window as used, not None ("default"), so the record says what ran
         train_config={**t.config.to_dict(), "batch_size": t.batch_size},
-        step=t.step,
+        step=rec.step,
         optimizer=t.optimizer.state_dict(),
-        history=t.history,
+        history=rec.history,
         text=t.text_fingerprint,
         source=t.origin.get("source"),
-        provenance=t.provenance(),
+        provenance=provenance(t),
         metrics_log=metrics_path(t.out).name if t.out is not None else None,
         vocab_counts=t.corpus.vocab_counts,
         line_index=t.corpus.line_index,
@@ -45,58 +58,127 @@ def save_run(trainer, path: Path, summary: dict, state: torch.Tensor | None) -> 
         summary={
             "device": str(t.device),
             "precision": t.precision,
-            "elapsed": elapsed,
-            "best_val_loss": t.best_val,
+            "elapsed": resume["elapsed"],
+            "best_val_loss": rec.best_val_loss,
             "train_chars": t.train_chars,
             "val_chars": t.val_chars,
             "seq_len": t.seq_len,
             "batch_size": t.batch_size,
-            "skipped_steps": t.skipped_steps,
+            "skipped_steps": rec.skipped_steps,
             **summary,
         },
+        # the run's record in one step, with the objects the loop also continues
         resume={
             "rng": torch.get_rng_state(),
             "state": state,
-            "elapsed": elapsed,
-            "best_val_loss": t.best_val,
-            "evals_since_best": t.evals_since_best,
-            "skipped_steps": t.skipped_steps,
+            **resume,
             "guard": t.guard.to_dict(),
             "average": t.average.state() if t.average is not None else None,
-            "best_val_loss_live": t.best_live_val,
-            "best_val_loss_average": t.best_average_val,
-            "best_weights": t.best_weights,
         },
     )
 
 
-def restore_run(trainer, raw: dict) -> None:
-    """Set `trainer` (just built from the same configs) to the run saved in `raw`, a loaded
-    checkpoint: every field `save_run` wrote for resuming, read back once."""
+def restore_run(trainer, raw: dict) -> tuple[RunState, torch.Tensor | None]:
+    """Load the run saved in `raw` (a loaded checkpoint) into the model, the optimizer, the
+    divergence guard and the weight average of `trainer` (just built from the same configs),
+    and into torch's random state; return the run's record and the carried state (None where
+    the corpus carries none, or the batch changed)."""
     t, r = trainer, raw["resume"]
-    plan = (raw.get("provenance") or {}).get("plan")
-    t._resumed_plan = plan if isinstance(plan, dict) else None
+    record = RunState.from_checkpoint(raw)
     t.model.load_state_dict(raw["state_dict"])
     if raw.get("optimizer"):
         t.optimizer.load_state_dict(raw["optimizer"])
-    t.step = int(raw["step"])
-    t.elapsed_before = float(r.get("elapsed", 0.0))
-    t.history = {k: list(v) for k, v in (raw.get("history") or t.history).items()}
-    t.best_val = r.get("best_val_loss")
-    t.evals_since_best = int(r.get("evals_since_best", 0))
-    t.skipped_steps = int(r.get("skipped_steps", 0))
     t.guard.restore(r.get("guard"))
     if t.average is not None:
         t.average.restore(r.get("average"))
-    t.best_live_val = r.get("best_val_loss_live")
-    t.best_average_val = r.get("best_val_loss_average")
-    t.best_weights = str(r.get("best_weights", "live"))
     if isinstance(r.get("rng"), torch.Tensor):
         torch.set_rng_state(r["rng"])
     state = r.get("state")
-    if isinstance(state, torch.Tensor) and t.corpus.carries_state:
+    carried = None
+    if isinstance(state, torch.Tensor) and t.corpus.carries_state and state.size(1) == t.batch_size:
         # float: a state saved under bf16 also feeds a run resumed in fp32 (lossless back to bf16)
-        t.state = state[:, t.corpus.rows].float().to(t.device) if state.size(1) == t.batch_size else None
+        carried = state[:, t.corpus.rows].float().to(t.device)
+    return record, carried
+
+
+def saved_plan(raw: dict) -> dict | None:
+    """The plan a loaded checkpoint recorded (as chosen at its run's start), if any."""
+    plan = (raw.get("provenance") or {}).get("plan")
+    return plan if isinstance(plan, dict) else None
+
+
+def provenance(trainer) -> dict:
+    """Where the run came from and how it was run: recorded in every checkpoint it writes. The
+    plan is the one chosen at the start; each later change of its regularisation is beside it."""
+    t = trainer
+    replans = t.record.replans
+    return {
+        **t.origin,
+        "charnext": __version__,
+        "torch": str(torch.__version__),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processes": t.world,
+        "threads": torch.get_num_threads() if t.device.type == "cpu" else None,
+        "batch_size": t.batch_size,
+        "seq_len": t.seq_len,
+        "schedule": t.schedule.to_dict(),
+        "plan": t.recorded_plan(),
+        **({"replans": [dict(r) for r in replans]} if replans else {}),
+        "outlook": t.outlook_record(),
+        "averaging": averaging(t),
+    }
+
+
+def averaging(trainer) -> dict | None:
+    """The weight average: its settings, the weights the checkpoint being written holds
+    ("live" or "average"), those of the best validation, and the best validation of each
+    (None where the run keeps no average)."""
+    if trainer.average is None:
+        return None
+    rec = trainer.record
+    return {
+        **WeightAverage.describe(),
+        "weights": trainer.weights_held,
+        "best_weights": rec.best_weights,
+        "best_val_loss_live": rec.best_val_loss_live,
+        "best_val_loss_average": rec.best_val_loss_average,
+    }
+
+
+def run_result(trainer, session: Session, metrics_log: Path | None) -> TrainResult:
+    """What a finished session of `trainer`'s run reports."""
+    t, rec = trainer, trainer.record
+    session_chars = (rec.step - session.start_step) * t.chars_per_step
+    best = best_path(t.out) if t.out is not None else None
+    return TrainResult(
+        steps=rec.step,
+        elapsed=rec.elapsed,
+        loss=session.loss,
+        accuracy=session.accuracy,
+        val_loss=session.last_val,
+        best_val_loss=rec.best_val_loss,
+        chars_per_sec=session_chars / session.train_time if session.train_time else 0.0,
+        reason=session.reason,
+        checkpoint=t.out if t.out is not None and t.out.exists() else None,
+        best_checkpoint=best if best is not None and best.exists() else None,
+        device=str(t.device),
+        precision=t.precision,
+        parameters=t.model.num_parameters(),
+        train_chars=t.train_chars,
+        val_chars=t.val_chars,
+        train_time=session.train_time,
+        batch_size=t.batch_size,
+        seq_len=t.seq_len,
+        threads=torch.get_num_threads() if t.device.type == "cpu" else 0,
+        metrics_log=metrics_log,
+        skipped_steps=rec.skipped_steps,
+        plan=t.recorded_plan(),
+        outlook=t.outlook_record(),
+        averaging=averaging(t),
+        session_steps=rec.step - session.start_step,
+        session_elapsed=session.seconds,
+    )
 
 
 def check_resumable(path: str | Path, raw: dict) -> None:
@@ -135,7 +217,9 @@ def check_resumable(path: str | Path, raw: dict) -> None:
     ):  # fmt: skip
         raise damaged(f"the carried state is not a float tensor ({config.num_layers}, batch, {width})")
     for key, ok in (("elapsed", ckpt.is_number), ("best_val_loss", ckpt.is_number),
-                    ("evals_since_best", ckpt.is_whole), ("skipped_steps", ckpt.is_whole)):  # fmt: skip
+                    ("evals_since_best", ckpt.is_whole), ("skipped_steps", ckpt.is_whole),
+                    ("last_eval_step", ckpt.is_whole), ("last_eval_at", ckpt.is_number),
+                    ("eval_seconds", ckpt.is_number)):  # fmt: skip
         if r.get(key) is not None and not ok(r[key]):
             raise damaged(f"resume field '{key}' is malformed")
     guard = r.get("guard")
