@@ -27,6 +27,7 @@ NOT_SCRIPTS = {"harness", "plain_lstm_loop", "raw_rnn_loop"}  # the helper, and 
 BROWSER = {"page_precision", "page_speed"}
 # Each script's figures: every JSON line it prints has one of its key sets, and each set comes.
 FIGURES = {
+    "budget_hold": [{"budget_s", "wall_s", "over_s", "bar_s", "holds", "steps", "trained_s", "validations"}],
     "busy": [{"threads_option", "idle_chars_per_sec", "busy_chars_per_sec", "kept"}],
     "cold_start": [{"prime", "warm", "cold", "gap", "romeo", "romeo_ok"}],
     "divergence": [{"text", "cell", "lr", "first", "last", "best", "rise", "guard"}],

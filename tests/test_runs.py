@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -255,12 +256,14 @@ def test_train_hands_the_core_exactly_the_given_options(monkeypatch, tmp_path):
         TrainConfig(lr=0.5, steps=7, lines=True),
         str(tmp_path / "x.pt"),  # as typed: `DIR/` keeps its slash (checkpoint.output_path)
     )
+    assert kwargs.pop("since") <= time.perf_counter()  # --max-time counts from the process's start
     assert kwargs == {"init_from": None, "extend_vocab": False, "command": ["charnext", *sys.argv[1:]],
                       "given": {"cell", "lr", "steps", "lines"},  # the rest is planned
                       "force": False}  # fmt: skip
     cli("train", "--resume", tmp_path / "r.pt", "--lr", "0.5", "--hidden-size", "64", "--max-time", "1m")
     args, kwargs = calls.pop()
     assert args == (tmp_path / "r.pt", None)
+    assert kwargs.pop("since") <= time.perf_counter()
     assert kwargs == {"out": None, "command": ["charnext", *sys.argv[1:]], "force": False, "lr": 0.5,
                       "hidden_size": 64, "max_time": 60.0}  # fmt: skip
 

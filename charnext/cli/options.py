@@ -149,7 +149,10 @@ SeqLen = _train("seq_len", int, "Characters per training window (BPTT length).")
 BatchSize = _train("batch_size", int, "Windows (lines with --lines) per step.")
 Steps = _train("steps", int, "Optimizer steps", default="[default: sized to the text]")
 Epochs = _train("epochs", float, "Passes over the text, instead of --steps.", default="")
-MaxTime = _train("max_time", str, "Wall-clock budget, e.g. 90s, 10m, 2h; the schedule fits it.", default="")
+MaxTime = _train(
+    "max_time", str, "Wall-clock budget of the whole command, from its start to its end, e.g. 90s, 10m, 2h; "
+    "the schedule fits it. With --resume, that much more (without, what the run has left).", default="",
+)  # fmt: skip
 WeightDecay = _train("weight_decay", float, "AdamW weight decay.")
 Lr = _train("lr", float, "Peak learning rate.")
 TrainSeed = _train("seed", int, "Random seed.")

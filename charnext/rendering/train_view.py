@@ -157,6 +157,8 @@ def run_header(h) -> str:
     )
     if h.files:
         title += "\non " + files_line(h.files, h.skipped)
+    if h.resumed:
+        title += f"\nresuming {h.resumed}"
     if h.plan:
         title += f"\nplan: {h.plan['why']}" + _given_note(h.plan)
     return title

@@ -36,6 +36,15 @@ class RunHeader:
     sample_prompt: str  # what the previews continue
     files: tuple[str, ...] = ()  # several files trained on: their absolute paths, in order
     skipped: int = 0  # files of the folders given left out as not UTF-8 text
+    resumed: str | None = None  # a resumed run: "from step 120, 30s more" (its time budget, if any)
+
+
+def _resumed(trainer: Trainer) -> str | None:
+    """'from step 120, 30s more': where a resumed run goes on, and its time (None: a new run)."""
+    if trainer.resumed_from is None:
+        return None
+    budget = trainer.budget
+    return f"from step {trainer.step:,}" + (f", {budget.describe()} (--max-time)" if budget else "")
 
 
 class TrainingRun:
@@ -52,7 +61,7 @@ class TrainingRun:
             device=str(trainer.device), precision=str(trainer.precision),
             plan=trainer.recorded_plan() if trainer.resumed_from is None else None,
             line_mode=bool(trainer.config.lines), sample_prompt=trainer.sample_prompt(),
-            **_files_of(trainer.origin.get("source")),
+            **_files_of(trainer.origin.get("source")), resumed=_resumed(trainer),
         )  # fmt: skip
         self.result: TrainResult | None = None  # set when the run has ended
 
@@ -117,15 +126,17 @@ def training_processes(
 def start(source: Source | None, r: TrainRequest) -> TrainingRun:
     """The run `r` asks for (charnext.api.start_run): resumed, or new on `source`."""
     from charnext.config import ModelConfig, TrainConfig, split_options
+    from charnext.training.budget import process_start
     from charnext.training.runs import new_run, resume_run
 
+    since = process_start()  # the command line's --max-time counts from its process's start
+
     if r.resume is not None:
-        return TrainingRun(
-            resume_run(r.resume, source, out=r.out, command=r.command, force=r.force, **r.options)
-        )
+        options = {"out": r.out, "command": r.command, "force": r.force, "since": since}
+        return TrainingRun(resume_run(r.resume, source, **options, **r.options))
     model_options, train_options = split_options(r.options)
     return TrainingRun(new_run(
         source, ModelConfig(**model_options), TrainConfig(**train_options), r.out or Path("checkpoint.pt"),
         init_from=r.init_from, extend_vocab=r.extend_vocab, command=r.command, given=set(r.options),
-        force=r.force,
+        force=r.force, since=since,
     ))  # fmt: skip

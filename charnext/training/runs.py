@@ -13,9 +13,10 @@ import os
 import tempfile
 from collections.abc import Collection
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
-from charnext.config import RESUMABLE, ModelConfig, TrainConfig
+from charnext.config import RESUMABLE, ModelConfig, TrainConfig, parse_duration
 from charnext.errors import ConfigError, TextError, UnknownCharactersError
 from charnext.modeling.device import resolve_precision
 from charnext.storage import checkpoint as ckpt
@@ -27,6 +28,7 @@ from charnext.text.reading import fingerprint, text_lines
 from charnext.text.source import Source, recorded_files
 from charnext.text.vocab import Vocab, require_text
 from charnext.training import distributed
+from charnext.training.budget import Budget
 from charnext.training.corpus import DEFAULT_BATCH, DEFAULT_LINE_BATCH, held_out_share
 from charnext.training.planner import Plan, make_plan, probe_speed
 from charnext.training.run_state import check_resumable
@@ -101,6 +103,7 @@ def new_run(
     command: list[str] | None = None,
     given: Collection[str] | None = None,
     force: bool = False,
+    since: float | None = None,
     **model_options,
 ) -> Trainer:
     """A fresh run on `text` (its vocabulary built from it), or from `init_from`'s weights.
@@ -109,7 +112,8 @@ def new_run(
     hidden_size, ...) build the ModelConfig when none is given. `command` is the command line
     to record. With `given` (the ModelConfig and TrainConfig fields the user chose), the
     planner (charnext.training.planner) chooses the others for the text and the budget.
-    `force` lets `out` replace a file that is not a charnext checkpoint.
+    `force` lets `out` replace a file that is not a charnext checkpoint. A --max-time budget
+    counts from `since` (a perf_counter instant: the command line's process start), else now.
     """
     config = config or TrainConfig()
     source = _as_source(text)
@@ -124,7 +128,7 @@ def new_run(
         if init_from is not None:
             raise ConfigError("--init-from trains on a text (--file), not on prepared data (--data)")
         options = model_config.to_dict() if model_config is not None else model_options
-        return _prepared_run(source.prepared, options, config, out, given, origin)
+        return _prepared_run(source.prepared, options, config, out, given, origin, since)
     # several files: one text for the vocabulary, the plan and --init-from's check (their lines,
     # in line mode); the trainer keeps them apart
     text = source.text
@@ -146,11 +150,23 @@ def new_run(
     return Trainer(
         text if source.documents is None else source.documents, vocab, model_config, config, out,
         text_fingerprint=source.fingerprint(), init_weights=init_weights, origin=origin, plan=plan,
+        budget=_budget(config, since),
     )  # fmt: skip
 
 
+def _budget(config: TrainConfig, since: float | None):
+    """What makes a new run's time budget for its clock: --max-time from `since`."""
+    return partial(Budget.of, config.max_time, since) if config.max_time is not None else None
+
+
 def _prepared_run(
-    data: PreparedData, options: dict, config: TrainConfig, out: Path | None, given, origin: dict
+    data: PreparedData,
+    options: dict,
+    config: TrainConfig,
+    out: Path | None,
+    given,
+    origin: dict,
+    since: float | None = None,
 ) -> Trainer:
     """A fresh run on a prepared folder, which brings its own vocabulary and counts."""
     if config.lines:
@@ -163,6 +179,7 @@ def _prepared_run(
     return Trainer(
         data.tokens, data.vocab, model_config, config, out, text_fingerprint=data.fingerprint,
         vocab_counts=data.counts, origin=origin, plan=plan, lengths=data.lengths,
+        budget=_budget(config, since),
     )  # fmt: skip
 
 
@@ -248,6 +265,7 @@ def resume_run(
     out: str | Path | None = None,
     command: list[str] | None = None,
     force: bool = False,
+    since: float | None = None,
     **overrides,
 ) -> Trainer:
     """Continue the run saved in `path`, on the same text (None: reopen the file or folder it
@@ -256,13 +274,14 @@ def resume_run(
 
     `overrides` are TrainConfig or ModelConfig fields. Those marked resumable (config.RESUMABLE)
     apply; any other is refused with a ConfigError naming it, unless it equals the recorded value.
-    `force` lets `out` replace a file that is not a charnext checkpoint.
-    """
+    `force`: see new_run. With `max_time` given it trains that much more, from `since`; without,
+    a timed run trains for what it has left, and is refused if nothing is left."""
     raw = ckpt.load_raw(path)
     if not isinstance(raw.get("resume"), dict) or not isinstance(raw.get("train_config"), dict):
         raise ConfigError(f"{shown_path(path)} holds no resumable training state; use --init-from")
     check_resumable(path, raw)
     _refuse_changes(path, raw, overrides)
+    budget = _resumed_budget(raw, path, overrides.get("max_time"), since)  # refused here if nothing is left
     source = _as_source(text) if text is not None else _reopen(raw, path)
     target = ckpt.output_path(out) if out else Path(path)
     check_out_path(target, source, force)
@@ -298,8 +317,25 @@ def resume_run(
     return Trainer(
         data, vocab, model_config, config, target,
         text_fingerprint=fp, vocab_counts=counts, resume=raw, resumed_from=Path(path), origin=origin,
-        lengths=lengths,
+        lengths=lengths, budget=budget,
     )  # fmt: skip
+
+
+def _resumed_budget(raw: dict, path: str | Path, max_time, since: float | None):
+    """What makes a resumed run's time budget: --max-time T given, T more (from `since`);
+    else, for a run trained under a time budget, what it has left of its clock (from the
+    schedule it recorded), refused now, before anything loads, where nothing is left."""
+    if max_time is not None:
+        seconds = parse_duration(max_time, "max_time") if isinstance(max_time, str) else float(max_time)
+        return partial(Budget.of, seconds, since, more=True)
+    recorded = raw["train_config"].get("max_time")
+    if recorded is None:
+        return None
+    schedule = (raw.get("provenance") or {}).get("schedule") or {}
+    end = float(schedule["max_time"] if schedule.get("max_time") is not None else recorded)
+    elapsed = float((raw.get("resume") or {}).get("elapsed") or 0.0)
+    Budget.left_over(end, elapsed, shown_path(path))  # raises if nothing is left
+    return partial(Budget.left_over, end, where=shown_path(path))
 
 
 def _refuse_changes(path: str | Path, raw: dict, overrides: dict) -> None:

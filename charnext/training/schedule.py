@@ -77,9 +77,17 @@ class Schedule:
 
     @classmethod
     def for_run(
-        cls, config: TrainConfig, steps_per_epoch: int, train_chars: int, chars_per_step: int
+        cls,
+        config: TrainConfig,
+        steps_per_epoch: int,
+        train_chars: int,
+        chars_per_step: int,
+        clock_end: float | None = None,
     ) -> Schedule:
-        """The schedule `config` asks for: steps, epochs, a time budget, or sized to the text."""
+        """The schedule `config` asks for: steps, epochs, a time budget, or sized to the text.
+        Under a time budget training ends when the run's clock reaches `clock_end` (given by
+        charnext.training.budget: --max-time less what comes before and after training), else
+        `config.max_time`."""  # fmt: skip
         if config.steps is not None:
             total = config.steps
         elif config.epochs is not None:
@@ -93,7 +101,8 @@ class Schedule:
         if total is not None:
             middle = {max(1, round(total * i / (ROWS_PER_RUN - 1))) for i in range(1, ROWS_PER_RUN - 1)}
             marks = frozenset({1, total} | middle)
-        return cls(config, total, None if total is not None else config.max_time, eval_every, marks)
+        end = clock_end if clock_end is not None else config.max_time
+        return cls(config, total, None if total is not None else end, eval_every, marks)
 
     def to_dict(self) -> dict:
         """Plain values, for the checkpoint's provenance."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -29,6 +29,7 @@ from charnext.text.paths import shown_path
 from charnext.text.vocab import Vocab
 from charnext.training import distributed
 from charnext.training.averaging import WeightAverage
+from charnext.training.budget import EXIT_SECONDS, Budget
 from charnext.training.corpus import make_corpus
 from charnext.training.divergence import DivergenceGuard
 from charnext.training.launch import check_memory, copy_overlap, lower, optimizer_step
@@ -62,12 +63,13 @@ class Trainer:
         origin: dict | None = None,
         plan: Plan | None = None,
         lengths: list[int] | None = None,
+        budget: Callable[[float], Budget] | None = None,
     ):
         """`text` is the training text, or the same already encoded with `vocab` (a 1-D integer
         tensor, possibly memory-mapped), or several texts kept apart (a list; encoded, the
         tokens end to end with each one's `lengths`); `resume` is the checkpoint a resumed run continues;
         `origin` the provenance the front end gives (command line, source of the text); `plan`
-        what the planner chose (recorded; the configs already hold it)."""
+        what the planner chose; `budget` makes this command's time budget (training/budget.py)."""
         self.config = config
         self.plan = plan
         self.vocab = vocab
@@ -81,9 +83,6 @@ class Trainer:
 
         self._build(model_config, init_weights)
         self.corpus = make_corpus(text, vocab, config, self.rank, self.world, vocab_counts, lengths)
-        self.schedule = Schedule.for_run(
-            config, self.corpus.steps_per_epoch(), self.corpus.train_chars, self.chars_per_step
-        )
         self.guard = DivergenceGuard(len(vocab))
         # the average of the weights over the run's end, validated beside them (needs held-out text)
         self.average = WeightAverage(self.model) if config.ema and self.corpus.has_validation() else None
@@ -102,6 +101,11 @@ class Trainer:
                 and self.out.resolve() == self.resumed_from.resolve()
             ):
                 self._saved_step = self.step
+        self.budget = budget(self.record.elapsed) if budget and config.max_time is not None else None
+        end = self.budget.clock_end if self.budget is not None else None
+        self.schedule = Schedule.for_run(
+            config, self.corpus.steps_per_epoch(), self.corpus.train_chars, self.chars_per_step, end
+        )
 
     def _build(self, model_config: ModelConfig, init_weights: dict | None) -> None:
         """The model (seeded; from `init_weights` where given), wrapped for several processes,
@@ -130,6 +134,7 @@ class Trainer:
         self._log: MetricsLog | None = None
         self._val_ok = True  # whether the latest validation allows saving (see divergence.py)
         self._resumed_plan: dict | None = None
+        self._save_seconds = 0.0  # how long the latest save took (the time budget keeps it for the end)
         self.weights_held = "live"  # the weights the model holds now: "live" or "average"
 
     # -- what the run is --------------------------------------------------------------------
@@ -224,7 +229,10 @@ class Trainer:
             rec.last_eval_at = rec.elapsed
         session = Session.begin(rec)
         while True:
-            elapsed, stop = distributed.agree(rec.seconds(), self.stop_requested, self.world)
+            elapsed = rec.seconds()
+            if self.budget is not None and self.budget.left() <= self._finish_reserve(session):
+                elapsed = max(elapsed, schedule.max_time)  # the command's end is near: training's is here
+            elapsed, stop = distributed.agree(elapsed, self.stop_requested, self.world)
             if schedule.done(rec.step, elapsed):
                 session.reason = schedule.reason()
                 break
@@ -385,6 +393,13 @@ class Trainer:
         """Characters a validation scores at most (None: all): see Schedule.val_limit."""
         return self.schedule.val_limit(final, self.chars_per_step)
 
+    def _finish_reserve(self, session: Session) -> float:
+        """Seconds the command needs after its last step: the last validation (as long as the
+        latest, or as expected from the speed of training), the save, the summary and leaving."""
+        checks = self.corpus.has_validation()
+        validation = (self.record.eval_seconds or self._expected_eval_seconds(session)) if checks else 0.0
+        return validation + self._save_seconds + EXIT_SECONDS
+
     def _expected_eval_seconds(self, session: Session) -> float:
         """Before the first validation: what one should take, from the speed of training."""
         steps = self.step - session.start_step
@@ -439,7 +454,9 @@ class Trainer:
 
     def _save_latest(self, loss: float, accuracy: float, val_loss: float | None) -> None:
         if self.out is not None:
+            start = time.perf_counter()
             self._save(self.out, self._summary(loss, accuracy, val_loss))
+            self._save_seconds = time.perf_counter() - start
             self._saved_step = self.step
             if self._log is not None:
                 self._log.attach()
