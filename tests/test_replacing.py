@@ -50,6 +50,7 @@ def test_train_refuses_to_replace_a_text_and_force_replaces_it(novel, tmp_path, 
     before = novel.read_bytes()
     result = cli("train", "hihello", "--out", "input.txt", *TINY)
     refused(result, "input.txt")
+    assert "loading" not in result.output  # refused before the slow part begins, not after it
     assert novel.read_bytes() == before  # byte for byte
     assert not (tmp_path / "input.metrics.jsonl").exists()  # nothing written beside it either
     result = cli("train", "hihello", "--out", "input.txt", "--force", *TINY)

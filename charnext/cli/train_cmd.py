@@ -73,8 +73,7 @@ def train(
         command=command_line(), threads=threads, dist_timeout=dist_timeout, force=force,
     )  # fmt: skip
     text, files = train_inputs(text, file)  # `--file *.txt`: the shell's words after --file are files
-    if not json_out:  # a first word before the slow part (torch, reading, planning) begins
-        _say_starting(text, files, data, resume)
+    _begin(text, files, data, resume, out, force, json_out)
     where = device.value if device else "auto"
     with api.training_processes(where, request.dist_timeout, request.threads) as procs:
         source = source_of(text, files, data, resume)
@@ -105,6 +104,18 @@ def _given(values: dict) -> dict:
     if "max_time" in given:
         given["max_time"] = parse_duration(given["max_time"], "max_time")
     return {k: getattr(v, "value", v) if k in ("device", "precision") else v for k, v in given.items()}
+
+
+def _begin(text, files: list[Path], data, resume, out, force: bool, json_out: bool) -> None:
+    """Before the slow part (torch, reading, planning): a foreign file at --out refused at once
+    (the core checks it again, and what is beside it), then the first word."""
+    from charnext import api
+
+    target = Path(out) if out is not None else Path(resume or "checkpoint.pt")
+    if not target.is_dir() and not str(target).endswith(("/", os.sep)):
+        api.check_out(target, "checkpoint", force)
+    if not json_out:
+        _say_starting(text, files, data, resume)
 
 
 def _say_starting(text: str | None, files: list[Path], data: Path | None, resume: Path | None) -> None:
