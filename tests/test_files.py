@@ -116,6 +116,7 @@ def test_a_folder_sorted_recursive_without_hidden_or_binary_files(tmp_path):
     (tmp_path / "d" / ".git" / "HEAD").write_text("no\n")
     (tmp_path / "d" / "img.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
     (tmp_path / "d" / "nul.txt").write_bytes(b"a\x00b")
+    (tmp_path / "d" / "run.metrics.jsonl").write_text('{"kind": "step"}\n')  # a run's log, not a text
     source = Source.files([tmp_path / "d"])
     assert [p.relative_to(tmp_path / "d").as_posix() for p in source.paths] == ["a.txt", "b.txt", "sub/a.txt"]
     assert source.documents == ["zebra Z\n", "bee\n", "ant\n"] and source.skipped == 2

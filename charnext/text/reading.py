@@ -41,13 +41,18 @@ def read_text(path: str | Path) -> str:
     return decode_utf8(raw, str(p))
 
 
+RUN_LOG = ".metrics.jsonl"  # a training run's metrics log (charnext.storage.metrics), written beside it
+
+
 def folder_files(folder: str | Path) -> list[Path]:
     """The files under `folder`, at any depth, sorted by their path inside it; hidden files and
-    folders (a name that begins with a dot) are left out, and links to folders not followed."""
+    folders (a name that begins with a dot) are left out, and links to folders not followed, and
+    so are the metrics logs of runs (a run whose --out is in the folder leaves one there)."""
     found = []
     for where, dirs, names in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [Path(where, n) for n in names if not n.startswith(".") and Path(where, n).is_file()]
+        kept = [n for n in names if not n.startswith(".") and not n.endswith(RUN_LOG)]
+        found += [Path(where, n) for n in kept if Path(where, n).is_file()]
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
