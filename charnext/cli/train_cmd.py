@@ -112,7 +112,9 @@ def _begin(text, files: list[Path], data, resume, out, force: bool, json_out: bo
     from charnext import api
 
     target = Path(out) if out is not None else Path(resume or "checkpoint.pt")
-    if not target.is_dir() and not str(target).endswith(("/", os.sep)):
+    inputs = [Path(f).resolve() for f in [*files, *([data] if data else [])] if str(f) != "-"]  # named better
+    read = any(target.resolve() == f or f in target.resolve().parents for f in inputs)
+    if not read and not target.is_dir() and not str(target).endswith(("/", os.sep)):
         api.check_out(target, "checkpoint", force)
     if not json_out:
         _say_starting(text, files, data, resume)
