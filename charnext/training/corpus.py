@@ -81,7 +81,6 @@ class Corpus(Protocol):
     vocab: Vocab  # the characters
     start: Start  # where prediction starts: the prime a stream model reads, or a line's start
     carries_state: bool  # whether the recurrent state runs on from one batch to the next
-    preview_stop: str | None  # where a preview ends (a line model's newline), or None
     line_index: torch.Tensor | None  # hashes of the training lines (line mode), or None
     seq_len: int  # characters per window (the longest line, in line mode)
     batch_size: int  # windows (lines) per step, all processes
@@ -127,7 +126,6 @@ class StreamCorpus(_Batched):
     recurrent state is carried from one window to the next of the same stream.
     """
 
-    preview_stop: str | None = None  # previews run on for their length
     line_index: torch.Tensor | None = None
 
     def __init__(
@@ -192,7 +190,6 @@ class DocumentCorpus(_Batched):
     window that begins a text read from the zero state.
     """
 
-    preview_stop: str | None = None  # previews run on for their length
     line_index: torch.Tensor | None = None
 
     def __init__(
@@ -283,7 +280,6 @@ class LineCorpus(_Batched):
     A seeded random tenth of the lines is held out. Every line starts from the zero state.
     """
 
-    preview_stop: str | None = NEWLINE  # a preview is one generated line
     carries_state = False
 
     def __init__(self, text: str, vocab: Vocab, config: TrainConfig, rank: int = 0, world: int = 1):
