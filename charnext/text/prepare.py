@@ -164,7 +164,7 @@ def prepare(
         raise TextError(f"chunk size must be at least 1 byte, not {chunk_bytes}")
     check_out_folder(out, force)
     start = time.perf_counter()
-    files = named_files(sources)  # (path, given by name) in order
+    files = [(f, f == given) for f, given in named_files(sources)]  # (path, given by name) in order
     sizes = [file_size(f) for f, _ in files]
     builder, documents, kept = _first_passes(files, sizes, chunk_bytes, on_progress)
     skipped = len(files) - len(kept)

@@ -98,19 +98,23 @@ def in_line_index(index: np.ndarray, line: str) -> bool:
     return pos < len(index) and int(index[pos]) == h
 
 
-def named_files(sources: list[Path]) -> list[tuple[Path, bool]]:
-    """The files to encode, each with whether it was named (else found in a folder given), a
-    file found twice once; a folder with no files at all is an error."""
-    files: list[tuple[Path, bool]] = []
+def named_files(sources: list[Path]) -> list[tuple[Path, Path]]:
+    """The files of several files and folders (`train --file`, `prepare`), in order, each with
+    the source it came from (itself where it was named; else the folder it was found in), a file
+    found twice once; standard input cannot be one of them, and a folder with no files at all is
+    an error."""
+    files: list[tuple[Path, Path]] = []
     seen: set[Path] = set()
     for given in sources:
-        found = [(f, False) for f in folder_files(given)] if given.is_dir() else [(given, True)]
+        if str(given) == "-":
+            raise TextError("standard input (-) cannot be one of several files")
+        found = folder_files(given) if given.is_dir() else [given]
         if not found:
             raise TextError(f"{shown_path(given)} holds no text files")
-        for f, named in found:
+        for f in found:
             if f.resolve() not in seen:
                 seen.add(f.resolve())
-                files.append((f, named))
+                files.append((f, given))
     return files
 
 

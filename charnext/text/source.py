@@ -17,7 +17,7 @@ from charnext.text.reading import (
     decode_utf8,
     documents_fingerprint,
     fingerprint,
-    folder_files,
+    named_files,
     read_text,
 )
 
@@ -45,26 +45,18 @@ class Source:
         What comes to a single file is that file, trained on exactly as `Source.file`."""
         files: list[Path] = []
         texts: list[str] = []
-        skipped = 0
-        for given in map(Path, paths):
-            if str(given) == "-":
-                raise TextError("standard input (-) cannot be one of several files")
-            if not given.is_dir():
-                if not any(_same(given, f) for f in files):
-                    files.append(given)
-                    texts.append(read_text(given))
+        left_out: dict[Path, int] = {}  # a folder's files that are not text
+        for f, given in named_files(list(map(Path, paths))):
+            text = read_text(f) if f == given else as_text(_read_bytes(f))  # named: its errors are the user's
+            if text is None:
+                left_out[given] = left_out.get(given, 0) + 1
                 continue
-            found = folder_files(given)
-            read = [(f, as_text(_read_bytes(f))) for f in found]
-            here = [(f, t) for f, t in read if t is not None]
-            if not here:
-                not_text = f" ({len(found)} not UTF-8 text)" if found else ""
-                raise TextError(f"{shown_path(given)} holds no text files{not_text}")
-            skipped += len(found) - len(here)
-            for f, t in here:
-                if not any(_same(f, g) for g in files):
-                    files.append(f)
-                    texts.append(t)
+            files.append(f)
+            texts.append(text)
+        for folder, n in left_out.items():
+            if not any(f.is_relative_to(folder) for f in files):
+                raise TextError(f"{shown_path(folder)} holds no text files ({n} not UTF-8 text)")
+        skipped = sum(left_out.values())
         if len(texts) == 1:
             return cls(text=texts[0], kind="file", path=files[0], skipped=skipped)
         return cls(documents=texts, kind="files", paths=files, skipped=skipped)
@@ -124,14 +116,6 @@ def recorded_files(record) -> list[dict] | None:
     if record.get("kind") == "file" and isinstance(record.get("path"), str):
         return [{"path": record["path"]}]
     return None
-
-
-def _same(a: Path, b: Path) -> bool:
-    """Whether two paths name the same file (a missing one is compared by name)."""
-    try:
-        return a.samefile(b)
-    except OSError:
-        return a.resolve() == b.resolve()
 
 
 def _read_bytes(path: Path) -> bytes:
