@@ -13,7 +13,7 @@ from conftest import POEM
 from charnext import api
 from charnext.config import ModelConfig, SampleConfig
 from charnext.inference.streams import StreamBatch, StreamSpec, _longest_stop_prefix
-from charnext.modeling.numpy_model import NumpyModel, agreeing_sizes, parameter_shapes, row_product
+from charnext.modeling.numpy_model import NumpyModel, agreeing_sizes, column_product, parameter_shapes
 
 
 def _random_model(cell: str, hidden: int, layers: int, vocab: int, seed: int = 0) -> NumpyModel:
@@ -43,13 +43,29 @@ def test_a_rows_logits_do_not_depend_on_its_neighbours(cell, hidden, vocab):
     assert np.array_equal(step[7], alone[0])
 
 
+def test_a_state_in_either_layout_gives_the_same_step():
+    # the model returns its states gate-major in memory; one laid out as the torch engine lays
+    # them (C order), or joined and cut as a batch of streams does, steps to the same bits
+    model = _random_model("lstm", 40, 2, 25)
+    idx = np.random.default_rng(5).integers(0, 25, size=(9, 4))
+    _, state = model.forward(idx)
+    assert not state.flags.c_contiguous
+    for other in (np.ascontiguousarray(state), state.copy(order="C"), np.array(state.tolist(), np.float32)):
+        a, sa = model.forward(idx[:, :1], state)
+        b, sb = model.forward(idx[:, :1], other)
+        assert np.array_equal(a, b) and np.array_equal(sa, sb)
+    # the page's rounded copy of the weights takes effect (the gate-major copies are made anew)
+    model.head_b = model.head_b + 1.0
+    assert np.allclose(model.forward(idx[:, :1], state)[0], a + 1.0, atol=1e-5)
+
+
 def test_the_product_probe_finds_sizes_that_agree():
-    w = np.random.default_rng(2).standard_normal((256, 65)).astype(np.float32)
+    w = np.random.default_rng(2).standard_normal((65, 256)).astype(np.float32)
     smallest, largest = agreeing_sizes(w)
-    x = np.random.default_rng(3).standard_normal((300, 256)).astype(np.float32)
-    whole = row_product(x, w, (smallest, largest))
+    x = np.random.default_rng(3).standard_normal((256, 300)).astype(np.float32)
+    whole = column_product(w, x, (smallest, largest))
     for m in (1, 3, 40, 129):
-        assert np.array_equal(row_product(x[5 : 5 + m], w, (smallest, largest)), whole[5 : 5 + m])
+        assert np.array_equal(column_product(w, x[:, 5 : 5 + m], (smallest, largest)), whole[:, 5 : 5 + m])
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ llama.cpp's server and gives it back.
 
 A seeded stream draws the same characters alone as in any batch, and as `generate` (and so
 `charnext predict --seed S`) draws them: the draw is per row (charnext.inference.sampling), and
-on the numpy engine every matrix product takes its rows a fixed number at a time
-(charnext.modeling.numpy_model.ROWS), so no row's arithmetic depends on the rows beside it.
+on the numpy engine every matrix product takes its samples a fixed number at a time
+(charnext.modeling.numpy_model.BUCKETS), so no row's arithmetic depends on the rows beside it.
 """
 
 from __future__ import annotations
@@ -269,8 +269,8 @@ def _concat(a: Any, b: Any) -> Any:
     """Two runner states joined along the batch axis (axis 1: (layers, batch, ...))."""
     if isinstance(a, tuple):
         return tuple(_concat(x, y) for x, y in zip(a, b))
-    if isinstance(a, np.ndarray):
-        return np.concatenate([a, b], axis=1)
+    if isinstance(a, np.ndarray):  # the numpy engine's, gate-major in memory: kept so
+        return np.concatenate([a.transpose(0, 2, 1), b.transpose(0, 2, 1)], axis=2).transpose(0, 2, 1)
     import torch
 
     return torch.cat([a, b], dim=1)
@@ -280,6 +280,6 @@ def _rows(state: Any, rows: list[int]) -> Any:
     """The state of these batch rows only."""
     if isinstance(state, tuple):
         return tuple(_rows(s, rows) for s in state)
-    if isinstance(state, np.ndarray):
-        return np.ascontiguousarray(state[:, rows])
+    if isinstance(state, np.ndarray):  # the numpy engine's, gate-major in memory: kept so
+        return np.take(state.transpose(0, 2, 1), rows, axis=2).transpose(0, 2, 1)
     return state[:, rows].contiguous()
