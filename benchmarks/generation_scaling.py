@@ -87,11 +87,35 @@ def matmul_bound(config, samples: int, seconds_budget: float, gate_major: bool =
 
     for _ in range(20):
         step()
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds_budget:
-        step()
-        n += 1
-    return samples * n / (time.perf_counter() - t0)
+    rates = []  # the median of five stretches: this machine's speed drifts from second to second
+    for _ in range(5):
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds_budget / 5:
+            step()
+            n += 1
+        rates.append(samples * n / (time.perf_counter() - t0))
+    return sorted(rates)[2]
+
+
+def _bound_in_process(args) -> float:
+    """matmul_bound in a process of the pool, started at the wall-clock instant given (so that
+    all of them run at once, whenever each finished starting)."""
+    start, *rest = args
+    time.sleep(max(0.0, start - time.time()))
+    return matmul_bound(*rest)
+
+
+def machine_scaling(config, samples: int, processes: int, seconds_budget: float) -> float:
+    """How many times one process's rate `processes` processes reach together, each doing the
+    bare gate-major products on its own: the most that splitting a batch across that many
+    threads could give on this machine (a VM's cores may share one physical core, or a quota)."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        alone = pool.map(_bound_in_process, [(0.0, config, samples, seconds_budget, True)])[0]
+        start = time.time() + 2.0  # every process has started by then
+        together = pool.map(_bound_in_process, [(start, config, samples, seconds_budget, True)] * processes)
+    return sum(together) / alone
 
 
 def main() -> None:
@@ -140,6 +164,11 @@ def main() -> None:
         times = harness.median_of_runs(settings, a.runs)  # all in turn, round after round
         bounds = {samples: matmul_bound(c, samples, bound_seconds) for samples in a.num_samples}
         bounds_gm = {samples: matmul_bound(c, samples, bound_seconds, True) for samples in a.num_samples}
+        scaling = None
+        if a.threads > 1:
+            scaling = machine_scaling(c, max(a.num_samples), a.threads, bound_seconds)
+            harness.say(f"{a.threads} processes doing bare products side by side: {scaling:.2f}x one "
+                        f"(the most {a.threads} threads could give on this machine)")  # fmt: skip
 
     records = []
     for samples in a.num_samples:
@@ -151,7 +180,8 @@ def main() -> None:
                        "cpu_chars_per_sec": samples * long / t_long.cpu_median,
                        "long_over_short": t_long.median / t_short.median, "matmul_bound": bounds[samples],
                        "of_bound": wall / bounds[samples], "matmul_bound_gm": bounds_gm[samples],
-                       "of_bound_gm": wall / bounds_gm[samples], "runs_s": t_long.values}  # fmt: skip
+                       "of_bound_gm": wall / bounds_gm[samples], "machine_scaling": scaling,
+                       "runs_s": t_long.values}  # fmt: skip
             records.append(harness.emit(a, figures, precision="fp32", threads=a.threads))
     harness.table(records, ["engine", "samples", "chars_per_sec", "cpu_chars_per_sec", "long_over_short",
                             "matmul_bound", "of_bound", "of_bound_gm"])  # fmt: skip
