@@ -60,12 +60,12 @@ def generation(ckpt, n: int, samples: int, a):
     return run
 
 
-def matmul_bound(config, samples: int, seconds_budget: float, gate_major: bool = False) -> float:
-    """Characters a second that the matrix products of one generation step allow, alone:
-    per layer the input and recurrent products, then the head, for `samples` rows (numpy).
-    Row-major, (samples, H) @ (H, gates), as the issue that set the bar measured it; or
-    gate-major, (gates, H) @ (H, samples), as the numpy engine computes them since (on the
-    Intel Xeon it was measured on, about 10% faster: a bound that is harder to approach)."""
+def bare_products(config, samples: int, n: int, gate_major: bool = False):
+    """`n` steps of the matrix products alone, to be timed beside the generations: per layer
+    the input and recurrent products, then the head, for `samples` rows (numpy). Row-major,
+    (samples, H) @ (H, gates), as the issue that set the bar measured them; or gate-major,
+    (gates, H) @ (H, samples), as the numpy engine lays out its results (it hands BLAS the
+    row-major problem, which writes them so)."""
     import numpy as np
 
     H, V, L = config.hidden_size, config.vocab_size, config.num_layers
@@ -80,21 +80,24 @@ def matmul_bound(config, samples: int, seconds_budget: float, gate_major: bool =
         weights = [np.ascontiguousarray(w.T) for w in weights]
         head = np.ascontiguousarray(head.T)
 
-    def step():
-        for w in weights:
-            w @ h if gate_major else h @ w
-        head @ h if gate_major else h @ head
+    def run() -> None:
+        for _ in range(n):
+            for w in weights:
+                w @ h if gate_major else h @ w
+            head @ h if gate_major else h @ head
 
-    for _ in range(20):
-        step()
-    rates = []  # the median of five stretches: this machine's speed drifts from second to second
-    for _ in range(5):
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds_budget / 5:
-            step()
-            n += 1
-        rates.append(samples * n / (time.perf_counter() - t0))
-    return sorted(rates)[2]
+    return run
+
+
+def matmul_bound(config, samples: int, seconds_budget: float, gate_major: bool = False) -> float:
+    """Characters a second that the bare products of one step allow, over `seconds_budget`."""
+    run = bare_products(config, samples, 20, gate_major)
+    run()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds_budget:
+        run()
+        n += 20
+    return samples * n / (time.perf_counter() - t0)
 
 
 def _bound_in_process(args) -> float:
@@ -161,9 +164,12 @@ def main() -> None:
             for engine, ckpt in ckpts.items()
             for n in (short, long)
         }
+        for samples in a.num_samples:  # the bounds, timed in the same rounds (the speed drifts)
+            settings["bound", samples, long] = bare_products(c, samples, long)
+            settings["bound_gm", samples, long] = bare_products(c, samples, long, True)
         times = harness.median_of_runs(settings, a.runs)  # all in turn, round after round
-        bounds = {samples: matmul_bound(c, samples, bound_seconds) for samples in a.num_samples}
-        bounds_gm = {samples: matmul_bound(c, samples, bound_seconds, True) for samples in a.num_samples}
+        bounds = {samples: samples * long / times["bound", samples, long].median for samples in a.num_samples}
+        bounds_gm = {n: n * long / times["bound_gm", n, long].median for n in a.num_samples}
         scaling = None
         if a.threads > 1:
             scaling = machine_scaling(c, max(a.num_samples), a.threads, bound_seconds)

@@ -60,12 +60,13 @@ def test_a_state_in_either_layout_gives_the_same_step():
 
 
 def test_the_product_probe_finds_sizes_that_agree():
-    w = np.random.default_rng(2).standard_normal((65, 256)).astype(np.float32)
+    w = np.random.default_rng(2).standard_normal((256, 65)).astype(np.float32)
     smallest, largest = agreeing_sizes(w)
-    x = np.random.default_rng(3).standard_normal((256, 300)).astype(np.float32)
-    whole = column_product(w, x, (smallest, largest))
+    x = np.random.default_rng(3).standard_normal((256, 300)).astype(np.float32)  # a sample a column
+    whole = column_product(x, w, (smallest, largest))
+    assert np.allclose(whole, (x.T @ w).T, atol=1e-4)
     for m in (1, 3, 40, 129):
-        assert np.array_equal(column_product(w, x[:, 5 : 5 + m], (smallest, largest)), whole[:, 5 : 5 + m])
+        assert np.array_equal(column_product(x[:, 5 : 5 + m], w, (smallest, largest)), whole[:, 5 : 5 + m])
 
 
 @pytest.fixture(scope="module")
