@@ -55,8 +55,8 @@ class Pcg32:
 
 class Pcg32Rows:
     """Many PCG32 streams stepped together, as numpy arrays: row i draws what `generators[i]`
-    would, one number per row per call. A batch of 64 samples drew its numbers in 37
-    microseconds one Python generator at a time, and in about 8 so (Intel Xeon: 41 against 8)."""
+    would, one number per row per call. A batch of 64 samples drew its numbers in about 40
+    microseconds one Python generator at a time, and in about 8 so (Intel Xeon)."""
 
     def __init__(self, generators: list[Pcg32]):
         self.state = np.array([g.state for g in generators], dtype=np.uint64)
