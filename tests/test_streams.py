@@ -13,7 +13,8 @@ from conftest import POEM
 from charnext import api
 from charnext.config import ModelConfig, SampleConfig
 from charnext.inference.streams import StreamBatch, StreamSpec, _longest_stop_prefix
-from charnext.modeling.numpy_model import NumpyModel, agreeing_sizes, column_product, parameter_shapes
+from charnext.modeling.numpy_model import NumpyModel, parameter_shapes
+from charnext.modeling.products import Matrix
 
 
 def _random_model(cell: str, hidden: int, layers: int, vocab: int, seed: int = 0) -> NumpyModel:
@@ -59,14 +60,15 @@ def test_a_state_in_either_layout_gives_the_same_step():
     assert np.allclose(model.forward(idx[:, :1], state)[0], a + 1.0, atol=1e-5)
 
 
-def test_the_product_probe_finds_sizes_that_agree():
-    w = np.random.default_rng(2).standard_normal((256, 65)).astype(np.float32)
-    smallest, largest = agreeing_sizes(w)
-    x = np.random.default_rng(3).standard_normal((256, 300)).astype(np.float32)  # a sample a column
-    whole = column_product(x, w, (smallest, largest))
+@pytest.mark.parametrize("shape", [(256, 65), (256, 1024), (40, 120)])
+def test_the_product_probe_finds_sizes_that_agree(shape):
+    w = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+    product = Matrix(w)  # probed: the row-major call alone, or with the gate-major one for many
+    x = np.random.default_rng(3).standard_normal((shape[0], 300)).astype(np.float32)  # a sample a column
+    whole = product(x)
     assert np.allclose(whole, (x.T @ w).T, atol=1e-4)
-    for m in (1, 3, 40, 129):
-        assert np.array_equal(column_product(x[:, 5 : 5 + m], w, (smallest, largest)), whole[:, 5 : 5 + m])
+    for m in (1, 2, 3, 4, 40, 129):
+        assert np.array_equal(product(x[:, 5 : 5 + m]), whole[:, 5 : 5 + m]), m
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ llama.cpp's server and gives it back.
 A seeded stream draws the same characters alone as in any batch, and as `generate` (and so
 `charnext predict --seed S`) draws them: the draw is per row (charnext.inference.sampling), and
 on the numpy engine every matrix product takes its samples a fixed number at a time
-(charnext.modeling.numpy_model.BUCKETS), so no row's arithmetic depends on the rows beside it.
+(charnext.modeling.products.BUCKETS), so no row's arithmetic depends on the rows beside it.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from charnext.config import Cell, ModelConfig
+from charnext.modeling.products import Matrix
 
 _GATES = {Cell.rnn: 1, Cell.gru: 3, Cell.lstm: 4}
 
@@ -47,67 +48,9 @@ def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
 # block and the element-wise steps run over whole blocks. On the row-major (B, gates) layout
 # each of them ran row by row over strided slices, 3-4x as slow (measured on an Intel Xeon, 64
 # samples of a 2x256 LSTM: the step's non-product work fell from about 400 to about 200
-# microseconds). The products themselves are computed as the row-major ones, x.T (B, in) @
-# w (in, gates), written into the transposed result: numpy hands BLAS the same problem, so a
-# sample gets the bits it got before, and OpenBLAS's fast path for one or two rows is kept (a
-# gate-major call, w.T @ x, needs four columns to give the bits of a larger one: four times
-# the work for a lone stream).
-#
-# A product takes its rows (samples) in blocks whose size is one of BUCKETS (a short block
-# padded with zero rows), so that a sample's result never depends on the samples beside it: a
-# stream reads the same alone as in any batch (charnext.inference.streams), and a seeded sample
-# equals `predict --seed`. BLAS does not promise this: OpenBLAS gives a row other bits in a
-# one-row product (gemv) than in a larger one, and switches kernels by size (measured on an
-# Intel Xeon: the head of a 2x256 LSTM over 65 characters changes its results from 61 rows up).
-# So each weight matrix is probed once for the longest run of BUCKETS that agree; a product
-# pads a few rows up to the run's smallest size and cuts many into blocks of its largest.
-BUCKETS = (2, 4, 8, 16, 32, 64, 128, 256)
+# microseconds). How the products are computed, each sample's result the same in any batch:
+# charnext.modeling.products.
 SPLIT_ROWS = 16  # samples of a batch from which use_threads splits it (below, one thread is faster)
-
-
-def _product(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """(x.T @ w).T for x (K, m) C-ordered: every product of the forward pass is this one call,
-    on arrays laid out alike (OpenBLAS gives other bits for the same numbers at another stride)."""
-    out = np.empty((w.shape[1], x.shape[1]), dtype=np.float32)
-    np.matmul(x.T, w, out=out.T)
-    return out
-
-
-def agreeing_sizes(w: np.ndarray) -> tuple[int, int]:
-    """(smallest, largest): the longest run of BUCKETS over which a product with `w` gives each
-    sample the same bits at every size, probed with varied samples: each size against two
-    products of half its size over the same samples."""
-    x = np.sin(np.arange(BUCKETS[-1] * w.shape[0]) * 0.7).astype(np.float32).reshape(w.shape[0], -1)
-    agrees = []  # agrees[i]: BUCKETS[i + 1] gives the bits of BUCKETS[i]
-    for small, size in zip(BUCKETS, BUCKETS[1:]):
-        parts = (x[:, :small], x[:, small:size])
-        halves = np.concatenate([_product(np.ascontiguousarray(p), w) for p in parts], axis=1)
-        agrees.append(bool(np.array_equal(_product(np.ascontiguousarray(x[:, :size]), w), halves)))
-    best, lo = (0, 0), 0
-    for i in range(len(BUCKETS)):
-        if i > 0 and not agrees[i - 1]:
-            lo = i
-        if i - lo > best[1] - best[0]:
-            best = (lo, i)
-    return BUCKETS[best[0]], BUCKETS[best[1]]
-
-
-def column_product(x: np.ndarray, w: np.ndarray, sizes: tuple[int, int]) -> np.ndarray:
-    """(x.T @ w).T: x (K, N), one column per sample, w (K, M) -> (M, N), C-ordered, in blocks of
-    sizes[1] samples, a short one padded up to a bucket of at least sizes[0] samples."""
-    smallest, block = sizes
-    N = x.shape[1]
-    if N == block or (smallest <= N < block and N in BUCKETS):
-        return _product(np.ascontiguousarray(x), w)
-    out = np.empty((w.shape[1], N), dtype=np.float32)
-    for i in range(0, N, block):
-        part = x[:, i : i + block]
-        m = part.shape[1]
-        size = next(b for b in BUCKETS if b >= max(m, smallest))
-        padded = np.zeros((x.shape[0], size), dtype=np.float32)
-        padded[:, :m] = part
-        out[:, i : i + m] = _product(padded, w)[:, :m]
-    return out
 
 
 class _GateMajor:
@@ -119,15 +62,15 @@ class _GateMajor:
     def __init__(self, layer: _Layer):
         self.source = tuple(getattr(layer, n, None) for n in _Layer.FOLDED)
         self.table = np.ascontiguousarray(layer.table.T) if layer.w_ih is None else None  # (gates, V)
-        self.w_ih, self.w_hh = layer.w_ih, layer.w_hh  # (in, gates)
-        self.sizes = {id(w): agreeing_sizes(w) for w in (self.w_ih, self.w_hh) if w is not None}
+        self.w_ih = None if layer.w_ih is None else Matrix(layer.w_ih)  # (in, gates)
+        self.w_hh = Matrix(layer.w_hh)  # (H, gates)
         self.b_in = None if layer.w_ih is None else layer.b_in
         self.b_hn = getattr(layer, "b_hn", None)
         self.columns: dict[tuple[int, int], np.ndarray] = {}
 
-    def product(self, w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    def product(self, w: Matrix, x: np.ndarray) -> np.ndarray:
         """(x.T @ w).T, (gates, B), each sample's column the same in any batch."""
-        return column_product(x, w, self.sizes[id(w)])
+        return w(x)
 
     def bias(self, b: np.ndarray, n: int) -> np.ndarray:
         """`b` as n equal columns (gates, n), kept for the batch sizes met."""
@@ -385,7 +328,6 @@ class _HeadGateMajor(_GateMajor):
 
     def __init__(self, head_w: np.ndarray, head_b: np.ndarray):
         self.source = (head_w, head_b)
-        self.w_hh = head_w  # (H, V)
-        self.sizes = {id(self.w_hh): agreeing_sizes(self.w_hh)}
+        self.w_hh = Matrix(head_w)  # (H, V)
         self.b_in = head_b
         self.columns = {}
