@@ -203,6 +203,19 @@ def test_pcg32_rows_draw_what_each_generator_draws():
     assert rows.random().tolist() == [g.random() for g in alone[2:] + alone[:2]]
 
 
+def test_a_sampler_draws_the_same_whether_its_rows_step_alone_or_together():
+    # below ROWS_AT_ONCE rows a Sampler steps Python generators, from there numpy arrays of them
+    from charnext.inference.sampling import ROWS_AT_ONCE, Sampler, choose
+
+    sample = SampleConfig(temperature=1.0, seed=11)
+    sampler, alone = Sampler(sample), []
+    rng = np.random.default_rng(0)
+    for rows in (2, 2, ROWS_AT_ONCE + 3, ROWS_AT_ONCE + 3, 5):
+        logits = rng.standard_normal((rows, 30)).astype(np.float32)
+        alone += [Pcg32(11, i) for i in range(len(alone), rows)]
+        assert sampler(logits).tolist() == choose(logits, sample, alone[:rows]).tolist()
+
+
 def test_sample_i_draws_from_stream_i(poem_model):
     ckpt = api.load(poem_model, engine="numpy")
     sample = SampleConfig(temperature=1.0, seed=3)

@@ -43,7 +43,9 @@ class Matrix:
     def _call(self, x: np.ndarray) -> np.ndarray:
         """The product for x (in, m), C-ordered: every product is one of these two calls, on
         arrays laid out alike (OpenBLAS gives other bits for the same numbers at another stride)."""
-        if self.wT is not None and x.shape[1] >= GATE_MAJOR_FROM:
+        if x.shape[1] < GATE_MAJOR_FROM:  # the result transposed as it comes (a view): for so
+            return (x.T @ self.w).T  # few samples, asking numpy to write it transposed costs more
+        if self.wT is not None:
             return self.wT @ x
         out = np.empty((self.w.shape[1], x.shape[1]), dtype=np.float32)
         np.matmul(x.T, self.w, out=out.T)
@@ -78,7 +80,12 @@ def column_product(x: np.ndarray, call, sizes: tuple[int, int]) -> np.ndarray:
     smallest, block = sizes
     N = x.shape[1]
     if N == block or (smallest <= N < block and N in BUCKETS):
-        return call(np.ascontiguousarray(x))
+        return np.ascontiguousarray(call(np.ascontiguousarray(x)))
+    if N < smallest:  # one short block, padded
+        padded = np.zeros((x.shape[0], smallest), dtype=np.float32)
+        padded[:, :N] = x
+        done = call(padded)[:, :N]
+        return done if N == 1 else np.ascontiguousarray(done)  # one column: contiguous as it is
     out = None
     for i in range(0, N, block):
         part = x[:, i : i + block]
