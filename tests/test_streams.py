@@ -130,6 +130,24 @@ def test_greedy_streams_match_predict(poem_model):
     assert stream.text == expected
 
 
+def test_a_prompt_read_for_one_request_serves_the_next(poem_model, monkeypatch):
+    # a batch keeps the prompts it read last: a later stream of the same prompt reads nothing,
+    # and draws what a batch that read it afresh draws
+    import charnext.inference.streams as streams
+
+    reads = []
+    real = streams.read
+    monkeypatch.setattr(streams, "read", lambda *a: reads.append(a[1]) or real(*a))
+    batch = api.streams(poem_model)
+    spec = StreamSpec("Tyger", 40, SampleConfig(temperature=1.0, seed=1))
+    first = batch.run([spec])[0].text
+    again = batch.run([spec])[0].text
+    other = batch.run([StreamSpec("Tyger, ", 40, SampleConfig(temperature=1.0, seed=1))])[0].text
+    assert reads == ["Tyger", "Tyger, "]
+    assert again == first == api.streams(poem_model).run([spec])[0].text
+    assert other != first
+
+
 def test_stop_strings_end_a_stream_and_are_not_kept(poem_model):
     sample = SampleConfig(temperature=1.0, seed=3)
     free = api.streams(poem_model)
