@@ -8,7 +8,8 @@ the torch engine, for each number of samples, for 1,000 and 10,000 characters, a
 alternately (so that a busy machine slows each alike), takes the median of several runs, and
 prints chars/s of wall and CPU time, the numpy/torch ratio, and, for reference, the speed the
 bare matrix products of the same shapes allow (numpy, one thread): what an engine with no
-overhead at all would reach.
+overhead at all would reach, row-major (`of_bound`) and gate-major (`of_bound_gm`, the layout
+the numpy engine uses).
 
     python benchmarks/generation_scaling.py                         # 2x256 LSTM, 1 and 64 samples
     python benchmarks/generation_scaling.py --checkpoint shake.pt --runs 5 --num-samples 1 8 64
@@ -59,9 +60,12 @@ def generation(ckpt, n: int, samples: int, a):
     return run
 
 
-def matmul_bound(config, samples: int, seconds_budget: float) -> float:
-    """Characters a second that the matrix products of one generation step allow, alone:
-    per layer the input and recurrent products, then the head, for `samples` rows (numpy)."""
+def bare_products(config, samples: int, n: int, gate_major: bool = False):
+    """`n` steps of the matrix products alone, to be timed beside the generations: per layer
+    the input and recurrent products, then the head, for `samples` rows (numpy). Row-major,
+    (samples, H) @ (H, gates), as the issue that set the bar measured them; or gate-major,
+    (gates, H) @ (H, samples), as the numpy engine lays out its results (it hands BLAS the
+    row-major problem, which writes them so)."""
     import numpy as np
 
     H, V, L = config.hidden_size, config.vocab_size, config.num_layers
@@ -71,19 +75,50 @@ def matmul_bound(config, samples: int, seconds_budget: float) -> float:
     # distinct matrices, as in the model: the same memory to read as well as the same arithmetic
     weights = [rng.standard_normal((H, G), dtype=np.float32) for _ in range(2 * L - 1)]  # the
     head = rng.standard_normal((H, V), dtype=np.float32)  # first layer's input is a table lookup
+    if gate_major:
+        h = np.ascontiguousarray(h.T)
+        weights = [np.ascontiguousarray(w.T) for w in weights]
+        head = np.ascontiguousarray(head.T)
 
-    def step():
-        for w in weights:
-            h @ w
-        h @ head
+    def run() -> None:
+        for _ in range(n):
+            for w in weights:
+                w @ h if gate_major else h @ w
+            head @ h if gate_major else h @ head
 
-    for _ in range(20):
-        step()
+    return run
+
+
+def matmul_bound(config, samples: int, seconds_budget: float, gate_major: bool = False) -> float:
+    """Characters a second that the bare products of one step allow, over `seconds_budget`."""
+    run = bare_products(config, samples, 20, gate_major)
+    run()
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds_budget:
-        step()
-        n += 1
+        run()
+        n += 20
     return samples * n / (time.perf_counter() - t0)
+
+
+def _bound_in_process(args) -> float:
+    """matmul_bound in a process of the pool, started at the wall-clock instant given (so that
+    all of them run at once, whenever each finished starting)."""
+    start, *rest = args
+    time.sleep(max(0.0, start - time.time()))
+    return matmul_bound(*rest)
+
+
+def machine_scaling(config, samples: int, processes: int, seconds_budget: float) -> float:
+    """How many times one process's rate `processes` processes reach together, each doing the
+    bare gate-major products on its own: the most that splitting a batch across that many
+    threads could give on this machine (a VM's cores may share one physical core, or a quota)."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        alone = pool.map(_bound_in_process, [(0.0, config, samples, seconds_budget, True)])[0]
+        start = time.time() + 2.0  # every process has started by then
+        together = pool.map(_bound_in_process, [(start, config, samples, seconds_budget, True)] * processes)
+    return sum(together) / alone
 
 
 def main() -> None:
@@ -129,8 +164,17 @@ def main() -> None:
             for engine, ckpt in ckpts.items()
             for n in (short, long)
         }
+        for samples in a.num_samples:  # the bounds, timed in the same rounds (the speed drifts)
+            settings["bound", samples, long] = bare_products(c, samples, long)
+            settings["bound_gm", samples, long] = bare_products(c, samples, long, True)
         times = harness.median_of_runs(settings, a.runs)  # all in turn, round after round
-        bounds = {samples: matmul_bound(c, samples, bound_seconds) for samples in a.num_samples}
+        bounds = {samples: samples * long / times["bound", samples, long].median for samples in a.num_samples}
+        bounds_gm = {n: n * long / times["bound_gm", n, long].median for n in a.num_samples}
+        scaling = None
+        if a.threads > 1:
+            scaling = machine_scaling(c, max(a.num_samples), a.threads, bound_seconds)
+            harness.say(f"{a.threads} processes doing bare products side by side: {scaling:.2f}x one "
+                        f"(the most {a.threads} threads could give on this machine)")  # fmt: skip
 
     records = []
     for samples in a.num_samples:
@@ -141,10 +185,12 @@ def main() -> None:
                        "split": a.split, "samples": samples, "chars": long, "chars_per_sec": wall,
                        "cpu_chars_per_sec": samples * long / t_long.cpu_median,
                        "long_over_short": t_long.median / t_short.median, "matmul_bound": bounds[samples],
-                       "of_bound": wall / bounds[samples], "runs_s": t_long.values}  # fmt: skip
+                       "of_bound": wall / bounds[samples], "matmul_bound_gm": bounds_gm[samples],
+                       "of_bound_gm": wall / bounds_gm[samples], "machine_scaling": scaling,
+                       "runs_s": t_long.values}  # fmt: skip
             records.append(harness.emit(a, figures, precision="fp32", threads=a.threads))
     harness.table(records, ["engine", "samples", "chars_per_sec", "cpu_chars_per_sec", "long_over_short",
-                            "matmul_bound", "of_bound"])  # fmt: skip
+                            "matmul_bound", "of_bound", "of_bound_gm"])  # fmt: skip
     if len(a.engines) == 2:
         rate = {(r["engine"], r["samples"]): r["chars_per_sec"] for r in records}
         for samples in a.num_samples:

@@ -232,7 +232,7 @@ def test_exactly_one_module_draws_the_next_character():
     """charnext.inference.sampling draws; everything else (generation, previews, the report,
     play) calls it. No other module makes a random stream for characters (PCG32's, numpy's or
     torch's) or draws one."""
-    drawing = {"multinomial", "default_rng", "choose", "choice", "Pcg32"}
+    drawing = {"multinomial", "default_rng", "choose", "choice", "Pcg32", "Pcg32Rows"}
     found = {}
     for name, path in module_names(PACKAGE, "charnext").items():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -242,7 +242,7 @@ def test_exactly_one_module_draws_the_next_character():
                 )
                 if called in drawing:
                     found.setdefault(name, set()).add(called)
-    assert found == {"charnext.inference.sampling": {"choose", "Pcg32"}}
+    assert found == {"charnext.inference.sampling": {"choose", "Pcg32", "Pcg32Rows"}}
 
 
 def test_the_command_line_goes_through_the_api_only():

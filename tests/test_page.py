@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from charnext import api
 from charnext.cli.app import app
 from charnext.config import ModelConfig, SampleConfig, TrainConfig
-from charnext.inference.pcg32 import Pcg32
+from charnext.inference.pcg32 import Pcg32, Pcg32Rows
 from charnext.inside import page as web
 from charnext.modeling.model import CharModel
 from charnext.modeling.numpy_model import NumpyModel
@@ -188,6 +188,32 @@ def test_pcg32_gives_the_reference_outputs():
         0xA15C02B7, 0x7B47F409, 0xBA1D3330, 0x83D2F293, 0xBFA4784B, 0xCBED606E,
     ]  # fmt: skip
     assert 0 <= Pcg32(-1).random() < 1 and Pcg32(2**64 + 5).next_u32() == Pcg32(5).next_u32()
+
+
+def test_pcg32_rows_draw_what_each_generator_draws():
+    # the batch of generators that a Sampler steps with numpy: row i is generator i, bit for bit
+    seeds = [(0, 0), (42, 54), (-1, 3), (2**64 + 5, 2**40), (2**63 + 7, 1)]
+    alone = [Pcg32(seed, stream) for seed, stream in seeds]
+    rows = Pcg32Rows([Pcg32(seed, stream) for seed, stream in seeds])
+    for _ in range(200):
+        assert rows.random().tolist() == [g.random() for g in alone]
+    # the first rows only: the others do not move
+    assert rows.random(2).tolist() == [g.random() for g in alone[:2]]
+    rows = rows.rows([2, 3, 4]).join(rows.rows([0, 1]))
+    assert rows.random().tolist() == [g.random() for g in alone[2:] + alone[:2]]
+
+
+def test_a_sampler_draws_the_same_whether_its_rows_step_alone_or_together():
+    # below ROWS_AT_ONCE rows a Sampler steps Python generators, from there numpy arrays of them
+    from charnext.inference.sampling import ROWS_AT_ONCE, Sampler, choose
+
+    sample = SampleConfig(temperature=1.0, seed=11)
+    sampler, alone = Sampler(sample), []
+    rng = np.random.default_rng(0)
+    for rows in (2, 2, ROWS_AT_ONCE + 3, ROWS_AT_ONCE + 3, 5):
+        logits = rng.standard_normal((rows, 30)).astype(np.float32)
+        alone += [Pcg32(11, i) for i in range(len(alone), rows)]
+        assert sampler(logits).tolist() == choose(logits, sample, alone[:rows]).tolist()
 
 
 def test_sample_i_draws_from_stream_i(poem_model):

@@ -13,7 +13,8 @@ from conftest import POEM
 from charnext import api
 from charnext.config import ModelConfig, SampleConfig
 from charnext.inference.streams import StreamBatch, StreamSpec, _longest_stop_prefix
-from charnext.modeling.numpy_model import NumpyModel, agreeing_sizes, parameter_shapes, row_product
+from charnext.modeling.numpy_model import NumpyModel, parameter_shapes
+from charnext.modeling.products import Matrix
 
 
 def _random_model(cell: str, hidden: int, layers: int, vocab: int, seed: int = 0) -> NumpyModel:
@@ -43,13 +44,31 @@ def test_a_rows_logits_do_not_depend_on_its_neighbours(cell, hidden, vocab):
     assert np.array_equal(step[7], alone[0])
 
 
-def test_the_product_probe_finds_sizes_that_agree():
-    w = np.random.default_rng(2).standard_normal((256, 65)).astype(np.float32)
-    smallest, largest = agreeing_sizes(w)
-    x = np.random.default_rng(3).standard_normal((300, 256)).astype(np.float32)
-    whole = row_product(x, w, (smallest, largest))
-    for m in (1, 3, 40, 129):
-        assert np.array_equal(row_product(x[5 : 5 + m], w, (smallest, largest)), whole[5 : 5 + m])
+def test_a_state_in_either_layout_gives_the_same_step():
+    # the model returns its states gate-major in memory; one laid out as the torch engine lays
+    # them (C order), or joined and cut as a batch of streams does, steps to the same bits
+    model = _random_model("lstm", 40, 2, 25)
+    idx = np.random.default_rng(5).integers(0, 25, size=(9, 4))
+    _, state = model.forward(idx)
+    assert not state.flags.c_contiguous
+    for other in (np.ascontiguousarray(state), state.copy(order="C"), np.array(state.tolist(), np.float32)):
+        a, sa = model.forward(idx[:, :1], state)
+        b, sb = model.forward(idx[:, :1], other)
+        assert np.array_equal(a, b) and np.array_equal(sa, sb)
+    # the page's rounded copy of the weights takes effect (the gate-major copies are made anew)
+    model.head_b = model.head_b + 1.0
+    assert np.allclose(model.forward(idx[:, :1], state)[0], a + 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(256, 65), (256, 1024), (40, 120)])
+def test_the_product_probe_finds_sizes_that_agree(shape):
+    w = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+    product = Matrix(w)  # probed: the row-major call alone, or with the gate-major one for many
+    x = np.random.default_rng(3).standard_normal((shape[0], 300)).astype(np.float32)  # a sample a column
+    whole = product(x)
+    assert np.allclose(whole, (x.T @ w).T, atol=1e-4)
+    for m in (1, 2, 3, 4, 40, 129):
+        assert np.array_equal(product(x[:, 5 : 5 + m]), whole[:, 5 : 5 + m]), m
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +128,24 @@ def test_greedy_streams_match_predict(poem_model):
     batch.add(StreamSpec("In", 10, SampleConfig(temperature=1.0, seed=1)))
     _draw_all(batch)
     assert stream.text == expected
+
+
+def test_a_prompt_read_for_one_request_serves_the_next(poem_model, monkeypatch):
+    # a batch keeps the prompts it read last: a later stream of the same prompt reads nothing,
+    # and draws what a batch that read it afresh draws
+    import charnext.inference.streams as streams
+
+    reads = []
+    real = streams.read
+    monkeypatch.setattr(streams, "read", lambda *a: reads.append(a[1]) or real(*a))
+    batch = api.streams(poem_model)
+    spec = StreamSpec("Tyger", 40, SampleConfig(temperature=1.0, seed=1))
+    first = batch.run([spec])[0].text
+    again = batch.run([spec])[0].text
+    other = batch.run([StreamSpec("Tyger, ", 40, SampleConfig(temperature=1.0, seed=1))])[0].text
+    assert reads == ["Tyger", "Tyger, "]
+    assert again == first == api.streams(poem_model).run([spec])[0].text
+    assert other != first
 
 
 def test_stop_strings_end_a_stream_and_are_not_kept(poem_model):

@@ -20,6 +20,8 @@ the text of `--seed S` alone.
 
 from __future__ import annotations
 
+import numpy as np
+
 MULTIPLIER = 6364136223846793005
 MASK64 = (1 << 64) - 1
 MASK32 = (1 << 32) - 1
@@ -49,3 +51,42 @@ class Pcg32:
     def random(self) -> float:
         """Uniform in [0, 1): the next output over 2^32."""
         return self.next_u32() / 4294967296.0
+
+
+class Pcg32Rows:
+    """Many PCG32 streams stepped together, as numpy arrays: row i draws what `generators[i]`
+    would, one number per row per call. A batch of 64 samples drew its numbers in about 40
+    microseconds one Python generator at a time, and in about 8 so (Intel Xeon)."""
+
+    def __init__(self, generators: list[Pcg32]):
+        self.state = np.array([g.state for g in generators], dtype=np.uint64)
+        self.inc = np.array([g.inc for g in generators], dtype=np.uint64)
+
+    def __len__(self) -> int:
+        return len(self.state)
+
+    def random(self, count: int | None = None) -> np.ndarray:
+        """Uniform in [0, 1), float64, one for each row (for the first `count` rows only: the
+        others do not move)."""
+        old = self.state[:count].copy()
+        self.state[:count] = old * _MULTIPLIER + self.inc[:count]  # wraps mod 2^64, as unsigned arrays do
+        x = (((old >> _18) ^ old) >> _27) & _MASK32
+        rot = old >> _59
+        out = ((x >> rot) | (x << ((_32 - rot) & _31))) & _MASK32
+        return out / 4294967296.0
+
+    def rows(self, index) -> Pcg32Rows:
+        """These rows only, as a new set (the draws of each go on where they were)."""
+        out = Pcg32Rows.__new__(Pcg32Rows)
+        out.state, out.inc = self.state[index], self.inc[index]
+        return out
+
+    def join(self, other: Pcg32Rows) -> Pcg32Rows:
+        """These rows, then `other`'s."""
+        out = Pcg32Rows.__new__(Pcg32Rows)
+        out.state, out.inc = np.concatenate([self.state, other.state]), np.concatenate([self.inc, other.inc])
+        return out
+
+
+_MULTIPLIER, _MASK32 = np.uint64(MULTIPLIER), np.uint64(MASK32)
+_18, _27, _59, _32, _31 = (np.uint64(n) for n in (18, 27, 59, 32, 31))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from charnext.config import Cell, ModelConfig
+from charnext.modeling.products import Matrix
 
 _GATES = {Cell.rnn: 1, Cell.gru: 3, Cell.lstm: 4}
 
@@ -42,81 +43,56 @@ def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-# Every product of the forward pass takes its rows in blocks whose size is one of BUCKETS (a
-# short block padded with zero rows), so that a row's result never depends on the rows beside
-# it: a stream reads the same alone as in any batch (charnext.inference.streams), and a seeded
-# sample equals `predict --seed`. BLAS does not promise this: OpenBLAS gives a row other bits in
-# a one-row product (gemv) than in a larger one, and switches kernels by size (measured on an
-# Intel Xeon: the head of a 2x256 LSTM over 65 characters changes its results from 61 rows up).
-# So each weight matrix is probed once for the longest run of BUCKETS that agree; a product
-# pads a few rows up to the run's smallest size and cuts many into blocks of its largest.
-BUCKETS = (2, 4, 8, 16, 32, 64, 128, 256)
-SPLIT_ROWS = 16  # rows of a batch from which use_threads splits it (below, one thread is faster)
+# The forward pass is gate-major: the states are (in, B), one column per sample, and each
+# product's result is (gates, B), so that each gate of every sample is one contiguous (H, B)
+# block and the element-wise steps run over whole blocks. On the row-major (B, gates) layout
+# each of them ran row by row over strided slices, 3-4x as slow (measured on an Intel Xeon, 64
+# samples of a 2x256 LSTM: the step's non-product work fell from about 400 to about 200
+# microseconds). How the products are computed, each sample's result the same in any batch:
+# charnext.modeling.products.
+SPLIT_ROWS = 16  # samples of a batch from which use_threads splits it (below, one thread is faster)
 
 
-def agreeing_sizes(w: np.ndarray) -> tuple[int, int]:
-    """(smallest, largest): the longest run of BUCKETS over which a product with `w` gives each
-    row the same bits at every size, probed with varied rows: each size against two products
-    of half its size over the same rows."""
-    x = np.sin(np.arange(BUCKETS[-1] * w.shape[0]) * 0.7).astype(np.float32).reshape(BUCKETS[-1], -1)
-    agrees = []  # agrees[i]: BUCKETS[i + 1] gives the bits of BUCKETS[i]
-    for small, size in zip(BUCKETS, BUCKETS[1:]):
-        halves = np.concatenate([x[:small] @ w, x[small:size] @ w])
-        agrees.append(bool(np.array_equal(x[:size] @ w, halves)))
-    best, lo = (0, 0), 0
-    for i in range(len(BUCKETS)):
-        if i > 0 and not agrees[i - 1]:
-            lo = i
-        if i - lo > best[1] - best[0]:
-            best = (lo, i)
-    return BUCKETS[best[0]], BUCKETS[best[1]]
+class _GateMajor:
+    """A layer's folded weights as the forward pass uses them: probed for the sample counts that
+    agree, the first layer's table gate-major (gates, V), and bias columns as wide as a batch
+    (adding a (gates, 1) column to a (gates, B) block runs row by row: twice as slow as adding
+    a whole block)."""
 
+    def __init__(self, layer: _Layer):
+        self.source = tuple(getattr(layer, n, None) for n in _Layer.FOLDED)
+        self.table = np.ascontiguousarray(layer.table.T) if layer.w_ih is None else None  # (gates, V)
+        self.w_ih = None if layer.w_ih is None else Matrix(layer.w_ih)  # (in, gates)
+        self.w_hh = Matrix(layer.w_hh)  # (H, gates)
+        self.b_in = None if layer.w_ih is None else layer.b_in
+        self.b_hn = getattr(layer, "b_hn", None)
+        self.columns: dict[tuple[int, int], np.ndarray] = {}
 
-def row_product(x: np.ndarray, w: np.ndarray, sizes: tuple[int, int]) -> np.ndarray:
-    """x (M, K) @ w (K, N) in blocks of sizes[1] rows, a short one padded up to a bucket of at
-    least sizes[0] rows."""
-    smallest, block = sizes
-    M = x.shape[0]
-    if M == block or (smallest <= M < block and M in BUCKETS):
-        return x @ w
-    out = np.empty((M, w.shape[1]), dtype=np.float32)
-    for i in range(0, M, block):
-        part = x[i : i + block]
-        m = len(part)
-        size = next(b for b in BUCKETS if b >= max(m, smallest))
-        if size == m:
-            np.matmul(part, w, out=out[i : i + m])
-        else:
-            padded = np.zeros((size, x.shape[1]), dtype=np.float32)
-            padded[:m] = part
-            out[i : i + m] = (padded @ w)[:m]
-    return out
+    def product(self, w: Matrix, x: np.ndarray) -> np.ndarray:
+        """(x.T @ w).T, (gates, B), each sample's column the same in any batch."""
+        return w(x)
 
-
-class _Products:
-    """Row-independent products with weight matrices, each probed once (a matrix that replaces
-    another, as the page's rounded weights do in a copy of the model, is probed anew)."""
-
-    def __init__(self):
-        self.sizes: dict[int, tuple[np.ndarray, tuple[int, int]]] = {}  # id -> (matrix, sizes)
-
-    def __call__(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-        known = self.sizes.get(id(w))
-        if known is None or known[0] is not w:
-            known = self.sizes[id(w)] = (w, agreeing_sizes(w))
-        return row_product(x, w, known[1])
+    def bias(self, b: np.ndarray, n: int) -> np.ndarray:
+        """`b` as n equal columns (gates, n), kept for the batch sizes met."""
+        key = (id(b), n)
+        if key not in self.columns:
+            if len(self.columns) > 64:
+                self.columns.clear()
+            self.columns[key] = np.ascontiguousarray(np.broadcast_to(b[:, None], (len(b), n)))
+        return self.columns[key]
 
 
 class _Layer:
-    """One recurrent layer, its weights transposed for `x @ w` and prepared as described above."""
+    """One recurrent layer's weights, prepared as described above and kept as the model's page
+    reads them, (in, gates) (charnext.inside.page); `gate_major()` gives them as the forward pass
+    uses them."""
+
+    FOLDED = ("table", "w_ih", "b_in", "w_hh", "b_hn")
 
     def __init__(self, cell: Cell, w_ih, w_hh, b_ih, b_hh, embedding=None, first: bool = False):
         H = w_hh.shape[1]
         self.cell = cell
         self.H = H
-        if cell is Cell.lstm:  # the affine that turns the tanh of the i, f, o gates into sigmoids
-            self.gate_scale = np.r_[np.full(3 * H, 0.5), np.ones(H)].astype(np.float32)
-            self.gate_shift = np.r_[np.full(3 * H, 0.5), np.zeros(H)].astype(np.float32)
         # (gates, in) -> (in, gates), in float64 while folding; rows reordered and halved.
         w_ih, w_hh = w_ih.astype(np.float64), w_hh.astype(np.float64)
         b_ih, b_hh = b_ih.astype(np.float64), b_hh.astype(np.float64)
@@ -145,78 +121,71 @@ class _Layer:
             self.w_ih = np.ascontiguousarray(w_ih.T, dtype=np.float32)  # (H, gates)
             self.b_in = b_in.astype(np.float32)
         self.w_hh = np.ascontiguousarray(w_hh.T, dtype=np.float32)  # (H, gates)
-        self.product = _Products()
+        self._gm: _GateMajor | None = None
 
-    def inputs(self, x: np.ndarray) -> np.ndarray:
-        """What the input adds to the gates: idx (B, T) for the first layer, else (B, T, H)
-        -> (B, T, gates), all steps at once."""
-        if self.w_ih is None:
-            return self.table[x]
-        B, T, H = x.shape
-        out = self.product(x.reshape(B * T, H), self.w_ih)  # one 2-D product (a 3-D one loops over B)
-        out += self.b_in
-        return out.reshape(B, T, -1)
+    def gate_major(self) -> _GateMajor:
+        """The weights gate-major, made anew when a weight was replaced (as the page's rounded
+        copy of a model replaces them)."""
+        now = tuple(getattr(self, n, None) for n in self.FOLDED)
+        if self._gm is None or any(a is not b for a, b in zip(self._gm.source, now)):
+            self._gm = _GateMajor(self)
+        return self._gm
 
-    def run(self, gx: np.ndarray, state: np.ndarray, new: np.ndarray, cells: np.ndarray | None = None):
-        """Gate inputs (B, T, gates) and state (B, S) -> outputs (B, T, H); the final state is
-        written into `new` (B, S), whose h part the output of a single step is a view of. An
-        LSTM writes its cell state after every step into `cells` (B, T, H), if given."""
-        B, T, _ = gx.shape
+    def step(self, gm: _GateMajor, gx: np.ndarray, h: np.ndarray, c, h_new: np.ndarray, c_new) -> None:
+        """One step for every column: what the input adds to the gates `gx` (gates, B) and the
+        state h (H, B) (and an LSTM's c) -> h_new (and c_new), written in place. `gx` is used up."""
         H = self.H
-        out = np.empty((B, T, H), dtype=np.float32) if T > 1 else None
         if self.cell is Cell.lstm:
-            h, c = state[:, :H], state[:, H:]
-            for t in range(T):
-                last = t == T - 1
-                h_new = new[:, :H] if last else np.empty((B, H), dtype=np.float32)
-                c_new = new[:, H:] if last else np.empty((B, H), dtype=np.float32)
-                g = self.product(h, self.w_hh)  # (B, 4H): i f o g
-                g += gx[:, t]
-                np.tanh(g, out=g)
-                # sigmoid(i), sigmoid(f), sigmoid(o) = 0.5 tanh + 0.5, g as it is: two passes over
-                # whole rows (x * 1 + 0 is x, bit for bit), faster than two over their strided 3H
-                g *= self.gate_scale
-                g += self.gate_shift
-                s = g[:, : 3 * H]
-                np.multiply(s[:, H : 2 * H], c, out=c_new)
-                s[:, :H] *= g[:, 3 * H :]  # i * g (i is used only here)
-                c_new += s[:, :H]
-                np.tanh(c_new, out=h_new)
-                h_new *= s[:, 2 * H :]
-                h, c = h_new, c_new
-                if out is not None:
-                    out[:, t] = h
-                if cells is not None:
-                    cells[:, t] = c
+            g = gm.product(gm.w_hh, h)  # (4H, B): i f o g, the sigmoid gates halved
+            g += gx
+            np.tanh(g, out=g)
+            s = g[: 3 * H]  # sigmoid(i), sigmoid(f), sigmoid(o) = 0.5 tanh + 0.5
+            s *= 0.5
+            s += 0.5
+            np.multiply(g[H : 2 * H], c, out=c_new)
+            s[:H] *= g[3 * H :]  # i * g (i is used only here)
+            c_new += s[:H]
+            np.tanh(c_new, out=h_new)
+            h_new *= s[2 * H :]
+        elif self.cell is Cell.gru:
+            gh = gm.product(gm.w_hh, h)
+            gh[2 * H :] += gm.bias(gm.b_hn, h.shape[1])
+            rz = gx[: 2 * H]
+            rz += gh[: 2 * H]
+            np.tanh(rz, out=rz)
+            rz *= 0.5
+            rz += 0.5  # sigmoid(r), sigmoid(z)
+            n = rz[:H] * gh[2 * H :]
+            n += gx[2 * H :]
+            np.tanh(n, out=n)
+            np.subtract(h, n, out=h_new)
+            h_new *= rz[H:]
+            h_new += n  # (1 - z) * n + z * h
         else:
-            h = state
-            for t in range(T):
-                h_new = new if t == T - 1 else np.empty((B, H), dtype=np.float32)
-                gh = self.product(h, self.w_hh)
-                if self.cell is Cell.gru:
-                    gh[:, 2 * H :] += self.b_hn
-                    rz = gx[:, t, : 2 * H] + gh[:, : 2 * H]
-                    np.tanh(rz, out=rz)
-                    rz *= 0.5
-                    rz += 0.5  # sigmoid(r), sigmoid(z)
-                    n = rz[:, :H] * gh[:, 2 * H :]
-                    n += gx[:, t, 2 * H :]
-                    np.tanh(n, out=n)
-                    np.subtract(h, n, out=h_new)
-                    h_new *= rz[:, H:]
-                    h_new += n  # (1 - z) * n + z * h
-                else:
-                    gh += gx[:, t]
-                    np.tanh(gh, out=h_new)
-                h = h_new
-                if out is not None:
-                    out[:, t] = h
-        return out if out is not None else h[:, None]
+            gh = gm.product(gm.w_hh, h)
+            gh += gx
+            np.tanh(gh, out=h_new)
+
+    def gates_in(self, gm: _GateMajor, x: np.ndarray) -> np.ndarray:
+        """What the input adds to the gates, (gates, B): x is the characters (B,) for the first
+        layer, else the layer below's output (H, B)."""
+        if gm.table is not None:
+            # take, not table[:, x]: that gives its columns in Fortran order, and adding them to a
+            # C-ordered block took 110 microseconds against 45 (64 columns of 1024 gates); "wrap"
+            # skips the bounds check (every index comes from the vocabulary) and is faster still
+            return np.take(gm.table, x, axis=1, mode="wrap")
+        g = gm.product(gm.w_ih, x)
+        g += gm.bias(gm.b_in, x.shape[1])
+        return g
 
 
 class NumpyModel:
     """idx (B, T) integer -> logits (B, T, vocab), with the state carried between calls,
-    computed with numpy from a CharModel's weights (eval mode: no dropout)."""
+    computed with numpy from a CharModel's weights (eval mode: no dropout).
+
+    States are (num_layers, B, state_size) as on the torch engine, but laid out gate-major in
+    memory (each a transposed view of a (num_layers, state_size, B) array): a state this model
+    returned goes back in as it is, and any other is copied into that layout once."""
 
     def __init__(self, config: ModelConfig, weights: dict[str, np.ndarray]):
         self.config = config
@@ -234,8 +203,8 @@ class NumpyModel:
         ]
         self.head_w = np.ascontiguousarray(np.asarray(weights["head.weight"], dtype=np.float32).T)  # (H, V)
         self.head_b = np.asarray(weights["head.bias"], dtype=np.float32)
-        self.product = _Products()
-        self.workers = 1  # threads a large batch's rows are split across (see use_threads)
+        self._head: _GateMajor | None = None
+        self.workers = 1  # threads a large batch's columns are split across (see use_threads)
         self._pool = None
 
     @property
@@ -245,13 +214,13 @@ class NumpyModel:
 
     def initial_state(self, batch_size: int) -> np.ndarray:
         """The zero state, (num_layers, B, state_size)."""
-        return np.zeros((self.config.num_layers, batch_size, self.state_size), dtype=np.float32)
+        return np.zeros((self.config.num_layers, self.state_size, batch_size), np.float32).transpose(0, 2, 1)
 
     def use_threads(self, threads: int) -> None:
-        """Split the rows of a batch of SPLIT_ROWS or more across `threads` threads, each with
-        BLAS on one thread (set so for the whole process). A row's result is the same whatever
-        the split (BUCKETS), and the threads overlap where numpy lets go of the GIL: in
-        the products and in large element-wise steps."""
+        """Split the samples of a batch of SPLIT_ROWS or more across `threads` threads, each with
+        BLAS on one thread (set so for the whole process). A sample's result is the same whatever
+        the split (BUCKETS), and the threads overlap where numpy lets go of the GIL: in the
+        products and in the element-wise steps."""
         from concurrent.futures import ThreadPoolExecutor
 
         from threadpoolctl import threadpool_limits
@@ -263,27 +232,11 @@ class NumpyModel:
 
     def forward(self, idx: np.ndarray, state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """idx (B, T) integer, state (L, B, S) or None -> logits (B, T, V), new state (L, B, S)."""
-        B = len(idx)
-        if self.workers > 1 and B >= SPLIT_ROWS:
-            return self._split(idx, state)
-        return self._forward(idx, state)
-
-    def _split(self, idx: np.ndarray, state: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """The batch's rows in `workers` parts, one on this thread, the others on the pool's."""
-        B = len(idx)
-        state = self.initial_state(B) if state is None else state
-        cuts = np.linspace(0, B, self.workers + 1).astype(int)
-        parts = [(idx[a:b], state[:, a:b]) for a, b in zip(cuts, cuts[1:])]
-        others = [self._pool.submit(self._forward, *part) for part in parts[1:]]
-        done = [self._forward(*parts[0])] + [f.result() for f in others]
-        return np.concatenate([d[0] for d in done]), np.concatenate([d[1] for d in done], axis=1)
-
-    def _forward(self, idx: np.ndarray, state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        x, new_state = self._layers(idx, state)
-        B, T, _ = x.shape
-        logits = self.product(x.reshape(B * T, -1), self.head_w)
-        logits += self.head_b
-        return logits.reshape(B, T, -1), new_state  # (B, T, V), (L, B, S)
+        idx = np.asarray(idx, dtype=np.intp)
+        B, T = idx.shape
+        logits = np.empty((T, self.config.vocab_size, B), dtype=np.float32)
+        new = self._run(idx, state, logits=logits)
+        return logits.transpose(2, 0, 1), new
 
     __call__ = forward
 
@@ -295,24 +248,86 @@ class NumpyModel:
         LSTM's cell state c then its hidden state h, a GRU's or an RNN's hidden state, each
         (B, T, H); none if not `keep` (only the new state is wanted). No head: nothing is
         predicted."""
-        recorded: list[np.ndarray] | None = [] if keep else None
-        _, new_state = self._layers(idx, state, recorded)
-        return recorded or [], new_state
-
-    def _layers(
-        self, idx: np.ndarray, state: np.ndarray | None, recorded: list | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The recurrent stack: idx (B, T) -> the top layer's outputs (B, T, H), the new state."""
         idx = np.asarray(idx, dtype=np.intp)
         B, T = idx.shape
-        if state is None:
-            state = self.initial_state(B)
-        new_state = np.empty((len(self.layers), B, self.state_size), dtype=np.float32)
+        per = 2 if self.config.cell is Cell.lstm else 1
+        kept = [np.empty((T, self.config.hidden_size, B), np.float32) for _ in range(per * len(self.layers))]
+        new = self._run(idx, state, record=kept if keep else None)
+        return ([np.ascontiguousarray(k.transpose(2, 0, 1)) for k in kept] if keep else []), new
+
+    def _run(self, idx, state, logits=None, record=None) -> np.ndarray:
+        """Every step of idx (B, T) from `state`; each step's logits into `logits` (T, V, B) and
+        each layer's states into `record` [(T, H, B), ...], if given -> the new state (L, B, S)."""
+        B = len(idx)
+        L, S = len(self.layers), self.state_size
+        old = np.zeros((L, S, B), np.float32) if state is None else np.asarray(state).transpose(0, 2, 1)
+        if not old.flags.c_contiguous:
+            old = np.ascontiguousarray(old, dtype=np.float32)
+        new = np.empty((L, S, B), dtype=np.float32)
+        if self.workers > 1 and B >= SPLIT_ROWS:  # columns in `workers` parts, one on this thread
+            cuts = np.linspace(0, B, self.workers + 1).astype(int)
+            parts = [slice(a, b) for a, b in zip(cuts, cuts[1:])]
+            others = [self._pool.submit(self._part, idx, old, new, logits, record, p) for p in parts[1:]]
+            self._part(idx, old, new, logits, record, parts[0])
+            for f in others:
+                f.result()
+        else:
+            self._steps(idx, old, new, logits, record)
+        return new.transpose(0, 2, 1)
+
+    def _part(self, idx, old, new, logits, record, p: slice) -> None:
+        """_steps over the columns `p` only, on contiguous copies of their state (element-wise
+        steps over a strided part of each block ran row by row: slower than the whole)."""
+        mine = np.ascontiguousarray(old[:, :, p])
+        out = np.empty_like(mine)
+        part_logits = None if logits is None else np.empty(logits[:, :, p].shape, np.float32)
+        part_record = None if record is None else [np.empty(r[:, :, p].shape, np.float32) for r in record]
+        self._steps(idx[p], mine, out, part_logits, part_record)
+        new[:, :, p] = out
+        if logits is not None:
+            logits[:, :, p] = part_logits
+        for r, part in zip(record or [], part_record or []):
+            r[:, :, p] = part
+
+    def _steps(self, idx, old, new, logits, record) -> None:
+        """The recurrent stack over idx (B, T), gate-major: the state `old` (L, S, B) -> `new`,
+        written in place, as are `logits` (T, V, B) and `record`, if given."""
+        T = idx.shape[1]
+        H = self.config.hidden_size
         lstm = self.config.cell is Cell.lstm
-        x = idx
-        for layer, s, new in zip(self.layers, state, new_state):
-            cells = np.empty((B, T, layer.H), dtype=np.float32) if recorded is not None and lstm else None
-            x = layer.run(layer.inputs(x), s, new, cells)  # (B, T, H)
-            if recorded is not None:
-                recorded += [cells, x] if lstm else [x]
-        return x, new_state
+        prepared = [layer.gate_major() for layer in self.layers]
+        head = self._head_gate_major() if logits is not None else None
+        state = list(old)  # per layer (S, B)
+        for t in range(T):
+            x = idx[:, t]
+            for i, (layer, gm) in enumerate(zip(self.layers, prepared)):
+                s = state[i]
+                out = new[i] if t == T - 1 else np.empty_like(s)  # this step's state (S, B)
+                h_new, c_new = out[:H], (out[H:] if lstm else None)
+                layer.step(gm, layer.gates_in(gm, x), s[:H], s[H:] if lstm else None, h_new, c_new)
+                if record is not None:
+                    if lstm:
+                        record[2 * i][t] = c_new
+                    record[(1 + lstm) * i + lstm][t] = h_new
+                state[i] = out
+                x = h_new
+            if head is not None:
+                logits[t] = head.product(head.w_hh, x)
+                logits[t] += head.bias(head.b_in, x.shape[1])
+
+    def _head_gate_major(self) -> _GateMajor:
+        """The head as a layer of no state, its bias as columns."""
+        now = (self.head_w, self.head_b)
+        if self._head is None or any(a is not b for a, b in zip(self._head.source, now)):
+            self._head = _HeadGateMajor(self.head_w, self.head_b)
+        return self._head
+
+
+class _HeadGateMajor(_GateMajor):
+    """The head's weights, probed, and its bias as columns."""
+
+    def __init__(self, head_w: np.ndarray, head_b: np.ndarray):
+        self.source = (head_w, head_b)
+        self.w_hh = Matrix(head_w)  # (H, V)
+        self.b_in = head_b
+        self.columns = {}
