@@ -52,6 +52,7 @@ class StepEvent:
     elapsed: float  # seconds since training started (this session)
     val_loss: float | None  # latest validation loss
     seconds: float  # this optimizer step alone (forward, backward, update), as train_time counts it
+    val_se: float | None = None  # the latest validation loss's standard error
 
 
 @dataclass
@@ -70,12 +71,14 @@ class EvalEvent:
     """After each validation."""
 
     step: int
-    val_loss: float  # nats/char on the validation part
+    val_loss: float  # nats/char on the run's fixed sample of the validation part
     val_bpc: float  # bits/char
     val_accuracy: float
-    best: bool  # a new best validation loss (the best checkpoint was written)
+    best: bool  # a new best validation loss (the best checkpoint holds these weights)
     prompt: str  # the prompt of the preview
     sample: str  # a short sampled continuation of the prompt (fixed seed)
+    val_se: float | None = None  # standard error of val_loss over the sample's windows, nats/char
+    val_chars: int = 0  # characters scored: the run's fixed sample of the validation part
 
 
 Event = StepEvent | RowEvent | EvalEvent
@@ -111,6 +114,34 @@ class EvalResult:
 
 
 @dataclass
+class Score(EvalResult):
+    """How well a model predicts some windows of a text (pieces of it, or lines), with the
+    standard error of the loss over those windows: how far another sample of windows like them
+    would probably move it."""
+
+    windows: int = 0  # windows (lines) scored
+    se: float | None = None  # standard error of `loss`, nats/char (None: fewer than two windows)
+
+    def result(self) -> EvalResult:
+        """The plain EvalResult (loss, accuracy, characters)."""
+        return EvalResult(self.loss, self.accuracy, self.characters)
+
+
+def plus_minus(se) -> str:
+    """' ± 0.022': a loss's standard error after it ('' where there is none)."""
+    ok = isinstance(se, (int, float)) and not isinstance(se, bool) and math.isfinite(se)
+    return f" ± {se:.3f}" if ok else ""
+
+
+def scored_words(scored, whole) -> str:
+    """'all 111,538 held-out characters', 'a sample of 200,000 held-out characters': what a
+    validation figure scored ('' where unknown: a checkpoint written before it was recorded)."""
+    if not isinstance(scored, int) or isinstance(scored, bool) or scored <= 0:
+        return ""
+    return f"{'all' if whole is True else 'a sample of'} {scored:,} held-out characters"
+
+
+@dataclass
 class TrainResult:
     """What a finished (or stopped) run reports.
 
@@ -123,8 +154,8 @@ class TrainResult:
     elapsed: float  # wall-clock seconds of the run, resumed sessions included
     loss: float  # last training loss
     accuracy: float  # accuracy on the last batch
-    val_loss: float | None  # final validation loss
-    best_val_loss: float | None
+    val_loss: float | None  # final validation loss (of the latest weights; see val_scored)
+    best_val_loss: float | None  # the best check's, on the checks' fixed sample
     chars_per_sec: float  # training characters / train_time, this session
     reason: str  # a StopReason's value: "steps", "max-time", "patience" or "interrupted"
     checkpoint: Path | None  # the latest checkpoint (None: none written)
@@ -145,6 +176,13 @@ class TrainResult:
     averaging: dict | None = None  # the weight average (EMA): settings, best validation live and averaged
     session_steps: int = 0  # optimizer steps made in this session (less than `steps` after --resume)
     session_elapsed: float = 0.0  # wall-clock seconds of this session
+    val_se: float | None = None  # standard error of val_loss over the windows it scored, nats/char
+    val_scored: int = 0  # characters val_loss scored (all of the held-out part where val_all)
+    val_all: bool = False  # whether val_loss scored all of the held-out part
+    best_val_se: float | None = None  # standard error of best_val_loss (on the checks' sample)
+    best_step: int | None = None  # the step of the best check
+    sample_chars: int = 0  # characters of the fixed sample every check scored (0: no check)
+    checks: int = 0  # checks of the held-out part in the run, resumed sessions included
 
     def to_dict(self) -> dict:
         """Plain values, for JSON (a figure that is not a number, e.g. no step made, is None)."""

@@ -58,8 +58,10 @@ def test_a_checkpoint_of_the_old_trainer_resumes(tmp_path):
 
 
 def test_the_runs_recorded_before_are_written_bitwise_again():
-    """The fingerprints tests/data/bitwise_runs.json recorded from the trainer as it was before
-    issue 32. fp32 on a CPU repeats on one machine only, so elsewhere this is skipped."""
+    """The fingerprints tests/data/bitwise_runs.json recorded from the trainer of issue 32's
+    step 3 (which changed what validation scores, and when, on purpose; the weights, optimizer
+    and best weights are those recorded before issue 32). fp32 on a CPU repeats on one machine
+    only, so elsewhere this is skipped."""
     recorded = json.loads(br.REFERENCE.read_text())
     if recorded["machine"] != br.machine():
         pytest.skip(f"recorded on {recorded['machine']}; fp32 kernels differ between CPUs")

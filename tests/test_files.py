@@ -91,9 +91,22 @@ def test_validation_draws_from_every_file_weighted_by_characters():
     assert corpus.val_chars == 70 and corpus.train_chars == 630
     torch.manual_seed(0)
     model = CharModel(ModelConfig(vocab_size=len(vocab), hidden_size=8, num_layers=1))
-    whole = corpus.evaluate(model, torch.device("cpu"), "fp32", None, (0, 1))
-    parts = [evaluate_stream(model, v, precision="fp32") for v in corpus.val_parts]
-    assert whole.characters == sum(p.characters for p in parts) == 67
+    whole = corpus.evaluate(model, torch.device("cpu"), "fp32", None, (0, 1)).score()
+    assert whole.characters == 67  # every held-out character but each part's first
+
+
+def test_all_of_the_held_out_files_is_scored_as_evaluate_scores_each():
+    """Held-out parts of 8,192 characters or more are scored whole as `charnext evaluate` scores
+    a text (evaluate_stream), their losses weighted by characters."""
+    docs = [cycle("abcde", 90_000), cycle("fgh", 85_000), cycle("ijkl", 83_000)]
+    vocab = Vocab.from_text("".join(docs))
+    corpus = make_corpus(docs, vocab, TrainConfig(seq_len=16, batch_size=4, val_fraction=0.1))
+    torch.manual_seed(0)
+    model = CharModel(ModelConfig(vocab_size=len(vocab), hidden_size=8, num_layers=1))
+    whole = corpus.evaluate(model, torch.device("cpu"), "fp32", None, (0, 1)).score()
+    prime = vocab.encode(corpus.start.prime) if corpus.start.prime else None
+    parts = [evaluate_stream(model, v, precision="fp32", prime=prime) for v in corpus.val_parts]
+    assert whole.characters == sum(p.characters for p in parts) == 25_797
     expected = sum(p.loss * p.characters for p in parts) / whole.characters
     assert whole.loss == pytest.approx(expected, rel=1e-6)
 

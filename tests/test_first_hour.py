@@ -90,30 +90,41 @@ def test_api_names_the_options_that_exist():
         assert name in message
 
 
-def test_step_budgets_space_validations_by_what_they_cost():
+def test_step_budgets_check_a_tenth_of_the_way_by_steps_alone():
     from charnext.config import TrainConfig
     from charnext.training.schedule import MAX_EVAL_SHARE, Schedule
 
     plan = Schedule.for_run(TrainConfig(steps=100), 10, 10_000, 100)
-    assert plan.eval_every == 10
-    assert plan.eval_due(10, since_eval=0.0)  # nothing measured yet: as planned
-    # the latest validation, at step 10, took 1 s (the run's record holds it; the schedule is frozen)
-    assert not plan.eval_due(20, 1 / MAX_EVAL_SHARE - 0.1, eval_seconds=1.0, last_eval_step=10)  # too soon
-    assert plan.eval_due(23, 1 / MAX_EVAL_SHARE, eval_seconds=1.0, last_eval_step=10)
-    given = Schedule.for_run(TrainConfig(steps=100, eval_every=10), 10, 10_000, 100)
-    assert given.eval_due(20, 0.0, eval_seconds=100.0, last_eval_step=10)  # --eval-every wins
+    assert plan.eval_every == 10 and plan.checks(100) == 10
+    # by steps alone, however long the latest check took: the same steps on any machine
+    assert plan.eval_due(10, since_eval=0.0, eval_seconds=100.0)
+    assert not plan.eval_due(15, since_eval=1000.0)
+    given = Schedule.for_run(TrainConfig(steps=100, eval_every=7), 10, 10_000, 100)
+    assert given.eval_due(14, 0.0, eval_seconds=100.0) and not given.eval_due(20, 0.0)
+    timed = Schedule.for_run(TrainConfig(max_time=100.0), 10, 10_000, 100)
+    assert not timed.eval_due(5, since_eval=9.9) and timed.eval_due(6, since_eval=10.0)  # a tenth
+    # a check that took 2 s waits until the time since it began is 1/MAX_EVAL_SHARE times that
+    assert not timed.eval_due(7, since_eval=10.0, eval_seconds=2.0)
+    assert timed.eval_due(8, since_eval=2.0 / MAX_EVAL_SHARE, eval_seconds=2.0)
+    timed_given = Schedule.for_run(TrainConfig(max_time=100.0, eval_every=5), 10, 10_000, 100)
+    assert timed_given.eval_due(5, since_eval=0.0) and not timed_given.eval_due(6, since_eval=99.0)
 
 
-def test_a_short_step_budget_validates_briefly(tmp_path, poem):
+def test_a_short_step_budget_checks_a_small_fixed_sample(tmp_path, poem):
     from charnext.training.runs import new_run
+    from charnext.training.validation import MIN_READ, Sample
 
     config = api.TrainConfig(steps=20, batch_size=4, seq_len=16)
     trainer = new_run(poem * 200, None, config, tmp_path / "p.pt", hidden_size=8, num_layers=1)
-    assert trainer._val_limit(final=True) == 10_000  # 20 x 64 characters trained: the minimum
     assert trainer.val_chars > 10_000
     for _ in trainer.run():
         pass
-    assert trainer.history["val_step"][-1] == 20
+    assert trainer.history["val_step"] == list(range(2, 21, 2))
+    # 20 x 64 characters trained: the smallest sample, 32 windows of 128 characters
+    sample = Sample.from_dict(trainer.record.val_sample)
+    assert sample == trainer.corpus.sample(MIN_READ) and (sample.windows, sample.chars) == (32, 4096)
+    # nor does the final figure score more: that would cost more than the 20 steps
+    assert (trainer.result.val_scored, trainer.result.val_all) == (4096, False)
 
 
 def test_train_says_a_word_before_the_slow_part(tmp_path):

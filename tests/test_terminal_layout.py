@@ -67,10 +67,10 @@ def test_piped_korean_training_at_60_columns_keeps_every_column(tmp_path):
 
 def _events():
     step = SimpleNamespace(step=1, total=3, fraction=1 / 3, loss=2.0, lr=0.01, chars_per_sec=1000.0,
-                           elapsed=6.0, val_loss=None)  # fmt: skip
+                           elapsed=6.0, val_loss=None, val_se=None)  # fmt: skip
     report = SimpleNamespace(step=1, loss=2.0, accuracy=0.25, prediction="hello world", target="hello\nworld")
     evaluation = SimpleNamespace(step=1, val_loss=1.5, val_bpc=2.1, val_accuracy=0.3, best=True,
-                                 prompt="Hi", sample=" there\nyou")  # fmt: skip
+                                 prompt="Hi", sample=" there\nyou", val_se=0.02, val_chars=4096)  # fmt: skip
     return step, report, evaluation
 
 
@@ -87,7 +87,7 @@ def test_piped_training_view_prints_in_the_order_things_happen():
     assert lines[1].split() == ["step", "loss", "acc", "prediction", "target"]
     assert lines[3].split()[:3] == ["1", "2.0000", "25%"]
     assert lines[4].startswith("step 1/3 loss 2.000")  # the progress line, after the row before it
-    assert lines[5].startswith("step 1 val loss 1.5000")
+    assert lines[5].startswith("step 1 val loss 1.5000 ± 0.020 (2.100 bits/char)")
     assert lines[6] == "  Hi there↵you"  # running text: spaces stay, a newline is ↵
     assert lines[7].split()[0] == "2"
     assert "hello␣world" in lines[3] and "hello↵world" in lines[3]  # a table: ␣ and ↵
@@ -174,8 +174,10 @@ def test_inspect_reports_best_validation_and_a_smoothed_curve(tmp_path, poem):
     result = run("inspect", path)
     assert result.exit_code == 0, result.output
     out = result.stdout
-    best = min(api.load(path).history["val_loss"])
-    assert f"best validation   {best:.4f} nats/char" in out
+    history = api.load(path).history
+    best = min(history["val_loss"])
+    se = history["val_se"][history["val_loss"].index(best)]  # the best check's, on the run's sample
+    assert f"best validation   {best:.4f} ± {se:.3f} nats/char" in out
     assert "best loss" not in out and "smoothed" in out
     assert "• train loss, smoothed" in out and "· per step" in out and "◦ validation loss" in out
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from charnext.config import PageWeights, SampleConfig
 from charnext.errors import ConfigError
+from charnext.events import plus_minus
 from charnext.inference.sampling import generate
 from charnext.inference.steps import Readable, Reader, softmax
 from charnext.modeling.numpy_model import NumpyModel
@@ -235,6 +236,11 @@ def _training_text(info: dict) -> str:
     return f"{name}, {length:,} characters" if isinstance(length, int) else name
 
 
+def _loss_words(loss: float, se) -> str:
+    """'1.4995 ± 0.022 nats/char (2.163 bits/char)'."""
+    return f"{loss:.4f}{plus_minus(se)} nats/char ({loss / LN2:.3f} bits/char)"
+
+
 def model_card(ckpt: Checkpoint, check: PrecisionCheck) -> list[tuple[str, str]]:
     """The rows `inspect` leads with: cell, size, vocabulary, best validation loss, the text."""
     info = describe(ckpt)
@@ -245,7 +251,7 @@ def model_card(ckpt: Checkpoint, check: PrecisionCheck) -> list[tuple[str, str]]
     return [
         *((name, model[name]) for name in ("cell", "layers", "input", "parameters")),
         ("vocabulary", f"{model['vocabulary']}: {vocab}"),
-        ("best validation", "-" if best is None else f"{best:.4f} nats/char ({best / LN2:.3f} bits/char)"),
+        ("best validation", "-" if best is None else _loss_words(best, t.get("best_val_se"))),
         ("training text", _training_text(info)),
         ("trained", f"{t['steps']:,} steps" + (f", {t['elapsed']:.0f} s" if t.get("elapsed") else "")),
         (

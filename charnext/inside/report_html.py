@@ -20,6 +20,7 @@ import math
 from pathlib import Path
 from string import Template
 
+from charnext.events import plus_minus
 from charnext.inference.surprise import SURPRISE_LEVELS, surprise_level
 from charnext.inside.curves import loss_axis
 from charnext.inside.neurons import FEATURES, diverging_level, scale
@@ -64,9 +65,9 @@ def _summary(d: ReportData) -> str:
         ("vocabulary", f"{m['vocab_size']} characters"),
         ("steps", f"{t['steps']:,}"),
         ("final loss", f"{_fmt(t['final_loss'])} nats/char"),
-        ("validation loss", f"{_fmt(t['val_loss'])} nats/char"
+        ("validation loss", f"{_fmt(t['val_loss'])}{plus_minus(t.get('val_se'))} nats/char"
          + (f" ({t['val_loss'] / LN2:.3f} bits/char)" if isinstance(t["val_loss"], float) else "")),
-        ("best validation", f"{_fmt(t['best_val_loss'])} nats/char"),
+        ("best validation", f"{_fmt(t['best_val_loss'])}{plus_minus(t.get('best_val_se'))} nats/char"),
         ("training time", f"{_fmt(t['elapsed'], '.1f')} s on {t.get('device') or '-'}, "
                           f"{t.get('precision') or '-'}"),
         ("training text", f"{(t.get('text') or {}).get('length', 0):,} characters"),

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from charnext.config import format_duration
+from charnext.events import plus_minus, scored_words
 from charnext.inside.curves import smooth
 from charnext.rendering.widgets import LN2, average_note, files_line, key_value_table, line_chart
 from charnext.text.paths import shown_path
@@ -155,13 +156,7 @@ def show_checkpoint(out: Console, info: dict, model_rows: Sequence[tuple[str, st
     smoothed = smooth([y for _, y in raw])
     rows = [("steps", f"{t['steps']:,}")]
     if t["val_loss"] is not None:  # the figure that says how good the model is: first
-        rows += [
-            (
-                "best validation",
-                f"{t['best_val_loss']:.4f} nats/char ({t['best_val_loss'] / LN2:.3f} bits/char)",
-            ),
-            ("last validation", f"{t['val_loss']:.4f} nats/char"),
-        ]
+        rows += validation_rows(t)
     rows += [
         ("training loss", (f"{smoothed[-1]:.4f} nats/char smoothed (last step "
                            f"{num(t['final_loss'])})") if smoothed else "-"),
@@ -185,6 +180,21 @@ def show_checkpoint(out: Console, info: dict, model_rows: Sequence[tuple[str, st
     out.print(Text("loss history", style="italic"))
     faint = ("per step", [x for x, _ in raw], [y for _, y in raw])
     out.print(line_chart(series, width=width, faint=faint))
+
+
+def validation_rows(t: dict) -> list[tuple[str, str]]:
+    """The best check (on the checks' fixed sample) and the last figure, with their standard
+    errors and what they scored, from describe()'s "training"."""
+    best = t["best_val_loss"]
+    best_se = plus_minus(t.get("best_val_se")) if t.get("best_val_se") is not None else ""
+    sample = t.get("sample_chars")
+    where = f", the checks' {sample:,}-character sample" if isinstance(sample, int) and sample else ""
+    scored = scored_words(t.get("val_scored"), t.get("val_all"))
+    return [
+        ("best validation", f"{best:.4f}{best_se} nats/char ({best / LN2:.3f} bits/char){where}"),
+        ("last validation", f"{t['val_loss']:.4f}{plus_minus(t.get('val_se'))} nats/char"
+                            + (f", {scored}" if scored else "")),
+    ]  # fmt: skip
 
 
 def _positive(v) -> bool:

@@ -17,8 +17,25 @@ from rich.table import Table
 from rich.text import Text
 
 from charnext.config import PLANNED, format_duration
-from charnext.events import EvalEvent, Event, RowEvent, StepEvent, StopReason, TrainResult
-from charnext.rendering.widgets import LN2, Words, average_note, files_line, fit, fmt_rate, hanging
+from charnext.events import (
+    EvalEvent,
+    Event,
+    RowEvent,
+    StepEvent,
+    StopReason,
+    TrainResult,
+    plus_minus,
+    scored_words,
+)
+from charnext.rendering.widgets import (
+    LN2,
+    Words,
+    average_note,
+    files_line,
+    fit,
+    fmt_rate,
+    hanging,
+)
 from charnext.text.paths import shown_path
 from charnext.text.vocab import visible_text
 
@@ -108,7 +125,7 @@ class TrainView:
 
     def step(self, e: StepEvent) -> None:
         """After an optimizer step: the progress bar, or a plain line now and then."""
-        val = f" val {e.val_loss:.3f}" if e.val_loss is not None else ""
+        val = f" val {e.val_loss:.3f}{plus_minus(e.val_se)}" if e.val_loss is not None else ""
         total = f"/{e.total}" if e.total else ""
         info = f"step {e.step}{total} loss {e.loss:.3f}{val} {e.chars_per_sec / 1000:.1f}k chars/s"
         if self.live is not None:
@@ -137,7 +154,8 @@ class TrainView:
     def evaluation(self, e: EvalEvent) -> None:
         """Validation figures and a sample, printed above the bar."""
         mark = " [green](best)[/]" if e.best else ""
-        line = f"[cyan]step {e.step}[/] val loss {e.val_loss:.4f} ({e.val_bpc:.3f} bits/char){mark}"
+        val = f"{e.val_loss:.4f}{plus_minus(e.val_se)} ({e.val_bpc:.3f} bits/char)"
+        line = f"[cyan]step {e.step}[/] val loss {val}{mark}"
         # the sample reads as running text: spaces stay spaces, a line break shows as ↵
         width = max(20, self.out.width - 2)
         natural = fit(visible_text(e.prompt + e.sample, spaces=True), width)
@@ -146,6 +164,16 @@ class TrainView:
         target = self.live.console if self.live is not None else self.out
         target.print(line, soft_wrap=True)
         target.print(sample, soft_wrap=True)
+
+
+def best_words(r: TrainResult) -> str:
+    """'1.4995 ± 0.022 nats/char at step 2,001, on the checks' 16,384-character sample'."""
+    words = f"{r.best_val_loss:.4f}{plus_minus(r.best_val_se)} nats/char"
+    if r.best_step is not None:
+        words += f" at step {r.best_step:,}"
+    if r.sample_chars and not (r.val_all and r.sample_chars == r.val_scored):
+        words += f", on the checks' {r.sample_chars:,}-character sample"
+    return words
 
 
 def run_header(h) -> str:
@@ -191,8 +219,10 @@ def train_summary(out: Console, r: TrainResult, next_command: list[str] | None =
         t.add_row("time", f"{format_duration(r.elapsed)}, of which {training}")
     t.add_row("final loss", f"{r.loss:.4f} nats/char, accuracy {r.accuracy:.1%}")
     if r.val_loss is not None:
-        t.add_row("validation", f"{r.val_loss:.4f} nats/char ({r.val_loss / LN2:.3f} bits/char)")
-        t.add_row("best validation", f"{r.best_val_loss:.4f} nats/char" + average_note(r.averaging))
+        scored = scored_words(r.val_scored, r.val_all)
+        figure = f"{r.val_loss:.4f}{plus_minus(r.val_se)} nats/char ({r.val_loss / LN2:.3f} bits/char)"
+        t.add_row("validation", figure + (f", {scored}" if scored else ""))
+        t.add_row("best validation", best_words(r) + average_note(r.averaging))
     t.add_row(
         "model", f"{r.parameters:,} parameters; text {r.train_chars:,} train / {r.val_chars:,} val chars"
     )

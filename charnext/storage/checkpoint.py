@@ -37,7 +37,7 @@ from __future__ import annotations
 from charnext.storage.handle import Checkpoint, first_line
 from charnext.storage.reading import load, load_raw
 from charnext.storage.validation import FORMAT, FORMAT_VERSION, is_number, is_whole
-from charnext.storage.writing import DEFAULT_NAME, export, output_path, save
+from charnext.storage.writing import DEFAULT_NAME, export, output_path, record, save, write_record
 
 __all__ = [
     "DEFAULT_NAME",
@@ -51,5 +51,7 @@ __all__ = [
     "load",
     "load_raw",
     "output_path",
+    "record",
     "save",
+    "write_record",
 ]

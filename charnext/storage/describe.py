@@ -21,6 +21,11 @@ def describe(ckpt: Checkpoint) -> dict:
     summary = ckpt.summary
     losses = [v for v in history.get("loss", []) if isinstance(v, float) and math.isfinite(v)]
     val = [v for v in history.get("val_loss", []) if isinstance(v, float) and math.isfinite(v)]
+    # the figure the run ended with (scored on more than the checks' sample, where it could),
+    # else its latest check's
+    last = summary.get("val_loss")
+    last = last if isinstance(last, float) and math.isfinite(last) else (val[-1] if val else None)
+    sample = (raw.get("resume") or {}).get("val_sample") if isinstance(raw.get("resume"), dict) else None
     return {
         "path": absolute_path(ckpt.path) if ckpt.path else None,
         # `charnext export` keeps only what inference needs: no history, summary or optimizer
@@ -42,8 +47,13 @@ def describe(ckpt: Checkpoint) -> dict:
             "final_loss": losses[-1] if losses else None,
             "best_loss": min(losses) if losses else None,
             "accuracy": summary.get("accuracy"),
-            "val_loss": val[-1] if val else None,
-            "best_val_loss": min(val) if val else None,
+            "val_loss": last,
+            "val_se": summary.get("val_se"),  # its standard error, and what it scored
+            "val_scored": summary.get("val_scored"),
+            "val_all": summary.get("val_all"),
+            "best_val_loss": min(val) if val else None,  # the checks': all on the same sample
+            "best_val_se": summary.get("best_val_se"),
+            "sample_chars": sample.get("chars") if isinstance(sample, dict) else None,
             "elapsed": summary.get("elapsed"),
             "device": summary.get("device"),
             "precision": summary.get("precision"),

@@ -2,7 +2,9 @@
 
 `run.pt` logs to `run.metrics.jsonl`: a line per optimizer step
 `{"kind": "step", "step", "loss", "accuracy", "lr", "elapsed", "chars_per_sec"}` and a line
-per validation `{"kind": "validation", "step", "val_loss", "val_bpc", "val_accuracy", "best"}`.
+per validation `{"kind": "validation", "step", "val_loss", "val_bpc", "val_accuracy", "best",
+"val_se", "val_chars"}` (every check scores the run's fixed sample of the held-out part,
+`val_chars` characters; `val_se` is its loss's standard error; logs written before have neither).
 A new run starts the file afresh when it writes its first checkpoint; a resumed run keeps the
 lines up to the step it resumes from (later ones, from after the checkpoint, are replayed).
 `pandas.read_json(path, lines=True)` reads it.
@@ -77,6 +79,8 @@ class MetricsLog:
                 "val_bpc": _number(e.val_bpc),
                 "val_accuracy": _number(e.val_accuracy),
                 "best": e.best,
+                "val_se": _number(e.val_se) if e.val_se is not None else None,
+                "val_chars": e.val_chars,
             }
         )
 

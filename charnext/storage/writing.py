@@ -123,7 +123,12 @@ def save(path: str | Path, model: CharModel, vocab: Vocab, **extra: Any) -> Path
     `extra` holds the training fields of the layout above (train_config, step, optimizer,
     history, text, summary, resume) and any other field of JSON-able values and tensors.
     """
-    raw = {
+    return _write(path, record(model, vocab, **extra))
+
+
+def record(model: CharModel, vocab: Vocab, **extra: Any) -> dict:
+    """The fields `save` writes, as they stand now (the tensors are the model's own, not copies)."""
+    return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "charnext_version": __version__,
@@ -133,6 +138,10 @@ def save(path: str | Path, model: CharModel, vocab: Vocab, **extra: Any) -> Path
         "state_dict": _unwrap(model).state_dict(),
         **extra,
     }
+
+
+def write_record(path: str | Path, raw: dict) -> Path:
+    """Write fields `record` gave (kept for later, e.g. the best state of a run), as `save` does."""
     return _write(path, raw)
 
 

@@ -14,7 +14,7 @@ import torch
 
 from charnext.config import TrainConfig
 from charnext.errors import ConfigError, TextError
-from charnext.inference.scoring import EvalResult, evaluate_lines, evaluate_stream
+from charnext.inference.scoring import Sums, score_lines, score_rows
 from charnext.inference.steps import Start
 from charnext.modeling.model import CharModel
 from charnext.text.data import (
@@ -27,6 +27,7 @@ from charnext.text.data import (
 )
 from charnext.text.reading import text_lines
 from charnext.text.vocab import Vocab, count_indices
+from charnext.training.validation import Sample, line_picks, line_sample, sample_rows, stream_sample
 
 NEWLINE = "\n"
 # Default batches, measured on tinyshakespeare (README, "Training on real text"): in a short
@@ -94,9 +95,10 @@ class Corpus(Protocol):
     @property
     def rows(self) -> slice: ...
     def has_validation(self) -> bool: ...
+    def sample(self, read: float) -> Sample: ...
     def evaluate(
-        self, model: CharModel, device, precision: str, limit: int | None, part: tuple[int, int]
-    ) -> EvalResult: ...
+        self, model: CharModel, device, precision: str, sample: Sample | None, part: tuple[int, int]
+    ) -> Sums: ...
     def sample_prompt(self) -> str: ...
 
 
@@ -119,7 +121,29 @@ class _Batched:
         return self.batches.rows
 
 
-class StreamCorpus(_Batched):
+class _HeldOutStreams:
+    """How both stream corpora score their held-out part: spans of one encoded tensor."""
+
+    vocab: Vocab
+    start: Start
+    held_out: torch.Tensor  # the encoded tensor the held-out spans are in
+    spans: list[tuple[int, int]]  # each held-out part: (offset in `held_out`, characters)
+
+    def sample(self, read: float) -> Sample:
+        """The fixed sample a check reading about `read` characters scores (validation.py)."""
+        return stream_sample(self.spans, read)
+
+    def evaluate(
+        self, model: CharModel, device, precision: str, sample: Sample | None, part: tuple[int, int]
+    ) -> Sums:
+        """This process's share of the sums scoring `sample` of the held-out part (None: all)."""
+        sample = sample or self.sample(math.inf)
+        rows = sample_rows(self.spans, sample)[part[0] :: part[1]]
+        prime = self.vocab.encode(self.start.prime) if self.start.prime else None
+        return score_rows(model, self.held_out, rows, device=device, precision=precision, prime=prime)
+
+
+class StreamCorpus(_Batched, _HeldOutStreams):
     """A text read as one stream of characters, cut into truncated-BPTT windows.
 
     The last `val_fraction` of the text is held out, contiguous. Without --random-windows the
@@ -160,6 +184,7 @@ class StreamCorpus(_Batched):
         self.carries_state = not config.random_windows
         self.start = Start(stream_prime(data, vocab))  # where prediction starts (recorded)
         self.train_chars, self.val_chars = n, len(self.val_data)
+        self.held_out, self.spans = self.val_data, [(0, len(self.val_data))]
         w = min(n - 1, WINDOW_CHARS)
         self.window = (self.train_data[:w], self.train_data[1 : w + 1])  # (inputs, targets)
 
@@ -167,21 +192,13 @@ class StreamCorpus(_Batched):
         """Whether anything is held out to validate on."""
         return len(self.val_data) > 1
 
-    def evaluate(
-        self, model: CharModel, device, precision: str, limit: int | None, part: tuple[int, int]
-    ) -> EvalResult:
-        """Loss on this process's share of the validation part (about its first `limit` chars)."""
-        val = self.val_data if limit is None else self.val_data[: limit + 1]
-        prime = self.vocab.encode(self.start.prime) if self.start.prime else None
-        return evaluate_stream(model, val, device=device, precision=precision, part=part, prime=prime)
-
     def sample_prompt(self) -> str:
         """The preview's default prompt: the text's first line, cut short."""
         head = self.vocab.decode(self.train_data[:32])
         return head.split(NEWLINE)[0][:24] or head[:1]
 
 
-class DocumentCorpus(_Batched):
+class DocumentCorpus(_Batched, _HeldOutStreams):
     """Several texts (files) read as streams of characters, no window spanning two of them.
 
     Each text's last `val_fraction` is held out, so validation draws from every file; its loss
@@ -209,11 +226,13 @@ class DocumentCorpus(_Batched):
         self.vocab_counts = counts or count_indices(data, len(vocab))
         share = held_out_share(config, len(data))
         spans, self.val_parts, at = [], [], 0  # training parts (start, length); held-out parts
+        self.held_out, self.spans = data, []  # the held-out parts, as (start, length) in `data`
         for n in lengths:
             train, val = split_stream(data[at : at + n], share)
             spans.append((at, len(train)))
             if len(val) > 1:
                 self.val_parts.append(val)
+                self.spans.append((at + len(train), len(val)))
             at += n
         longest = max(n for _, n in spans)
         if longest < 2:
@@ -243,35 +262,10 @@ class DocumentCorpus(_Batched):
         """Whether anything is held out to validate on."""
         return bool(self.val_parts)
 
-    def evaluate(
-        self, model: CharModel, device, precision: str, limit: int | None, part: tuple[int, int]
-    ) -> EvalResult:
-        """Loss on this process's share of every text's held-out part (about `limit` characters
-        in all, each text giving its share), combined weighted by characters."""
-        prime = self.vocab.encode(self.start.prime) if self.start.prime else None
-        total = sum(len(v) for v in self.val_parts)
-        results = []
-        for val in self.val_parts:
-            if limit is not None:
-                val = val[: max(2, limit * len(val) // total + 1)]
-            scored = evaluate_stream(model, val, device=device, precision=precision, part=part, prime=prime)
-            results.append(scored)
-        return combined(results)
-
     def sample_prompt(self) -> str:
         """The preview's default prompt: the first text's first line, cut short."""
         head = self.vocab.decode(self.data[self._first : self._first + 32])
         return head.split(NEWLINE)[0][:24] or head[:1]
-
-
-def combined(results: list[EvalResult]) -> EvalResult:
-    """Several texts' scores as one: their losses and accuracies weighted by characters scored."""
-    scored = [r for r in results if r.characters]
-    n = sum(r.characters for r in scored)
-    if not n:
-        return EvalResult(float("nan"), float("nan"), 0)
-    loss = sum(r.loss * r.characters for r in scored) / n
-    return EvalResult(loss, sum(r.accuracy * r.characters for r in scored) / n, n)
 
 
 class LineCorpus(_Batched):
@@ -320,13 +314,17 @@ class LineCorpus(_Batched):
         """Whether any line is held out to validate on."""
         return len(self.val_lines) > 1
 
+    def sample(self, read: float) -> Sample:
+        """The fixed sample a check reading about `read` characters scores (validation.py)."""
+        return line_sample([len(x) + 1 for x in self.val_lines], read)
+
     def evaluate(
-        self, model: CharModel, device, precision: str, limit: int | None, part: tuple[int, int]
-    ) -> EvalResult:
-        """Loss on this process's share of the held-out lines (about `limit` characters)."""
-        lines = self.val_lines if limit is None else self.val_lines[: limit // 16]
-        rank, world = part
-        return evaluate_lines(model, lines[rank::world], self.boundary, device=device, precision=precision)
+        self, model: CharModel, device, precision: str, sample: Sample | None, part: tuple[int, int]
+    ) -> Sums:
+        """This process's share of the sums scoring `sample` of the held-out lines (None: all)."""
+        picks = line_picks(len(self.val_lines), sample or self.sample(math.inf))[part[0] :: part[1]]
+        lines = [self.val_lines[i] for i in picks]
+        return score_lines(model, lines, self.boundary, device=device, precision=precision)
 
     def sample_prompt(self) -> str:
         """The preview's default prompt: none, a line is generated from its start."""

@@ -21,7 +21,7 @@ import torch
 
 from charnext.config import DeviceName
 from charnext.errors import DeviceError, DistributedError
-from charnext.inference.scoring import EvalResult
+from charnext.inference.scoring import Sums
 from charnext.modeling.device import resolve_device
 
 DEFAULT_TIMEOUT = 600.0  # seconds a process waits for the others in a collective before failing
@@ -148,18 +148,14 @@ def weighted_mean(values: list[float], weight: float, world: int) -> list[float]
     return [float(s / sums[-1]) for s in sums[:-1]]
 
 
-def merge_eval(result: EvalResult, world: int) -> EvalResult:
-    """One validation result from every process's share of it (weighted by characters scored)."""
+def merge_sums(sums: Sums, world: int) -> Sums:
+    """One check's sums from every process's share of its windows (added up, so that every
+    process gets the same loss and standard error)."""
     if world == 1:
-        return result
-    n = result.characters
-    loss, accuracy = (result.loss, result.accuracy) if n else (0.0, 0.0)
-    sums = torch.tensor([loss * n, accuracy * n, n], dtype=torch.float64)
-    torch.distributed.all_reduce(sums)
-    total = int(sums[2])
-    if not total:
-        return EvalResult(float("nan"), float("nan"), 0)
-    return EvalResult(float(sums[0] / total), float(sums[1] / total), total)
+        return sums
+    total = sums.to_tensor()
+    torch.distributed.all_reduce(total)
+    return Sums.from_tensor(total)
 
 
 def gather_rows(state: torch.Tensor, world: int) -> torch.Tensor:

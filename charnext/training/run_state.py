@@ -26,6 +26,7 @@ from charnext.text.paths import shown_path
 from charnext.training.averaging import WeightAverage
 from charnext.training.optim import check_state_dict
 from charnext.training.state import RunState, Session
+from charnext.training.validation import Sample
 from charnext.version import __version__
 
 
@@ -37,10 +38,30 @@ def best_path(out: Path) -> Path:
 def save_run(trainer, path: Path, summary: dict, state: torch.Tensor | None) -> None:
     """Write `trainer`'s run to `path`: the model and everything a resumed run needs, with
     `summary` (the latest figures) and `state` (the carried state, gathered from every process)."""
+    ckpt.write_record(path, run_record(trainer, summary, state))
+
+
+def hold_run(trainer, summary: dict, state: torch.Tensor | None) -> dict:
+    """What `save_run` would write now, copied (tensors to the CPU), to be written later with
+    `ckpt.write_record` whatever the run does meanwhile."""
+    return _copied(run_record(trainer, summary, state))
+
+
+def _copied(value):
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _copied(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copied(v) for v in value)
+    return value
+
+
+def run_record(trainer, summary: dict, state: torch.Tensor | None) -> dict:
+    """The fields of `trainer`'s checkpoint as they stand (see `save_run`)."""
     t, rec = trainer, trainer.record
     resume = rec.to_resume()
-    ckpt.save(
-        path,
+    return ckpt.record(
         t.model,
         t.vocab,
         # the batch and window as used, not None ("default"), so the record says what ran
@@ -60,6 +81,8 @@ def save_run(trainer, path: Path, summary: dict, state: torch.Tensor | None) -> 
             "precision": t.precision,
             "elapsed": resume["elapsed"],
             "best_val_loss": rec.best_val_loss,
+            "best_val_se": rec.best_val_se,  # on the checks' sample (resume: val_sample)
+            "best_step": rec.best_step,
             "train_chars": t.train_chars,
             "val_chars": t.val_chars,
             "seq_len": t.seq_len,
@@ -156,7 +179,7 @@ def run_result(trainer, session: Session, metrics_log: Path | None) -> TrainResu
         elapsed=rec.elapsed,
         loss=session.loss,
         accuracy=session.accuracy,
-        val_loss=session.last_val,
+        val_loss=session.last_val if t.checks.final is None else t.checks.final.loss,
         best_val_loss=rec.best_val_loss,
         chars_per_sec=session_chars / session.train_time if session.train_time else 0.0,
         reason=session.reason,
@@ -178,7 +201,25 @@ def run_result(trainer, session: Session, metrics_log: Path | None) -> TrainResu
         averaging=averaging(t),
         session_steps=rec.step - session.start_step,
         session_elapsed=session.seconds,
+        **checked(t),
     )
+
+
+def checked(trainer) -> dict:
+    """The TrainResult's figures of the checks: the final one's standard error and what it
+    scored, the best one's standard error and step, the checks' sample and how many there were."""
+    t, rec = trainer, trainer.record
+    sample = Sample.from_dict(rec.val_sample)
+    score = t.checks.final or t.checks.latest()  # an interrupted run ends with its latest check
+    return {
+        "val_se": score.se if score is not None else None,
+        "val_scored": score.characters if score is not None else 0,
+        "val_all": t.checks.final_all if t.checks.final is not None else bool(sample and sample.whole),
+        "best_val_se": rec.best_val_se,
+        "best_step": rec.best_step,
+        "sample_chars": sample.chars if sample is not None else 0,
+        "checks": len(rec.history["val_step"]),
+    }
 
 
 def check_resumable(path: str | Path, raw: dict) -> None:
@@ -219,7 +260,8 @@ def check_resumable(path: str | Path, raw: dict) -> None:
     for key, ok in (("elapsed", ckpt.is_number), ("best_val_loss", ckpt.is_number),
                     ("evals_since_best", ckpt.is_whole), ("skipped_steps", ckpt.is_whole),
                     ("last_eval_step", ckpt.is_whole), ("last_eval_at", ckpt.is_number),
-                    ("eval_seconds", ckpt.is_number)):  # fmt: skip
+                    ("eval_seconds", ckpt.is_number), ("best_val_se", ckpt.is_number),
+                    ("best_step", ckpt.is_whole)):  # fmt: skip
         if r.get(key) is not None and not ok(r[key]):
             raise damaged(f"resume field '{key}' is malformed")
     guard = r.get("guard")
@@ -228,3 +270,6 @@ def check_resumable(path: str | Path, raw: dict) -> None:
         and all(v is None or ckpt.is_number(v) for k, v in guard.items() if k != "first_seen")
     ):
         raise damaged("resume field 'guard' is malformed")
+    sample = r.get("val_sample")
+    if sample is not None and Sample.from_dict(sample) is None:
+        raise damaged("resume field 'val_sample' is malformed")

@@ -17,25 +17,19 @@ from charnext.config import TrainConfig
 DEFAULT_PASSES = 10
 MIN_DEFAULT_STEPS = 60
 MAX_DEFAULT_STEPS = 3000
-# Validations per run when --eval-every is not given: often enough to keep a best checkpoint and
-# a resumable latest one, rarely enough to cost little (validation scores the held-out part).
+# Checks of the held-out part per run when --eval-every is not given, the last one at the end:
+# enough for the best checkpoint, the outlook and the charts to follow the whole run (the first
+# comes a tenth of the way in), cheap because each scores a fixed sample sized for it
+# (charnext.training.validation).
 EVALS_PER_RUN = 10
-# Validations (with their previews and checkpoint writes) take at most about this share of a
-# run, under a time budget or a step budget alike (not with --eval-every): each one is timed,
-# and the next waits long enough. In a 90-second run on tinyshakespeare ten validations of a
-# 2x256 model took 13 s that training then lacked; `--steps 120` spent 6.5 s of 8.9 s validating.
-MAX_EVAL_SHARE = 0.04
+# Under a time budget a check waits, beyond its tenth of the budget, until the time since the
+# last one began is 1/MAX_EVAL_SHARE times what that one took (scoring, preview and save): a
+# machine where even the smallest sample is slow does not spend its budget checking. The sample
+# is sized so that scoring it takes at most 3% of a tenth (validation.CHECKS_SHARE); in a 60 s
+# run on tinyshakespeare here a whole check, preview and save included, took about 0.2 s of 5.6.
+MAX_EVAL_SHARE = 0.1
 # Rows of the lecture's table (RowEvents) per run, first and last step included.
 ROWS_PER_RUN = 12
-PERIODIC_VAL_CHARS = 2_000_000  # characters scored at each validation during training
-# Under a step budget a validation scores at most this many characters per training character
-# of the whole run (but at least MIN_VAL_CHARS): scoring a character costs about a third of
-# training on one (forward only), so the final validation costs at most about 7% of the
-# run. `--steps 120` on tinyshakespeare otherwise scored all 111k held-out characters, 0.9 s
-# against 5.3 s of training.
-VAL_CHARS_PER_RUN_CHAR = 0.2
-MIN_VAL_CHARS = 10_000
-FORWARD_COST = 1 / 3  # a forward pass's share of a training step's cost, per character
 
 
 def default_steps(train_chars: int, chars_per_step: int) -> int:
@@ -138,20 +132,21 @@ class Schedule:
         """What ended a completed plan: "steps" or "max-time"."""
         return "steps" if self.total is not None else "max-time"
 
-    def eval_due(
-        self, step: int, since_eval: float, eval_seconds: float = 0.0, last_eval_step: int = 0
-    ) -> bool:
-        """Whether to validate after `step`: every `eval_every` steps, or once a tenth of a time
-        budget has passed since the last validation (`since_eval` seconds). Either way later
-        if validating would take more than MAX_EVAL_SHARE of the run: the next validation waits
-        until the time since the last (at step `last_eval_step`) is that many times what the last
-        took (`eval_seconds`). A run given --eval-every validates exactly that often."""
-        if self.total is not None:
-            if self.config.eval_every:
-                return step % self.eval_every == 0
-            spaced = since_eval >= eval_seconds / MAX_EVAL_SHARE
-            return step - last_eval_step >= self.eval_every and spaced
+    def eval_due(self, step: int, since_eval: float, eval_seconds: float = 0.0) -> bool:
+        """Whether to check after `step`: every `eval_every` steps under a step budget or with
+        --eval-every (by steps alone, so such a run checks at the same steps on any machine);
+        under a time budget once a tenth of it has passed since the latest check began
+        (`since_eval` seconds), or later where that one took more than MAX_EVAL_SHARE of the
+        time since (`eval_seconds`)."""
+        if self.total is not None or self.config.eval_every:
+            return step % self.eval_every == 0
         return since_eval >= max(self.max_time / EVALS_PER_RUN, eval_seconds / MAX_EVAL_SHARE)
+
+    def checks(self, steps: float) -> int:
+        """Checks a run of `steps` steps (planned, or expected under a time budget) makes."""
+        if self.total is None and not self.config.eval_every:
+            return EVALS_PER_RUN
+        return max(1, int(steps // self.eval_every))
 
     def row_due(self, step: int, elapsed: float, last_fraction: float) -> bool:
         """Whether to add a row to the lecture's table after `step`; `last_fraction` is the share
@@ -162,12 +157,3 @@ class Schedule:
             return True
         rows = ROWS_PER_RUN - 1
         return math.floor(self.fraction(step, elapsed) * rows) > math.floor(last_fraction * rows)
-
-    def val_limit(self, final: bool, chars_per_step: int) -> int | None:
-        """Characters a validation scores at most (None: all): periodic ones PERIODIC_VAL_CHARS;
-        under a step budget, also no more than VAL_CHARS_PER_RUN_CHAR of the run's characters."""
-        limit = None if final else PERIODIC_VAL_CHARS
-        if self.total is not None:
-            cap = max(MIN_VAL_CHARS, int(VAL_CHARS_PER_RUN_CHAR * self.total * chars_per_step))
-            limit = cap if limit is None else min(limit, cap)
-        return limit

@@ -19,14 +19,15 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 
 RATE_WINDOW = 2.0  # seconds of steps over which the progress line's chars/s is measured
-HISTORY_KEYS = ("step", "loss", "accuracy", "lr", "val_step", "val_loss", "val_accuracy")
+HISTORY_KEYS = ("step", "loss", "accuracy", "lr", "val_step", "val_loss", "val_accuracy", "val_se")
 # fields kept elsewhere in the checkpoint: the step and history at its top level, the changes
 # of regularisation in its provenance beside the plan they changed
 NOT_IN_RESUME = ("step", "history", "replans", "started")
 
 
 def new_history() -> dict[str, list]:
-    """An empty history: per step (step, loss, accuracy, lr) and per validation."""
+    """An empty history: per step (step, loss, accuracy, lr) and per check of the held-out
+    part (its step, loss, accuracy and the loss's standard error, on the run's fixed sample)."""
     return {key: [] for key in HISTORY_KEYS}
 
 
@@ -43,9 +44,14 @@ class RunState:
     best_val_loss_live: float | None = None  # the best validation of the live weights
     best_val_loss_average: float | None = None  # and of their average
     best_weights: str = "live"  # the weights of the best validation: "live" or "average"
+    best_val_se: float | None = None  # the standard error of the best validation's loss
+    best_step: int | None = None  # the step of the best validation
     last_eval_step: int = 0  # the step of the latest validation
-    last_eval_at: float = 0.0  # run seconds at the end of the latest validation
+    last_eval_at: float = 0.0  # run seconds at the start of the latest validation
     eval_seconds: float = 0.0  # how long the latest validation took, with its save and preview
+    # the held-out characters every check scores (charnext.training.validation.Sample), chosen
+    # at the run's first check; None before it, and in a checkpoint written before there was one
+    val_sample: dict | None = None
     # each change of the plan's dropout and weight decay during the run: {step, passes, dropout,
     # weight_decay}, the plan itself kept as chosen at the start
     replans: list = field(default_factory=list)
@@ -83,6 +89,8 @@ class RunState:
         values = {k: v for k, v in resume.items() if k in known and v is not None}
         history = new_history()
         history.update({k: list(v) for k, v in (raw.get("history") or {}).items()})
+        missing = len(history["val_step"]) - len(history["val_se"])  # checks recorded without one
+        history["val_se"] = [None] * max(0, missing) + history["val_se"]
         replans = (raw.get("provenance") or {}).get("replans")
         state = cls(step=int(raw["step"]), history=history, **values)
         state.replans = [dict(r) for r in replans] if isinstance(replans, list) else []
@@ -91,8 +99,10 @@ class RunState:
         state.skipped_steps = int(state.skipped_steps)
         state.best_weights = str(state.best_weights)
         state.last_eval_step = int(state.last_eval_step)
+        state.best_step = int(state.best_step) if state.best_step is not None else None
         state.last_eval_at = float(resume.get("last_eval_at", state.elapsed) or 0.0)
         state.eval_seconds = float(state.eval_seconds)
+        state.val_sample = dict(state.val_sample) if isinstance(state.val_sample, dict) else None
         return state
 
 

@@ -17,9 +17,8 @@ import torch
 
 from charnext.config import SampleConfig, TrainConfig
 from charnext.errors import CheckpointError, TrainingDiverged
-from charnext.events import EvalEvent, Event, RowEvent, StepEvent
+from charnext.events import Event, RowEvent, Score, StepEvent
 from charnext.inference.sampling import generate
-from charnext.inference.scoring import EvalResult
 from charnext.inference.steps import Reader, read
 from charnext.modeling.device import resolve_precision
 from charnext.modeling.model import CharModel, ModelConfig, eval_mode
@@ -30,17 +29,18 @@ from charnext.text.vocab import Vocab
 from charnext.training import distributed
 from charnext.training.averaging import WeightAverage
 from charnext.training.budget import EXIT_SECONDS, Budget
+from charnext.training.checks import Checks
 from charnext.training.corpus import make_corpus
 from charnext.training.divergence import DivergenceGuard
-from charnext.training.launch import check_memory, copy_overlap, lower, optimizer_step
+from charnext.training.launch import check_memory, copy_overlap, optimizer_step
 from charnext.training.optim import make_adamw
 from charnext.training.outlook import Outlook, read_outlook
 from charnext.training.planner import Plan
 from charnext.training.run_state import best_path, restore_run, run_result, save_run, saved_plan
-from charnext.training.schedule import FORWARD_COST, PERIODIC_VAL_CHARS, Schedule
+from charnext.training.schedule import Schedule
 from charnext.training.state import HISTORY_KEYS, RunState, Session
+from charnext.training.validation import Sample
 
-PREVIEW_CHARS = 80  # characters of the sampled preview after each validation
 PREVIEW_SEED = 1234  # previews draw from the same seed each time, so they show progress only
 
 
@@ -89,23 +89,31 @@ class Trainer:
 
         self._fresh_state(resumed_from)
         if resume is not None:
-            try:  # run_state.check_resumable has checked it; this is the last line of defence
-                self.record, self.carried = restore_run(self, resume)
-                self._resumed_plan = saved_plan(resume)
-            except (RuntimeError, ValueError, TypeError, KeyError) as e:
-                where = shown_path(self.resumed_from) if self.resumed_from is not None else "the checkpoint"
-                raise CheckpointError(f"{where} is damaged: {first_line(e)}") from None
-            if (
-                self.out is not None
-                and self.resumed_from is not None
-                and self.out.resolve() == self.resumed_from.resolve()
-            ):
-                self._saved_step = self.step
+            self._restore(resume)
         self.budget = budget(self.record.elapsed) if budget and config.max_time is not None else None
         end = self.budget.clock_end if self.budget is not None else None
         self.schedule = Schedule.for_run(
             config, self.corpus.steps_per_epoch(), self.corpus.train_chars, self.chars_per_step, end
         )
+        if resume is not None:
+            self.checks.resumed()
+
+    def _restore(self, resume: dict) -> None:
+        """Continue the run saved in `resume` (a loaded checkpoint)."""
+        try:  # run_state.check_resumable has checked it; this is the last line of defence
+            self.record, self.carried = restore_run(self, resume)
+            self._resumed_plan = saved_plan(resume)
+        except (RuntimeError, ValueError, TypeError, KeyError) as e:
+            where = shown_path(self.resumed_from) if self.resumed_from is not None else "the checkpoint"
+            raise CheckpointError(f"{where} is damaged: {first_line(e)}") from None
+        if self.resumed_here():
+            self._saved_step = self.step
+
+    def resumed_here(self) -> bool:
+        """Whether this run continues the checkpoint it writes (resumed, to the same --out)."""
+        if self.out is None or self.resumed_from is None:
+            return False
+        return self.out.resolve() == self.resumed_from.resolve()
 
     def _build(self, model_config: ModelConfig, init_weights: dict | None) -> None:
         """The model (seeded; from `init_weights` where given), wrapped for several processes,
@@ -136,6 +144,7 @@ class Trainer:
         self._resumed_plan: dict | None = None
         self._save_seconds = 0.0  # how long the latest save took (the time budget keeps it for the end)
         self.weights_held = "live"  # the weights the model holds now: "live" or "average"
+        self.checks = Checks(self)  # the checks of the held-out part, and the best state held
 
     # -- what the run is --------------------------------------------------------------------
 
@@ -212,6 +221,7 @@ class Trainer:
         try:
             self.result = yield from self._run(log)
         except TrainingDiverged as e:
+            self.checks.write_best()  # the best state held, never diverged
             kept = "this run wrote no checkpoint"
             if self._saved_step is not None:
                 kept = f"{shown_path(self.out)} keeps step {self._saved_step}"
@@ -249,12 +259,12 @@ class Trainer:
                 if self.rank == 0:
                     yield self._table_row(session.loss, session.accuracy)
             if not rec.eval_seconds and not self.config.eval_every:  # the first is spaced too
-                rec.eval_seconds = self._expected_eval_seconds(session)
+                rec.eval_seconds = self.checks.expected_seconds(session)
             since_eval = event.elapsed - rec.last_eval_at
             if (
                 has_val
                 and not schedule.done(rec.step, event.elapsed)
-                and schedule.eval_due(rec.step, since_eval, rec.eval_seconds, rec.last_eval_step)
+                and schedule.eval_due(rec.step, since_eval, rec.eval_seconds)
             ):
                 yield from self._validate_and_save(session, event.elapsed, log)
                 if self.config.patience and rec.evals_since_best >= self.config.patience:
@@ -286,8 +296,9 @@ class Trainer:
         fraction = self.schedule.fraction(rec.step, elapsed)
         if self.average is not None and done.applied and self.average.due(rec.step, fraction):
             self.average.update()
-        total, last_val = self.schedule.total, session.last_val
-        return StepEvent(rec.step, total, fraction, session.loss, lr, rate, elapsed, last_val, seconds)
+        (last_se,) = rec.history["val_se"][-1:] or [None]  # the latest check's, as its loss
+        figures = (session.loss, lr, rate, elapsed, session.last_val, seconds, last_se)
+        return StepEvent(rec.step, self.schedule.total, fraction, *figures)
 
     def _validate_and_save(self, session: Session, elapsed: float, log: MetricsLog | None) -> Iterator[Event]:
         """A validation during the run, the latest state saved with it (so that a run that dies
@@ -296,12 +307,11 @@ class Trainer:
         start = time.perf_counter()
         # the checkpoints record this validation's step and start; its length is known after
         rec.last_eval_step, rec.last_eval_at = rec.step, elapsed
-        event = self._validate()
+        event = self.checks.check(session)
         session.last_val = event.val_loss
         if self._val_ok:
-            self._save_latest(session.loss, session.accuracy, session.last_val)
+            self._save_latest(session.loss, session.accuracy, self.checks.figures())
         rec.eval_seconds = time.perf_counter() - start
-        rec.last_eval_at = elapsed + rec.eval_seconds
         if self.rank == 0:
             if log:
                 log.validation(event)
@@ -309,25 +319,25 @@ class Trainer:
         self._replan_regularisation(elapsed, rec.step - session.start_step)
 
     def _finish(self, session: Session, log: MetricsLog | None) -> Iterator[Event]:
-        """After the loop: a last validation unless the last step had one, the latest checkpoint
-        (refused if that validation scored worse than an untrained model), and the result."""
+        """After the loop: a last check unless the last step had one, the final figure, the
+        latest checkpoint (refused if that check scored worse than an untrained model), the
+        best one, and the result."""
         validated_here = bool(self.history["val_step"]) and self.history["val_step"][-1] == self.step
-        if (
-            self.corpus.has_validation()
-            and session.reason != "interrupted"
-            and self.step > 0
-            and not validated_here
-        ):
-            event = self._validate(final=True)
+        final = self.corpus.has_validation() and session.reason != "interrupted" and self.step > 0
+        if final and not validated_here:
+            event = self.checks.check(session)
             session.last_val = event.val_loss
             if self.rank == 0:
                 if log:
                     log.validation(event)
                 yield event
+        if final:
+            self.checks.finish()
         session.end(self.record)
         if not self._val_ok:
             self.guard.refuse_to_save(self.step, session.last_val, self.config.lr)
-        self._save_latest(session.loss, session.accuracy, session.last_val)
+        self._save_latest(session.loss, session.accuracy, self.checks.figures())
+        self.checks.write_best()
         self.result = run_result(self, session, log.path if log else None)
 
     def outlook(self) -> Outlook | None:
@@ -389,73 +399,31 @@ class Trainer:
         after its newline, each line ending at its own)."""
         return Reader(self.model, self.vocab, self.corpus.start)
 
-    def _val_limit(self, final: bool) -> int | None:
-        """Characters a validation scores at most (None: all): see Schedule.val_limit."""
-        return self.schedule.val_limit(final, self.chars_per_step)
-
     def _finish_reserve(self, session: Session) -> float:
-        """Seconds the command needs after its last step: the last validation (as long as the
-        latest, or as expected from the speed of training), the save, the summary and leaving."""
-        checks = self.corpus.has_validation()
-        validation = (self.record.eval_seconds or self._expected_eval_seconds(session)) if checks else 0.0
-        return validation + self._save_seconds + EXIT_SECONDS
+        """Seconds the command needs after its last step: the last checks (charnext.training.checks),
+        the save, the summary and leaving."""
+        checks = self.checks.reserve(session) if self.corpus.has_validation() else 0.0
+        return checks + self._save_seconds + EXIT_SECONDS
 
-    def _expected_eval_seconds(self, session: Session) -> float:
-        """Before the first validation: what one should take, from the speed of training."""
-        steps = self.step - session.start_step
-        if not session.train_time or not steps:
-            return 0.0
-        rate = steps * self.chars_per_step / session.train_time  # training characters per second
-        limit = self._val_limit(final=False)
-        chars = self.val_chars if limit is None else min(self.val_chars, limit)
-        return chars * FORWARD_COST / rate
-
-    def evaluate_validation(self, limit: int | None = None) -> EvalResult:
-        """Loss and accuracy on the held-out part; with `limit`, on about its first `limit`
-        characters only. With several processes each scores its share and all get the total."""
-        part = self.corpus.evaluate(self.model, self.device, self.precision, limit, (self.rank, self.world))
-        return distributed.merge_eval(part, self.world)
-
-    def _validate(self, final: bool = False) -> EvalEvent:
-        # Periodic validations score at most PERIODIC_VAL_CHARS characters so that a huge text's
-        # validation part does not stall training; the final one scores all of it.
-        result = self.evaluate_validation(self._val_limit(final))
-        # a model scoring worse than an untrained one is never saved (raises if not finite)
-        rec = self.record
-        self._val_ok = self.guard.check_validation(rec.step, result.loss, self.config.lr)
-        rec.history["val_step"].append(rec.step)
-        rec.history["val_loss"].append(result.loss)
-        rec.history["val_accuracy"].append(result.accuracy)
-        rec.best_val_loss_live = lower(rec.best_val_loss_live, result.loss)
-        loss, weights = result.loss, "live"
-        if self.average is not None and self.average.ready():
-            with self.average.applied():
-                average = self.evaluate_validation(None if final else PERIODIC_VAL_CHARS).loss
-            rec.best_val_loss_average = lower(rec.best_val_loss_average, average)
-            if average < loss:
-                loss, weights = average, "average"
-        best = self._val_ok and (rec.best_val_loss is None or loss < rec.best_val_loss)
-        if best:
-            rec.best_val_loss, rec.evals_since_best, rec.best_weights = loss, 0, weights
-            if self.out is not None:
-                last = self._summary(rec.history["loss"][-1], rec.history["accuracy"][-1], loss)
-                self._save_weights(best_path(self.out), last, weights)
-        else:
-            rec.evals_since_best += 1
-        prompt = self.sample_prompt()
-        sample = self._sample(prompt, PREVIEW_CHARS) if self.rank == 0 else ""
-        return EvalEvent(self.step, result.loss, result.bits_per_char, result.accuracy, best, prompt, sample)
+    def evaluate_validation(self, sample: Sample | None = None) -> Score:
+        """Loss, accuracy and standard error on `sample` of the held-out part (None: all of it).
+        With several processes each scores its share of the windows and all get the total."""
+        part = self.corpus.evaluate(self.model, self.device, self.precision, sample, (self.rank, self.world))
+        return distributed.merge_sums(part, self.world).score()
 
     # -- checkpoints ---------------------------------------------------------------------------
 
-    def _summary(self, loss: float, accuracy: float, val_loss: float | None) -> dict:
-        """The summary both checkpoints carry: the same fields, as of the step they are saved."""
-        return {"loss": loss, "accuracy": accuracy, "val_loss": val_loss}
+    def _summary(self, loss: float, accuracy: float, val: dict) -> dict:
+        """The summary both checkpoints carry: the same fields, as of the step they are saved
+        (`val`: the validation's, charnext.training.checks.Checks.figures)."""
+        return {"loss": loss, "accuracy": accuracy, **val}
 
-    def _save_latest(self, loss: float, accuracy: float, val_loss: float | None) -> None:
+    def _save_latest(self, loss: float, accuracy: float, val: dict) -> None:
+        """Write the latest checkpoint (the best one first, if it holds the only copy)."""
         if self.out is not None:
             start = time.perf_counter()
-            self._save(self.out, self._summary(loss, accuracy, val_loss))
+            self.checks.before_save(self.step)
+            self._save(self.out, self._summary(loss, accuracy, val))
             self._save_seconds = time.perf_counter() - start
             self._saved_step = self.step
             if self._log is not None:
@@ -468,8 +436,7 @@ class Trainer:
             return
         self._cleaned = True
         best = best_path(self.out)
-        same_run = self.resumed_from is not None and self.resumed_from.resolve() == self.out.resolve()
-        if best.exists() and not same_run:
+        if best.exists() and not self.resumed_here():
             best.unlink()
 
     def recorded_plan(self) -> dict | None:
@@ -477,18 +444,6 @@ class Trainer:
         if self.plan is not None:
             return self.plan.to_dict()
         return self._resumed_plan
-
-    def _save_weights(self, path: Path, summary: dict, weights: str) -> None:
-        """Write a checkpoint holding the live weights or their average (`weights`)."""
-        if weights == "live":
-            self._save(path, summary)
-            return
-        with self.average.applied():
-            self.weights_held = "average"
-            try:
-                self._save(path, summary)
-            finally:
-                self.weights_held = "live"
 
     def _save(self, path: Path, summary: dict) -> None:
         """Write a checkpoint (rank 0); every process must call it, to gather the state."""
