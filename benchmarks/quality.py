@@ -22,8 +22,11 @@ holds out a seeded 10% of the lines, so the plain loop is given a copy of the fi
 lines moved to its end, both parts shuffled (names.txt ends in sorted runs of rare names,
 which a stream would exploit): both then validate on (nearly) the same names.
 
-The texts come from the data folder (tinyshakespeare.txt, names.txt). One JSON line per run,
-or per cell of the table.
+The texts come from the data folder (tinyshakespeare.txt, names.txt, prose_english.txt,
+code_python.txt, nonlatin.txt: cells shakespeare, names, prose, code, nonlatin). A cell's
+charnext figure is the run's final one (`val_loss`: the last weights on all of the held-out
+part where the run affords it, as the plain loop scores its own), the best check's on the
+checks' sample beside it. One JSON line per run, or per cell of the table.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ from pathlib import Path
 import harness
 
 PLAIN = Path(__file__).resolve().parent / "plain_lstm_loop.py"  # a copy of the reference loop
-TEXTS = {"shakespeare": "tinyshakespeare.txt", "names": "names.txt"}  # files of the data folder
+TEXTS = {"shakespeare": "tinyshakespeare.txt", "names": "names.txt", "prose": "prose_english.txt",
+         "code": "code_python.txt", "nonlatin": "nonlatin.txt"}  # files of the data folder
 SMOKE_TRAIN = ["--hidden-size", "16", "--num-layers", "1", "--seq-len", "16", "--batch-size", "4"]
 CELLS = ["shakespeare:90s", "shakespeare:10m", "shakespeare:30m", "names:90s", "names:10m",
          "pynames:90s", "pynames:10m"]  # fmt: skip
@@ -122,7 +126,7 @@ def table(a) -> None:
         name, budget = cell.split(":")
         file = text_file(a, name)
         lines = name in LINE_TEXTS
-        r, wall = {"best_val_loss": None, "steps": 0, "chars_per_sec": 0.0, "precision": None}, 0.0
+        r, wall = {"val_loss": None, "steps": 0, "chars_per_sec": 0.0, "precision": None}, 0.0
         if a.only != "plain":
             r, wall, _ = charnext(file, budget, (["--lines"] if lines else []) + a.extra)
         p, p_line = None, "plain loop not run"
@@ -131,12 +135,16 @@ def table(a) -> None:
                 plain_file = held_out_last(file, Path(tmp)) if lines else file
                 p, p_line = plain(plain_file, budget)
         text = name + (" (lines)" if lines else "")
-        figures = {"text": text, "budget": budget, "charnext": r["best_val_loss"],
-                   "plain_loop": p, "difference": difference(r["best_val_loss"], p), "steps": r["steps"],
+        # the final figure, on all of the held-out part where the run affords it (val_all), as the
+        # plain loop scores its own; the best check (on the checks' sample) beside it
+        figures = {"text": text, "budget": budget, "charnext": r["val_loss"], "val_all": r.get("val_all"),
+                   "best_check": r.get("best_val_loss"), "best_check_se": r.get("best_val_se"),
+                   "plain_loop": p, "difference": difference(r["val_loss"], p), "steps": r["steps"],
                    "chars_per_sec": r["chars_per_sec"], "plan": (r.get("plan") or {}).get("why", "-"),
                    "charnext_process_s": wall, "plain_line": p_line}  # fmt: skip
         records.append(harness.emit(a, figures, r["precision"], r.get("threads")))
-    columns = ["text", "budget", "charnext", "plain_loop", "difference", "steps", "chars_per_sec", "plan"]
+    columns = ["text", "budget", "charnext", "best_check", "plain_loop", "difference", "steps", "chars_per_sec",
+               "plan"]  # fmt: skip
     harness.table(records, columns)
 
 
