@@ -43,8 +43,13 @@ from pathlib import Path
 import harness
 
 PLAIN = Path(__file__).resolve().parent / "plain_lstm_loop.py"  # a copy of the reference loop
-TEXTS = {"shakespeare": "tinyshakespeare.txt", "names": "names.txt", "prose": "prose_english.txt",
-         "code": "code_python.txt", "nonlatin": "nonlatin.txt"}  # files of the data folder
+TEXTS = {
+    "shakespeare": "tinyshakespeare.txt",
+    "names": "names.txt",
+    "prose": "prose_english.txt",
+    "code": "code_python.txt",
+    "nonlatin": "nonlatin.txt",
+}  # files of the data folder
 SMOKE_TRAIN = ["--hidden-size", "16", "--num-layers", "1", "--seq-len", "16", "--batch-size", "4"]
 CELLS = ["shakespeare:90s", "shakespeare:10m", "shakespeare:30m", "names:90s", "names:10m",
          "pynames:90s", "pynames:10m"]  # fmt: skip
