@@ -53,33 +53,33 @@ def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
 SPLIT_ROWS = 16  # samples of a batch from which use_threads splits it (below, one thread is faster)
 
 
+class _Bias:
+    """A bias (n,) as equal columns (n, B), kept for the batch sizes met: adding a (n, 1) column
+    to a (n, B) block runs row by row, twice as slow as adding a whole block."""
+
+    def __init__(self, b: np.ndarray):
+        self.b = b
+        self.columns: dict[int, np.ndarray] = {}
+
+    def __call__(self, batch: int) -> np.ndarray:
+        if batch not in self.columns:
+            if len(self.columns) > 64:
+                self.columns.clear()
+            self.columns[batch] = np.ascontiguousarray(np.broadcast_to(self.b[:, None], (len(self.b), batch)))
+        return self.columns[batch]
+
+
 class _GateMajor:
-    """A layer's folded weights as the forward pass uses them: probed for the sample counts that
-    agree, the first layer's table gate-major (gates, V), and bias columns as wide as a batch
-    (adding a (gates, 1) column to a (gates, B) block runs row by row: twice as slow as adding
-    a whole block)."""
+    """A layer's folded weights as the forward pass uses them: products probed for the sample
+    counts that agree (Matrix), the first layer's table gate-major (gates, V), biases as columns."""
 
     def __init__(self, layer: _Layer):
         self.source = tuple(getattr(layer, n, None) for n in _Layer.FOLDED)
         self.table = np.ascontiguousarray(layer.table.T) if layer.w_ih is None else None  # (gates, V)
         self.w_ih = None if layer.w_ih is None else Matrix(layer.w_ih)  # (in, gates)
         self.w_hh = Matrix(layer.w_hh)  # (H, gates)
-        self.b_in = None if layer.w_ih is None else layer.b_in
-        self.b_hn = getattr(layer, "b_hn", None)
-        self.columns: dict[tuple[int, int], np.ndarray] = {}
-
-    def product(self, w: Matrix, x: np.ndarray) -> np.ndarray:
-        """(x.T @ w).T, (gates, B), each sample's column the same in any batch."""
-        return w(x)
-
-    def bias(self, b: np.ndarray, n: int) -> np.ndarray:
-        """`b` as n equal columns (gates, n), kept for the batch sizes met."""
-        key = (id(b), n)
-        if key not in self.columns:
-            if len(self.columns) > 64:
-                self.columns.clear()
-            self.columns[key] = np.ascontiguousarray(np.broadcast_to(b[:, None], (len(b), n)))
-        return self.columns[key]
+        self.b_in = None if layer.w_ih is None else _Bias(layer.b_in)
+        self.b_hn = _Bias(layer.b_hn) if getattr(layer, "b_hn", None) is not None else None
 
 
 class _Layer:
@@ -136,7 +136,7 @@ class _Layer:
         state h (H, B) (and an LSTM's c) -> h_new (and c_new), written in place. `gx` is used up."""
         H = self.H
         if self.cell is Cell.lstm:
-            g = gm.product(gm.w_hh, h)  # (4H, B): i f o g, the sigmoid gates halved
+            g = gm.w_hh(h)  # (4H, B): i f o g, the sigmoid gates halved
             g += gx
             np.tanh(g, out=g)
             s = g[: 3 * H]  # sigmoid(i), sigmoid(f), sigmoid(o) = 0.5 tanh + 0.5
@@ -148,8 +148,8 @@ class _Layer:
             np.tanh(c_new, out=h_new)
             h_new *= s[2 * H :]
         elif self.cell is Cell.gru:
-            gh = gm.product(gm.w_hh, h)
-            gh[2 * H :] += gm.bias(gm.b_hn, h.shape[1])
+            gh = gm.w_hh(h)
+            gh[2 * H :] += gm.b_hn(h.shape[1])
             rz = gx[: 2 * H]
             rz += gh[: 2 * H]
             np.tanh(rz, out=rz)
@@ -162,7 +162,7 @@ class _Layer:
             h_new *= rz[H:]
             h_new += n  # (1 - z) * n + z * h
         else:
-            gh = gm.product(gm.w_hh, h)
+            gh = gm.w_hh(h)
             gh += gx
             np.tanh(gh, out=h_new)
 
@@ -174,8 +174,8 @@ class _Layer:
             # C-ordered block took 110 microseconds against 45 (64 columns of 1024 gates); "wrap"
             # skips the bounds check (every index comes from the vocabulary) and is faster still
             return np.take(gm.table, x, axis=1, mode="wrap")
-        g = gm.product(gm.w_ih, x)
-        g += gm.bias(gm.b_in, x.shape[1])
+        g = gm.w_ih(x)
+        g += gm.b_in(x.shape[1])
         return g
 
 
@@ -203,7 +203,8 @@ class NumpyModel:
         ]
         self.head_w = np.ascontiguousarray(np.asarray(weights["head.weight"], dtype=np.float32).T)  # (H, V)
         self.head_b = np.asarray(weights["head.bias"], dtype=np.float32)
-        self._head: _GateMajor | None = None
+        self._head: tuple[Matrix, _Bias] | None = None
+        self._head_source: tuple = ()
         self.workers = 1  # threads a large batch's columns are split across (see use_threads)
         self._pool = None
 
@@ -312,22 +313,14 @@ class NumpyModel:
                 state[i] = out
                 x = h_new
             if head is not None:
-                logits[t] = head.product(head.w_hh, x)
-                logits[t] += head.bias(head.b_in, x.shape[1])
+                w, b = head
+                logits[t] = w(x)
+                logits[t] += b(x.shape[1])
 
-    def _head_gate_major(self) -> _GateMajor:
-        """The head as a layer of no state, its bias as columns."""
+    def _head_gate_major(self) -> tuple[Matrix, _Bias]:
+        """The head as the forward pass uses it: its product and its bias as columns, made anew
+        when its weights were replaced (as the page's rounded copy of a model replaces them)."""
         now = (self.head_w, self.head_b)
-        if self._head is None or any(a is not b for a, b in zip(self._head.source, now)):
-            self._head = _HeadGateMajor(self.head_w, self.head_b)
+        if self._head is None or any(a is not b for a, b in zip(self._head_source, now)):
+            self._head, self._head_source = (Matrix(self.head_w), _Bias(self.head_b)), now
         return self._head
-
-
-class _HeadGateMajor(_GateMajor):
-    """The head's weights, probed, and its bias as columns."""
-
-    def __init__(self, head_w: np.ndarray, head_b: np.ndarray):
-        self.source = (head_w, head_b)
-        self.w_hh = Matrix(head_w)  # (H, V)
-        self.b_in = head_b
-        self.columns = {}
