@@ -98,14 +98,18 @@ def test_weight_decay_comes_with_dropout():
     assert long.dropout > 0 and long.weight_decay == pl.WEIGHT_DECAY
 
 
-def test_the_batch_never_exceeds_what_the_text_holds():
-    plan, _ = plan_for(seconds=3600, chars=100_000, given={}, speed=1e6)
-    assert plan.batch_size > 16  # a long budget doubles the batch...
-    capped = pl.make_plan(
-        given={"max_time": 3600}, train_chars=100_000, vocab_size=65, seq_len=SEQ,
-        steps_for=lambda b: 0, probe=lambda h, n, b: 1e6, max_batch=20,
-    )  # fmt: skip
-    assert capped.batch_size == 20  # ...but not beyond the windows the text has
+def test_a_batch_of_lines_doubles_with_time_and_a_batch_of_windows_does_not():
+    def plan(lines, max_batch=None):
+        return pl.make_plan(
+            given={"max_time": 3600}, train_chars=100_000, vocab_size=65, seq_len=SEQ,
+            steps_for=lambda b: 0, probe=lambda h, n, b: 1e6, max_batch=max_batch,
+            base_batch=64 if lines else 16, lines=lines,
+        )  # fmt: skip
+
+    assert plan(lines=False).batch_size == 16  # 32 windows lost to 16 on two texts
+    assert plan(lines=True).batch_size == 64 * 2**pl.LINE_BATCH_DOUBLINGS  # a long budget doubles it...
+    assert plan(lines=True, max_batch=100).batch_size == 100  # ...but never beyond what the text holds
+    assert plan(lines=False, max_batch=10).batch_size == 10
 
 
 def test_step_budgets_need_no_measurement():

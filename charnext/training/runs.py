@@ -248,6 +248,7 @@ def _plan(
         steps_for=steps_for, probe=probe, held_out=held_out > 0,
         base_batch=DEFAULT_LINE_BATCH if lines is not None else DEFAULT_BATCH,
         max_batch=None if lines is not None else max(1, (train_chars - 1) // seq_len),
+        lines=lines is not None,
     )  # fmt: skip
     model_config = replace(
         model_config, hidden_size=plan.hidden_size, num_layers=plan.num_layers, dropout=plan.dropout
