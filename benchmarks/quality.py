@@ -16,6 +16,7 @@ same session, never side by side (two torch processes on two cores slow each oth
     python benchmarks/quality.py --table --cells shakespeare:90s names:90s
     python benchmarks/quality.py --table --cells pynames:90s pynames:10m  # the stdlib's function names
     python benchmarks/quality.py --table --only plain --cells names:10m   # one side only
+    python benchmarks/quality.py --quick     # the 90 s cells of five texts: about 17 minutes
 
 The plain loop validates on the last 10% of the characters. For names in line mode charnext
 holds out a seeded 10% of the lines, so the plain loop is given a copy of the file with those
@@ -53,6 +54,9 @@ TEXTS = {
 SMOKE_TRAIN = ["--hidden-size", "16", "--num-layers", "1", "--seq-len", "16", "--batch-size", "4"]
 CELLS = ["shakespeare:90s", "shakespeare:10m", "shakespeare:30m", "names:90s", "names:10m",
          "pynames:90s", "pynames:10m"]  # fmt: skip
+# --quick: the quality table that every change of the plan is measured against (issue 32), five
+# texts at 90 s, each beside the plain loop: about 17 minutes on a 2-core machine
+QUICK = ["shakespeare:90s", "prose:90s", "code:90s", "nonlatin:90s", "names:90s"]
 LINE_TEXTS = {"names", "pynames"}  # trained with --lines; pynames is made by make_line_corpus.py
 SECONDS = {"s": 1, "m": 60, "h": 3600}
 
@@ -160,10 +164,13 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=1)
     p.add_argument("--table", action="store_true", help="the scaling table, beside the plain loop")
     p.add_argument("--cells", nargs="*", default=CELLS, help="TEXT:BUDGET cells of the table")
+    p.add_argument("--quick", action="store_true", help="the table's 90 s cells of five texts (QUICK)")
     p.add_argument("--only", choices=["charnext", "plain"], help="run one side of each cell")
     p.add_argument("extra", nargs="*", help="further `charnext train` options, after --")
     a = p.parse_args()
     harness.smoke(a, max_time="1s", runs=1, cells=["shakespeare:1s"], extra=[*a.extra, *SMOKE_TRAIN])
+    if a.quick:  # with --smoke, its one-second cell
+        a.table, a.cells = True, a.cells if a.smoke else QUICK
     if a.table:
         table(a)
         return

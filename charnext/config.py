@@ -134,7 +134,9 @@ class TrainConfig:
     epochs: float | None = _option(None, resumable=True)  # passes over the training text, instead of steps
     max_time: float | None = _option(None, resumable=True)  # budget, seconds (or "90s"); the schedule fits it
     lr: float = _option(8e-3, resumable=True, planned=True)  # peak learning rate (AdamW)
-    min_lr_ratio: float = _option(0.1)  # final learning rate as a fraction of the peak (cosine decay)
+    # final learning rate as a fraction of the peak (cosine decay); to zero: on tinyshakespeare
+    # in 90 s (2x256, Intel Xeon) 1.427 and 1.435 against 1.437 and 1.444 with a floor of 0.1
+    min_lr_ratio: float = _option(0.0)
     warmup_steps: int = _option(50, planned=True)  # steps of linear learning-rate warm-up
     grad_clip: float = _option(1.0)  # maximum gradient norm; 0 turns clipping off
     weight_decay: float = _option(0.0, planned=True)  # AdamW weight decay

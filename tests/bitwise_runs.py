@@ -67,7 +67,10 @@ def names_text(seed: int = 1, count: int = 300) -> str:
 # (no planning, whose speed probe reads the clock); --eval-every given, so that which steps
 # validate does not depend on the clock either. "spaced" leaves the checks to the schedule: before
 # issue 32 step 3 the clock placed them (it was compared by its weights only), now its steps do.
-BASE = dict(steps=40, seq_len=16, batch_size=4, val_fraction=0.1, precision="fp32", device="cpu")
+# min_lr_ratio as the default was when the fingerprints were recorded (issue 32's plan made it 0)
+BASE = dict(
+    steps=40, seq_len=16, batch_size=4, val_fraction=0.1, precision="fp32", device="cpu", min_lr_ratio=0.1
+)
 RUNS: dict[str, tuple[str, dict, dict]] = {
     "stream": (
         "stream",

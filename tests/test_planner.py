@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from typer.testing import CliRunner
@@ -97,14 +98,18 @@ def test_weight_decay_comes_with_dropout():
     assert long.dropout > 0 and long.weight_decay == pl.WEIGHT_DECAY
 
 
-def test_the_batch_never_exceeds_what_the_text_holds():
-    plan, _ = plan_for(seconds=3600, chars=100_000, given={}, speed=1e6)
-    assert plan.batch_size > 16  # a long budget doubles the batch...
-    capped = pl.make_plan(
-        given={"max_time": 3600}, train_chars=100_000, vocab_size=65, seq_len=SEQ,
-        steps_for=lambda b: 0, probe=lambda h, n, b: 1e6, max_batch=20,
-    )  # fmt: skip
-    assert capped.batch_size == 20  # ...but not beyond the windows the text has
+def test_a_batch_of_lines_doubles_with_time_and_a_batch_of_windows_does_not():
+    def plan(lines, max_batch=None):
+        return pl.make_plan(
+            given={"max_time": 3600}, train_chars=100_000, vocab_size=65, seq_len=SEQ,
+            steps_for=lambda b: 0, probe=lambda h, n, b: 1e6, max_batch=max_batch,
+            base_batch=64 if lines else 16, lines=lines,
+        )  # fmt: skip
+
+    assert plan(lines=False).batch_size == 16  # 32 windows lost to 16 on two texts
+    assert plan(lines=True).batch_size == 64 * 2**pl.LINE_BATCH_DOUBLINGS  # a long budget doubles it...
+    assert plan(lines=True, max_batch=100).batch_size == 100  # ...but never beyond what the text holds
+    assert plan(lines=False, max_batch=10).batch_size == 10
 
 
 def test_step_budgets_need_no_measurement():
@@ -228,13 +233,14 @@ def test_a_noisy_probe_plans_the_same_width_run_after_run():
         return plan_for(seconds=90, speed=speed)[0].hidden_size
 
     # a machine whose speed is well inside one width's range (15% either way plans the same)
-    speed = 25_000.0
+    speed = 80_000.0
     assert plan_at(speed * 0.85) == plan_at(speed) == plan_at(speed * 1.15)
     widths, spent = set(), []
     for seed in range(200):
         rng = random.Random(seed)
         clock, step = noisy_clock(chars / speed, rng)
         measured = pl.timed_speed(step, chars, 90.0, clock)
+        assert 0.0 <= measured.noise <= pl.MAX_PROBE_NOISE
         widths.add(plan_at(measured))
         spent.append(clock())
     assert widths == {plan_at(speed)}
@@ -254,3 +260,33 @@ def test_a_noisy_probe_plans_the_same_width_run_after_run():
             times.append(clock() - t)
         flips.add(plan_at(chars / sorted(times)[1]))
     assert len(flips) > 1
+
+
+def test_the_plan_does_not_act_on_a_speed_within_the_probes_noise():
+    """A probe a little faster than the speed that buys the next width, but by less than its own
+    noise, plans the width that the slower reading buys; a steady probe at that speed buys it."""
+    boundary = next(
+        s for s in range(20_000, 200_000, 500) if plan_for(seconds=90, speed=s)[0].hidden_size > 192
+    )
+    wider = plan_for(seconds=90, speed=pl.ProbeSpeed(boundary * 1.05, 0.0))[0]
+    unsure = plan_for(seconds=90, speed=pl.ProbeSpeed(boundary * 1.05, 0.10))[0]
+    sure = plan_for(seconds=90, speed=pl.ProbeSpeed(boundary * 1.2, 0.10))[0]
+    assert wider.hidden_size == sure.hidden_size > unsure.hidden_size
+    assert unsure.probe_noise == 0.10 and wider.probe_noise == 0.0
+    # the noise makes the choices cautious; the run's expected speed is still the one measured
+    cost = lambda h: pl.parameters("lstm", h, 2, 65, 64) + pl.FIXED_COST_PARAMS  # noqa: E731
+    doublings = round(math.log2(unsure.batch_size / pl.PROBE_BATCH))
+    expected = boundary * 1.05 * cost(256) / cost(unsure.hidden_size) * pl.BATCH_SPEED[doublings]
+    assert unsure.chars_per_sec == pytest.approx(expected)
+
+
+def test_a_steady_probe_reports_little_noise():
+    chars = 32 * SEQ
+    now = [0.0]
+
+    def step():
+        now[0] += 0.01
+
+    measured = pl.timed_speed(step, chars, 90.0, lambda: now[0])
+    assert measured.noise == pytest.approx(0.0, abs=1e-9)
+    assert float(measured) == pytest.approx(chars / 0.01)

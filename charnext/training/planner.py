@@ -16,8 +16,9 @@ a second). The rule, in order:
    nothing is held out (a short text, learnt by heart as the lecture does).
 4. **Learning rate**: falls as the model widens (`LR_256 * sqrt(256 / hidden)`): the
    lecture's 5-unit model wants about 0.06, a 512-unit one about 0.006.
-5. **Batch**: doubles from 16 while the run still makes `MIN_PLANNED_STEPS` steps; larger
-   batches run faster per character on a CPU but learn less per character.
+5. **Batch**: 16 windows; a batch of lines doubles from 64 while the run still makes
+   `MIN_PLANNED_STEPS` steps (larger batches run faster per character on a CPU but learn less
+   per character, and 32 windows lost to 16 on two texts).
 
 Every option the user gives wins over the plan. The chosen values and the reason are
 recorded in the checkpoint's provenance, so `inspect` can show them.
@@ -35,9 +36,10 @@ from charnext.config import PLANNED, Cell, ModelConfig, TrainConfig, format_budg
 # Hidden sizes the planner chooses among (two layers each; the smallest texts get one).
 LADDER = (32, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 # A run should train on at least this many characters per parameter. On tinyshakespeare
-# (docs/planning.md): in 90 s 2x256 (2.7 chars per parameter) beat 2x384 (0.6) by 0.03 nats/char;
-# in 10 min 2x512 (1.3) beat 2x384 (3.5) by 0.02.
-CHARS_PER_PARAM = 1.0
+# (docs/planning.md), 90 s on an Intel Xeon (2 vCPUs, bf16): 2x256 (5-6 chars per parameter)
+# reached 1.437-1.444 where 2x384 (1.4-1.5) reached 1.451-1.483, three runs each; an earlier
+# rule's 10 min runs had 2x512 (1.3) beat 2x384 (3.5) by 0.02.
+CHARS_PER_PARAM = 2.0
 # At most this many parameters per character of training text: beyond it a model only
 # memorises, whatever the budget. On 18 KB of verse in 90 s (hundreds of passes, dropout 0.35)
 # 2x128 (13.5 parameters per character) reached 1.81 nats/char where 1x32 (1.1) reached 2.00.
@@ -55,10 +57,13 @@ MAX_DROPOUT = 0.35
 # AdamW weight decay wherever dropout is planned: on a 180 KB text (20 passes in 90 s) it took
 # the best validation loss from 1.562 to 1.542.
 WEIGHT_DECAY = 0.1
-# Under a time or epoch budget the batch doubles from the default (16 windows, 64 lines) at
-# most twice, while the run still makes MIN_PLANNED_STEPS steps. A step budget keeps the
-# default batch, so that a step costs what the user expects.
-BATCH_DOUBLINGS = 2
+# Under a time or epoch budget a batch of lines doubles from the default (64 lines) at most
+# twice, while the run still makes MIN_PLANNED_STEPS steps: on names, 128 lines learnt as much per
+# character as 64 and ran faster (docs/planning.md). A batch of windows stays at 16: at 90 s,
+# 32 windows at the same learning rate lost to 16 on tinyshakespeare (1.454 against 1.437-1.444)
+# and on prose (1.501 against 1.469), and no text has shown what learning rate a larger one would
+# want. A step budget keeps the default batch, so that a step costs what the user expects.
+LINE_BATCH_DOUBLINGS = 2
 MIN_PLANNED_STEPS = 3000
 TIME_FOR_TRAINING = 0.92  # share of a time budget spent in optimizer steps (validation, saving)
 # Characters per second grow with the batch on a CPU (raw_rnn_loop, 2x256 LSTM, bf16, batches
@@ -82,6 +87,10 @@ PROBE_WARMUP = 2
 PROBE_MIN_STEPS = 8
 PROBE_MAX_STEPS = 16
 PROBE_SHARE = 0.005
+# The probe's noise, read from its fast steps, was 2-7% in six probes of a 2x256 LSTM on an Intel
+# Xeon (2 vCPUs). Where bursts reach a quarter of the steps it reads more; at most this much of
+# it makes the plan cautious (its choices taken at the speed less the noise).
+MAX_PROBE_NOISE = 0.25
 
 
 @dataclass
@@ -99,6 +108,7 @@ class Plan:
     run_chars: float  # characters the run is expected to train on
     passes: float  # run_chars / train_chars
     chars_per_sec: float | None  # measured (time budgets) and scaled to the chosen model
+    probe_noise: float | None  # how far the probe's steps spread (ProbeSpeed.noise); None: no probe
     budget: str  # "10m", "3000 steps", ...
     planned: list[str] = field(default_factory=list)  # the fields the plan set (the rest were given)
     why: str = ""  # the header line
@@ -166,58 +176,66 @@ class _Estimates:
     options given, the text and (under a time budget) one speed probe."""
 
     def __init__(self, given: dict, vocab_size: int, seq_len: int, steps_for: Callable[[int], int],
-                 base_batch: int, max_batch: int | None):  # fmt: skip
+                 base_batch: int, max_batch: int | None, doublings: int):  # fmt: skip
         self.given, self.vocab_size, self.seq_len, self.steps_for = given, vocab_size, seq_len, steps_for
-        self.base_batch, self.max_batch = base_batch, max_batch
+        self.base_batch, self.max_batch, self.doublings = base_batch, max_batch, doublings
         self.cell = Cell(given.get("cell", Cell.lstm))
         self.embedding = given.get("embedding_size", ModelConfig.embedding_size)
         self.max_time = given.get("max_time")
         self.speed_ref: float | None = None  # the probe's chars/s
+        self.noise: float | None = None  # and how far its steps spread (ProbeSpeed.noise)
         self.ref_cost = 0.0  # and the cost of the model it measured
 
-    def measure(self, probe: Callable[[int, int, int], float] | None) -> None:
+    def measure(self, probe: Callable[[int, int, int], float | ProbeSpeed] | None) -> None:
         """Under a time budget, probe the speed once (unless every option it informs is given)."""
         if self.max_time is None or probe is None or SPEED_DEPENDENT <= self.given.keys():
             return
         hidden = self.given.get("hidden_size", PROBE_HIDDEN)
-        self.speed_ref = probe(hidden, self.given.get("num_layers", layers_for(hidden)), PROBE_BATCH)
+        measured = probe(hidden, self.given.get("num_layers", layers_for(hidden)), PROBE_BATCH)
+        self.speed_ref = float(measured)
+        self.noise = measured.noise if isinstance(measured, ProbeSpeed) else 0.0
         self.ref_cost = self.size(hidden) + FIXED_COST_PARAMS
 
     def size(self, hidden: int) -> int:
         layers = self.given.get("num_layers", layers_for(hidden))
         return parameters(self.cell, hidden, layers, self.vocab_size, self.embedding)
 
-    def speed(self, hidden: int, batch: int) -> float | None:
+    def speed(self, hidden: int, batch: int, sure: bool = False) -> float | None:
+        """The chars/s of a model `hidden` wide at `batch`, scaled from the probe's; `sure`: at
+        the slowest speed within the probe's own noise."""
         if self.speed_ref is None:
             return None
         doublings = max(-1, min(2, round(math.log2(batch / PROBE_BATCH))))
-        return (
-            self.speed_ref * self.ref_cost / (self.size(hidden) + FIXED_COST_PARAMS) * BATCH_SPEED[doublings]
-        )
+        ref = self.speed_ref / (1.0 + self.noise) if sure and self.noise else self.speed_ref
+        return ref * self.ref_cost / (self.size(hidden) + FIXED_COST_PARAMS) * BATCH_SPEED[doublings]
 
-    def run_chars(self, hidden: int, batch: int) -> float:
+    def run_chars(self, hidden: int, batch: int, sure: bool = False) -> float:
         if self.max_time is not None:
-            return (self.speed(hidden, batch) or 0.0) * self.max_time * TIME_FOR_TRAINING
+            return (self.speed(hidden, batch, sure) or 0.0) * self.max_time * TIME_FOR_TRAINING
         return self.steps_for(batch) * batch * self.seq_len
 
     def batch_for(self, hidden: int) -> int:
+        """The default batch; a batch of lines doubled (under a time or epoch budget) while the
+        run would still make MIN_PLANNED_STEPS steps at the slowest speed within the probe's noise."""
         if "batch_size" in self.given:
             return self.given["batch_size"]
         chosen = self.base_batch
         if self.max_time is not None or self.given.get("epochs") is not None:
-            for b in (self.base_batch * 2**k for k in range(1, BATCH_DOUBLINGS + 1)):
-                if self.run_chars(hidden, b) / (b * self.seq_len) >= MIN_PLANNED_STEPS:
+            for b in (self.base_batch * 2**k for k in range(1, self.doublings + 1)):
+                if self.run_chars(hidden, b, sure=True) / (b * self.seq_len) >= MIN_PLANNED_STEPS:
                     chosen = b
         return max(1, min(chosen, self.max_batch or chosen))
 
     def hidden_for(self, train_chars: int) -> int:
         """The widest model of the ladder that the run trains on enough characters per
-        parameter, and that is not too large for the text."""
+        parameter, and that is not too large for the text. Like the batch, the width is chosen
+        at the slowest speed within the probe's noise: a model that only a lucky reading of the
+        probe would buy is not bought."""
         if "hidden_size" in self.given:
             return self.given["hidden_size"]
         hidden = LADDER[0]
         for h in LADDER:
-            d = self.run_chars(h, self.batch_for(h))
+            d = self.run_chars(h, self.batch_for(h), sure=True)
             if d / self.size(h) >= CHARS_PER_PARAM and self.size(h) <= PARAMS_PER_CHAR * max(train_chars, 1):
                 hidden = h
             elif h > hidden:
@@ -232,20 +250,24 @@ def make_plan(
     vocab_size: int,
     seq_len: int,
     steps_for: Callable[[int], int],
-    probe: Callable[[int, int, int], float] | None,
+    probe: Callable[[int, int, int], float | ProbeSpeed] | None,
     held_out: bool = True,
     base_batch: int = 16,
     max_batch: int | None = None,
+    lines: bool = False,
 ) -> Plan:
     """Choose what `given` (ModelConfig and TrainConfig fields the user set) leaves open.
 
     `steps_for(batch)` gives the planned steps of a run with no time budget;
-    `base_batch` is the default batch and `max_batch` the most the text holds;
+    `base_batch` is the default batch and `max_batch` the most the text holds; a batch of
+    `lines` may double (LINE_BATCH_DOUBLINGS), one of windows does not;
     `probe(hidden, layers, batch)` measures chars/s of such a model on this
-    machine (called only for time budgets, at most once). Without `held_out` text the run
+    machine, as a float or a ProbeSpeed with its noise (called only for time budgets, at most
+    once). Without `held_out` text the run
     learns the text itself (the lecture's `hihello`), so nothing is dropped out.
     """
-    est = _Estimates(given, vocab_size, seq_len, steps_for, base_batch, max_batch)
+    doublings = LINE_BATCH_DOUBLINGS if lines else 0
+    est = _Estimates(given, vocab_size, seq_len, steps_for, base_batch, max_batch, doublings)
     est.measure(probe)
     hidden = est.hidden_for(train_chars)
     layers = given.get("num_layers", layers_for(hidden))
@@ -266,6 +288,7 @@ def make_plan(
         run_chars=d,
         passes=passes,
         chars_per_sec=est.speed(hidden, batch),
+        probe_noise=est.noise,
         budget=budget,
     )
     plan.planned = [name for name in PLANNED if name not in given]
@@ -276,13 +299,28 @@ def make_plan(
     return plan
 
 
+@dataclass(frozen=True)
+class ProbeSpeed:
+    """What the probe measured: chars/s at its steps' lower quartile, and its noise, how much
+    longer that quartile's step took than the fastest (0.1: 10%): the spread of the steps the
+    speed is read from (slow bursts, which the quartile ignores, leave it alone too). Decisions
+    that only a speed faster by less than the noise would change are not taken
+    (_Estimates.speed's `sure`)."""
+
+    chars_per_sec: float
+    noise: float
+
+    def __float__(self) -> float:
+        return self.chars_per_sec
+
+
 def timed_speed(
     step: Callable[[], None], chars: int, budget: float, clock: Callable[[], float] = time.perf_counter
-) -> float:
+) -> ProbeSpeed:
     """Characters per second of `step` (which trains on `chars` characters): the lower quartile
     of PROBE_MIN_STEPS..PROBE_MAX_STEPS timed calls, after PROBE_WARMUP untimed ones, stopping
-    once they would take PROBE_SHARE of `budget` seconds at that speed. `clock` is injectable
-    for tests."""
+    once they would take PROBE_SHARE of `budget` seconds at that speed, with the steps' noise.
+    `clock` is injectable for tests."""
     for _ in range(PROBE_WARMUP):
         step()
     times: list[float] = []
@@ -295,7 +333,9 @@ def timed_speed(
         # needs more steps
         if len(times) >= PROBE_MIN_STEPS and len(times) * _quartile(times) >= PROBE_SHARE * budget:
             break
-    return chars / max(_quartile(times), 1e-9)
+    quartile = max(_quartile(times), 1e-9)
+    noise = min(MAX_PROBE_NOISE, max(0.0, quartile / max(min(times), 1e-9) - 1.0))
+    return ProbeSpeed(chars / quartile, noise)
 
 
 def _quartile(times: list[float]) -> float:
@@ -314,7 +354,7 @@ def probe_speed(
     from charnext.modeling.model import CharModel
     from charnext.training.optim import make_adamw
 
-    def probe(hidden: int, layers: int, batch: int) -> float:
+    def probe(hidden: int, layers: int, batch: int) -> ProbeSpeed:
         state = torch.random.get_rng_state()
         try:
             model = CharModel(ModelConfig(vocab_size, cell, hidden, layers, embedding)).to(device)

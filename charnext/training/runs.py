@@ -30,7 +30,7 @@ from charnext.text.vocab import Vocab, require_text
 from charnext.training import distributed
 from charnext.training.budget import Budget
 from charnext.training.corpus import DEFAULT_BATCH, DEFAULT_LINE_BATCH, held_out_share
-from charnext.training.planner import Plan, make_plan, probe_speed
+from charnext.training.planner import Plan, ProbeSpeed, make_plan, probe_speed
 from charnext.training.run_state import check_resumable
 from charnext.training.schedule import default_steps
 from charnext.training.trainer import Trainer, best_path
@@ -237,16 +237,18 @@ def _plan(
         measure = probe_speed(model_config.cell, model_config.embedding_size, model_config.vocab_size,
                               seq_len, device, precision, config.max_time)  # fmt: skip
 
-        def probe(hidden: int, layers: int, batch: int) -> float:
-            # every process measures; all plan with the mean, so that all choose the same model
-            speed = distributed.weighted_mean([measure(hidden, layers, batch)], 1.0, rank_world[1])[0]
-            return speed * rank_world[1]
+        def probe(hidden: int, layers: int, batch: int) -> ProbeSpeed:
+            # every process measures; all plan with the means, so that all choose the same model
+            mine = measure(hidden, layers, batch)
+            speed, noise = distributed.weighted_mean([mine.chars_per_sec, mine.noise], 1.0, rank_world[1])
+            return ProbeSpeed(speed * rank_world[1], noise)
 
     plan = make_plan(
         given=chosen, train_chars=train_chars, vocab_size=model_config.vocab_size, seq_len=seq_len,
         steps_for=steps_for, probe=probe, held_out=held_out > 0,
         base_batch=DEFAULT_LINE_BATCH if lines is not None else DEFAULT_BATCH,
         max_batch=None if lines is not None else max(1, (train_chars - 1) // seq_len),
+        lines=lines is not None,
     )  # fmt: skip
     model_config = replace(
         model_config, hidden_size=plan.hidden_size, num_layers=plan.num_layers, dropout=plan.dropout
