@@ -38,7 +38,7 @@ def evaluate_text(
     """Loss (nats/char), bits/char, perplexity and accuracy of the checkpoint on `text`: a line
     model's lines each from its start, their ends included; a stream model's every character but
     the first, after the model's prime."""
-    from charnext.inference.scoring import evaluate_lines, evaluate_stream
+    from charnext.inference.scoring import evaluate_stream, score_lines
     from charnext.modeling.device import resolve_precision
     from charnext.text.reading import text_lines
 
@@ -50,7 +50,8 @@ def evaluate_text(
         lines = [ckpt.vocab.encode(line) for line in text_lines(kept)]
         if not lines:
             raise TextError("the text has no non-empty line of known characters; nothing to evaluate")
-        r = evaluate_lines(ckpt.model, lines, ckpt.vocab.chars.index(NEWLINE), precision=precision)
+        sums = score_lines(ckpt.model, lines, ckpt.vocab.chars.index(NEWLINE), precision=precision)
+        r = sums.score().result()
         targets = "".join(line + NEWLINE for line in text_lines(kept))  # each line and its end
     else:
         if len(kept) < 2:

@@ -195,17 +195,3 @@ def score_lines(
                 logits, _ = model(x)
             sums.add(*_windows(logits, y, wts))
     return sums
-
-
-def evaluate_lines(
-    model: CharModel,
-    lines: list[torch.Tensor],
-    boundary: int,
-    *,
-    device: torch.device | None = None,
-    precision: str = "fp32",
-    batch_size: int = 512,
-) -> EvalResult:
-    """Score lines as line mode trains them: each from the zero state, its end included."""
-    kw = dict(device=device, precision=precision, batch_size=batch_size)
-    return score_lines(model, lines, boundary, **kw).score().result()
