@@ -363,7 +363,7 @@ class Trainer:
         """What more time would buy, read from the validation curve so far (None: too few
         validations)."""
         name = best_path(self.out).name if self.out is not None else "the best checkpoint"
-        return read_outlook(self.history["val_step"], self.history["val_loss"], name)
+        return read_outlook(self.history["val_step"], self.history["val_loss"], name, self.record.turn)
 
     def outlook_record(self) -> dict | None:
         """The outlook as plain values (None: too few validations)."""
