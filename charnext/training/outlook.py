@@ -67,7 +67,7 @@ def read_outlook(
         steps=last_step, best_step=best_step, best_val_loss=best, last_val_loss=last, change=change
     )
     if turn is not None:
-        back = f", went back to step {turn['back_to']:,}" if turn.get("back_to") is not None else ""
+        back = f" went back to step {turn['back_to']:,}," if turn.get("back_to") is not None else ""
         line = (
             f"validation turned up at step {turn['step']:,}; the run{back} annealed and ended at "
             f"{last:.4f}: more time would not help this plan (best {best:.4f} at step {best_step:,})"
