@@ -14,6 +14,7 @@ from pathlib import Path
 from charnext.text.paths import absolute_path
 
 _DESCRIBED = {"steps": "step budget reached", "max-time": "time budget reached",
+              "annealed": "validation turned up: annealed, then stopped",
               "patience": "no validation improvement (patience)", "interrupted": "Ctrl-C"}  # fmt: skip
 
 
@@ -22,6 +23,7 @@ class StopReason(str, Enum):
 
     steps = "steps"  # the step budget (--steps, --epochs) was reached
     max_time = "max-time"  # the time budget (--max-time) was reached
+    annealed = "annealed"  # under a time budget, validation turned up; the run annealed and ended
     patience = "patience"  # validation stopped improving (--patience)
     interrupted = "interrupted"  # Ctrl-C: saved, resumable
 
@@ -157,7 +159,7 @@ class TrainResult:
     val_loss: float | None  # final validation loss (of the latest weights; see val_scored)
     best_val_loss: float | None  # the best check's, on the checks' fixed sample
     chars_per_sec: float  # training characters / train_time, this session
-    reason: str  # a StopReason's value: "steps", "max-time", "patience" or "interrupted"
+    reason: str  # a StopReason's value: "steps", "max-time", "annealed", "patience" or "interrupted"
     checkpoint: Path | None  # the latest checkpoint (None: none written)
     best_checkpoint: Path | None  # the best-by-validation checkpoint, only if the file exists
     device: str
@@ -183,6 +185,9 @@ class TrainResult:
     best_step: int | None = None  # the step of the best check
     sample_chars: int = 0  # characters of the fixed sample every check scored (0: no check)
     checks: int = 0  # checks of the held-out part in the run, resumed sessions included
+    # where validation turned up and the run annealed: {step, at, until (run seconds), lr,
+    # val_loss, best_val_loss}; None where it did not
+    turn: dict | None = None
 
     def to_dict(self) -> dict:
         """Plain values, for JSON (a figure that is not a number, e.g. no step made, is None)."""

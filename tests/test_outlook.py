@@ -1,4 +1,4 @@
-"""What more time would buy: the three cases read from validation curves, and the line shown
+"""What more time would buy: the cases read from validation curves, and the line shown
 by the summary, inspect and --json."""
 
 from __future__ import annotations
@@ -42,6 +42,16 @@ def test_a_small_rise_within_the_noise_is_not_called_overfit():
     assert ol.read_outlook(STEPS, losses).kind == "level"
 
 
+def test_a_run_that_turned_says_more_time_would_not_help():
+    losses = [2.0, 1.8, 1.7, 1.62, 1.66, 1.70, 1.61, 1.58]  # turned at 600, back to 400, annealed
+    turn = {"step": 600, "back_to": 400, "at": 60.0, "until": 70.0, "lr": 0.004}
+    o = ol.read_outlook(STEPS, losses, "run.best.pt", turn)
+    assert o.kind == "turned" and o.best_step == 800 and o.last_val_loss == 1.58
+    assert "turned up at step 600" in o.line and "went back to step 400" in o.line
+    assert "would not help" in o.line
+    assert "went back" not in ol.read_outlook(STEPS, losses, turn={**turn, "back_to": None}).line
+
+
 def test_too_few_validations_say_nothing():
     assert ol.read_outlook([100, 200], [2.0, 1.9]) is None
     assert ol.read_outlook([100, 200, 300], [2.0, float("nan"), 1.9]) is None
@@ -60,7 +70,7 @@ def test_the_outlook_ends_the_summary_and_is_in_json_and_inspect(tmp_path, poem)
     assert labels[-1] == "outlook", summary  # the summary's last row (its wrapped tail is indented)
     as_json = runner.invoke(app, [*args, "--json"])
     r = json.loads(as_json.stdout)
-    assert r["outlook"]["kind"] in ("improving", "overfit", "level")
+    assert r["outlook"]["kind"] in ("improving", "overfit", "level", "turned")
     assert r["outlook"]["steps"] == 40 and r["outlook"]["line"] in " ".join(shown.stdout.split())
     recorded = load_raw(out)["provenance"]["outlook"]
     assert recorded == r["outlook"]

@@ -205,6 +205,12 @@ def train_summary(out: Console, r: TrainResult, next_command: list[str] | None =
     t.add_column(style="cyan", no_wrap=True)
     t.add_column()
     t.add_row("steps", f"{r.steps:,} ({StopReason.describe(r.reason)})")
+    if r.turn:
+        turn = r.turn
+        back = f"back to step {turn['back_to']:,}, " if turn.get("back_to") is not None else ""
+        t.add_row("turn", f"at step {turn['step']:,} validation read {turn['val_loss']:.4f} against the best "
+                          f"{turn['best_val_loss']:.4f}: {back}the learning rate fell from {turn['lr']:.2g} "
+                          f"to zero over {format_duration(turn['until'] - turn['at'])}")  # fmt: skip
     # chars/s: training characters over the time in optimizer steps (validation, previews and
     # checkpoint writes excluded), as on the progress line
     rate = fmt_rate(r.chars_per_sec)

@@ -33,6 +33,12 @@ from charnext.training.state import Session
 from charnext.training.validation import FORWARD_COST, Sample, final_read, sample_read
 
 PREVIEW_CHARS = 80  # characters of the sampled preview after each check
+# Checks in a row above the best by more than their standard error that make a turn (the run
+# anneals and ends: charnext.training.schedule.ANNEAL_SHARE). One such check came in 7 of 29 runs
+# of 90 s on tinyshakespeare, prose and names (Intel Xeon), mostly early, at a high learning rate,
+# and the next check was below it again: a bump, not a turn. Two in a row came only in the
+# 10-minute runs on names, all four of them, at 60-80% of the budget (docs/planning.md).
+TURN_CHECKS = 2
 
 
 class Checks:
@@ -106,6 +112,30 @@ class Checks:
         preview = t._sample(prompt, PREVIEW_CHARS) if t.rank == 0 else ""
         return EvalEvent(rec.step, live.loss, live.bits_per_char, live.accuracy, best, prompt, preview,
                          live.se, live.characters)  # fmt: skip
+
+    def turned(self) -> bool:
+        """Whether the validation has turned up: the latest TURN_CHECKS checks' losses of the live
+        weights each above their best by more than its standard error. Every check scores the
+        same characters, so such a rise is the model learning its training text by heart, not
+        the luck of the sample."""
+        rec = self.trainer.record
+        losses, ses = rec.history["val_loss"][-TURN_CHECKS:], rec.history["val_se"][-TURN_CHECKS:]
+        if len(losses) < TURN_CHECKS or rec.best_val_loss_live is None or None in ses:
+            return False
+        return all(loss > rec.best_val_loss_live + se for loss, se in zip(losses, ses))
+
+    def best_state(self) -> dict | None:
+        """The best check's state as the best checkpoint holds it: held in memory, or written
+        to X.best.pt (None: neither, as in a run that writes no checkpoint, or on a process
+        other than the first)."""
+        t = self.trainer
+        if self.held is not None or t.rank != 0 or t.out is None:
+            return self.held
+        path = best_path(t.out)
+        if not path.exists():
+            return None
+        raw = ckpt.load_raw(path)
+        return raw if raw.get("step") == t.record.best_step else None
 
     def _final_sample(self, run_chars: float, sample: Sample) -> Sample:
         """What the final figure scores beyond the sample (characters 0: nothing more)."""

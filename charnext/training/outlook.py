@@ -5,6 +5,9 @@
 2. **improving**: over the last `LAST_SHARE` of the run's steps the validation loss still fell
    by more than `LEVEL_CHANGE`: more time (or a larger budget) would probably help.
 3. **level**: neither; the validation loss moved less than `LEVEL_CHANGE` over that last part.
+4. **turned**: under a time budget the validation turned up, and the run went back to its best
+   state (where it held one) and annealed to its end (charnext.training.schedule): what the
+   curve did after that is the anneal, and more time at this plan would not help.
 
 It states what was measured, not a promise: a cosine schedule ends at a low learning rate,
 so the last part of a run always improves a little; the thresholds ask for more than that.
@@ -44,10 +47,11 @@ class Outlook:
 
 
 def read_outlook(
-    val_steps: list[int], val_losses: list[float], best_name: str = "*.best.pt"
+    val_steps: list[int], val_losses: list[float], best_name: str = "*.best.pt", turn: dict | None = None
 ) -> Outlook | None:
     """The outlook of a run whose validations at `val_steps` scored `val_losses`; None with fewer
-    than MIN_VALIDATIONS finite validations. `best_name` is how the line names the best checkpoint."""
+    than MIN_VALIDATIONS finite validations. `best_name` is how the line names the best checkpoint;
+    `turn` is where the run's validation turned up (charnext.training.state.RunState.turn), if it did."""
     points = [
         (s, v) for s, v in zip(val_steps, val_losses) if isinstance(v, (int, float)) and math.isfinite(v)
     ]
@@ -62,6 +66,13 @@ def read_outlook(
     figures = dict(
         steps=last_step, best_step=best_step, best_val_loss=best, last_val_loss=last, change=change
     )
+    if turn is not None:
+        back = f" went back to step {turn['back_to']:,}," if turn.get("back_to") is not None else ""
+        line = (
+            f"validation turned up at step {turn['step']:,}; the run{back} annealed and ended at "
+            f"{last:.4f}: more time would not help this plan (best {best:.4f} at step {best_step:,})"
+        )
+        return Outlook("turned", line=line, **figures)
     if best_step < last_step and last - best > OVERFIT_RISE:
         line = (
             f"best validation {best:.4f} at step {best_step:,} of {last_step:,}; the rest overfit "

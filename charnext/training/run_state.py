@@ -108,20 +108,30 @@ def restore_run(trainer, raw: dict) -> tuple[RunState, torch.Tensor | None]:
     the corpus carries none, or the batch changed)."""
     t, r = trainer, raw["resume"]
     record = RunState.from_checkpoint(raw)
+    carried = rewind(t, raw)
+    t.guard.restore(r.get("guard"))
+    if isinstance(r.get("rng"), torch.Tensor):
+        torch.set_rng_state(r["rng"])
+    return record, carried
+
+
+def rewind(trainer, raw: dict) -> torch.Tensor | None:
+    """Load the weights, the optimizer and the weight average saved in `raw` (a checkpoint's
+    record: loaded, or held by hold_run) into `trainer`; return the carried state (None where
+    the corpus carries none, or the batch changed). The run's record is not touched: a resume
+    reads it from `raw`, a run going back to its best state (charnext.training.checks) keeps
+    its own."""
+    t, r = trainer, raw["resume"]
     t.model.load_state_dict(raw["state_dict"])
     if raw.get("optimizer"):
         t.optimizer.load_state_dict(raw["optimizer"])
-    t.guard.restore(r.get("guard"))
     if t.average is not None:
         t.average.restore(r.get("average"))
-    if isinstance(r.get("rng"), torch.Tensor):
-        torch.set_rng_state(r["rng"])
     state = r.get("state")
-    carried = None
     if isinstance(state, torch.Tensor) and t.corpus.carries_state and state.size(1) == t.batch_size:
         # float: a state saved under bf16 also feeds a run resumed in fp32 (lossless back to bf16)
-        carried = state[:, t.corpus.rows].float().to(t.device)
-    return record, carried
+        return state[:, t.corpus.rows].float().to(t.device)
+    return None
 
 
 def saved_plan(raw: dict) -> dict | None:
@@ -201,6 +211,7 @@ def run_result(trainer, session: Session, metrics_log: Path | None) -> TrainResu
         averaging=averaging(t),
         session_steps=rec.step - session.start_step,
         session_elapsed=session.seconds,
+        turn=rec.turn,
         **checked(t),
     )
 

@@ -55,6 +55,10 @@ class RunState:
     # each change of the plan's dropout and weight decay during the run: {step, passes, dropout,
     # weight_decay}, the plan itself kept as chosen at the start
     replans: list = field(default_factory=list)
+    # where a time-budgeted run's validation turned up and it anneals to its end: {step, at, until
+    # (run seconds), lr, val_loss, best_val_loss} (charnext.training.schedule.Schedule.turn); None
+    # before a turn, or without one
+    turn: dict | None = None
     # perf_counter at this session's start; None while no session runs (not saved)
     started: float | None = field(default=None, compare=False, repr=False)
 
@@ -103,7 +107,19 @@ class RunState:
         state.last_eval_at = float(resume.get("last_eval_at", state.elapsed) or 0.0)
         state.eval_seconds = float(state.eval_seconds)
         state.val_sample = dict(state.val_sample) if isinstance(state.val_sample, dict) else None
+        state.turn = _turn(state.turn)
         return state
+
+
+def _turn(saved) -> dict | None:
+    """A saved turn, if whole: its times and learning rate finite numbers (else none, as if the
+    run had not turned)."""
+    if not isinstance(saved, dict):
+        return None
+    numbers = [saved.get(k) for k in ("step", "at", "until", "lr")]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in numbers):
+        return None
+    return dict(saved)
 
 
 @dataclass

@@ -36,7 +36,7 @@ from charnext.training.launch import check_memory, copy_overlap, optimizer_step
 from charnext.training.optim import make_adamw
 from charnext.training.outlook import Outlook, read_outlook
 from charnext.training.planner import Plan
-from charnext.training.run_state import best_path, restore_run, run_result, save_run, saved_plan
+from charnext.training.run_state import best_path, restore_run, rewind, run_result, save_run, saved_plan
 from charnext.training.schedule import Schedule
 from charnext.training.state import HISTORY_KEYS, RunState, Session
 from charnext.training.validation import Sample
@@ -237,24 +237,26 @@ class Trainer:
         schedule, has_val, rec = self.schedule, self.corpus.has_validation(), self.record
         if not rec.last_eval_step:  # a new session's validations are spaced from its start
             rec.last_eval_at = rec.elapsed
+        if rec.turn is not None and rec.turn["until"] <= rec.elapsed:
+            rec.turn = None  # annealed in an earlier session: this one follows its own budget
         session = Session.begin(rec)
         while True:
             elapsed = rec.seconds()
             if self.budget is not None and self.budget.left() <= self._finish_reserve(session):
                 elapsed = max(elapsed, schedule.max_time)  # the command's end is near: training's is here
             elapsed, stop = distributed.agree(elapsed, self.stop_requested, self.world)
-            if schedule.done(rec.step, elapsed):
-                session.reason = schedule.reason()
+            if schedule.done(rec.step, elapsed, rec.turn):
+                session.reason = schedule.reason(rec.turn)
                 break
             if stop:
                 session.reason = "interrupted"
                 break
-            event = self._timed_step(schedule.lr(rec.step, elapsed), session)
+            event = self._timed_step(schedule.lr(rec.step, elapsed, rec.turn), session)
             if self.rank == 0:
                 if log:
                     log.step(event, session.accuracy)
                 yield event
-            if schedule.row_due(rec.step, event.elapsed, session.last_row_fraction):
+            if schedule.row_due(rec.step, event.elapsed, session.last_row_fraction, rec.turn):
                 session.last_row_fraction = event.fraction
                 if self.rank == 0:
                     yield self._table_row(session.loss, session.accuracy)
@@ -263,7 +265,7 @@ class Trainer:
             since_eval = event.elapsed - rec.last_eval_at
             if (
                 has_val
-                and not schedule.done(rec.step, event.elapsed)
+                and not schedule.done(rec.step, event.elapsed, rec.turn)
                 and schedule.eval_due(rec.step, since_eval, rec.eval_seconds)
             ):
                 yield from self._validate_and_save(session, event.elapsed, log)
@@ -293,7 +295,7 @@ class Trainer:
         elapsed = rec.seconds()
         for key, value in zip(HISTORY_KEYS[:4], (rec.step, session.loss, session.accuracy, lr)):
             rec.history[key].append(value)
-        fraction = self.schedule.fraction(rec.step, elapsed)
+        fraction = self.schedule.fraction(rec.step, elapsed, rec.turn)
         if self.average is not None and done.applied and self.average.due(rec.step, fraction):
             self.average.update()
         (last_se,) = rec.history["val_se"][-1:] or [None]  # the latest check's, as its loss
@@ -309,6 +311,8 @@ class Trainer:
         rec.last_eval_step, rec.last_eval_at = rec.step, elapsed
         event = self.checks.check(session)
         session.last_val = event.val_loss
+        if rec.turn is None and self.checks.turned():
+            self._turn(elapsed)
         if self._val_ok:
             self._save_latest(session.loss, session.accuracy, self.checks.figures())
         rec.eval_seconds = time.perf_counter() - start
@@ -317,6 +321,21 @@ class Trainer:
                 log.validation(event)
             yield event
         self._replan_regularisation(elapsed, rec.step - session.start_step)
+
+    def _turn(self, elapsed: float) -> None:
+        """The validation turned up (charnext.training.checks.Checks.turned): go back to the best
+        check's state where this process holds it (a run of one process that writes
+        checkpoints), and anneal from the learning rate it had there to the end (Schedule.turn)."""
+        rec = self.record
+        lr, back = rec.history["lr"][-1], None
+        best = self.checks.best_state() if self.world == 1 else None
+        if best is not None and rec.best_step in rec.history["step"]:
+            self.carried, back = rewind(self, best), rec.best_step
+            lr = rec.history["lr"][rec.history["step"].index(back)]
+        now = rec.history["val_loss"][-1]
+        rec.turn = self.schedule.turn(rec.step, elapsed, lr, now, rec.best_val_loss_live)
+        if rec.turn is not None:
+            rec.turn["back_to"] = back
 
     def _finish(self, session: Session, log: MetricsLog | None) -> Iterator[Event]:
         """After the loop: a last check unless the last step had one, the final figure, the
@@ -344,7 +363,7 @@ class Trainer:
         """What more time would buy, read from the validation curve so far (None: too few
         validations)."""
         name = best_path(self.out).name if self.out is not None else "the best checkpoint"
-        return read_outlook(self.history["val_step"], self.history["val_loss"], name)
+        return read_outlook(self.history["val_step"], self.history["val_loss"], name, self.record.turn)
 
     def outlook_record(self) -> dict | None:
         """The outlook as plain values (None: too few validations)."""
