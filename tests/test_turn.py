@@ -10,7 +10,7 @@ from charnext.config import TrainConfig
 from charnext.events import EvalEvent, StopReason
 from charnext.storage import checkpoint as ckpt
 from charnext.training.runs import new_run
-from charnext.training.schedule import ANNEAL_SHARE, Schedule
+from charnext.training.schedule import ANNEAL_PASSES, ANNEAL_SHARE, Schedule
 from charnext.training.state import RunState
 
 TINY = dict(hidden_size=8, num_layers=1, embedding_size=4)
@@ -39,6 +39,10 @@ def test_after_a_turn_the_learning_rate_falls_to_zero_and_the_run_ends_there():
     short = Schedule.for_run(TrainConfig(max_time=turn["until"] - 5.0, lr=0.01), 10, 10_000, 100)
     assert short.done(600, turn["until"] - 5.0, turn) and short.reason(turn) == "max-time"
     assert short.fraction(600, (turn["until"] - 5.0) / 2, turn) == pytest.approx(0.5)
+    # on a fast machine, at most ANNEAL_PASSES passes over the text
+    quick = timed.turn(500, 40.0, 0.006, 1.5, 1.4, pass_seconds=0.5)
+    assert quick["until"] == pytest.approx(40.0 + min(ANNEAL_SHARE * 100.0, ANNEAL_PASSES * 0.5))
+    assert quick["until"] < turn["until"]
     # a run of so many steps makes them all
     assert Schedule.for_run(TrainConfig(steps=100), 10, 10_000, 100).turn(50, 5.0, 0.01, 1.5, 1.4) is None
 

@@ -39,6 +39,10 @@ ROWS_PER_RUN = 12
 # passes: a tenth of 10 minutes is about as many. Annealing from where the run had turned, not
 # from its best, went on rising (1.971 at the turn, 1.994 at the end: docs/planning.md).
 ANNEAL_SHARE = 0.1
+# ... and over at most ANNEAL_PASSES passes over the training text: on a fast machine a tenth of
+# ten minutes was 27 passes over names, and that anneal learnt them by heart again (1.9529 at the
+# best check, 1.9562 at the end); a 90 s run on names gains its last 0.03 over its last 7-8 passes.
+ANNEAL_PASSES = 8.0
 
 
 def default_steps(train_chars: int, chars_per_step: int) -> int:
@@ -152,13 +156,16 @@ class Schedule:
             return "steps"
         return "annealed" if turn is not None and turn["until"] <= self.max_time else "max-time"
 
-    def turn(self, step: int, elapsed: float, lr: float, val_loss: float, best: float) -> dict | None:
+    def turn(
+        self, step: int, elapsed: float, lr: float, val_loss: float, best: float, pass_seconds: float = math.inf
+    ) -> dict | None:
         """The record of a turn of the validation at `step` (`val_loss` against the `best`),
-        with the learning rate `lr` it anneals from: under a time budget only (a run of so many
-        steps makes them all); None otherwise, or where no time is left to anneal in."""
+        with the learning rate `lr` it anneals from, over ANNEAL_SHARE of the budget or
+        ANNEAL_PASSES passes of `pass_seconds` each, whichever is shorter: under a time budget
+        only (a run of so many steps makes them all); None otherwise, or where no time is left."""
         if self.total is not None:
             return None
-        until = min(self.max_time, elapsed + ANNEAL_SHARE * self.max_time)
+        until = min(self.max_time, elapsed + min(ANNEAL_SHARE * self.max_time, ANNEAL_PASSES * pass_seconds))
         if until <= elapsed:
             return None
         return dict(step=step, at=elapsed, until=until, lr=lr, val_loss=val_loss, best_val_loss=best)

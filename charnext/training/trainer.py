@@ -312,7 +312,7 @@ class Trainer:
         event = self.checks.check(session)
         session.last_val = event.val_loss
         if rec.turn is None and self.checks.turned():
-            self._turn(elapsed)
+            self._turn(elapsed, session)
         if self._val_ok:
             self._save_latest(session.loss, session.accuracy, self.checks.figures())
         rec.eval_seconds = time.perf_counter() - start
@@ -322,7 +322,7 @@ class Trainer:
             yield event
         self._replan_regularisation(elapsed, rec.step - session.start_step)
 
-    def _turn(self, elapsed: float) -> None:
+    def _turn(self, elapsed: float, session: Session) -> None:
         """The validation turned up (charnext.training.checks.Checks.turned): go back to the best
         check's state where this process holds it (a run of one process that writes
         checkpoints), and anneal from the learning rate it had there to the end (Schedule.turn)."""
@@ -332,8 +332,10 @@ class Trainer:
         if best is not None and rec.best_step in rec.history["step"]:
             self.carried, back = rewind(self, best), rec.best_step
             lr = rec.history["lr"][rec.history["step"].index(back)]
-        now = rec.history["val_loss"][-1]
-        rec.turn = self.schedule.turn(rec.step, elapsed, lr, now, rec.best_val_loss_live)
+        now, steps = rec.history["val_loss"][-1], rec.step - session.start_step
+        rate = steps * self.chars_per_step / session.train_time if steps and session.train_time else 0.0
+        per_pass = self.train_chars / rate if rate else math.inf  # seconds a pass takes
+        rec.turn = self.schedule.turn(rec.step, elapsed, lr, now, rec.best_val_loss_live, per_pass)
         if rec.turn is not None:
             rec.turn["back_to"] = back
 
