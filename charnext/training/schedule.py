@@ -157,7 +157,13 @@ class Schedule:
         return "annealed" if turn is not None and turn["until"] <= self.max_time else "max-time"
 
     def turn(
-        self, step: int, elapsed: float, lr: float, val_loss: float, best: float, pass_seconds: float = math.inf
+        self,
+        step: int,
+        elapsed: float,
+        lr: float,
+        val_loss: float,
+        best: float,
+        pass_seconds: float = math.inf,
     ) -> dict | None:
         """The record of a turn of the validation at `step` (`val_loss` against the `best`),
         with the learning rate `lr` it anneals from, over ANNEAL_SHARE of the budget or
