@@ -32,16 +32,13 @@ MAX_EVAL_SHARE = 0.1
 ROWS_PER_RUN = 12
 # A run under a time budget whose validation turns up (charnext.training.checks.Checks.turned)
 # goes back to its best state and anneals: the learning rate falls from the one it had there to
-# zero over ANNEAL_SHARE of the budget (at most what is left), on the second half of a cosine,
-# and the run ends. On names (205 KB of lines, an Intel Xeon) 10-minute runs reached their best
-# check at a fifth to a half of the run, at a high learning rate, and then rose by 0.03-0.10 by
-# the end, while a 90 s run gains its last 0.03 in the second half of its decay, about eight
-# passes: a tenth of 10 minutes is about as many. Annealing from where the run had turned, not
-# from its best, went on rising (1.971 at the turn, 1.994 at the end: docs/planning.md).
+# zero, on the second half of a cosine, over ANNEAL_SHARE of the budget or ANNEAL_PASSES passes
+# over the training text, whichever is shorter (at most what is left), and the run ends. A 90 s
+# run on names gains its last 0.03 over its last 7-8 passes; a tenth of ten minutes was 27 passes
+# on a fast machine and 100 over the stdlib's function names, and those anneals learnt the text by
+# heart again. Annealing from where the run turned, not from its best, went on rising (names:
+# 1.971 at the turn, 1.994 at the end). Figures: docs/planning.md.
 ANNEAL_SHARE = 0.1
-# ... and over at most ANNEAL_PASSES passes over the training text: on a fast machine a tenth of
-# ten minutes was 27 passes over names, and that anneal learnt them by heart again (1.9529 at the
-# best check, 1.9562 at the end); a 90 s run on names gains its last 0.03 over its last 7-8 passes.
 ANNEAL_PASSES = 8.0
 
 
