@@ -97,7 +97,7 @@ class ModelConfig:
     num_layers: int = _option(2, planned=True)  # stacked recurrent layers
     embedding_size: int = _option(64)  # learned input embedding width; 0 feeds one-hot vectors
     dropout: float = _option(0.0, planned=True)  # dropout between layers and before the head, 0..1
-    weight_drop: float = _option(0.0)  # DropConnect on the hidden-to-hidden weights in training, 0..1
+    weight_drop: float = _option(0.0, planned=True)  # DropConnect on the recurrent weights in training
 
     def __post_init__(self) -> None:
         try:

@@ -80,10 +80,11 @@ def test_a_small_text_caps_the_model():
 
 def test_given_options_win_and_are_not_planned():
     given = {"hidden_size": 100, "num_layers": 3, "dropout": 0.05, "weight_decay": 0.01, "batch_size": 7}
+    given["weight_drop"] = 0.2
     plan, probed = plan_for(seconds=600, given={**given, "lr": 0.123})
     assert probed == []  # nothing left that depends on this machine's speed
     chosen = (plan.hidden_size, plan.num_layers, plan.dropout, plan.weight_decay, plan.batch_size, plan.lr)
-    assert chosen == (100, 3, 0.05, 0.01, 7, 0.123)
+    assert chosen == (100, 3, 0.05, 0.01, 7, 0.123) and plan.weight_drop == 0.2
     assert set(plan.planned) == {"warmup_steps"}
     # the size alone given: the rest is still planned, for the speed the probe measures
     plan, probed = plan_for(seconds=600, given={"hidden_size": 100})
@@ -205,6 +206,41 @@ def test_a_time_budget_replans_dropout_for_the_speed_it_meets(poem):
     assert _current(trainer, planned)["dropout"] == trainer.model.config.dropout
     assert trainer.plan.to_dict() == planned
     assert all(r["step"] == 100 for r in trainer.record.replans)
+
+
+def test_weight_drop_joins_dropout_only_where_a_run_makes_many_passes():
+    assert pl.weight_drop_for(pl.WEIGHT_DROP_PASSES * 0.99) == 0.0
+    assert pl.weight_drop_for(pl.WEIGHT_DROP_PASSES) == pl.WEIGHT_DROP > 0
+    # a 90 s run over a large text makes a few passes: no weight drop, as before
+    few, _ = plan_for(seconds=90)
+    assert few.passes < pl.WEIGHT_DROP_PASSES and few.weight_drop == 0.0
+    # ten minutes over a small text make many: weight drop beside dropout at its cap
+    many, _ = plan_for(seconds=600, chars=200_000, speed=80_000.0)
+    assert many.passes >= pl.WEIGHT_DROP_PASSES
+    assert many.weight_drop == pl.WEIGHT_DROP and many.dropout == pl.MAX_DROPOUT
+    assert f"weight drop {pl.WEIGHT_DROP:g}" in many.why and "weight_drop" in many.planned
+    # given, it is kept (none is not replaced); nothing held out, nothing dropped
+    kept, _ = plan_for(seconds=600, chars=200_000, speed=80_000.0, given={"weight_drop": 0.0})
+    assert kept.weight_drop == 0.0 and "weight_drop" not in kept.planned and "weight drop" not in kept.why
+    lecture, _ = plan_for(seconds=600, chars=200_000, speed=80_000.0, held_out=False)
+    assert lecture.weight_drop == 0.0
+
+
+def test_the_planned_weight_drop_reaches_the_model_and_follows_the_passes(poem):
+    text = poem * 8  # about 24 KB
+    trainer = new_run(text, config=TrainConfig(max_time=600.0), out=None, given={"max_time"})
+    assert trainer.model.config.weight_drop == trainer.plan.weight_drop
+    planned = trainer.plan.to_dict()
+    trainer.step = 100
+    trainer._replan_regularisation(300.0, 1)  # a very slow machine: few passes, no weight drop
+    assert trainer.model.config.weight_drop == 0.0 == _current(trainer, planned)["weight_drop"]
+    trainer._replan_regularisation(300.0, 5000)  # a fast one: many
+    assert trainer.model.config.weight_drop == pl.WEIGHT_DROP == _current(trainer, planned)["weight_drop"]
+    assert trainer.plan.to_dict() == planned
+    given = new_run(text, config=TrainConfig(max_time=600.0), out=None, given={"max_time", "weight_drop"})
+    given.step = 100
+    given._replan_regularisation(300.0, 5000)
+    assert given.model.config.weight_drop == 0.0  # the user's value is never replanned
 
 
 def _current(trainer, planned: dict) -> dict:

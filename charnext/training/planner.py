@@ -12,8 +12,9 @@ a second). The rule, in order:
    time), and holds at most `PARAMS_PER_CHAR` parameters per character of text (above that,
    it can only memorise).
 3. **Dropout**: none while the run makes few passes over the text; more as passes add up,
-   since a model that sees the same text many times starts to memorise it. None at all when
-   nothing is held out (a short text, learnt by heart as the lecture does).
+   since a model that sees the same text many times starts to memorise it; from
+   `WEIGHT_DROP_PASSES` passes on, weight drop on the recurrent weights beside it. None at
+   all when nothing is held out (a short text, learnt by heart as the lecture does).
 4. **Learning rate**: falls as the model widens (`LR_256 * sqrt(256 / hidden)`): the
    lecture's 5-unit model wants about 0.06, a 512-unit one about 0.006.
 5. **Batch**: 16 windows; a batch of lines doubles from 64 while the run still makes
@@ -57,6 +58,14 @@ MAX_DROPOUT = 0.35
 # AdamW weight decay wherever dropout is planned: on a 180 KB text (20 passes in 90 s) it took
 # the best validation loss from 1.562 to 1.542.
 WEIGHT_DECAY = 0.1
+# Weight drop (AWD-LSTM's DropConnect on the recurrent weights, one mask per window) beside the
+# dropout, from WEIGHT_DROP_PASSES passes on, about where dropout reaches its cap (31) and a run
+# still learns its text by heart. Intel Xeon, 10 min: names (2x384, dropout 0.35, 49 passes)
+# 1.937-1.953 in four runs without it, 1.9017 with 0.5; tinyshakespeare (2x512, dropout 0.15, 8
+# passes) 1.3813 without, 1.4481 with; 180 KB of verse at 20 passes (90 s): 0.3 of it cost 0.03
+# (docs/planning.md).
+WEIGHT_DROP = 0.5
+WEIGHT_DROP_PASSES = 32.0
 # Under a time or epoch budget a batch of lines doubles from the default (64 lines) at most
 # twice, while the run still makes MIN_PLANNED_STEPS steps: on names, 128 lines learnt as much per
 # character as 64 and ran faster (docs/planning.md). A batch of windows stays at 16: at 90 s,
@@ -73,7 +82,8 @@ BATCH_SPEED = {-1: 0.84, 0: 1.0, 1: 1.23, 2: 1.4}
 # Time per character grows with parameters plus a fixed cost, as if every model had this many
 # more (fitted to raw_rnn_loop on 2x128 .. 2x768 LSTMs).
 FIXED_COST_PARAMS = 160_000
-SPEED_DEPENDENT = {"hidden_size", "batch_size", "dropout", "weight_decay"}  # what needs the probe
+# what needs the probe
+SPEED_DEPENDENT = {"hidden_size", "batch_size", "dropout", "weight_decay", "weight_drop"}
 PROBE_HIDDEN = 256  # the model timed at the start of a time-budgeted run
 # The probe times PROBE_MIN_STEPS to PROBE_MAX_STEPS steps, after PROBE_WARMUP untimed ones, and
 # stops once they would have taken PROBE_SHARE of the budget without slow bursts (a 90 s run:
@@ -101,6 +111,7 @@ class Plan:
     num_layers: int  # recurrent layers
     dropout: float  # dropout between layers and before the head
     weight_decay: float  # AdamW weight decay
+    weight_drop: float  # DropConnect on the recurrent weights in training
     batch_size: int  # windows (lines) per step
     lr: float  # peak learning rate
     warmup_steps: int  # steps of linear warm-up
@@ -118,7 +129,7 @@ class Plan:
         return asdict(self)
 
     def regularisation_for(self, passes: float) -> dict[str, float]:
-        """The dropout and weight decay this plan would choose for a run now expected to make
+        """The dropout, weight decay and weight drop this plan would choose for a run now expected to make
         `passes` passes over its text (a time budget on a machine slower or faster than the
         probe at the start), for those it set (none where both were given). The plan itself
         stays as chosen: the trainer records each change beside it."""
@@ -127,6 +138,8 @@ class Plan:
             chosen["dropout"] = dropout_for(passes)
         if "weight_decay" in self.planned:
             chosen["weight_decay"] = weight_decay_for(passes)
+        if "weight_drop" in self.planned:
+            chosen["weight_drop"] = weight_drop_for(passes)
         return chosen
 
 
@@ -161,6 +174,11 @@ def dropout_for(passes: float) -> float:
 def weight_decay_for(passes: float) -> float:
     """AdamW weight decay for a run that makes `passes` passes: only where dropout is due."""
     return WEIGHT_DECAY if dropout_for(passes) > 0 else 0.0
+
+
+def weight_drop_for(passes: float) -> float:
+    """Weight drop for a run that makes `passes` passes: only from WEIGHT_DROP_PASSES on."""
+    return WEIGHT_DROP if passes >= WEIGHT_DROP_PASSES else 0.0
 
 
 def human_size(chars: float) -> str:
@@ -281,6 +299,7 @@ def make_plan(
         num_layers=layers,
         dropout=given.get("dropout", dropout_for(passes) if held_out else 0.0),
         weight_decay=given.get("weight_decay", weight_decay_for(passes) if held_out else 0.0),
+        weight_drop=given.get("weight_drop", weight_drop_for(passes) if held_out else 0.0),
         batch_size=batch,
         lr=given.get("lr", lr_for(hidden)),
         warmup_steps=given.get("warmup_steps", min(TrainConfig.warmup_steps, max(1, (steps or 10**9) // 10))),
@@ -294,6 +313,7 @@ def make_plan(
     plan.planned = [name for name in PLANNED if name not in given]
     shape = f"{layers}x{hidden}" + (f", dropout {plan.dropout:g}" if plan.dropout else "")
     shape += f", weight decay {plan.weight_decay:g}" if plan.weight_decay else ""
+    shape += f", weight drop {plan.weight_drop:g}" if plan.weight_drop else ""
     over = f"is about {passes:.3g} passes over" if d else "on"  # d is 0: no speed was measured
     plan.why = f"{shape}, lr {plan.lr:.2g}, batch {batch}: {budget} {over} {human_size(train_chars)}"
     return plan

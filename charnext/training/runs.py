@@ -250,9 +250,8 @@ def _plan(
         max_batch=None if lines is not None else max(1, (train_chars - 1) // seq_len),
         lines=lines is not None,
     )  # fmt: skip
-    model_config = replace(
-        model_config, hidden_size=plan.hidden_size, num_layers=plan.num_layers, dropout=plan.dropout
-    )
+    model_config = replace(model_config, hidden_size=plan.hidden_size, num_layers=plan.num_layers,
+                           dropout=plan.dropout, weight_drop=plan.weight_drop)  # fmt: skip
     planned_train = {
         "batch_size": plan.batch_size, "lr": plan.lr, "warmup_steps": plan.warmup_steps,
         "weight_decay": plan.weight_decay,

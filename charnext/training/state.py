@@ -52,8 +52,8 @@ class RunState:
     # the held-out characters every check scores (charnext.training.validation.Sample), chosen
     # at the run's first check; None before it, and in a checkpoint written before there was one
     val_sample: dict | None = None
-    # each change of the plan's dropout and weight decay during the run: {step, passes, dropout,
-    # weight_decay}, the plan itself kept as chosen at the start
+    # each change of the plan's dropout, weight decay and weight drop during the run: {step,
+    # passes, dropout, weight_decay, weight_drop}, the plan itself kept as chosen at the start
     replans: list = field(default_factory=list)
     # where a time-budgeted run's validation turned up and it anneals to its end: {step, at, until
     # (run seconds), lr, val_loss, best_val_loss} (charnext.training.schedule.Schedule.turn); None

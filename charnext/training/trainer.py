@@ -373,8 +373,8 @@ class Trainer:
         return outlook.to_dict() if outlook is not None else None
 
     def _replan_regularisation(self, elapsed: float, session_steps: int) -> None:
-        """Under a time budget, ask the plan for its dropout and weight decay again, for the
-        passes the run now expects at the speed measured so far (validation and saving
+        """Under a time budget, ask the plan for its dropout, weight decay and weight drop again,
+        for the passes the run now expects at the speed measured so far (validation and saving
         included), and apply what it chooses; a change is recorded beside the plan, which stays."""
         plan, rec = self.plan, self.record
         session = elapsed - rec.elapsed
@@ -386,11 +386,13 @@ class Trainer:
         chosen = plan.regularisation_for(passes)
         if "dropout" in chosen:
             self.model.set_dropout(chosen["dropout"])
+        if "weight_drop" in chosen:
+            self.model.config.weight_drop = chosen["weight_drop"]  # read at each training step
         if "weight_decay" in chosen:
             for group in self.optimizer.param_groups:
                 group["weight_decay"] = chosen["weight_decay"]
         now = rec.replans[-1] if rec.replans else plan.to_dict()
-        if any(now[k] != v for k, v in chosen.items()):
+        if any(now.get(k) != v for k, v in chosen.items()):
             rec.replans.append({"step": rec.step, "passes": passes, **chosen})
 
     @torch.no_grad()
