@@ -211,6 +211,9 @@ def test_a_time_budget_replans_dropout_for_the_speed_it_meets(poem):
 def test_weight_drop_joins_dropout_only_where_a_run_makes_many_passes():
     assert pl.weight_drop_for(pl.WEIGHT_DROP_PASSES * 0.99) == 0.0
     assert pl.weight_drop_for(pl.WEIGHT_DROP_PASSES) == pl.WEIGHT_DROP > 0
+    assert pl.weight_drop_for(pl.WEIGHT_DROP_MORE_PASSES * 0.99) == pl.WEIGHT_DROP
+    assert pl.weight_drop_for(pl.WEIGHT_DROP_MORE_PASSES) == pl.WEIGHT_DROP_MORE > pl.WEIGHT_DROP
+    assert pl.weight_drop_for(1e6) == pl.WEIGHT_DROP_MORE < 1.0
     # a 90 s run over a large text makes a few passes: no weight drop, as before
     few, _ = plan_for(seconds=90)
     assert few.passes < pl.WEIGHT_DROP_PASSES and few.weight_drop == 0.0
@@ -235,7 +238,8 @@ def test_the_planned_weight_drop_reaches_the_model_and_follows_the_passes(poem):
     trainer._replan_regularisation(300.0, 1)  # a very slow machine: few passes, no weight drop
     assert trainer.model.config.weight_drop == 0.0 == _current(trainer, planned)["weight_drop"]
     trainer._replan_regularisation(300.0, 5000)  # a fast one: many
-    assert trainer.model.config.weight_drop == pl.WEIGHT_DROP == _current(trainer, planned)["weight_drop"]
+    now = _current(trainer, planned)
+    assert trainer.model.config.weight_drop == now["weight_drop"] == pl.weight_drop_for(now["passes"]) > 0
     assert trainer.plan.to_dict() == planned
     given = new_run(text, config=TrainConfig(max_time=600.0), out=None, given={"max_time", "weight_drop"})
     given.step = 100
