@@ -77,6 +77,10 @@ class CharModel(nn.Module):
         self.drop.p = p
         self.rnn.dropout = p if self.config.num_layers > 1 else 0.0
 
+    def set_weight_drop(self, p: float) -> None:
+        """Change the weight drop of a built model (read at each training step's forward pass)."""
+        self.config.weight_drop = p
+
     def num_parameters(self) -> int:
         """Trainable parameter count."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

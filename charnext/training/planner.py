@@ -134,10 +134,10 @@ class Plan:
         return asdict(self)
 
     def regularisation_for(self, passes: float) -> dict[str, float]:
-        """The dropout, weight decay and weight drop this plan would choose for a run now expected to make
-        `passes` passes over its text (a time budget on a machine slower or faster than the
-        probe at the start), for those it set (none where both were given). The plan itself
-        stays as chosen: the trainer records each change beside it."""
+        """The dropout, weight decay and weight drop this plan would choose for a run now
+        expected to make `passes` passes over its text (a time budget on a machine slower or
+        faster than the probe at the start), for those it set (none where all were given). The
+        plan itself stays as chosen: the trainer records each change beside it."""
         chosen: dict[str, float] = {}
         if "dropout" in self.planned:
             chosen["dropout"] = dropout_for(passes)

@@ -387,12 +387,12 @@ class Trainer:
         if "dropout" in chosen:
             self.model.set_dropout(chosen["dropout"])
         if "weight_drop" in chosen:
-            self.model.config.weight_drop = chosen["weight_drop"]  # read at each training step
+            self.model.set_weight_drop(chosen["weight_drop"])
         if "weight_decay" in chosen:
             for group in self.optimizer.param_groups:
                 group["weight_decay"] = chosen["weight_decay"]
         now = rec.replans[-1] if rec.replans else plan.to_dict()
-        if any(now.get(k) != v for k, v in chosen.items()):
+        if any(now[k] != v for k, v in chosen.items()):
             rec.replans.append({"step": rec.step, "passes": passes, **chosen})
 
     @torch.no_grad()
