@@ -22,6 +22,7 @@ untrained test model and no data is read. One JSON line per engine and number of
 from __future__ import annotations
 
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -100,25 +101,96 @@ def matmul_bound(config, samples: int, seconds_budget: float, gate_major: bool =
     return samples * n / (time.perf_counter() - t0)
 
 
-def _bound_in_process(args) -> float:
-    """matmul_bound in a process of the pool, started at the wall-clock instant given (so that
-    all of them run at once, whenever each finished starting)."""
-    start, *rest = args
-    time.sleep(max(0.0, start - time.time()))
-    return matmul_bound(*rest)
+def paired_share(ckpt, samples: int, a) -> tuple[float, float]:
+    """The share of the bare products' speed that generation reaches, row-major and gate-major,
+    measured in pairs: `a.pair_steps` characters of one long generation, then as many steps of
+    each bare product, `a.pairs` times in a row; the median of the pairs' ratios. A VM's speed
+    moves by a third within seconds, so rates timed seconds apart (as the table's are) gave
+    this ratio anywhere from 0.73 to 0.87 in five runs of the same engine (Intel Xeon); each
+    pair here is timed within a second."""
+    from charnext import api
+    from charnext.config import SampleConfig
+
+    sample = SampleConfig(temperature=a.temperature, seed=0)
+    stream = api.generate_stream(ckpt, a.prefix, 10**9, sample, samples)
+    n = a.pair_steps
+    bounds = bare_products(ckpt.config, samples, n), bare_products(ckpt.config, samples, n, True)
+    for _ in range(n):  # the prefix read, the state warm
+        next(stream)
+    ratios: list[tuple[float, float]] = []
+    for _ in range(a.pairs):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            next(stream)
+        t1 = time.perf_counter()
+        bounds[0]()
+        t2 = time.perf_counter()
+        bounds[1]()
+        t3 = time.perf_counter()
+        ratios.append(((t2 - t1) / (t1 - t0), (t3 - t2) / (t1 - t0)))
+    return statistics.median(r for r, _ in ratios), statistics.median(g for _, g in ratios)
 
 
-def machine_scaling(config, samples: int, processes: int, seconds_budget: float) -> float:
+def paired_speedup(one, split, samples: int, a) -> float:
+    """How many times as fast the split engine `split` generates as `one` (one thread), in pairs
+    as paired_share times them: the median of the pairs' ratios."""
+    from charnext import api
+    from charnext.config import SampleConfig
+
+    sample = SampleConfig(temperature=a.temperature, seed=0)
+    streams = [api.generate_stream(c, a.prefix, 10**9, sample, samples) for c in (one, split)]
+    ratios = []
+    for _ in range(a.pairs):
+        took = []
+        for stream in streams:
+            t0 = time.perf_counter()
+            for _ in range(a.pair_steps):
+                next(stream)
+            took.append(time.perf_counter() - t0)
+        ratios.append(took[0] / took[1])
+    return statistics.median(ratios[1:] or ratios)  # the first pair reads the prefix
+
+
+def _products_worker(conn, config, samples: int) -> None:
+    """A process of machine_scaling: on each (start, seconds) it is sent, waits for the wall-clock
+    instant `start`, does the bare gate-major products for `seconds` and answers its rate."""
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    while (order := conn.recv()) is not None:
+        start, seconds = order
+        time.sleep(max(0.0, start - time.time()))
+        conn.send(matmul_bound(config, samples, seconds, True))
+
+
+def machine_scaling(config, samples: int, processes: int, seconds_budget: float, rounds: int = 9) -> float:
     """How many times one process's rate `processes` processes reach together, each doing the
     bare gate-major products on its own: the most that splitting a batch across that many
-    threads could give on this machine (a VM's cores may share one physical core, or a quota)."""
+    threads could give on this machine (a VM's cores may share one physical core, or a quota).
+    Measured in rounds, each the first process alone and then all of them at once, a second or
+    two apart; the median of the rounds' ratios (timed once, minutes apart, it read 0.29 and
+    2.55 on the same machine)."""
     import multiprocessing
 
-    with multiprocessing.get_context("spawn").Pool(processes) as pool:
-        alone = pool.map(_bound_in_process, [(0.0, config, samples, seconds_budget, True)])[0]
-        start = time.time() + 2.0  # every process has started by then
-        together = pool.map(_bound_in_process, [(start, config, samples, seconds_budget, True)] * processes)
-    return sum(together) / alone
+    context = multiprocessing.get_context("spawn")
+    pipes, workers = [], []
+    for _ in range(processes):
+        mine, theirs = context.Pipe()
+        workers.append(context.Process(target=_products_worker, args=(theirs, config, samples), daemon=True))
+        workers[-1].start()
+        pipes.append(mine)
+    ratios = []
+    try:
+        for _ in range(rounds):
+            pipes[0].send((time.time() + 0.05, seconds_budget))
+            alone = pipes[0].recv()
+            start = time.time() + 0.05
+            for pipe in pipes:
+                pipe.send((start, seconds_budget))
+            ratios.append(sum(pipe.recv() for pipe in pipes) / alone)
+    finally:
+        for pipe, worker in zip(pipes, workers):
+            pipe.send(None)
+            worker.join()
+    return statistics.median(ratios)
 
 
 def main() -> None:
@@ -134,11 +206,13 @@ def main() -> None:
     p.add_argument("--num-samples", nargs="+", type=int, default=[1, 64], help="batch sizes to time")
     p.add_argument("--lengths", nargs=2, type=int, default=[1_000, 10_000], metavar=("SHORT", "LONG"))
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (and numpy's BLAS)")
+    p.add_argument("--pairs", type=int, default=30, help="pairs of generation and bare products (0: none)")
+    p.add_argument("--pair-steps", type=int, default=200, help="steps of each half of a pair")
     p.add_argument("--split", action="store_true",
                    help="numpy: split a batch's rows across --threads threads, BLAS on one each")  # fmt: skip
     a = p.parse_args()
-    harness.smoke(a, steps=0, runs=1, num_samples=[1, 4], lengths=[20, 100])
-    bound_seconds = 0.05 if a.smoke else 1.0
+    harness.smoke(a, steps=0, runs=1, num_samples=[1, 4], lengths=[20, 100], pairs=2, pair_steps=10)
+    bound_seconds = 0.05 if a.smoke else 0.4
     blas = 1 if a.split else a.threads
     os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(blas)
 
@@ -170,6 +244,15 @@ def main() -> None:
         times = harness.median_of_runs(settings, a.runs)  # all in turn, round after round
         bounds = {samples: samples * long / times["bound", samples, long].median for samples in a.num_samples}
         bounds_gm = {n: n * long / times["bound_gm", n, long].median for n in a.num_samples}
+        paired = {  # (row-major, gate-major) share of each engine and number of samples, in pairs
+            (engine, samples): paired_share(ckpt, samples, a) if a.pairs else (None, None)
+            for engine, ckpt in ckpts.items()
+            for samples in a.num_samples
+        }
+        over_one = {}  # the split engine against one thread, in pairs
+        if a.split and a.threads > 1 and a.pairs and "numpy" in a.engines:
+            one = api.load(path, "cpu", "numpy", 1)
+            over_one = {n: paired_speedup(one, ckpts["numpy"], n, a) for n in a.num_samples}
         scaling = None
         if a.threads > 1:
             scaling = machine_scaling(c, max(a.num_samples), a.threads, bound_seconds)
@@ -186,11 +269,14 @@ def main() -> None:
                        "cpu_chars_per_sec": samples * long / t_long.cpu_median,
                        "long_over_short": t_long.median / t_short.median, "matmul_bound": bounds[samples],
                        "of_bound": wall / bounds[samples], "matmul_bound_gm": bounds_gm[samples],
-                       "of_bound_gm": wall / bounds_gm[samples], "machine_scaling": scaling,
+                       "of_bound_gm": wall / bounds_gm[samples],
+                       "of_bound_paired": paired[engine, samples][0],
+                       "of_bound_gm_paired": paired[engine, samples][1], "machine_scaling": scaling,
+                       "over_one_thread_paired": over_one.get(samples) if engine == "numpy" else None,
                        "runs_s": t_long.values}  # fmt: skip
             records.append(harness.emit(a, figures, precision="fp32", threads=a.threads))
     harness.table(records, ["engine", "samples", "chars_per_sec", "cpu_chars_per_sec", "long_over_short",
-                            "matmul_bound", "of_bound", "of_bound_gm"])  # fmt: skip
+                            "matmul_bound", "of_bound", "of_bound_gm", "of_bound_paired"])  # fmt: skip
     if len(a.engines) == 2:
         rate = {(r["engine"], r["samples"]): r["chars_per_sec"] for r in records}
         for samples in a.num_samples:

@@ -31,7 +31,9 @@ FIGURES = {
     "busy": [{"threads_option", "idle_chars_per_sec", "busy_chars_per_sec", "kept"}],
     "cold_start": [{"prime", "warm", "cold", "gap", "romeo", "romeo_ok"}],
     "divergence": [{"text", "cell", "lr", "first", "last", "best", "rise", "guard"}],
-    "generation_scaling": [{"engine", "samples", "chars_per_sec", "cpu_chars_per_sec", "long_over_short"}],
+    "generation_scaling": [
+        {"engine", "samples", "chars_per_sec", "cpu_chars_per_sec", "long_over_short", "of_bound_paired"}
+    ],
     "inside_the_model": [{"name", "wall_s", "beyond_import_torch_s", "runs_s"}],
     "make_line_corpus": [{"names", "files"}],
     "neurons_engines": [{"what", "engine", "wall_s", "cpu_s"}],

@@ -89,6 +89,24 @@ def test_probabilities_match_within_tolerance(cell, embedding_size):
         assert _max_prob_difference(model, vocab) < TOLERANCE
 
 
+def test_replacing_a_numpy_models_weights_replaces_what_it_computes():
+    # the forward pass keeps each layer's weights prepared for its products; assigning a weight
+    # (as the page's rounded copy of a model does) must drop them, the head's too
+    vocab = Vocab.from_text(TEXT)
+    a, b = (_model("lstm", 0, vocab, seed) for seed in (0, 1))
+    first, second = (NumpyModel(m.config, {k: v.numpy() for k, v in m.state_dict().items()}) for m in (a, b))
+    idx = np.random.default_rng(0).integers(0, len(vocab), size=(64, 3))
+    before, _ = first.forward(idx)
+    for mine, theirs in zip(first.layers, second.layers):
+        for name in mine.FOLDED:
+            if getattr(theirs, name, None) is not None:
+                setattr(mine, name, getattr(theirs, name))
+    changed, _ = first.forward(idx)
+    assert not np.array_equal(changed, before)  # the layers now, the head not yet
+    first.head_w, first.head_b = second.head_w, second.head_b
+    assert np.array_equal(first.forward(idx)[0], second.forward(idx)[0])
+
+
 def test_predict_matches(saved):
     _, _, stream, _ = saved
     a = api.predict(api.load(stream, engine="numpy"), "Tyger Tyger, burning")
