@@ -128,6 +128,17 @@ def test_inspect(hihello):
     assert max(len(line) for line in out.splitlines()) <= 80
 
 
+def test_inspect_says_a_model_was_trained_with_weight_drop(hihello, tmp_path):
+    assert "weight drop" not in run("inspect", hihello).stdout
+    out = tmp_path / "wd.pt"
+    trained = run("train", "hihello hello", "--steps", "5", "--num-layers", "2", "--hidden-size", "8",
+                  "--weight-drop", "0.4", "--out", out)  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    rows = [line.split() for line in run("inspect", out).stdout.splitlines()]
+    assert ["dropout", "0"] in rows
+    assert ["weight", "drop", "0.4", "(recurrent", "weights)"] in rows
+
+
 def test_inspect_json(hihello):
     obj = json.loads(run("inspect", hihello, "--json").stdout)
     assert obj["model"]["cell"] == "lstm" and obj["model"]["hidden_size"] == 32

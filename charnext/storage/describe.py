@@ -71,13 +71,17 @@ def describe(ckpt: Checkpoint) -> dict:
 
 def model_rows(info: dict) -> list[tuple[str, str]]:
     """The model's labelled rows, as plain strings, from `describe()`'s dict: cell, size, input,
-    dropout, vocabulary, parameters (`inspect`'s model table; the page's card leads with them)."""
+    dropout, weight drop (where trained with it), vocabulary, parameters (`inspect`'s model
+    table; the page's card leads with them)."""
     m = info["model"]
+    drops = [("dropout", f"{m['dropout']:g}")]
+    if m.get("weight_drop"):
+        drops.append(("weight drop", f"{m['weight_drop']:g} (recurrent weights)"))
     return [
         ("cell", m["cell"]),
         ("layers", f"{m['num_layers']} × {m['hidden_size']} units"),
         ("input", f"embedding {m['embedding_size']}" if m["embedding_size"] else "one-hot"),
-        ("dropout", f"{m['dropout']:g}"),
+        *drops,
         ("vocabulary", f"{m['vocab_size']} characters"),
         ("parameters", f"{m['parameters']:,}"),
     ]
