@@ -87,10 +87,28 @@ def test_piped_training_view_prints_in_the_order_things_happen():
     assert lines[1].split() == ["step", "loss", "acc", "prediction", "target"]
     assert lines[3].split()[:3] == ["1", "2.0000", "25%"]
     assert lines[4].startswith("step 1/3 loss 2.000")  # the progress line, after the row before it
-    assert lines[5].startswith("step 1 val loss 1.5000 ± 0.020 (2.100 bits/char)")
-    assert lines[6] == "  Hi there↵you"  # running text: spaces stay, a newline is ↵
-    assert lines[7].split()[0] == "2"
+    val = next(i for i, line in enumerate(lines) if line.startswith("step 1 val loss"))
+    assert lines[val].startswith("step 1 val loss 1.5000 ± 0.020 (2.100 bits/char)") and val in (5, 6)
+    assert lines[val + 1] == "  Hi there↵you"  # running text: spaces stay, a newline is ↵
+    assert lines[val + 2].split()[0] == "2"
     assert "hello␣world" in lines[3] and "hello↵world" in lines[3]  # a table: ␣ and ↵
+
+
+def test_piped_progress_lines_fit_the_width():
+    # a small model's figures are long: a step total, a validation with its error, 245.8k chars/s
+    step = SimpleNamespace(step=12345, total=20000, fraction=0.62, loss=1.913, lr=0.01,
+                           chars_per_sec=245_800.0, elapsed=125.0, val_loss=2.222, val_se=0.123)  # fmt: skip
+    for width in (60, 80, 120):
+        con, buf = _console(width)
+        with train_view.TrainView(con, "header") as view:
+            view.step(step)
+        lines = buf.getvalue().splitlines()[1:]
+        assert all(cell_len(line) <= width for line in lines), (width, lines)
+        shown = " ".join(line.strip() for line in lines)
+        for part in ("step 12345/20000", "loss 1.913", "val 2.222 ± 0.123", "245.8k chars/s", "62%",
+                     "elapsed 2m05s", "eta 1m16s"):  # fmt: skip
+            assert part in shown, (part, lines)
+        assert len(lines) == (1 if width >= 120 else 2)  # one line where it fits
 
 
 def test_training_view_shortens_text_columns_first():

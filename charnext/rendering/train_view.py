@@ -40,6 +40,18 @@ from charnext.text.paths import shown_path
 from charnext.text.vocab import visible_text
 
 
+def fold(parts: list[str], width: int) -> str:
+    """`parts` joined by spaces into lines of at most `width` cells where each part fits, the
+    lines after the first indented by two."""
+    lines = [parts[0]]
+    for part in parts[1:]:
+        if cell_len(f"{lines[-1]} {part}") <= width:
+            lines[-1] = f"{lines[-1]} {part}"
+        else:
+            lines.append(f"  {part}")
+    return "\n".join(lines)
+
+
 class TrainView:
     """Shows a training run: its header, then the lecture's table and evaluation samples line by
     line as they happen, above a progress bar on a terminal; in a file or a pipe, the same lines
@@ -125,9 +137,11 @@ class TrainView:
 
     def step(self, e: StepEvent) -> None:
         """After an optimizer step: the progress bar, or a plain line now and then."""
-        val = f" val {e.val_loss:.3f}{plus_minus(e.val_se)}" if e.val_loss is not None else ""
-        total = f"/{e.total}" if e.total else ""
-        info = f"step {e.step}{total} loss {e.loss:.3f}{val} {e.chars_per_sec / 1000:.1f}k chars/s"
+        figures = [f"step {e.step}" + (f"/{e.total}" if e.total else ""), f"loss {e.loss:.3f}"]
+        if e.val_loss is not None:
+            figures.append(f"val {e.val_loss:.3f}{plus_minus(e.val_se)}")
+        figures.append(f"{e.chars_per_sec / 1000:.1f}k chars/s")
+        info = " ".join(figures)
         if self.live is not None:
             self.progress.update(self.task, completed=e.fraction, info=info)
         elif (e.fraction - self.last_plain >= 0.1 and e.elapsed - self.last_plain_time >= 5.0) or (
@@ -135,8 +149,11 @@ class TrainView:
         ):
             self.last_plain, self.last_plain_time = e.fraction, e.elapsed
             eta = (e.elapsed / e.fraction) * (1 - e.fraction) if e.fraction > 0 else 0.0
-            times = f"elapsed {format_duration(e.elapsed)}  eta {format_duration(eta)}"
-            self.out.print(f"{info}  {e.fraction:4.0%}  {times}", soft_wrap=True)
+            times = [f"elapsed {format_duration(e.elapsed)}", f"eta {format_duration(eta)}"]
+            line = f"{info}  {e.fraction:4.0%}  {'  '.join(times)}"
+            if cell_len(line) > self.out.width:  # folded between its figures, never past the edge
+                line = fold([*figures, f"{e.fraction:.0%}", *times], self.out.width)
+            self.out.print(line, soft_wrap=True)
 
     def row(self, e: RowEvent) -> None:
         """One row of the lecture's table."""
