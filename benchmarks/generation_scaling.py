@@ -101,6 +101,37 @@ def matmul_bound(config, samples: int, seconds_budget: float, gate_major: bool =
     return samples * n / (time.perf_counter() - t0)
 
 
+def in_rounds(runs, rounds: int) -> list[list[float]]:
+    """Each of `runs` timed once a round, one after another, `rounds` times: the seconds of
+    each, per round (the things compared are timed within a second of each other)."""
+    times = []
+    for _ in range(rounds):
+        took = []
+        for run in runs:
+            t0 = time.perf_counter()
+            run()
+            took.append(time.perf_counter() - t0)
+        times.append(took)
+    return times
+
+
+def advancing(ckpt, samples: int, a):
+    """A run that draws the next `a.pair_steps` characters of one long generation, the prefix
+    already read and the state warm."""
+    from charnext import api
+    from charnext.config import SampleConfig
+
+    sample = SampleConfig(temperature=a.temperature, seed=0)
+    stream = api.generate_stream(ckpt, a.prefix, 10**9, sample, samples)
+
+    def run() -> None:
+        for _ in range(a.pair_steps):
+            next(stream)
+
+    run()
+    return run
+
+
 def paired_share(ckpt, samples: int, a) -> tuple[float, float]:
     """The share of the bare products' speed that generation reaches, row-major and gate-major,
     measured in pairs: `a.pair_steps` characters of one long generation, then as many steps of
@@ -108,47 +139,21 @@ def paired_share(ckpt, samples: int, a) -> tuple[float, float]:
     moves by a third within seconds, so rates timed seconds apart (as the table's are) gave
     this ratio anywhere from 0.73 to 0.87 in five runs of the same engine (Intel Xeon); each
     pair here is timed within a second."""
-    from charnext import api
-    from charnext.config import SampleConfig
-
-    sample = SampleConfig(temperature=a.temperature, seed=0)
-    stream = api.generate_stream(ckpt, a.prefix, 10**9, sample, samples)
     n = a.pair_steps
-    bounds = bare_products(ckpt.config, samples, n), bare_products(ckpt.config, samples, n, True)
-    for _ in range(n):  # the prefix read, the state warm
-        next(stream)
-    ratios: list[tuple[float, float]] = []
-    for _ in range(a.pairs):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            next(stream)
-        t1 = time.perf_counter()
-        bounds[0]()
-        t2 = time.perf_counter()
-        bounds[1]()
-        t3 = time.perf_counter()
-        ratios.append(((t2 - t1) / (t1 - t0), (t3 - t2) / (t1 - t0)))
-    return statistics.median(r for r, _ in ratios), statistics.median(g for _, g in ratios)
+    runs = (
+        advancing(ckpt, samples, a),
+        bare_products(ckpt.config, samples, n),
+        bare_products(ckpt.config, samples, n, True),
+    )
+    times = in_rounds(runs, a.pairs)
+    return statistics.median(t[1] / t[0] for t in times), statistics.median(t[2] / t[0] for t in times)
 
 
 def paired_speedup(one, split, samples: int, a) -> float:
     """How many times as fast the split engine `split` generates as `one` (one thread), in pairs
     as paired_share times them: the median of the pairs' ratios."""
-    from charnext import api
-    from charnext.config import SampleConfig
-
-    sample = SampleConfig(temperature=a.temperature, seed=0)
-    streams = [api.generate_stream(c, a.prefix, 10**9, sample, samples) for c in (one, split)]
-    ratios = []
-    for _ in range(a.pairs):
-        took = []
-        for stream in streams:
-            t0 = time.perf_counter()
-            for _ in range(a.pair_steps):
-                next(stream)
-            took.append(time.perf_counter() - t0)
-        ratios.append(took[0] / took[1])
-    return statistics.median(ratios[1:] or ratios)  # the first pair reads the prefix
+    times = in_rounds([advancing(one, samples, a), advancing(split, samples, a)], a.pairs)
+    return statistics.median(t[0] / t[1] for t in times)
 
 
 def _products_worker(conn, config, samples: int) -> None:

@@ -35,21 +35,10 @@ from charnext.rendering.widgets import (
     fit,
     fmt_rate,
     hanging,
+    pack,
 )
 from charnext.text.paths import shown_path
 from charnext.text.vocab import visible_text
-
-
-def fold(parts: list[str], width: int) -> str:
-    """`parts` joined by spaces into lines of at most `width` cells where each part fits, the
-    lines after the first indented by two."""
-    lines = [parts[0]]
-    for part in parts[1:]:
-        if cell_len(f"{lines[-1]} {part}") <= width:
-            lines[-1] = f"{lines[-1]} {part}"
-        else:
-            lines.append(f"  {part}")
-    return "\n".join(lines)
 
 
 class TrainView:
@@ -152,7 +141,8 @@ class TrainView:
             times = [f"elapsed {format_duration(e.elapsed)}", f"eta {format_duration(eta)}"]
             line = f"{info}  {e.fraction:4.0%}  {'  '.join(times)}"
             if cell_len(line) > self.out.width:  # folded between its figures, never past the edge
-                line = fold([*figures, f"{e.fraction:.0%}", *times], self.out.width)
+                body = pack([*figures, f"{e.fraction:.0%}", *times], self.out.width - 2)
+                line = "\n".join([body[0], *(f"  {b}" for b in body[1:])])
             self.out.print(line, soft_wrap=True)
 
     def row(self, e: RowEvent) -> None:
