@@ -156,6 +156,47 @@ def paired_speedup(one, split, samples: int, a) -> float:
     return statistics.median(t[0] / t[1] for t in times)
 
 
+def _halves_worker(conn, path, samples: int, a) -> None:
+    """The other process of halves_speedup: on each order, the next `a.pair_steps` characters of
+    its own long generation of `samples` streams (numpy, BLAS on one thread)."""
+    from charnext import api
+
+    run = advancing(api.load(path, "cpu", "numpy"), samples, a)
+    conn.send(None)  # ready
+    while conn.recv() is not None:
+        run()
+        conn.send(None)
+
+
+def halves_speedup(path, one, samples: int, a) -> float:
+    """How many times as fast two processes generate `samples` streams, each half of them on its
+    own, as one process generates them all (`one`, one thread), in pairs as paired_share times
+    them: the median of the pairs' ratios. The halves never wait for each other, so this is the
+    most any split of one batch across two workers could reach on this machine and engine: each
+    half still pays a step's fixed costs (numpy's calls, the draw, generation's Python)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    mine, theirs = context.Pipe()
+    theirs_count = samples - samples // 2
+    worker = context.Process(target=_halves_worker, args=(theirs, path, theirs_count, a), daemon=True)
+    worker.start()
+    mine.recv()
+    half = advancing(one, samples // 2, a)
+
+    def both() -> None:
+        mine.send(True)
+        half()
+        mine.recv()
+
+    try:
+        times = in_rounds([advancing(one, samples, a), both], a.pairs)
+    finally:
+        mine.send(None)
+        worker.join()
+    return statistics.median(t[0] / t[1] for t in times)
+
+
 def _products_worker(conn, config, samples: int) -> None:
     """A process of machine_scaling: on each (start, seconds) it is sent, waits for the wall-clock
     instant `start`, does the bare gate-major products for `seconds` and answers its rate."""
@@ -254,10 +295,13 @@ def main() -> None:
             for engine, ckpt in ckpts.items()
             for samples in a.num_samples
         }
-        over_one = {}  # the split engine against one thread, in pairs
-        if a.split and a.threads > 1 and a.pairs and "numpy" in a.engines:
+        over_one, halves = {}, {}  # the split engine, and two processes' halves, against one thread
+        if a.threads > 1 and a.pairs and "numpy" in a.engines:
             one = api.load(path, "cpu", "numpy", 1)
-            over_one = {n: paired_speedup(one, ckpts["numpy"], n, a) for n in a.num_samples}
+            if a.split:
+                over_one = {n: paired_speedup(one, ckpts["numpy"], n, a) for n in a.num_samples}
+            if a.threads == 2:
+                halves = {n: halves_speedup(path, one, n, a) for n in a.num_samples if n > 1}
         scaling = None
         if a.threads > 1:
             scaling = machine_scaling(c, max(a.num_samples), a.threads, bound_seconds)
@@ -278,6 +322,7 @@ def main() -> None:
                        "of_bound_paired": paired[engine, samples][0],
                        "of_bound_gm_paired": paired[engine, samples][1], "machine_scaling": scaling,
                        "over_one_thread_paired": over_one.get(samples) if engine == "numpy" else None,
+                       "halves_paired": halves.get(samples) if engine == "numpy" else None,
                        "runs_s": t_long.values}  # fmt: skip
             records.append(harness.emit(a, figures, precision="fp32", threads=a.threads))
     harness.table(records, ["engine", "samples", "chars_per_sec", "cpu_chars_per_sec", "long_over_short",
