@@ -40,6 +40,7 @@ FIGURES = {
     "page_precision": [{"model", "float32_max_dp", "float16_max_dp", "loss_f32", "loss_f16", "auto"}],
     "page_speed": [{"model", "size", "interactive_s", "page_chars_per_sec", "numpy_chars_per_sec"}],
     "quality": [{"best_val_loss", "steps", "chars_per_sec", "plan"}],
+    "replay_turn": [{"log", "checks", "turns_at"}],
     "serve_load": [
         {"clients", "served_chars_per_s", "offline_chars_per_s", "gap_p99_ms", "errors", "busy_429"}
     ],

@@ -133,3 +133,13 @@ def test_a_run_of_so_many_steps_never_turns(poem, tmp_path):
 def test_a_saved_turn_is_read_only_when_whole(saved, kept):
     state = RunState.from_checkpoint({"step": 10, "resume": {"turn": saved}})
     assert (state.turn == saved) if kept else state.turn is None
+
+
+def test_a_curve_coming_back_down_is_recovering_not_turning(poem, tmp_path):
+    trainer = new_run(poem * 40, None, TrainConfig(**TIMED, max_time=5.0), tmp_path / "r.pt", **TINY)
+    # the best, a jump far above it, a check still above it but well below the jump (recovering:
+    # no turn), then one that is no lower than that within the error: the turn
+    checked = scripted(trainer, [2.5, 2.0, 1.5, 2.4, 1.8, 1.78, 1.9], se=0.05)
+    list(trainer.run())
+    r = trainer.result
+    assert r.reason == "annealed" and r.turn["step"] == checked[5] and r.turn["val_loss"] == 1.78
