@@ -168,10 +168,7 @@ def gather_rows(state: torch.Tensor, world: int) -> torch.Tensor:
 
 
 def destroy() -> None:
-    """Leave the process group, if this process joined one. After a run, process_group waits for
-    every process first: a process that left while rank 0 still wrote its checkpoint and summary
-    died in one two-process run of four or five on exit (gloo: "terminate called without an
-    active exception", SIGABRT), and torchrun failed the run."""
+    """Leave the process group, if this process joined one."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
 
@@ -183,7 +180,10 @@ def process_group(device: str = "auto", timeout: float = DEFAULT_TIMEOUT) -> Ite
     procs = init_from_env(device, timeout)
     try:
         yield procs
-        if procs.world > 1:  # leave together: see destroy
+        if procs.world > 1:
+            # leave together: a process that left while rank 0 still wrote its checkpoint and
+            # summary died on exit in one two-process run of four or five (gloo: "terminate
+            # called without an active exception", SIGABRT), and torchrun failed the run
             torch.distributed.barrier()
     except RuntimeError as e:  # DistError is one; gloo reports a lost peer as a plain RuntimeError
         if procs.world == 1 or not _communication_failed(e):
