@@ -10,6 +10,7 @@ from charnext.config import SampleConfig, TrainConfig
 from charnext.errors import ConfigError, TextError, UnknownCharactersError
 from charnext.events import StepEvent
 from charnext.storage import checkpoint as ckpt
+from charnext.text.data import LineBatches
 from charnext.training.runs import new_run, resume_run
 from charnext.training.schedule import lr_at
 from charnext.training.trainer import best_path
@@ -143,6 +144,49 @@ def test_line_mode_holds_out_a_seeded_random_tenth():
     assert len(val) == 20 and val == {b.vocab.decode(x) for x in b.corpus.val_lines}
     assert val != set(lines[-20:])  # not simply the last (for a sorted file: the rarest) lines
     assert len(a.corpus.train_lines) == 180 and not val & {a.vocab.decode(x) for x in a.corpus.train_lines}
+
+
+def _lines_of_many_lengths(n: int = 1000) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return [torch.full((int(k),), 1 + i % 7) for i, k in enumerate(torch.randint(1, 16, (n,), generator=g))]
+
+
+def test_line_batches_read_every_line_once_an_epoch_in_batches_of_alike_lengths():
+    lines = _lines_of_many_lengths()
+    batches = LineBatches(lines, 0, 64, seed=3)
+    per = batches.windows_per_epoch()
+    for epoch in (0, 1):
+        picks = torch.cat([batches._batches(epoch)[k] for k in range(per)])
+        assert len(picks.unique()) == len(picks) == per * 64  # no line twice in an epoch
+        got = [batches.batch(epoch * per + k) for k in range(per)]
+        real = sum(float(b.weights.sum()) for b in got)
+        assert real == sum(len(lines[i]) + 1 for i in picks.tolist())  # padding weighs nothing
+        assert real / sum(b.weights.numel() for b in got) > 0.9  # random batches of 64: about 0.55
+    assert not torch.equal(batches._batches(0), batches._batches(1))  # each epoch shuffled anew
+
+
+def test_line_batches_depend_only_on_the_step_and_split_across_processes():
+    """A resumed run (a new LineBatches) meets the batches the first one would have; the
+    processes of a run each take their rows of the same global batch."""
+    lines = _lines_of_many_lengths()
+    first = LineBatches(lines, 0, 32, seed=1)
+    for step in (0, 40, 31, 95):  # out of order, across epochs (31 steps an epoch)
+        again = LineBatches(lines, 0, 32, seed=1).batch(step)
+        assert torch.equal(first.batch(step).x, again.x)
+        parts = [LineBatches(lines, 0, 32, seed=1, rank=r, world=2).batch(step) for r in (0, 1)]
+        lengths = torch.cat([p.weights.sum(1) for p in parts])  # each row's line + newline
+        assert torch.equal(lengths, first.batch(step).weights.sum(1))
+
+
+def test_line_mode_counts_the_characters_it_trains_on_not_the_padding():
+    """chars/s, the passes the plan and its checks read, and the default steps count a line's
+    characters and its newline, as the plan does, not the batch's padding to its longest line."""
+    text = "\n".join(["ab", "abcdefghijklmnopqrstuvwxyzabcd"] * 60)
+    trainer = new_run(text, None, TrainConfig(lines=True, steps=1, batch_size=8), None, **SMALL)
+    corpus = trainer.corpus
+    per_line = sum(len(x) + 1 for x in corpus.train_lines) / len(corpus.train_lines)
+    assert trainer.chars_per_step == pytest.approx(8 * per_line)
+    assert trainer.chars_per_step < 8 * corpus.seq_len / 1.8  # the longest line + 1 is 31
 
 
 def test_init_from_and_extend_vocab(tmp_path):

@@ -87,6 +87,7 @@ class Corpus(Protocol):
     batch_size: int  # windows (lines) per step, all processes
     vocab_counts: list[int]  # how often each character occurs in the training part
     train_chars: int  # characters trained on
+    chars_per_step: float  # characters a step trains on, all processes (lines: on average)
     val_chars: int  # characters held out
     window: tuple[torch.Tensor, torch.Tensor]  # the lecture's fixed window: (inputs, targets)
 
@@ -119,6 +120,11 @@ class _Batched:
     def rows(self) -> slice:
         """This process's rows of the global batch (and of the carried state)."""
         return self.batches.rows
+
+    @property
+    def chars_per_step(self) -> float:
+        """Characters a step trains on, all processes: its windows' positions."""
+        return self.batch_size * self.seq_len
 
 
 class _HeldOutStreams:
@@ -309,6 +315,12 @@ class LineCorpus(_Batched):
         nl = torch.tensor([self.boundary], dtype=self.train_lines[0].dtype)
         seq = torch.cat([nl, self.train_lines[0], nl])[: WINDOW_CHARS + 1]
         self.window = (seq[:-1], seq[1:])  # (inputs, targets)
+
+    @property
+    def chars_per_step(self) -> float:
+        """Characters a step trains on, all processes, on average: its lines and their newlines,
+        not the padding (a batch is padded to its longest line), as the plan counts them."""
+        return self.batch_size * self.train_chars / len(self.train_lines)
 
     def has_validation(self) -> bool:
         """Whether any line is held out to validate on."""

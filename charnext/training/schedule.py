@@ -42,7 +42,7 @@ ANNEAL_SHARE = 0.1
 ANNEAL_PASSES = 8.0
 
 
-def default_steps(train_chars: int, chars_per_step: int) -> int:
+def default_steps(train_chars: int, chars_per_step: float) -> int:
     """Steps when none are asked for: about DEFAULT_PASSES passes over the text, within bounds."""
     steps = math.ceil(DEFAULT_PASSES * train_chars / chars_per_step)
     return int(min(MAX_DEFAULT_STEPS, max(MIN_DEFAULT_STEPS, steps)))
@@ -85,7 +85,7 @@ class Schedule:
         config: TrainConfig,
         steps_per_epoch: int,
         train_chars: int,
-        chars_per_step: int,
+        chars_per_step: float,
         clock_end: float | None = None,
     ) -> Schedule:
         """The schedule `config` asks for: steps, epochs, a time budget, or sized to the text.

@@ -182,9 +182,10 @@ class Trainer:
         return self.corpus.seq_len
 
     @property
-    def chars_per_step(self) -> int:
-        """Training characters (positions) per optimizer step, over all processes."""
-        return self.batch_size * self.seq_len
+    def chars_per_step(self) -> float:
+        """Training characters per optimizer step, over all processes (line mode: on average,
+        the padding not counted)."""
+        return self.corpus.chars_per_step
 
     @property
     def train_chars(self) -> int:
