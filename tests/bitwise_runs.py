@@ -222,6 +222,11 @@ def measure(names: list[str] | None = None) -> dict:
     return found
 
 
+def recorded_names(runs: dict) -> list[str]:
+    """The runs (of RUNS, in its order) whose fingerprints `runs` holds."""
+    return [name for name in RUNS if name in runs]
+
+
 def resume_old() -> dict[str, str]:
     """The final weights and record of an old checkpoint (`make_old_checkpoint`) resumed to 40."""
     with tempfile.TemporaryDirectory() as folder:
@@ -258,12 +263,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="record the fingerprints of this code")
     args = parser.parse_args()
-    found = measure()
+    recorded = json.loads(REFERENCE.read_text()) if REFERENCE.exists() else None
+    found = measure(None if args.write or recorded is None else recorded_names(recorded["runs"]))
     if args.write:
         REFERENCE.write_text(json.dumps({"machine": machine(), "runs": found}, indent=1) + "\n")
         print(f"wrote {REFERENCE}")
         return 0
-    recorded = json.loads(REFERENCE.read_text())
+    assert recorded is not None
     if recorded["machine"] != machine():
         print(f"note: recorded on {recorded['machine']}, this is {machine()}: fp32 may differ")
     bad = 0

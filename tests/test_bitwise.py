@@ -61,8 +61,12 @@ def test_the_runs_recorded_before_are_written_bitwise_again():
     """The fingerprints tests/data/bitwise_runs.json recorded from the trainer of issue 32's
     step 3 (which changed what validation scores, and when, on purpose; the weights, optimizer
     and best weights are those recorded before issue 32). fp32 on a CPU repeats on one machine
-    only, so elsewhere this is skipped."""
+    only, so elsewhere this is skipped. The line-mode run is no longer recorded: line batches by
+    length (issue 32, step 5) changed what it trains on, on purpose, on an AMD EPYC where these
+    fingerprints cannot be recorded again; `python tests/bitwise_runs.py --write` on the machine
+    named there records every run anew. What holds on any machine, a line run split in two
+    equals it unsplit, is tested above."""
     recorded = json.loads(br.REFERENCE.read_text())
     if recorded["machine"] != br.machine():
         pytest.skip(f"recorded on {recorded['machine']}; fp32 kernels differ between CPUs")
-    assert br.measure() == recorded["runs"]
+    assert br.measure(br.recorded_names(recorded["runs"])) == recorded["runs"]
