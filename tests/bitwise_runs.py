@@ -263,13 +263,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="record the fingerprints of this code")
     args = parser.parse_args()
-    recorded = json.loads(REFERENCE.read_text()) if REFERENCE.exists() else None
-    found = measure(None if args.write or recorded is None else recorded_names(recorded["runs"]))
     if args.write:
-        REFERENCE.write_text(json.dumps({"machine": machine(), "runs": found}, indent=1) + "\n")
+        REFERENCE.write_text(json.dumps({"machine": machine(), "runs": measure()}, indent=1) + "\n")
         print(f"wrote {REFERENCE}")
         return 0
-    assert recorded is not None
+    recorded = json.loads(REFERENCE.read_text())
+    found = measure(recorded_names(recorded["runs"]))
     if recorded["machine"] != machine():
         print(f"note: recorded on {recorded['machine']}, this is {machine()}: fp32 may differ")
     bad = 0

@@ -156,13 +156,13 @@ def test_line_batches_read_every_line_once_an_epoch_in_batches_of_alike_lengths(
     batches = LineBatches(lines, 0, 64, seed=3)
     per = batches.windows_per_epoch()
     for epoch in (0, 1):
-        picks = torch.cat([batches._batches(epoch)[k] for k in range(per)])
+        picks = torch.cat([batches.epoch_batches(epoch)[k] for k in range(per)])
         assert len(picks.unique()) == len(picks) == per * 64  # no line twice in an epoch
         got = [batches.batch(epoch * per + k) for k in range(per)]
         real = sum(float(b.weights.sum()) for b in got)
         assert real == sum(len(lines[i]) + 1 for i in picks.tolist())  # padding weighs nothing
         assert real / sum(b.weights.numel() for b in got) > 0.9  # random batches of 64: about 0.55
-    assert not torch.equal(batches._batches(0), batches._batches(1))  # each epoch shuffled anew
+    assert not torch.equal(batches.epoch_batches(0), batches.epoch_batches(1))  # each epoch shuffled anew
 
 
 def test_line_batches_depend_only_on_the_step_and_split_across_processes():

@@ -216,10 +216,10 @@ class LineBatches:
     def batch(self, step: int) -> Batch:
         """The batch for global step `step`."""
         epoch, k = divmod(step, self.windows_per_epoch())
-        picks = self._batches(epoch)[k][self.rows].tolist()
+        picks = self.epoch_batches(epoch)[k][self.rows].tolist()
         return pad_lines([self.lines[i] for i in picks], self.boundary)
 
-    def _batches(self, epoch: int) -> torch.Tensor:
+    def epoch_batches(self, epoch: int) -> torch.Tensor:
         """The line indices of every batch of `epoch`, (steps per epoch, B)."""
         if self._epoch is None or self._epoch[0] != epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
