@@ -35,7 +35,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -253,18 +254,35 @@ def require_browser() -> None:
         sys.exit(f"no browser: {missing}")
 
 
-def browser(*options: str):
-    """A fresh headless Chromium through Selenium (a one-line error where there is none)."""
+@contextmanager
+def browser(*options: str, log: bool = False) -> Iterator:
+    """A fresh headless Chromium through Selenium, quit after the block (a one-line error where
+    there is none); `log`: with its console and DevTools' performance log (every request).
+
+    Its profile and temporary files lie in a folder with a short path, whatever TMPDIR is:
+    Chromium keeps Unix sockets there, and a socket's path may not exceed 107 bytes (a long
+    TMPDIR kills Chromium at start)."""
     require_browser()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
+    profile = tempfile.mkdtemp(prefix="charnext-chromium-", dir="/tmp" if os.path.isdir("/tmp") else None)
     opts = webdriver.ChromeOptions()
     opts.binary_location = shutil.which("chromium")
     for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--no-first-run", *options):  # fmt: skip
+                "--no-first-run", f"--user-data-dir={profile}", *options):  # fmt: skip
         opts.add_argument(arg)
-    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+    if log:
+        opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    service = Service(shutil.which("chromedriver"), env={**os.environ, "TMPDIR": profile})
+    try:
+        driver = webdriver.Chrome(service=service, options=opts)
+        try:
+            yield driver
+        finally:
+            driver.quit()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
 
 
 # -- results -----------------------------------------------------------------------------------

@@ -123,16 +123,12 @@ def main() -> None:
     names = read_text(args.names) if args.names else None
     if args.smoke:
         text, names = text[:5000], names[:5000]
-    driver = harness.browser()
     records = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            for path in args.checkpoint or train_models(folder, text, names, args):
-                figures = compare(driver, path, text, names, args.chars, folder)
-                records.append(harness.emit(args, figures))
-    finally:
-        driver.quit()
+    with harness.browser() as driver, tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for path in args.checkpoint or train_models(folder, text, names, args):
+            figures = compare(driver, path, text, names, args.chars, folder)
+            records.append(harness.emit(args, figures))
     harness.table(records, ["model", "float32_max_dp", "float16_max_dp", "loss_f32", "loss_f16", "loss_move",
                             "auto"])  # fmt: skip
 

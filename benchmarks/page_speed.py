@@ -79,15 +79,11 @@ def measure(path: Path, weights: str, loads: int, chars: int, folder: Path) -> d
     prompt = "".join(ch for ch in PROMPT if ch in ckpt.vocab)
     interactive = harness.Runs()
     for _ in range(loads):
-        driver = harness.browser(*WINDOW)  # a fresh browser each time: nothing cached
-        try:
+        with harness.browser(*WINDOW) as driver:  # a fresh browser each time: nothing cached
             ready(driver, out)
             interactive.add(driver.execute_script("return charnextPage.readyAt") / 1000)
-        finally:
-            driver.quit()
     row["interactive_s"], row["interactive_runs_s"] = round(interactive.median, 3), interactive.values
-    driver = harness.browser(*WINDOW)
-    try:
+    with harness.browser(*WINDOW) as driver:
         driver.set_script_timeout(600)
         ready(driver, out)
         row["kernel"] = driver.find_element("id", "engine").text
@@ -104,8 +100,6 @@ def measure(path: Path, weights: str, loads: int, chars: int, folder: Path) -> d
         for label, use_js in (("engine_chars_per_sec", False), ("plain_js_chars_per_sec", True)):
             made, seconds = driver.execute_async_script(ENGINE_SPEED, chars, prompt, use_js)
             row[label] = round(made / seconds)
-    finally:
-        driver.quit()
     t0 = time.perf_counter()
     generated = api.generate(ckpt, prompt, chars, SampleConfig(temperature=1.0, seed=1))[0]
     row["numpy_chars_per_sec"] = round(len(generated) / (time.perf_counter() - t0))

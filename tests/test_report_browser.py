@@ -9,9 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,33 +23,17 @@ SECTIONS = ("summary", "curves", "predictions", "surprise", "units")
 
 @pytest.fixture(scope="module")
 def browser():
-    """Headless Chromium, fresh profile, nothing in the background that reaches the network.
-
-    The profile and Chromium's temporary files lie in a folder with a short path, whatever TMPDIR
-    is: Chromium keeps Unix sockets there, and a socket's path may not exceed 107 bytes (a long
-    TMPDIR kills Chromium at start)."""
+    """Headless Chromium (harness.browser: a fresh profile in a short path, whatever TMPDIR is),
+    nothing in the background that reaches the network, its console and requests logged."""
     missing = harness.browser_missing()
     if missing:
         if os.environ.get("CI"):
             pytest.fail(f"browser test cannot run in CI: {missing}")
         pytest.skip(missing)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="charnext-chromium-", dir="/tmp" if os.path.isdir("/tmp") else None)
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = shutil.which("chromium")
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1000,1400",
-                f"--user-data-dir={profile}"):  # fmt: skip
-        opts.add_argument(arg)
-    # the console, and every network request the page makes (DevTools' performance log)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    service = Service(shutil.which("chromedriver"), env={**os.environ, "TMPDIR": profile})
-    driver = webdriver.Chrome(service=service, options=opts)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
+    with harness.browser(
+        "--disable-component-update", "--disable-sync", "--window-size=1000,1400", log=True
+    ) as driver:
+        yield driver
 
 
 def _requests(driver) -> list[tuple[str, str]]:
